@@ -1,0 +1,146 @@
+//! The security audit log: logins (good and bad), user, role, team and key changes. Entries
+//! are appended in the same transaction as the change they describe; nothing updates them.
+
+use crate::context::{Page, RequestCtx, RequestMeta};
+use crate::db::TenantTx;
+use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::FromRow;
+use uuid::Uuid;
+
+/// Who did it.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub kind: &'static str,
+    pub id: Option<Uuid>,
+    pub name: Option<String>,
+    pub meta: RequestMeta,
+}
+
+impl Actor {
+    pub fn of(ctx: &RequestCtx) -> Self {
+        Actor {
+            kind: ctx.principal.kind.as_str(),
+            id: Some(ctx.principal.id),
+            name: Some(ctx.principal.name.clone()),
+            meta: ctx.meta.clone(),
+        }
+    }
+
+    /// Someone not (yet) authenticated, e.g. a login attempt.
+    pub fn anonymous(meta: &RequestMeta) -> Self {
+        Actor {
+            kind: "anonymous",
+            id: None,
+            name: None,
+            meta: meta.clone(),
+        }
+    }
+
+    /// The system itself (provisioning, CLI).
+    pub fn system() -> Self {
+        Actor {
+            kind: "system",
+            id: None,
+            name: None,
+            meta: RequestMeta::default(),
+        }
+    }
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub action: String,
+    pub actor_kind: String,
+    pub actor_id: Option<Uuid>,
+    pub actor_name: Option<String>,
+    pub target_kind: Option<String>,
+    pub target_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// Appends an entry.
+pub async fn record(
+    tx: &mut TenantTx,
+    actor: &Actor,
+    action: &str,
+    target: Option<(&str, String)>,
+    detail: serde_json::Value,
+) -> Result<()> {
+    let (target_kind, target_id) = target.unzip();
+    sqlx::query(
+        "INSERT INTO audit_log (action, actor_kind, actor_id, actor_name, target_kind, target_id, \
+                                ip, user_agent, request_id, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(action)
+    .bind(actor.kind)
+    .bind(actor.id)
+    .bind(&actor.name)
+    .bind(target_kind)
+    .bind(target_id)
+    .bind(&actor.meta.ip)
+    .bind(&actor.meta.user_agent)
+    .bind(Some(&actor.meta.request_id).filter(|r| !r.is_empty()))
+    .bind(detail)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Filters for reading the log.
+#[derive(Debug, Default)]
+pub struct AuditQuery {
+    pub cursor: Option<String>,
+    pub limit: i64,
+    pub action: Option<String>,
+    pub actor_id: Option<Uuid>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Newest first; the cursor is the last id seen.
+pub async fn list(tx: &mut TenantTx, q: AuditQuery) -> Result<Page<AuditEntry>> {
+    let before: Option<i64> = match q.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(c.parse().map_err(|_| {
+            Error::bad_request(
+                "request.invalid_cursor",
+                "cursor is not one this API returned",
+            )
+        })?),
+    };
+    let mut items: Vec<AuditEntry> = sqlx::query_as(
+        "SELECT id, at, action, actor_kind, actor_id, actor_name, target_kind, target_id, ip, \
+                user_agent, request_id, detail \
+         FROM audit_log \
+         WHERE ($1::bigint IS NULL OR id < $1) \
+           AND ($2::text IS NULL OR action = $2 OR action LIKE $2 || '.%') \
+           AND ($3::uuid IS NULL OR actor_id = $3) \
+           AND ($4::timestamptz IS NULL OR at >= $4) \
+           AND ($5::timestamptz IS NULL OR at < $5) \
+         ORDER BY id DESC LIMIT $6",
+    )
+    .bind(before)
+    .bind(q.action)
+    .bind(q.actor_id)
+    .bind(q.since)
+    .bind(q.until)
+    .bind(q.limit + 1)
+    .fetch_all(tx.conn())
+    .await?;
+    let next_cursor = if items.len() as i64 > q.limit {
+        items.truncate(q.limit as usize);
+        items.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}

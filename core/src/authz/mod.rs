@@ -1,0 +1,168 @@
+//! Authorization: casbin RBAC with domains (domain = tenant). Policies live in the tenant's own
+//! `casbin_rule` table and are read by [`TenantPolicyAdapter`] with exact matching; one
+//! enforcer per tenant sits in a bounded LRU keyed by tenant and invalidated by the tenant's
+//! `policy_version`, which every policy change bumps in the same transaction.
+
+mod adapter;
+mod permission;
+pub mod policy;
+
+pub use adapter::TenantPolicyAdapter;
+pub use permission::{default_roles, DefaultRole, Permission, Scope, ADMIN_ROLE, SCOPED_OBJECTS};
+
+use crate::db::{Db, TenantCtx};
+use crate::error::{Error, Result};
+use casbin::{CoreApi, DefaultModel, Enforcer};
+use lru::LruCache;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+/// RBAC with domains; a subject is `u:<user id>` or `k:<api key id>`.
+const MODEL: &str = r#"
+[request_definition]
+r = sub, dom, obj, act
+
+[policy_definition]
+p = sub, dom, obj, act
+
+[role_definition]
+g = _, _, _
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && r.obj == p.obj && r.act == p.act
+"#;
+
+struct Cached {
+    policy_version: i64,
+    enforcer: Arc<Mutex<Enforcer>>,
+}
+
+/// Per-tenant casbin enforcers in a bounded LRU: memory does not grow with the tenant count.
+pub struct Authorizer {
+    cache: Mutex<LruCache<Uuid, Cached>>,
+}
+
+impl Authorizer {
+    pub fn new(capacity: usize) -> Self {
+        let capacity = NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            cache: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
+    /// Number of tenants whose enforcer is cached (for metrics).
+    pub fn cached_tenants(&self) -> usize {
+        self.cache.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Drops the cached enforcer of one tenant (after a policy change in this process).
+    pub fn invalidate(&self, tenant: Uuid) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.pop(&tenant);
+        }
+    }
+
+    async fn enforcer(
+        &self,
+        db: &Db,
+        tenant: &TenantCtx,
+        policy_version: i64,
+    ) -> Result<Arc<Mutex<Enforcer>>> {
+        {
+            let mut cache = self.cache.lock().map_err(|_| poisoned())?;
+            if let Some(hit) = cache.get(&tenant.id) {
+                if hit.policy_version == policy_version {
+                    return Ok(hit.enforcer.clone());
+                }
+            }
+        }
+        let model = DefaultModel::from_str(MODEL)
+            .await
+            .map_err(|e| Error::internal(format!("casbin model: {e}")))?;
+        let adapter = TenantPolicyAdapter::new(db.clone(), tenant.clone());
+        let enforcer = Enforcer::new(model, adapter)
+            .await
+            .map_err(|e| Error::internal(format!("loading policies: {e}")))?;
+        let enforcer = Arc::new(Mutex::new(enforcer));
+        let mut cache = self.cache.lock().map_err(|_| poisoned())?;
+        // A concurrent request may have loaded a newer version meanwhile; keep the newest.
+        let newer_cached = cache
+            .peek(&tenant.id)
+            .is_some_and(|c| c.policy_version > policy_version);
+        if !newer_cached {
+            cache.put(
+                tenant.id,
+                Cached {
+                    policy_version,
+                    enforcer: enforcer.clone(),
+                },
+            );
+        }
+        Ok(enforcer)
+    }
+
+    /// Whether `subject` holds `permission` in `tenant`.
+    pub async fn allows(
+        &self,
+        db: &Db,
+        tenant: &TenantCtx,
+        policy_version: i64,
+        subject: &str,
+        permission: Permission,
+    ) -> Result<bool> {
+        let enforcer = self.enforcer(db, tenant, policy_version).await?;
+        let guard = enforcer.lock().map_err(|_| poisoned())?;
+        check(&guard, tenant, subject, permission)
+    }
+
+    /// Every permission `subject` holds, in [`Permission::ALL`] order.
+    pub async fn permissions(
+        &self,
+        db: &Db,
+        tenant: &TenantCtx,
+        policy_version: i64,
+        subject: &str,
+    ) -> Result<Vec<Permission>> {
+        let enforcer = self.enforcer(db, tenant, policy_version).await?;
+        let guard = enforcer.lock().map_err(|_| poisoned())?;
+        let mut held = Vec::new();
+        for p in Permission::ALL {
+            if check(&guard, tenant, subject, *p)? {
+                held.push(*p);
+            }
+        }
+        Ok(held)
+    }
+}
+
+fn check(
+    enforcer: &Enforcer,
+    tenant: &TenantCtx,
+    subject: &str,
+    permission: Permission,
+) -> Result<bool> {
+    let (object, action) = permission.object_action();
+    let domain = tenant.id.to_string();
+    enforcer
+        .enforce((subject, domain.as_str(), object, action))
+        .map_err(|e| Error::internal(format!("casbin enforce: {e}")))
+}
+
+fn poisoned() -> Error {
+    Error::internal("authorization cache lock poisoned")
+}
+
+/// The 403 for a missing permission, naming it.
+pub fn forbidden(permission: Permission) -> Error {
+    Error::forbidden(
+        "auth.forbidden",
+        format!(
+            "your role lacks the permission '{permission}' ({}); ask an administrator to grant it",
+            permission.description()
+        ),
+    )
+}

@@ -1,0 +1,145 @@
+//! The only door to tenant data: a [`TenantTx`] that begins with `SET LOCAL ROLE <tenant role>`
+//! and `SET LOCAL search_path = <tenant schema>, public`. No tenant table exists outside tenant
+//! schemas, so SQL run without this context finds nothing and fails closed.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use sqlx::{Executor, PgConnection, PgPool, Postgres, Transaction};
+use std::fmt;
+use uuid::Uuid;
+
+/// How a tenant transaction is walled off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantIsolation {
+    /// `SET LOCAL ROLE` to the tenant role and set the search path (single node; default).
+    #[default]
+    Role,
+    /// Only the search path: for Citus, which opens worker connections as the current role.
+    Schema,
+}
+
+impl std::str::FromStr for TenantIsolation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "role" => Ok(Self::Role),
+            "schema" => Ok(Self::Schema),
+            other => Err(format!(
+                "tenant_isolation must be 'role' or 'schema', not '{other}'"
+            )),
+        }
+    }
+}
+
+/// A tenant schema (and role) name: `t_` followed by the tenant id as 32 lowercase hex digits.
+/// Its only constructors derive it from a tenant id or check that exact shape, so it is safe
+/// to splice into SQL as an identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SchemaName(String);
+
+impl SchemaName {
+    pub fn for_tenant(id: Uuid) -> Self {
+        SchemaName(format!("t_{}", id.simple()))
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        let hex = raw.strip_prefix("t_")?;
+        (hex.len() == 32
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
+        .then(|| SchemaName(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SchemaName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which tenant a piece of work belongs to.
+#[derive(Debug, Clone)]
+pub struct TenantCtx {
+    pub id: Uuid,
+    pub slug: String,
+    pub schema: SchemaName,
+}
+
+/// The database handle services receive: the pool plus the isolation mode.
+#[derive(Clone)]
+pub struct Db {
+    pub pool: PgPool,
+    pub isolation: TenantIsolation,
+}
+
+impl Db {
+    pub fn new(pool: PgPool, isolation: TenantIsolation) -> Self {
+        Self { pool, isolation }
+    }
+
+    /// Begins a transaction inside `tenant`'s schema (and role).
+    pub async fn tenant_tx(&self, tenant: &TenantCtx) -> Result<TenantTx> {
+        let tx = self.pool.begin().await.map_err(unavailable)?;
+        TenantTx::enter(tx, tenant, self.isolation).await
+    }
+}
+
+/// Maps pool exhaustion / connection failures to 503 instead of a 500.
+pub fn unavailable(err: sqlx::Error) -> Error {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            Error::Unavailable(err.to_string())
+        }
+        other => Error::Database(other),
+    }
+}
+
+/// A transaction confined to one tenant. Services take `&mut TenantTx`; there is no other way
+/// for them to reach tenant tables.
+pub struct TenantTx {
+    tx: Transaction<'static, Postgres>,
+    tenant: TenantCtx,
+}
+
+impl TenantTx {
+    /// Confines an already open transaction to `tenant` (used by provisioning, which creates
+    /// the schema in the same transaction).
+    pub async fn enter(
+        mut tx: Transaction<'static, Postgres>,
+        tenant: &TenantCtx,
+        isolation: TenantIsolation,
+    ) -> Result<TenantTx> {
+        let schema = tenant.schema.as_str();
+        let sql = match isolation {
+            TenantIsolation::Role => {
+                format!("SET LOCAL ROLE \"{schema}\"; SET LOCAL search_path = \"{schema}\", public")
+            }
+            TenantIsolation::Schema => format!("SET LOCAL search_path = \"{schema}\", public"),
+        };
+        (&mut *tx).execute(sqlx::raw_sql(&sql)).await?;
+        Ok(TenantTx {
+            tx,
+            tenant: tenant.clone(),
+        })
+    }
+
+    pub fn tenant(&self) -> &TenantCtx {
+        &self.tenant
+    }
+
+    /// The connection, for running queries inside the tenant context.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}

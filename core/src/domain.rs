@@ -1,0 +1,254 @@
+//! Small validated newtypes: parse at the edge, then the type carries the proof.
+
+use crate::error::{Error, FieldError, Result};
+use serde::Serialize;
+use std::fmt;
+
+/// A lower-cased e-mail address with one `@` and a dotted domain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let value = raw.trim().to_lowercase();
+        let invalid = || {
+            FieldError::new(
+                field,
+                "invalid_email",
+                format!("'{raw}' is not an e-mail address; expected e.g. name@example.com"),
+            )
+        };
+        if value.len() > 254 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid());
+        }
+        let (local, domain) = value.split_once('@').ok_or_else(invalid)?;
+        if local.is_empty()
+            || domain.contains('@')
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || domain.contains("..")
+        {
+            return Err(invalid());
+        }
+        Ok(Email(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A human-readable name (person, team, tenant): trimmed, 1–200 characters, no control chars.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let value = raw.trim();
+        if value.is_empty() {
+            return Err(FieldError::new(field, "required", "must not be empty"));
+        }
+        if value.chars().count() > 200 {
+            return Err(FieldError::new(
+                field,
+                "too_long",
+                "must be at most 200 characters",
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                field,
+                "invalid",
+                "must not contain control characters",
+            ));
+        }
+        Ok(DisplayName(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password that meets the policy: 10–256 characters, not a single repeated character.
+pub struct Password(String);
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 10;
+
+impl Password {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let len = raw.chars().count();
+        if len < MIN_PASSWORD_LEN {
+            return Err(FieldError::new(
+                field,
+                "too_short",
+                format!("must be at least {MIN_PASSWORD_LEN} characters"),
+            ));
+        }
+        if len > 256 {
+            return Err(FieldError::new(
+                field,
+                "too_long",
+                "must be at most 256 characters",
+            ));
+        }
+        let mut chars = raw.chars();
+        if let Some(first) = chars.next() {
+            if chars.all(|c| c == first) {
+                return Err(FieldError::new(
+                    field,
+                    "too_weak",
+                    "must not be one character repeated",
+                ));
+            }
+        }
+        Ok(Password(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// A role name: `[a-z][a-z0-9_-]{1,39}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct RoleName(String);
+
+impl RoleName {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let ok = (2..=40).contains(&raw.len())
+            && raw.starts_with(|c: char| c.is_ascii_lowercase())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if ok {
+            Ok(RoleName(raw.to_owned()))
+        } else {
+            Err(FieldError::new(
+                field,
+                "invalid_role_name",
+                format!(
+                    "'{raw}' is not a role name: use 2-40 characters a-z, 0-9, '_' or '-', starting with a letter"
+                ),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Collects field errors while parsing a request body, then fails with all of them at once.
+#[derive(Default)]
+pub struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps the value, or records its error and returns `None`.
+    pub fn check<T>(&mut self, result: Result<T, FieldError>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
+    pub fn push(&mut self, error: FieldError) {
+        self.errors.push(error);
+    }
+
+    /// `Ok(())` when nothing was wrong, else a 422 listing every field error.
+    pub fn finish(self) -> Result<()> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid(self.errors))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_lowercased_and_checked() {
+        assert_eq!(
+            Email::parse("email", " Li.Lei@Example.COM ")
+                .map(|e| e.0)
+                .ok(),
+            Some("li.lei@example.com".to_owned())
+        );
+        for bad in [
+            "",
+            "no-at",
+            "@x.com",
+            "a@b",
+            "a@@b.com",
+            "a b@c.com",
+            "a@.com",
+            "a@com.",
+            "a@b..com",
+        ] {
+            assert!(Email::parse("email", bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn names_accept_chinese_and_refuse_blank() {
+        assert_eq!(
+            DisplayName::parse("name", " 张伟 ").map(|n| n.0).ok(),
+            Some("张伟".to_owned())
+        );
+        assert!(DisplayName::parse("name", "   ").is_err());
+        assert!(DisplayName::parse("name", "a\u{0}b").is_err());
+        assert!(DisplayName::parse("name", &"名".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn password_policy() {
+        assert!(Password::parse("p", "short").is_err());
+        assert!(Password::parse("p", "aaaaaaaaaaaa").is_err());
+        assert!(Password::parse("p", "密码密码密码密码密码强").is_ok());
+        assert!(Password::parse("p", "correct horse").is_ok());
+        assert!(Password::parse("p", &"ab".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn role_names() {
+        for ok in ["admin", "sales-lead", "team_2"] {
+            assert!(RoleName::parse("name", ok).is_ok(), "{ok}");
+        }
+        for bad in ["a", "Admin", "1abc", "drop table", "x;y", &"a".repeat(41)] {
+            assert!(RoleName::parse("name", bad).is_err(), "{bad}");
+        }
+    }
+}

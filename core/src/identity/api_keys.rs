@@ -1,0 +1,95 @@
+//! API keys: named credentials with their own role, for integrations. The secret is shown once
+//! at creation; only its hash is kept.
+
+use super::tokens::{self, CredentialKind};
+use super::{Principal, PrincipalKind};
+use crate::authz::policy;
+use crate::db::TenantTx;
+use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::FromRow;
+use uuid::Uuid;
+
+/// An API key as listed (never with its secret).
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub role: String,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, name, prefix, role, created_by, created_at, last_used_at, revoked_at";
+
+/// Creates a key acting with `role`; returns it with its secret (shown once).
+pub async fn create(
+    tx: &mut TenantTx,
+    name: &str,
+    role: &str,
+    created_by: Option<Uuid>,
+) -> Result<(ApiKey, String)> {
+    let token = tokens::generate(CredentialKind::ApiKey, tx.tenant().id);
+    let id = Uuid::now_v7();
+    let key: ApiKey = sqlx::query_as(&format!(
+        "INSERT INTO api_keys (id, name, prefix, token_hash, role, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(name)
+    .bind(tokens::display_prefix(&token))
+    .bind(tokens::hash(&token))
+    .bind(role)
+    .bind(created_by)
+    .fetch_one(tx.conn())
+    .await?;
+    policy::set_subject_roles(tx, &policy::api_key_subject(id), &[role.to_owned()]).await?;
+    Ok((key, token))
+}
+
+/// All keys, newest first (revoked ones too, marked).
+pub async fn list(tx: &mut TenantTx) -> Result<Vec<ApiKey>> {
+    let keys = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC"
+    ))
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(keys)
+}
+
+/// Revokes a key for good.
+pub async fn revoke(tx: &mut TenantTx, id: Uuid) -> Result<ApiKey> {
+    let key: Option<ApiKey> = sqlx::query_as(&format!(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?;
+    let key =
+        key.ok_or_else(|| Error::not_found("api_key.not_found", format!("no API key {id}")))?;
+    policy::set_subject_roles(tx, &policy::api_key_subject(id), &[]).await?;
+    Ok(key)
+}
+
+/// Resolves a key's hash to its principal; `None` for unknown or revoked keys.
+pub async fn authenticate(tx: &mut TenantTx, token_hash: &str) -> Result<Option<Principal>> {
+    let row: Option<(Uuid, String, i64)> = sqlx::query_as(
+        "UPDATE api_keys SET last_used_at = now() \
+         WHERE token_hash = $1 AND revoked_at IS NULL \
+         RETURNING id, name, (SELECT policy_version FROM settings)",
+    )
+    .bind(token_hash)
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row.map(|(id, name, policy_version)| Principal {
+        kind: PrincipalKind::ApiKey,
+        id,
+        name,
+        session_id: None,
+        policy_version,
+    }))
+}

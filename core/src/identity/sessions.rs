@@ -1,0 +1,118 @@
+//! Login sessions: opaque tokens stored hashed, with a sliding expiry, revocable one by one
+//! or all at once for a user.
+
+use super::tokens::{self, CredentialKind};
+use super::{Principal, PrincipalKind};
+use crate::db::TenantTx;
+use crate::error::Result;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+/// A freshly opened session; the token is shown to the client once.
+pub struct NewSession {
+    pub id: Uuid,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Opens a session for `user_id`.
+pub async fn create(
+    tx: &mut TenantTx,
+    user_id: Uuid,
+    ttl: Duration,
+    ip: Option<&str>,
+    user_agent: Option<&str>,
+) -> Result<NewSession> {
+    let token = tokens::generate(CredentialKind::Session, tx.tenant().id);
+    let id = Uuid::now_v7();
+    let expires_at = Utc::now() + ttl;
+    sqlx::query(
+        "INSERT INTO sessions (id, token_hash, user_id, expires_at, ip, user_agent) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(tokens::hash(&token))
+    .bind(user_id)
+    .bind(expires_at)
+    .bind(ip)
+    .bind(user_agent.map(|ua| ua.chars().take(300).collect::<String>()))
+    .execute(tx.conn())
+    .await?;
+    Ok(NewSession {
+        id,
+        token,
+        expires_at,
+    })
+}
+
+/// Resolves a session token hash to its active user; extends the expiry once half of `ttl`
+/// has passed. `None` for unknown, expired, revoked, or a deactivated user.
+pub async fn authenticate(
+    tx: &mut TenantTx,
+    token_hash: &str,
+    ttl: Duration,
+) -> Result<Option<Principal>> {
+    let row = sqlx::query(
+        "SELECT s.id, s.user_id, s.expires_at, u.name, \
+                (SELECT policy_version FROM settings) AS policy_version \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() \
+           AND u.status = 'active'",
+    )
+    .bind(token_hash)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let session_id: Uuid = row.get("id");
+    let expires_at: DateTime<Utc> = row.get("expires_at");
+    if expires_at - Utc::now() < ttl / 2 {
+        sqlx::query("UPDATE sessions SET expires_at = $2, last_used_at = now() WHERE id = $1")
+            .bind(session_id)
+            .bind(Utc::now() + ttl)
+            .execute(tx.conn())
+            .await?;
+    }
+    Ok(Some(Principal {
+        kind: PrincipalKind::User,
+        id: row.get("user_id"),
+        name: row.get("name"),
+        session_id: Some(session_id),
+        policy_version: row.get("policy_version"),
+    }))
+}
+
+/// Ends one session (logout).
+pub async fn revoke(tx: &mut TenantTx, session_id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+        .bind(session_id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of a user except `keep` (password change, deactivation).
+pub async fn revoke_all_of_user(
+    tx: &mut TenantTx,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = now() \
+         WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id <> $2)",
+    )
+    .bind(user_id)
+    .bind(keep)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Expiry of a session, for `/me`.
+pub async fn expires_at(tx: &mut TenantTx, session_id: Uuid) -> Result<Option<DateTime<Utc>>> {
+    let at = sqlx::query_scalar("SELECT expires_at FROM sessions WHERE id = $1")
+        .bind(session_id)
+        .fetch_optional(tx.conn())
+        .await?;
+    Ok(at)
+}

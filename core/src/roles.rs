@@ -1,0 +1,314 @@
+//! Roles: a named set of permissions (kept as casbin `p` rules) plus record scopes per object.
+
+use crate::authz::{policy, DefaultRole, Permission, Scope, ADMIN_ROLE, SCOPED_OBJECTS};
+use crate::db::TenantTx;
+use crate::domain::RoleName;
+use crate::error::{unique_violation, Error, FieldError, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::types::Json;
+use std::collections::BTreeMap;
+
+/// A role with its permissions and scopes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<Permission>,
+    pub scopes: BTreeMap<String, Scope>,
+    pub builtin: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RoleRow {
+    name: String,
+    description: String,
+    scopes: Json<BTreeMap<String, Scope>>,
+    builtin: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "name, description, scopes, builtin, created_at, updated_at";
+
+async fn with_permissions(tx: &mut TenantTx, row: RoleRow) -> Result<Role> {
+    let permissions = policy::role_permissions(tx, &row.name).await?;
+    Ok(Role {
+        name: row.name,
+        description: row.description,
+        permissions,
+        scopes: row.scopes.0,
+        builtin: row.builtin,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+/// Parses permission names, reporting each unknown one.
+pub fn parse_permissions(field: &str, raw: &[String]) -> Result<Vec<Permission>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for (i, p) in raw.iter().enumerate() {
+        match Permission::parse(p) {
+            Some(p) => out.push(p),
+            None => errors.push(FieldError::new(
+                format!("{field}[{i}]"),
+                "unknown_permission",
+                format!(
+                    "'{p}' is not a permission; known: {}",
+                    Permission::ALL
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+    out.sort();
+    out.dedup();
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Parses `{object: own|team|all}`, reporting unknown objects and scopes.
+pub fn parse_scopes(
+    field: &str,
+    raw: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Scope>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut out = BTreeMap::new();
+    for (object, scope) in raw {
+        if !SCOPED_OBJECTS.contains(&object.as_str()) {
+            errors.push(FieldError::new(
+                format!("{field}.{object}"),
+                "unknown_object",
+                format!("scopes apply to: {}", SCOPED_OBJECTS.join(", ")),
+            ));
+            continue;
+        }
+        match Scope::parse(scope) {
+            Some(s) => {
+                out.insert(object.clone(), s);
+            }
+            None => errors.push(FieldError::new(
+                format!("{field}.{object}"),
+                "invalid_scope",
+                format!("'{scope}' is not a scope; use own, team or all"),
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Fills objects a role did not mention with `all`, so every role scopes every object.
+fn complete_scopes(mut scopes: BTreeMap<String, Scope>) -> BTreeMap<String, Scope> {
+    for object in SCOPED_OBJECTS {
+        scopes.entry((*object).to_owned()).or_insert(Scope::All);
+    }
+    scopes
+}
+
+/// Creates a role.
+pub async fn create(
+    tx: &mut TenantTx,
+    name: &RoleName,
+    description: &str,
+    permissions: &[Permission],
+    scopes: BTreeMap<String, Scope>,
+    builtin: bool,
+) -> Result<Role> {
+    let row: RoleRow = sqlx::query_as(&format!(
+        "INSERT INTO roles (name, description, scopes, builtin) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
+    ))
+    .bind(name.as_str())
+    .bind(description)
+    .bind(Json(complete_scopes(scopes)))
+    .bind(builtin)
+    .fetch_one(tx.conn())
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some(_) => Error::conflict(
+            "role.exists",
+            format!("a role named '{name}' exists already; choose another name or edit it"),
+        ),
+        None => e.into(),
+    })?;
+    policy::set_role_permissions(tx, name.as_str(), permissions).await?;
+    with_permissions(tx, row).await
+}
+
+/// Seeds the default roles of a new tenant.
+pub async fn seed_defaults(tx: &mut TenantTx, roles: Vec<DefaultRole>) -> Result<()> {
+    for role in roles {
+        let name = RoleName::parse("name", role.name)
+            .map_err(|e| Error::internal(format!("default role name: {}", e.message)))?;
+        create(
+            tx,
+            &name,
+            role.description,
+            &role.permissions,
+            role.scopes,
+            true,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// All roles, by name.
+pub async fn list(tx: &mut TenantTx) -> Result<Vec<Role>> {
+    let rows: Vec<RoleRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM roles ORDER BY name"))
+        .fetch_all(tx.conn())
+        .await?;
+    let mut roles = Vec::with_capacity(rows.len());
+    for row in rows {
+        roles.push(with_permissions(tx, row).await?);
+    }
+    Ok(roles)
+}
+
+fn not_found(name: &str) -> Error {
+    Error::not_found("role.not_found", format!("no role named '{name}'"))
+}
+
+/// One role.
+pub async fn get(tx: &mut TenantTx, name: &str) -> Result<Role> {
+    let row: Option<RoleRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM roles WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(tx.conn())
+            .await?;
+    with_permissions(tx, row.ok_or_else(|| not_found(name))?).await
+}
+
+/// What may change on a role.
+#[derive(Debug, Default)]
+pub struct RolePatch {
+    pub description: Option<String>,
+    pub permissions: Option<Vec<Permission>>,
+    pub scopes: Option<BTreeMap<String, Scope>>,
+}
+
+/// Edits a role. The admin role keeps every permission and scope `all`.
+pub async fn update(tx: &mut TenantTx, name: &str, patch: RolePatch) -> Result<Role> {
+    let current = get(tx, name).await?;
+    if name == ADMIN_ROLE && (patch.permissions.is_some() || patch.scopes.is_some()) {
+        return Err(Error::conflict(
+            "role.protected",
+            "the admin role always holds every permission with scope 'all'; create another role instead",
+        ));
+    }
+    let scopes = patch
+        .scopes
+        .map(|s| {
+            let mut merged = current.scopes.clone();
+            merged.extend(s);
+            merged
+        })
+        .unwrap_or(current.scopes);
+    sqlx::query(
+        "UPDATE roles SET description = $2, scopes = $3, updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(patch.description.unwrap_or(current.description))
+    .bind(Json(complete_scopes(scopes)))
+    .execute(tx.conn())
+    .await?;
+    if let Some(permissions) = patch.permissions {
+        policy::set_role_permissions(tx, name, &permissions).await?;
+    } else {
+        policy::bump_version(tx).await?;
+    }
+    get(tx, name).await
+}
+
+/// Deletes a role that nobody holds. The admin role cannot be deleted.
+pub async fn delete(tx: &mut TenantTx, name: &str) -> Result<()> {
+    get(tx, name).await?;
+    if name == ADMIN_ROLE {
+        return Err(Error::conflict(
+            "role.protected",
+            "the admin role cannot be deleted",
+        ));
+    }
+    let holders = policy::role_holders(tx, name).await?;
+    if holders > 0 {
+        return Err(Error::conflict(
+            "role.in_use",
+            format!(
+                "role '{name}' is held by {holders} user(s) or API key(s); assign them another role first"
+            ),
+        ));
+    }
+    sqlx::query("DELETE FROM roles WHERE name = $1")
+        .bind(name)
+        .execute(tx.conn())
+        .await?;
+    policy::remove_role(tx, name).await
+}
+
+/// Checks that every named role exists; a 422 naming the unknown ones otherwise.
+pub async fn ensure_exist(tx: &mut TenantTx, field: &str, names: &[String]) -> Result<()> {
+    let known: Vec<String> = sqlx::query_scalar("SELECT name FROM roles WHERE name = ANY($1)")
+        .bind(names)
+        .fetch_all(tx.conn())
+        .await?;
+    let errors: Vec<FieldError> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| !known.contains(n))
+        .map(|(i, n)| {
+            FieldError::new(
+                format!("{field}[{i}]"),
+                "unknown_role",
+                format!("there is no role '{n}'; list roles with GET /api/v1/roles"),
+            )
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(errors))
+    }
+}
+
+/// The union of the permissions of several roles.
+pub async fn permissions_of(tx: &mut TenantTx, names: &[String]) -> Result<Vec<Permission>> {
+    let mut all = Vec::new();
+    for name in names {
+        all.extend(policy::role_permissions(tx, name).await?);
+    }
+    all.sort();
+    all.dedup();
+    Ok(all)
+}
+
+/// Refuses to hand out permissions the granting principal does not hold itself.
+pub fn ensure_no_escalation(granted: &[Permission], held: &[Permission]) -> Result<()> {
+    let missing: Vec<&str> = granted
+        .iter()
+        .filter(|p| !held.contains(p))
+        .map(|p| p.as_str())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::forbidden(
+            "auth.escalation",
+            format!(
+                "you cannot grant permissions you do not hold yourself: {}",
+                missing.join(", ")
+            ),
+        ))
+    }
+}

@@ -1,0 +1,118 @@
+//! Configuration: built-in defaults, then `crm.toml` (or the file named by `--config` /
+//! `CRM_CONFIG`), then `CRM_*` environment variables, then `DATABASE_URL`.
+
+use crm_core::db::TenantIsolation;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Every setting of the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to serve on.
+    pub listen: String,
+    /// Postgres URL; when absent, `crm serve` runs a private cluster under `data_dir/pg`.
+    pub database_url: Option<String>,
+    /// Where local state lives (embedded Postgres, later files and mail).
+    pub data_dir: PathBuf,
+    /// `role` (SET LOCAL ROLE + search_path; default) or `schema` (search_path only, Citus).
+    pub tenant_isolation: TenantIsolation,
+    /// Connections in the pool.
+    pub db_max_connections: u32,
+    /// Recycle pooled connections after this many seconds, so backends' per-relation
+    /// catalog caches (which grow with every tenant schema touched) stay bounded.
+    pub db_max_lifetime_secs: u64,
+    /// Session lifetime; it slides forward while the session is used.
+    pub session_ttl_minutes: i64,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Tenants whose casbin enforcer is kept in memory.
+    pub authz_cache_tenants: usize,
+    /// Failed logins allowed per account and per client IP before locking.
+    pub login_max_failures: i32,
+    /// First lock after too many failures; doubles with each further failure.
+    pub login_lock_secs: i64,
+    /// Longest lock.
+    pub login_lock_max_secs: i64,
+    /// Take the client IP from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// `text` or `json` logs.
+    pub log_format: String,
+    /// Upgrade tenant schemas in the background when the server starts.
+    pub auto_migrate_tenants: bool,
+    /// Tenants migrated at once by `crm migrate` and the background upgrade.
+    pub migrate_parallelism: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database_url: None,
+            data_dir: PathBuf::from("./data"),
+            tenant_isolation: TenantIsolation::Role,
+            db_max_connections: 20,
+            db_max_lifetime_secs: 1800,
+            session_ttl_minutes: 12 * 60,
+            max_body_bytes: 1024 * 1024,
+            authz_cache_tenants: 1024,
+            login_max_failures: 5,
+            login_lock_secs: 30,
+            login_lock_max_secs: 3600,
+            trust_forwarded_for: false,
+            log_format: "text".into(),
+            auto_migrate_tenants: true,
+            migrate_parallelism: 4,
+        }
+    }
+}
+
+impl Config {
+    /// Loads the layered configuration. `file` defaults to `./crm.toml` when it exists.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(path.exists(), "config file {} not found", path.display());
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("crm.toml")),
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("CRM_").ignore(&["config"]))
+            .merge(Env::raw().only(&["database_url"]))
+            .extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.db_max_connections >= 2,
+            "db_max_connections must be at least 2"
+        );
+        anyhow::ensure!(
+            self.session_ttl_minutes > 0,
+            "session_ttl_minutes must be positive"
+        );
+        anyhow::ensure!(
+            self.max_body_bytes >= 1024,
+            "max_body_bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            matches!(self.log_format.as_str(), "text" | "json"),
+            "log_format must be 'text' or 'json'"
+        );
+        Ok(())
+    }
+
+    pub fn throttle_policy(&self) -> crm_tenants::throttle::ThrottlePolicy {
+        crm_tenants::throttle::ThrottlePolicy {
+            max_failures: self.login_max_failures,
+            base_lock_secs: self.login_lock_secs,
+            max_lock_secs: self.login_lock_max_secs,
+        }
+    }
+}

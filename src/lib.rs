@@ -1,0 +1,12 @@
+//! The `crm` server: configuration, the embedded Postgres default, the HTTP server (REST under
+//! `/api/v1`, OpenAPI, docs, health and metrics), the command line, and benchmarks. It
+//! assembles the library crates; domain logic lives in crm-core and crm-tenants.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod embedded_pg;
+pub mod metrics;
+pub mod rest;
+pub mod server;
+pub mod telemetry;

@@ -1,0 +1,153 @@
+//! Prometheus metrics served at `/metrics`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use std::time::Duration;
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    authz_cached: IntGauge,
+    logins: IntCounterVec,
+    signups: IntCounterVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("crm".into()), None).unwrap_or_default();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, route and status",
+            ),
+            &["method", "route", "status"],
+        )
+        .unwrap_or_else(|_| unreachable!("static metric definition"));
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ],
+            ),
+            &["method", "route"],
+        )
+        .unwrap_or_else(|_| unreachable!("static metric definition"));
+        let authz_cached = IntGauge::new(
+            "authz_cached_tenants",
+            "tenants whose casbin enforcer is cached",
+        )
+        .unwrap_or_else(|_| unreachable!("static metric definition"));
+        let logins = IntCounterVec::new(
+            Opts::new("logins_total", "login attempts by outcome"),
+            &["outcome"],
+        )
+        .unwrap_or_else(|_| unreachable!("static metric definition"));
+        let signups = IntCounterVec::new(
+            Opts::new("signups_total", "tenant sign-ups by outcome"),
+            &["outcome"],
+        )
+        .unwrap_or_else(|_| unreachable!("static metric definition"));
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(authz_cached.clone()),
+            Box::new(logins.clone()),
+            Box::new(signups.clone()),
+        ] {
+            let _ = registry.register(c);
+        }
+        Self {
+            registry,
+            requests,
+            latency,
+            authz_cached,
+            logins,
+            signups,
+        }
+    }
+
+    pub fn observe_request(&self, method: &str, path: &str, status: u16, elapsed: Duration) {
+        let route = route_label(path);
+        self.requests
+            .with_label_values(&[method, &route, &status.to_string()])
+            .inc();
+        self.latency
+            .with_label_values(&[method, &route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn login(&self, outcome: &str) {
+        self.logins.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn signup(&self, outcome: &str) {
+        self.signups.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn set_authz_cached(&self, n: usize) {
+        self.authz_cached.set(n as i64);
+    }
+
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+/// Collapses ids and names in a path so the route label has bounded cardinality.
+fn route_label(path: &str) -> String {
+    if !path.starts_with("/api/") {
+        return match path {
+            "/healthz" | "/readyz" | "/metrics" => path.to_owned(),
+            _ => "other".to_owned(),
+        };
+    }
+    if path.starts_with("/api/docs") {
+        return "/api/docs".to_owned();
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    if segments.len() > 8 {
+        return "other".to_owned();
+    }
+    let mut out = Vec::with_capacity(segments.len());
+    let mut previous = "";
+    for s in segments {
+        let keyed = uuid::Uuid::try_parse(s).is_ok()
+            || s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty();
+        if keyed {
+            out.push(":id");
+        } else if previous == "roles" {
+            out.push(":name");
+        } else {
+            out.push(s);
+        }
+        previous = s;
+    }
+    out.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn routes_are_collapsed() {
+        assert_eq!(
+            route_label("/api/v1/users/0190d6a1-0000-7000-8000-000000000000/password"),
+            "/api/v1/users/:id/password"
+        );
+        assert_eq!(route_label("/api/v1/roles/sales"), "/api/v1/roles/:name");
+        assert_eq!(route_label("/wp-admin.php"), "other");
+        assert_eq!(route_label("/api/v1/auth/login"), "/api/v1/auth/login");
+    }
+}

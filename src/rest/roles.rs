@@ -1,0 +1,238 @@
+//! `/roles` and `/permissions`.
+
+use super::auth::Auth;
+use super::error::ApiResult;
+use super::{Created, NoContent, Tag};
+use crate::server::AppState;
+use chrono::{DateTime, Utc};
+use crm_core::audit::{self, Actor};
+use crm_core::authz::Permission;
+use crm_core::domain::RoleName;
+use crm_core::roles::{self, Role, RolePatch};
+use crm_core::Error;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use std::collections::BTreeMap;
+
+pub struct RolesApi(pub AppState);
+
+/// A role: permissions plus, per record object, which records it sees.
+#[derive(Object)]
+pub struct RoleOut {
+    pub name: String,
+    pub description: String,
+    /// `object:action` permissions, e.g. `customers:read`.
+    pub permissions: Vec<String>,
+    /// Per object: `own`, `team` or `all`.
+    pub scopes: BTreeMap<String, String>,
+    /// Shipped with every tenant (still editable, except admin).
+    pub builtin: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Role> for RoleOut {
+    fn from(r: Role) -> Self {
+        RoleOut {
+            name: r.name,
+            description: r.description,
+            permissions: r
+                .permissions
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
+            scopes: r
+                .scopes
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k,
+                        serde_json::to_value(v)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            builtin: r.builtin,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct CreateRoleRequest {
+    /// 2-40 characters a-z, 0-9, '_', '-'.
+    pub name: String,
+    #[oai(default)]
+    pub description: String,
+    pub permissions: Vec<String>,
+    /// Per object (customers, contacts, tickets, opportunities, activities, tasks):
+    /// own, team or all. Unnamed objects default to all.
+    #[oai(default)]
+    pub scopes: BTreeMap<String, String>,
+}
+
+#[derive(Object)]
+pub struct PatchRoleRequest {
+    pub description: Option<String>,
+    /// Replaces the role's permissions.
+    pub permissions: Option<Vec<String>>,
+    /// Changes the named objects' scopes.
+    pub scopes: Option<BTreeMap<String, String>>,
+}
+
+/// A permission a role can hold.
+#[derive(Object)]
+pub struct PermissionOut {
+    pub name: String,
+    pub description: String,
+}
+
+fn parse_permissions(raw: &[String]) -> ApiResult<Vec<Permission>> {
+    roles::parse_permissions("permissions", raw).map_err(|e| Error::invalid(e).into())
+}
+
+fn parse_scopes(
+    raw: &BTreeMap<String, String>,
+) -> ApiResult<BTreeMap<String, crm_core::authz::Scope>> {
+    roles::parse_scopes("scopes", raw).map_err(|e| Error::invalid(e).into())
+}
+
+#[OpenApi(tag = "Tag::Roles")]
+impl RolesApi {
+    /// Every permission there is.
+    #[oai(path = "/permissions", method = "get")]
+    async fn permissions(&self, auth: Auth) -> ApiResult<Json<Vec<PermissionOut>>> {
+        self.0.require(&auth.0, Permission::RolesRead).await?;
+        Ok(Json(
+            Permission::ALL
+                .iter()
+                .map(|p| PermissionOut {
+                    name: p.as_str().to_owned(),
+                    description: p.description().to_owned(),
+                })
+                .collect(),
+        ))
+    }
+
+    /// All roles.
+    #[oai(path = "/roles", method = "get")]
+    async fn list(&self, auth: Auth) -> ApiResult<Json<Vec<RoleOut>>> {
+        let ctx = auth.0;
+        self.0.require(&ctx, Permission::RolesRead).await?;
+        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let all = roles::list(&mut tx).await?;
+        tx.commit().await?;
+        Ok(Json(all.into_iter().map(Into::into).collect()))
+    }
+
+    /// Create a role. You can only grant permissions you hold yourself.
+    #[oai(path = "/roles", method = "post")]
+    async fn create(
+        &self,
+        auth: Auth,
+        body: Json<CreateRoleRequest>,
+    ) -> ApiResult<Created<RoleOut>> {
+        let ctx = auth.0;
+        self.0.require(&ctx, Permission::RolesManage).await?;
+        let name = RoleName::parse("name", &body.name)?;
+        let permissions = parse_permissions(&body.permissions)?;
+        let scopes = parse_scopes(&body.scopes)?;
+        roles::ensure_no_escalation(&permissions, &self.0.permissions_of(&ctx).await?)?;
+        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let role = roles::create(
+            &mut tx,
+            &name,
+            body.description.trim(),
+            &permissions,
+            scopes,
+            false,
+        )
+        .await?;
+        audit::record(
+            &mut tx,
+            &Actor::of(&ctx),
+            "role.created",
+            Some(("role", role.name.clone())),
+            serde_json::json!({ "permissions": role.permissions, "scopes": role.scopes }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Created::Created(Json(role.into())))
+    }
+
+    /// One role.
+    #[oai(path = "/roles/:name", method = "get")]
+    async fn get(&self, auth: Auth, name: Path<String>) -> ApiResult<Json<RoleOut>> {
+        let ctx = auth.0;
+        self.0.require(&ctx, Permission::RolesRead).await?;
+        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let role = roles::get(&mut tx, &name.0).await?;
+        tx.commit().await?;
+        Ok(Json(role.into()))
+    }
+
+    /// Change a role's description, permissions or scopes (takes effect at once).
+    #[oai(path = "/roles/:name", method = "patch")]
+    async fn patch(
+        &self,
+        auth: Auth,
+        name: Path<String>,
+        body: Json<PatchRoleRequest>,
+    ) -> ApiResult<Json<RoleOut>> {
+        let ctx = auth.0;
+        self.0.require(&ctx, Permission::RolesManage).await?;
+        let permissions = body
+            .permissions
+            .as_deref()
+            .map(parse_permissions)
+            .transpose()?;
+        let scopes = body.scopes.as_ref().map(parse_scopes).transpose()?;
+        if let Some(p) = &permissions {
+            roles::ensure_no_escalation(p, &self.0.permissions_of(&ctx).await?)?;
+        }
+        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let role = roles::update(
+            &mut tx,
+            &name.0,
+            RolePatch {
+                description: body.description.as_deref().map(|d| d.trim().to_owned()),
+                permissions,
+                scopes,
+            },
+        )
+        .await?;
+        audit::record(
+            &mut tx,
+            &Actor::of(&ctx),
+            "role.updated",
+            Some(("role", role.name.clone())),
+            serde_json::json!({ "permissions": role.permissions, "scopes": role.scopes }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Json(role.into()))
+    }
+
+    /// Delete a role nobody holds.
+    #[oai(path = "/roles/:name", method = "delete")]
+    async fn delete(&self, auth: Auth, name: Path<String>) -> ApiResult<NoContent> {
+        let ctx = auth.0;
+        self.0.require(&ctx, Permission::RolesManage).await?;
+        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        roles::delete(&mut tx, &name.0).await?;
+        audit::record(
+            &mut tx,
+            &Actor::of(&ctx),
+            "role.deleted",
+            Some(("role", name.0.clone())),
+            serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(NoContent::NoContent)
+    }
+}

@@ -1,0 +1,271 @@
+//! Assembles the HTTP server: shared state, middleware (request ids, body limit, metrics,
+//! panics → 500 problem), the OpenAPI service under /api/v1, docs and operational endpoints.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::rest::{
+    self,
+    error::{panic_response, problem_from_poem, Problem, REQUEST_ID},
+};
+use chrono::Duration as ChronoDuration;
+use crm_core::authz::Authorizer;
+use crm_core::db::Db;
+use poem::http::{header, HeaderValue, StatusCode};
+use poem::listener::{Acceptor, TcpAcceptor};
+use poem::middleware::CatchPanic;
+use poem::{handler, Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Everything handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub authz: Arc<Authorizer>,
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(config: Config, pool: PgPool) -> Self {
+        Self {
+            db: Db::new(pool, config.tenant_isolation),
+            authz: Arc::new(Authorizer::new(config.authz_cache_tenants)),
+            metrics: Arc::new(Metrics::new()),
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn session_ttl(&self) -> ChronoDuration {
+        ChronoDuration::minutes(self.config.session_ttl_minutes)
+    }
+}
+
+/// Opens the connection pool.
+pub async fn connect(config: &Config, url: &str) -> anyhow::Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .max_lifetime(Duration::from_secs(config.db_max_lifetime_secs))
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
+    Ok(pool)
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> impl Endpoint {
+    let api = rest::service(state.clone());
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    Route::new()
+        .nest("/api/v1", api)
+        .at("/api/openapi.json", spec)
+        .nest("/api/docs", docs)
+        .at("/healthz", poem::get(healthz))
+        .at("/readyz", poem::get(readyz))
+        .at("/metrics", poem::get(prometheus_metrics))
+        .catch_all_error(|err| async move { problem_from_poem(err) })
+        .around(limit_body)
+        .with(CatchPanic::new().with_handler(|_| panic_response()))
+        .around(observe)
+        .data(state)
+}
+
+/// Request id, structured log line and metrics for every request.
+async fn observe<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let request_id = req
+        .header("x-request-id")
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let recorder = req.data::<AppState>().map(|s| s.metrics.clone());
+    let started = Instant::now();
+    let span = tracing::info_span!("request", id = %request_id, %method, %path);
+    let result = REQUEST_ID
+        .scope(request_id.clone(), async {
+            let _entered = span.enter();
+            match ep.call(req).await {
+                Ok(r) => r.into_response(),
+                Err(e) => problem_from_poem(e),
+            }
+        })
+        .await;
+    let mut resp = result;
+    let status = resp.status();
+    let elapsed = started.elapsed();
+    tracing::info!(
+        request_id = %request_id,
+        %method,
+        %path,
+        status = status.as_u16(),
+        ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    if let Some(m) = recorder {
+        m.observe_request(&method, &path, status.as_u16(), elapsed);
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    Ok(resp)
+}
+
+/// Refuses bodies over `max_body_bytes` with 413, whether or not Content-Length is sent.
+async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    let limit = req
+        .data::<AppState>()
+        .map_or(1024 * 1024, |s| s.config.max_body_bytes);
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request.too_large",
+            format!("the request body exceeds {limit} bytes"),
+        )
+        .into_response()
+    };
+    let declared = req
+        .header(header::CONTENT_LENGTH)
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Ok(too_large());
+    }
+    let body = req.take_body();
+    match body.into_bytes_limit(limit).await {
+        Ok(bytes) => req.set_body(bytes),
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large()),
+        Err(e) => {
+            return Ok(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "request.invalid",
+                format!("could not read the request body: {e}"),
+            )
+            .into_response())
+        }
+    }
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+#[handler]
+fn healthz() -> poem::web::Json<serde_json::Value> {
+    poem::web::Json(serde_json::json!({ "status": "ok" }))
+}
+
+#[handler]
+async fn readyz(state: poem::web::Data<&AppState>) -> Response {
+    let ping = tokio::time::timeout(
+        Duration::from_secs(3),
+        sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&state.db.pool),
+    )
+    .await;
+    match ping {
+        Ok(Ok(_)) => poem::web::Json(serde_json::json!({ "status": "ready", "database": "ok" }))
+            .into_response(),
+        Ok(Err(e)) => not_ready(&e.to_string()),
+        Err(_) => not_ready("timed out after 3 s"),
+    }
+}
+
+fn not_ready(why: &str) -> Response {
+    tracing::warn!(reason = why, "not ready: database unreachable");
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service.database_unreachable",
+        "the database is not reachable; the server will recover when it is",
+    )
+    .into_response()
+}
+
+#[handler]
+fn prometheus_metrics(state: poem::web::Data<&AppState>) -> Response {
+    state.metrics.set_authz_cached(state.authz.cached_tenants());
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+/// A server running in the background (tests, `crm serve`).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (10 s at most), then returns.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await??;
+        Ok(())
+    }
+
+    /// Waits until the server ends by itself (it does not, unless it fails).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.task).await??;
+        Ok(())
+    }
+}
+
+/// Migrates the platform schema, starts the background tenant upgrade if configured, binds
+/// `config.listen` and serves.
+pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
+    crm_tenants::migrations::migrate_platform(&pool).await?;
+    if config.auto_migrate_tenants {
+        let pool = pool.clone();
+        let parallelism = config.migrate_parallelism;
+        tokio::spawn(async move {
+            match crm_tenants::migrations::migrate_tenants(&pool, parallelism, 100).await {
+                Ok(r) if r.migrated > 0 || !r.failed.is_empty() => tracing::info!(
+                    migrated = r.migrated,
+                    failed = r.failed.len(),
+                    "tenant schemas upgraded"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "tenant schema upgrade failed"),
+            }
+        });
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .ok_or_else(|| anyhow::anyhow!("listener has no socket address"))?;
+    let state = AppState::new(config, pool);
+    let endpoint = app(state.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(
+        poem::Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
+            endpoint,
+            async move {
+                let _ = rx.await;
+            },
+            Some(Duration::from_secs(10)),
+        ),
+    );
+    Ok(Running {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
+}

@@ -1,0 +1,136 @@
+//! Schema migrations. The platform schema uses sqlx's embedded migrator (its bookkeeping table
+//! lives in `platform`, never in `public`). Tenant schemas are versioned one by one in
+//! `_schema_version`; `migrate_tenants` upgrades them in keyset batches with bounded
+//! parallelism, each tenant in its own transaction, so an interrupted run resumes where it
+//! stopped and the server keeps serving tenants that are one version behind meanwhile.
+
+use crate::registry::{Tenant, COLUMNS};
+use crm_core::db::SchemaName;
+use crm_core::{Error, Result};
+use futures::stream::{self, StreamExt};
+use sqlx::migrate::Migrator;
+use sqlx::{Executor, PgConnection, PgPool};
+
+static PLATFORM: Migrator = sqlx::migrate!("./migrations");
+
+/// One step of the tenant schema.
+pub struct TenantMigration {
+    pub version: i32,
+    /// DDL run with `search_path` set to the tenant schema; `{{tenant_role}}` names the role
+    /// that must own what it creates.
+    pub sql: &'static str,
+}
+
+/// Every tenant schema version, oldest first.
+pub const TENANT_MIGRATIONS: &[TenantMigration] = &[TenantMigration {
+    version: 1,
+    sql: include_str!("tenant_sql/0001_identity.sql"),
+}];
+
+/// The version a freshly provisioned tenant has.
+pub fn latest_tenant_version() -> i32 {
+    TENANT_MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The SQL that brings a tenant schema from `from` to the latest version.
+pub(crate) fn tenant_script(schema: &SchemaName, from: i32) -> String {
+    let mut script = String::new();
+    for m in TENANT_MIGRATIONS.iter().filter(|m| m.version > from) {
+        script.push_str(&m.sql.replace("{{tenant_role}}", &format!("\"{schema}\"")));
+        script.push('\n');
+    }
+    script
+}
+
+/// Creates the `platform` schema if needed and applies pending platform migrations.
+pub async fn migrate_platform(pool: &PgPool) -> Result<()> {
+    // A detached connection: the search_path change must not leak back into the pool.
+    let mut conn: PgConnection = pool
+        .acquire()
+        .await
+        .map_err(crm_core::db::unavailable)?
+        .detach();
+    conn.execute("CREATE SCHEMA IF NOT EXISTS platform; SET search_path = platform")
+        .await?;
+    PLATFORM
+        .run(&mut conn)
+        .await
+        .map_err(|e| Error::internal(format!("platform migration failed: {e}")))?;
+    Ok(())
+}
+
+/// Outcome of [`migrate_tenants`].
+#[derive(Debug, Default)]
+pub struct MigrationReport {
+    pub migrated: usize,
+    pub failed: Vec<(String, String)>,
+}
+
+/// Upgrades every tenant behind the latest version, `parallelism` at a time, reading the
+/// registry in batches of `batch` so memory stays flat however many tenants there are.
+pub async fn migrate_tenants(
+    pool: &PgPool,
+    parallelism: usize,
+    batch: i64,
+) -> Result<MigrationReport> {
+    let latest = latest_tenant_version();
+    let mut report = MigrationReport::default();
+    let mut after: Option<uuid::Uuid> = None;
+    loop {
+        let tenants: Vec<Tenant> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM platform.tenants \
+             WHERE schema_version < $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        ))
+        .bind(latest)
+        .bind(after)
+        .bind(batch)
+        .fetch_all(pool)
+        .await?;
+        let Some(last) = tenants.last() else { break };
+        after = Some(last.id);
+        let results: Vec<(String, Result<()>)> = stream::iter(tenants)
+            .map(|t| async move { (t.slug.clone(), migrate_tenant(pool, &t).await) })
+            .buffer_unordered(parallelism.max(1))
+            .collect()
+            .await;
+        for (slug, result) in results {
+            match result {
+                Ok(()) => report.migrated += 1,
+                Err(e) => {
+                    tracing::error!(tenant = %slug, error = %e, "tenant migration failed");
+                    report.failed.push((slug, e.to_string()));
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Upgrades one tenant in one transaction (locks its version row; a concurrent run waits).
+pub async fn migrate_tenant(pool: &PgPool, tenant: &Tenant) -> Result<()> {
+    let ctx = tenant.ctx()?;
+    let mut tx = pool.begin().await?;
+    tx.execute(format!("SET LOCAL search_path = \"{}\", public", ctx.schema).as_str())
+        .await?;
+    let current: i32 = sqlx::query_scalar("SELECT version FROM _schema_version FOR UPDATE")
+        .fetch_one(&mut *tx)
+        .await?;
+    let latest = latest_tenant_version();
+    if current < latest {
+        tx.execute(sqlx::raw_sql(&tenant_script(&ctx.schema, current)))
+            .await?;
+        sqlx::query("UPDATE _schema_version SET version = $1")
+            .bind(latest)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "UPDATE platform.tenants SET schema_version = $2, updated_at = now() WHERE id = $1",
+    )
+    .bind(tenant.id)
+    .bind(latest.max(current))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
