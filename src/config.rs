@@ -80,12 +80,24 @@ impl Config {
             }
             None => figment = figment.merge(Toml::file("crm.toml")),
         }
+        // Only CRM_ variables naming a setting: others (CRM_CONFIG, CRM_ADMIN_PASSWORD) belong
+        // to the command line, while unknown keys in the file are still refused as typos.
+        let known = Config::keys();
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
         let config: Config = figment
-            .merge(Env::prefixed("CRM_").ignore(&["config"]))
+            .merge(Env::prefixed("CRM_").only(&known))
             .merge(Env::raw().only(&["database_url"]))
             .extract()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The names of every setting.
+    pub fn keys() -> Vec<String> {
+        match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -114,5 +126,43 @@ impl Config {
             base_lock_secs: self.login_lock_secs,
             max_lock_secs: self.login_lock_max_secs,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return its own large error type
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn layers_file_then_env_then_database_url() {
+        Jail::expect_with(|jail| {
+            jail.create_file("crm.toml", "listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/crm\"\ntenant_isolation = \"schema\"\n")?;
+            jail.set_env("CRM_DATA_DIR", "/var/lib/crm");
+            jail.set_env("CRM_ADMIN_PASSWORD", "not a setting");
+            jail.set_env("DATABASE_URL", "postgres://u@h/db");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen, "0.0.0.0:9000");
+            assert_eq!(c.data_dir, PathBuf::from("/var/lib/crm"));
+            assert_eq!(c.tenant_isolation, TenantIsolation::Schema);
+            assert_eq!(c.database_url.as_deref(), Some("postgres://u@h/db"));
+            assert_eq!(c.session_ttl_minutes, 720);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_refused() {
+        Jail::expect_with(|jail| {
+            jail.create_file("crm.toml", "lisen = \"0.0.0.0:9000\"\n")?;
+            assert!(Config::load(None).is_err_and(|e| e.to_string().contains("lisen")));
+            jail.create_file("crm.toml", "tenant_isolation = \"none\"\n")?;
+            assert!(Config::load(None).is_err());
+            jail.create_file("crm.toml", "log_format = \"xml\"\n")?;
+            assert!(Config::load(None).is_err());
+            assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
+            Ok(())
+        });
     }
 }

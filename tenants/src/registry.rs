@@ -43,24 +43,24 @@ impl Tenant {
 
 /// A tenant by id.
 pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<Tenant>> {
-    Ok(sqlx::query_as(&format!(
+    sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM platform.tenants WHERE id = $1"
     ))
     .bind(id)
     .fetch_optional(pool)
     .await
-    .map_err(crm_core::db::unavailable)?)
+    .map_err(crm_core::db::unavailable)
 }
 
 /// A tenant by slug.
 pub async fn by_slug(pool: &PgPool, slug: &str) -> Result<Option<Tenant>> {
-    Ok(sqlx::query_as(&format!(
+    sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM platform.tenants WHERE slug = $1"
     ))
     .bind(slug)
     .fetch_optional(pool)
     .await
-    .map_err(crm_core::db::unavailable)?)
+    .map_err(crm_core::db::unavailable)
 }
 
 /// Tenants by slug, after `after` (keyset paging: never loads all tenants at once).

@@ -1,1 +1,14 @@
+//! Black-box tests of the `crm` server over HTTP against a real PostgreSQL. One binary, so the
+//! crate links once; every test gets its own database cloned from a template, so they run in
+//! parallel.
 
+mod account;
+mod api_keys;
+mod audit;
+mod cli;
+mod helpers;
+mod isolation;
+mod ops;
+mod roles;
+mod teams;
+mod users;

@@ -1,0 +1,141 @@
+use crate::helpers::TestApp;
+use reqwest::Method;
+
+#[tokio::test]
+async fn health_readiness_metrics_and_docs() {
+    let app = TestApp::spawn().await;
+    let health = app
+        .call(Method::GET, "/healthz", None, None)
+        .await
+        .expect(200);
+    assert_eq!(health["status"], "ok");
+    let ready = app
+        .call(Method::GET, "/readyz", None, None)
+        .await
+        .expect(200);
+    assert_eq!(ready["database"], "ok");
+    app.signup().await;
+    let metrics = app
+        .call(Method::GET, "/metrics", None, None)
+        .await
+        .expect(200);
+    let text = metrics.as_str().expect("text");
+    assert!(text.contains("crm_http_requests_total"), "{text}");
+    assert!(
+        text.contains("crm_signups_total{outcome=\"created\"} 1"),
+        "{text}"
+    );
+
+    let spec = app
+        .call(Method::GET, "/api/openapi.json", None, None)
+        .await
+        .expect(200);
+    assert!(spec["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.")));
+    for path in [
+        "/signup",
+        "/auth/login",
+        "/auth/logout",
+        "/me",
+        "/users",
+        "/users/{id}",
+        "/roles",
+        "/roles/{name}",
+        "/teams",
+        "/teams/{id}/members",
+        "/api-keys",
+        "/api-keys/{id}",
+        "/audit",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert!(spec["components"]["schemas"].get("Problem").is_some());
+    let docs = app
+        .client
+        .get(format!("{}/api/docs/", app.base))
+        .send()
+        .await
+        .expect("docs");
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.expect("html").contains("swagger"));
+}
+
+#[tokio::test]
+async fn every_response_has_a_request_id_and_errors_are_problems() {
+    let app = TestApp::spawn().await;
+    let resp = app.call(Method::GET, "/api/v1/nowhere", None, None).await;
+    let id = resp
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("request id");
+    let body = resp.expect_problem(404, "route.not_found");
+    assert_eq!(body["request_id"], id.as_str());
+
+    let given = app
+        .send(
+            app.client
+                .get(format!("{}/healthz", app.base))
+                .header("x-request-id", "trace-42"),
+        )
+        .await;
+    assert_eq!(
+        given
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("trace-42")
+    );
+
+    app.call(Method::DELETE, "/api/v1/me", None, None)
+        .await
+        .expect_problem(405, "route.method_not_allowed");
+    let not_json = app
+        .send(
+            app.client
+                .post(format!("{}/api/v1/signup", app.base))
+                .body("x"),
+        )
+        .await;
+    not_json.expect_problem(415, "request.unsupported_media_type");
+    let broken = app
+        .send(
+            app.client
+                .post(format!("{}/api/v1/signup", app.base))
+                .header("content-type", "application/json")
+                .body("{oops"),
+        )
+        .await;
+    broken.expect_problem(400, "request.invalid");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_413() {
+    let app = TestApp::spawn_with(|c| c.max_body_bytes = 4096).await;
+    let big = format!("{{\"tenant_slug\":\"{}\"}}", "x".repeat(10_000));
+    let declared = app
+        .send(
+            app.client
+                .post(format!("{}/api/v1/signup", app.base))
+                .header("content-type", "application/json")
+                .body(big.clone()),
+        )
+        .await;
+    declared.expect_problem(413, "request.too_large");
+    // Chunked, without Content-Length.
+    let stream = futures::stream::iter(vec![Ok::<_, std::io::Error>(big.into_bytes())]);
+    let chunked = app
+        .send(
+            app.client
+                .post(format!("{}/api/v1/signup", app.base))
+                .header("content-type", "application/json")
+                .body(reqwest::Body::wrap_stream(stream)),
+        )
+        .await;
+    chunked.expect_problem(413, "request.too_large");
+}
