@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// Everything handlers share.
 #[derive(Clone)]
@@ -96,13 +97,16 @@ async fn observe<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response
     let started = Instant::now();
     let span = tracing::info_span!("request", id = %request_id, %method, %path);
     let result = REQUEST_ID
-        .scope(request_id.clone(), async {
-            let _entered = span.enter();
-            match ep.call(req).await {
-                Ok(r) => r.into_response(),
-                Err(e) => problem_from_poem(e),
+        .scope(
+            request_id.clone(),
+            async {
+                match ep.call(req).await {
+                    Ok(r) => r.into_response(),
+                    Err(e) => problem_from_poem(e),
+                }
             }
-        })
+            .instrument(span),
+        )
         .await;
     let mut resp = result;
     let status = resp.status();

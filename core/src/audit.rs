@@ -122,7 +122,7 @@ pub async fn list(tx: &mut TenantTx, q: AuditQuery) -> Result<Page<AuditEntry>> 
                 user_agent, request_id, detail \
          FROM audit_log \
          WHERE ($1::bigint IS NULL OR id < $1) \
-           AND ($2::text IS NULL OR action = $2 OR action LIKE $2 || '.%') \
+           AND ($2::text IS NULL OR action = $2 OR starts_with(action, $2 || '.')) \
            AND ($3::uuid IS NULL OR actor_id = $3) \
            AND ($4::timestamptz IS NULL OR at >= $4) \
            AND ($5::timestamptz IS NULL OR at < $5) \

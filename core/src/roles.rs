@@ -312,3 +312,24 @@ pub fn ensure_no_escalation(granted: &[Permission], held: &[Permission]) -> Resu
         ))
     }
 }
+
+/// Refuses to manage (edit, deactivate, reset) a user holding permissions the acting
+/// principal lacks: only someone at least as privileged may take over an account.
+pub fn ensure_outranks(target: &[Permission], held: &[Permission]) -> Result<()> {
+    let missing: Vec<&str> = target
+        .iter()
+        .filter(|p| !held.contains(p))
+        .map(|p| p.as_str())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::forbidden(
+            "auth.escalation",
+            format!(
+                "this user holds permissions you do not ({}); ask someone who holds them",
+                missing.join(", ")
+            ),
+        ))
+    }
+}

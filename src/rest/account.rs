@@ -205,10 +205,13 @@ impl AccountApi {
             return Err(throttled(secs).into());
         }
 
+        // No connection is held while argon2 runs.
         let mut tx = state.db.tenant_tx(&ctx).await?;
         let candidate = users::find_for_login(&mut tx, &email).await?;
+        tx.commit().await?;
         let stored = candidate.as_ref().map(|c| c.password_hash.clone());
         let password_ok = identity::verify_password(&body.password, stored).await?;
+        let mut tx = state.db.tenant_tx(&ctx).await?;
         let Some(user) = candidate.filter(|_| password_ok) else {
             audit::record(
                 &mut tx,
@@ -368,9 +371,18 @@ impl AccountApi {
             )
             .into());
         }
+        // Guessing the current password with a stolen session is throttled like a login.
+        let pool = &state.db.pool;
         let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
+        let profile = users::get(&mut tx, user_id).await?;
         let stored = users::password_hash(&mut tx, user_id).await?;
+        tx.commit().await?;
+        let account_key = throttle::account_key(ctx.tenant.id, &profile.email);
+        if let Some(secs) = throttle::locked_for(pool, std::slice::from_ref(&account_key)).await? {
+            return Err(throttled(secs).into());
+        }
         if !identity::verify_password(&body.current_password, Some(stored)).await? {
+            throttle::record_failure(pool, &[account_key], state.config.throttle_policy()).await?;
             return Err(Error::invalid_field(
                 "current_password",
                 "incorrect",
@@ -379,6 +391,7 @@ impl AccountApi {
             .into());
         }
         let hash = identity::hash_password(new_password.expose()).await?;
+        let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
         users::set_password(&mut tx, user_id, &hash).await?;
         sessions::revoke_all_of_user(&mut tx, user_id, ctx.principal.session_id).await?;
         audit::record(
@@ -397,7 +410,7 @@ impl AccountApi {
 fn throttled(secs: u64) -> Error {
     Error::TooManyRequests {
         code: "auth.throttled",
-        message: format!("too many failed logins; try again in {secs} seconds"),
+        message: format!("too many failed password attempts; try again in {secs} seconds"),
         retry_after_secs: secs,
     }
 }

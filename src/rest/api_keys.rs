@@ -90,19 +90,21 @@ impl ApiKeysApi {
         self.0.require(&ctx, Permission::ApiKeysManage).await?;
         let name = DisplayName::parse("name", &body.name)?;
         let role = RoleName::parse("role", &body.role)?;
+        let held = self.0.permissions_of(&ctx).await?;
         let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
         let role_names = [role.as_str().to_owned()];
         roles::ensure_exist(&mut tx, "role", &role_names)
             .await
-            .map_err(|_| {
-                crm_core::Error::invalid_field(
+            .map_err(|e| match e {
+                crm_core::Error::Invalid { .. } => crm_core::Error::invalid_field(
                     "role",
                     "unknown_role",
                     format!("there is no role '{role}'; list roles with GET /api/v1/roles"),
-                )
+                ),
+                other => other,
             })?;
         let granted = roles::permissions_of(&mut tx, &role_names).await?;
-        roles::ensure_no_escalation(&granted, &self.0.permissions_of(&ctx).await?)?;
+        roles::ensure_no_escalation(&granted, &held)?;
         let (key, secret) = api_keys::create(
             &mut tx,
             name.as_str(),

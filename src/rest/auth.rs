@@ -31,7 +31,9 @@ pub fn request_meta(req: &Request, state: &AppState) -> RequestMeta {
         .trust_forwarded_for
         .then(|| req.header("x-forwarded-for"))
         .flatten()
-        .and_then(|v| v.split(',').next())
+        // The proxy appends the address it saw: the last entry is the one it vouches for;
+        // earlier entries come from the client and can be forged.
+        .and_then(|v| v.rsplit(',').next())
         .map(|ip| ip.trim().to_owned());
     let ip = forwarded.or_else(|| {
         req.remote_addr()

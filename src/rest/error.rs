@@ -94,9 +94,8 @@ impl Problem {
 pub struct ApiError(#[from] pub Error);
 
 impl ApiError {
-    pub fn problem(&self) -> Problem {
-        let err = &self.0;
-        let status = match err {
+    fn status_code(&self) -> StatusCode {
+        match &self.0 {
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
@@ -106,7 +105,13 @@ impl ApiError {
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
+        }
+    }
+
+    /// The problem document (logs internal errors: call once per response).
+    pub fn problem(&self) -> Problem {
+        let err = &self.0;
+        let status = self.status_code();
         let detail = match err {
             Error::Database(_) | Error::Internal(_) => {
                 tracing::error!(error = %err, "internal error");
@@ -149,7 +154,7 @@ impl From<crm_core::FieldError> for ApiError {
 
 impl poem::error::ResponseError for ApiError {
     fn status(&self) -> StatusCode {
-        StatusCode::from_u16(self.problem().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        self.status_code()
     }
 
     fn as_response(&self) -> Response {

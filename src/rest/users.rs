@@ -7,7 +7,8 @@ use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
 use crm_core::authz::Permission;
-use crm_core::context::{page_size, RequestCtx};
+use crm_core::context::page_size;
+use crm_core::db::TenantTx;
 use crm_core::domain::{DisplayName, Email, Password, Validator};
 use crm_core::identity::{self, sessions};
 use crm_core::users::{self, NewUser, User, UserPatch, UserQuery};
@@ -98,17 +99,23 @@ pub struct ResetPasswordRequest {
     pub new_password: String,
 }
 
-/// Refuses roles that carry permissions the caller lacks.
+/// Refuses roles that carry permissions the caller lacks (`held`: the caller's permissions,
+/// computed before the transaction so no second connection is needed inside it).
 async fn ensure_may_grant(
-    state: &AppState,
-    ctx: &RequestCtx,
-    tx: &mut crm_core::db::TenantTx,
+    tx: &mut TenantTx,
     role_names: &[String],
+    held: &[Permission],
 ) -> ApiResult<()> {
     roles::ensure_exist(tx, "roles", role_names).await?;
     let granted = roles::permissions_of(tx, role_names).await?;
-    let held = state.permissions_of(ctx).await?;
-    Ok(roles::ensure_no_escalation(&granted, &held)?)
+    Ok(roles::ensure_no_escalation(&granted, held)?)
+}
+
+/// Refuses to touch a user who holds permissions the caller lacks (404 if absent).
+async fn ensure_may_manage(tx: &mut TenantTx, user_id: Uuid, held: &[Permission]) -> ApiResult<()> {
+    let target = users::get(tx, user_id).await?;
+    let theirs = roles::permissions_of(tx, &target.roles).await?;
+    Ok(roles::ensure_outranks(&theirs, held)?)
 }
 
 fn parse_roles(field: &str, raw: &[String], v: &mut Validator) -> Vec<String> {
@@ -195,8 +202,9 @@ impl UsersApi {
             }
         }
         let password_hash = identity::hash_password(checked(password)?.expose()).await?;
+        let held = state.permissions_of(&ctx).await?;
         let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
-        ensure_may_grant(state, &ctx, &mut tx, &role_names).await?;
+        ensure_may_grant(&mut tx, &role_names, &held).await?;
         let user = users::create(
             &mut tx,
             NewUser {
@@ -268,9 +276,11 @@ impl UsersApi {
             ));
         }
         v.finish()?;
+        let held = state.permissions_of(&ctx).await?;
         let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
+        ensure_may_manage(&mut tx, id.0, &held).await?;
         if let Some(r) = &role_names {
-            ensure_may_grant(state, &ctx, &mut tx, r).await?;
+            ensure_may_grant(&mut tx, r, &held).await?;
         }
         let user = users::update(
             &mut tx,
@@ -304,7 +314,9 @@ impl UsersApi {
         if ctx.principal.user_id() == Some(id.0) {
             return Err(Error::conflict("user.self", "you cannot deactivate yourself").into());
         }
+        let held = self.0.permissions_of(&ctx).await?;
         let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        ensure_may_manage(&mut tx, id.0, &held).await?;
         users::update(
             &mut tx,
             id.0,
@@ -338,7 +350,9 @@ impl UsersApi {
         self.0.require(&ctx, Permission::UsersManage).await?;
         let password = Password::parse("new_password", &body.new_password)?;
         let hash = identity::hash_password(password.expose()).await?;
+        let held = self.0.permissions_of(&ctx).await?;
         let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        ensure_may_manage(&mut tx, id.0, &held).await?;
         users::set_password(&mut tx, id.0, &hash).await?;
         let keep = ctx
             .principal

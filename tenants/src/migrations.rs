@@ -50,8 +50,13 @@ pub async fn migrate_platform(pool: &PgPool) -> Result<()> {
         .await
         .map_err(crm_core::db::unavailable)?
         .detach();
-    conn.execute("CREATE SCHEMA IF NOT EXISTS platform; SET search_path = platform")
-        .await?;
+    // On Citus the platform schema must stay a regular (coordinator) schema, not a
+    // distributed one; on plain Postgres the setting is an inert custom option.
+    conn.execute(
+        "SET citus.enable_schema_based_sharding = off; \
+         CREATE SCHEMA IF NOT EXISTS platform; SET search_path = platform",
+    )
+    .await?;
     PLATFORM
         .run(&mut conn)
         .await

@@ -65,13 +65,14 @@ pub async fn by_slug(pool: &PgPool, slug: &str) -> Result<Option<Tenant>> {
 
 /// Tenants by slug, after `after` (keyset paging: never loads all tenants at once).
 pub async fn list(pool: &PgPool, after: Option<&str>, limit: i64) -> Result<Vec<Tenant>> {
-    Ok(sqlx::query_as(&format!(
+    sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM platform.tenants WHERE ($1::text IS NULL OR slug > $1) ORDER BY slug LIMIT $2"
     ))
     .bind(after)
     .bind(limit)
     .fetch_all(pool)
-    .await?)
+    .await
+    .map_err(crm_core::db::unavailable)
 }
 
 /// Suspends (`active = false`) or resumes a tenant. A suspended tenant's users cannot log in
@@ -83,6 +84,7 @@ pub async fn set_active(pool: &PgPool, slug: &str, active: bool) -> Result<Tenan
     .bind(slug)
     .bind(if active { "active" } else { "suspended" })
     .fetch_optional(pool)
-    .await?;
+    .await
+    .map_err(crm_core::db::unavailable)?;
     tenant.ok_or_else(|| Error::not_found("tenant.not_found", format!("no tenant '{slug}'")))
 }

@@ -320,6 +320,28 @@ async fn change_own_password_logs_out_other_sessions() {
     app.get("/api/v1/me", &second)
         .await
         .expect_problem(401, "auth.invalid_token");
+    // Guessing the current password with a session is throttled like logins (the wrong
+    // guess above was the first of five).
+    for _ in 0..4 {
+        app.post(
+            "/api/v1/me/password",
+            &t.token,
+            json!({"current_password": "guess guess guess", "new_password": "another new secret"}),
+        )
+        .await
+        .expect(422);
+    }
+    app.post(
+        "/api/v1/me/password",
+        &t.token,
+        json!({"current_password": "a brand new secret", "new_password": "another new secret"}),
+    )
+    .await
+    .expect_problem(429, "auth.throttled");
+    sqlx::query("DELETE FROM platform.login_throttle")
+        .execute(&app.pool)
+        .await
+        .expect("unlock");
     app.login(&t.slug, &t.admin_email, PASSWORD)
         .await
         .expect(401);

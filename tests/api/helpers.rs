@@ -24,9 +24,19 @@ fn url_for(database: &str, user: &str) -> String {
     let admin = admin_url();
     let mut url = reqwest::Url::parse(&admin).expect("TEST_DATABASE_URL is a URL");
     url.set_path(&format!("/{database}"));
-    let _ = url.set_username(user);
-    let _ = url.set_password(None);
+    if url.username() != user {
+        // The app role logs in without a password (local trust auth, as on CI machines).
+        let _ = url.set_username(user);
+        let _ = url.set_password(None);
+    }
     url.to_string()
+}
+
+/// The superuser of TEST_DATABASE_URL (`postgres` by default).
+fn admin_user() -> String {
+    reqwest::Url::parse(&admin_url())
+        .map(|u| u.username().to_owned())
+        .unwrap_or_else(|_| "postgres".to_owned())
 }
 
 /// Hash of the platform migrations: a changed migration gets a new template.
@@ -345,7 +355,7 @@ impl Drop for TestApp {
                 .ok()?;
             rt.block_on(async move {
                 let mut admin = PgConnection::connect(&admin_url()).await.ok()?;
-                let mut db = PgConnection::connect(&url_for(&database, "postgres"))
+                let mut db = PgConnection::connect(&url_for(&database, &admin_user()))
                     .await
                     .ok()?;
                 let roles: Vec<String> =

@@ -59,13 +59,6 @@ impl Authorizer {
         self.cache.lock().map(|c| c.len()).unwrap_or(0)
     }
 
-    /// Drops the cached enforcer of one tenant (after a policy change in this process).
-    pub fn invalidate(&self, tenant: Uuid) {
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.pop(&tenant);
-        }
-    }
-
     async fn enforcer(
         &self,
         db: &Db,

@@ -74,7 +74,8 @@ pub fn parse(token: &str) -> Option<ParsedToken> {
 
 /// The part of a key shown in lists, enough to recognise it: `tck_…` plus 6 secret chars.
 pub fn display_prefix(token: &str) -> String {
-    let secret = token.rsplit('_').next().unwrap_or_default();
+    // The secret is base64url and may itself contain '_': split at the first two only.
+    let secret = token.splitn(3, '_').nth(2).unwrap_or_default();
     format!("tck_…{}", secret.chars().take(6).collect::<String>())
 }
 
@@ -101,6 +102,16 @@ mod tests {
             generate(CredentialKind::Session, tenant),
             generate(CredentialKind::Session, tenant)
         );
+    }
+
+    #[test]
+    fn display_prefix_shows_the_start_of_the_secret() {
+        let tenant = Uuid::new_v4();
+        for _ in 0..50 {
+            let token = generate(CredentialKind::ApiKey, tenant);
+            let secret = token.splitn(3, '_').nth(2).unwrap_or_default().to_owned();
+            assert_eq!(display_prefix(&token), format!("tck_…{}", &secret[..6]));
+        }
     }
 
     #[test]
