@@ -5,6 +5,7 @@
 mod account;
 mod api_keys;
 mod audit;
+mod authz;
 mod cli;
 mod helpers;
 mod isolation;
