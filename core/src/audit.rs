@@ -1,9 +1,9 @@
 //! The security audit log: logins (good and bad), user, role, team and key changes. Entries
 //! are appended in the same transaction as the change they describe; nothing updates them.
 
-use crate::context::{Page, RequestCtx, RequestMeta};
+use crate::context::{cut_page, parse_cursor, Page, RequestCtx, RequestMeta};
 use crate::db::TenantTx;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
@@ -108,15 +108,7 @@ pub struct AuditQuery {
 
 /// Newest first; the cursor is the last id seen.
 pub async fn list(tx: &mut TenantTx, q: AuditQuery) -> Result<Page<AuditEntry>> {
-    let before: Option<i64> = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(c.parse().map_err(|_| {
-            Error::bad_request(
-                "request.invalid_cursor",
-                "cursor is not one this API returned",
-            )
-        })?),
-    };
+    let before: Option<i64> = parse_cursor(q.cursor.as_deref())?;
     let mut items: Vec<AuditEntry> = sqlx::query_as(
         "SELECT id, at, action, actor_kind, actor_id, actor_name, target_kind, target_id, ip, \
                 user_agent, request_id, detail \
@@ -136,11 +128,6 @@ pub async fn list(tx: &mut TenantTx, q: AuditQuery) -> Result<Page<AuditEntry>> 
     .bind(q.limit + 1)
     .fetch_all(tx.conn())
     .await?;
-    let next_cursor = if items.len() as i64 > q.limit {
-        items.truncate(q.limit as usize);
-        items.last().map(|e| e.id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = cut_page(&mut items, q.limit, |e| e.id);
     Ok(Page { items, next_cursor })
 }

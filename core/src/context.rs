@@ -27,6 +27,34 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Reads a cursor this API handed out earlier (400 `request.invalid_cursor` otherwise).
+pub fn parse_cursor<T: std::str::FromStr>(raw: Option<&str>) -> crate::Result<Option<T>> {
+    raw.map(|c| {
+        c.parse().map_err(|_| {
+            crate::Error::bad_request(
+                "request.invalid_cursor",
+                "cursor is not one this API returned; start again without it",
+            )
+        })
+    })
+    .transpose()
+}
+
+/// Cuts a result fetched with `limit + 1` rows down to `limit`, returning the cursor of the
+/// last kept row when more remain.
+pub fn cut_page<T, C: ToString>(
+    rows: &mut Vec<T>,
+    limit: i64,
+    cursor_of: impl Fn(&T) -> C,
+) -> Option<String> {
+    if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| cursor_of(r).to_string())
+    } else {
+        None
+    }
+}
+
 /// Largest page any list returns.
 pub const MAX_PAGE: i64 = 200;
 

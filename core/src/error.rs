@@ -153,3 +153,24 @@ pub fn unique_violation(err: &sqlx::Error) -> Option<&str> {
         _ => None,
     }
 }
+
+/// Fails with a 422 listing every entry of `wanted` (as `field[i]`) that is not in `known`.
+pub fn ensure_known<T: PartialEq>(
+    field: &str,
+    wanted: &[T],
+    known: &[T],
+    code: &'static str,
+    describe: impl Fn(&T) -> String,
+) -> Result<()> {
+    let errors: Vec<FieldError> = wanted
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| !known.contains(w))
+        .map(|(i, w)| FieldError::new(format!("{field}[{i}]"), code, describe(w)))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(errors))
+    }
+}

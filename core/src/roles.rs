@@ -263,23 +263,9 @@ pub async fn ensure_exist(tx: &mut TenantTx, field: &str, names: &[String]) -> R
         .bind(names)
         .fetch_all(tx.conn())
         .await?;
-    let errors: Vec<FieldError> = names
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| !known.contains(n))
-        .map(|(i, n)| {
-            FieldError::new(
-                format!("{field}[{i}]"),
-                "unknown_role",
-                format!("there is no role '{n}'; list roles with GET /api/v1/roles"),
-            )
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::invalid(errors))
-    }
+    crate::error::ensure_known(field, names, &known, "unknown_role", |n| {
+        format!("there is no role '{n}'; list roles with GET /api/v1/roles")
+    })
 }
 
 /// The union of the permissions of several roles.
@@ -293,43 +279,38 @@ pub async fn permissions_of(tx: &mut TenantTx, names: &[String]) -> Result<Vec<P
     Ok(all)
 }
 
-/// Refuses to hand out permissions the granting principal does not hold itself.
-pub fn ensure_no_escalation(granted: &[Permission], held: &[Permission]) -> Result<()> {
-    let missing: Vec<&str> = granted
+/// The permissions in `wanted` that `held` lacks.
+fn lacking<'a>(wanted: &'a [Permission], held: &[Permission]) -> Vec<&'a str> {
+    wanted
         .iter()
         .filter(|p| !held.contains(p))
         .map(|p| p.as_str())
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::forbidden(
-            "auth.escalation",
-            format!(
-                "you cannot grant permissions you do not hold yourself: {}",
-                missing.join(", ")
-            ),
-        ))
+        .collect()
+}
+
+fn escalation(message: String) -> Error {
+    Error::forbidden("auth.escalation", message)
+}
+
+/// Refuses to hand out permissions the granting principal does not hold itself.
+pub fn ensure_no_escalation(granted: &[Permission], held: &[Permission]) -> Result<()> {
+    match lacking(granted, held).as_slice() {
+        [] => Ok(()),
+        missing => Err(escalation(format!(
+            "you cannot grant permissions you do not hold yourself: {}",
+            missing.join(", ")
+        ))),
     }
 }
 
 /// Refuses to manage (edit, deactivate, reset) a user holding permissions the acting
 /// principal lacks: only someone at least as privileged may take over an account.
 pub fn ensure_outranks(target: &[Permission], held: &[Permission]) -> Result<()> {
-    let missing: Vec<&str> = target
-        .iter()
-        .filter(|p| !held.contains(p))
-        .map(|p| p.as_str())
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::forbidden(
-            "auth.escalation",
-            format!(
-                "this user holds permissions you do not ({}); ask someone who holds them",
-                missing.join(", ")
-            ),
-        ))
+    match lacking(target, held).as_slice() {
+        [] => Ok(()),
+        missing => Err(escalation(format!(
+            "this user holds permissions you do not ({}); ask someone who holds them",
+            missing.join(", ")
+        ))),
     }
 }

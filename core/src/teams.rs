@@ -2,7 +2,7 @@
 
 use crate::db::TenantTx;
 use crate::domain::DisplayName;
-use crate::error::{unique_violation, Error, FieldError, Result};
+use crate::error::{unique_violation, Error, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
@@ -188,21 +188,7 @@ pub async fn ensure_exist(tx: &mut TenantTx, field: &str, ids: &[Uuid]) -> Resul
         .bind(ids)
         .fetch_all(tx.conn())
         .await?;
-    let errors: Vec<FieldError> = ids
-        .iter()
-        .enumerate()
-        .filter(|(_, id)| !known.contains(id))
-        .map(|(i, id)| {
-            FieldError::new(
-                format!("{field}[{i}]"),
-                "unknown_team",
-                format!("no team {id}"),
-            )
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::invalid(errors))
-    }
+    crate::error::ensure_known(field, ids, &known, "unknown_team", |id| {
+        format!("no team {id}")
+    })
 }

@@ -2,7 +2,7 @@
 //! deactivates it: history keeps pointing at it, it can no longer log in.
 
 use crate::authz::{policy, ADMIN_ROLE};
-use crate::context::Page;
+use crate::context::{cut_page, parse_cursor, Page};
 use crate::db::TenantTx;
 use crate::domain::{DisplayName, Email};
 use crate::error::{unique_violation, Error, FieldError, Result};
@@ -190,15 +190,7 @@ pub struct UserQuery {
 
 /// Users in creation order.
 pub async fn list(tx: &mut TenantTx, q: UserQuery) -> Result<Page<User>> {
-    let after: Option<Uuid> = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(Uuid::try_parse(c).map_err(|_| {
-            Error::bad_request(
-                "request.invalid_cursor",
-                "cursor is not one this API returned",
-            )
-        })?),
-    };
+    let after: Option<Uuid> = parse_cursor(q.cursor.as_deref())?;
     let pattern = q.q.as_deref().map(|s| {
         format!(
             "%{}%",
@@ -227,12 +219,7 @@ pub async fn list(tx: &mut TenantTx, q: UserQuery) -> Result<Page<User>> {
     .bind(q.limit + 1)
     .fetch_all(tx.conn())
     .await?;
-    let next_cursor = if rows.len() as i64 > q.limit {
-        rows.truncate(q.limit as usize);
-        rows.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = cut_page(&mut rows, q.limit, |r| r.id);
     Ok(Page {
         items: complete(tx, rows).await?,
         next_cursor,
