@@ -40,6 +40,10 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// `text` or `json` logs.
     pub log_format: String,
+    /// Base64 of the 32-byte master key that wraps each tenant's data key (encrypted fields).
+    /// When unset, `data_dir/master.key` is used, created on first start. Back it up: without
+    /// it encrypted values cannot be read.
+    pub master_key: Option<String>,
     /// Upgrade tenant schemas in the background when the server starts.
     pub auto_migrate_tenants: bool,
     /// Tenants migrated at once by `crm migrate` and the background upgrade.
@@ -63,6 +67,7 @@ impl Default for Config {
             login_lock_max_secs: 3600,
             trust_forwarded_for: false,
             log_format: "text".into(),
+            master_key: None,
             auto_migrate_tenants: true,
             migrate_parallelism: 4,
         }
@@ -118,6 +123,41 @@ impl Config {
             "log_format must be 'text' or 'json'"
         );
         Ok(())
+    }
+
+    /// The master key: `master_key`, else the key file under the data dir (created when
+    /// `create` and missing, mode 0600).
+    pub fn master_key(&self, create: bool) -> anyhow::Result<Option<crm_core::crypto::MasterKey>> {
+        use crm_core::crypto::MasterKey;
+        if let Some(raw) = &self.master_key {
+            return Ok(Some(
+                MasterKey::parse(raw).map_err(|e| anyhow::anyhow!("master_key: {e}"))?,
+            ));
+        }
+        let path = self.data_dir.join("master.key");
+        if path.exists() {
+            let raw = std::fs::read_to_string(&path)?;
+            return Ok(Some(
+                MasterKey::parse(&raw).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            ));
+        }
+        if !create {
+            return Ok(None);
+        }
+        let key = MasterKey::generate();
+        std::fs::create_dir_all(&self.data_dir)?;
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            f.write_all(key.to_base64().as_bytes())?;
+        }
+        tracing::warn!(path = %path.display(), fingerprint = %key.fingerprint(), "generated a new master key; back it up — encrypted fields cannot be read without it");
+        Ok(Some(key))
     }
 
     pub fn throttle_policy(&self) -> crm_tenants::throttle::ThrottlePolicy {

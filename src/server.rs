@@ -27,15 +27,22 @@ use tracing::Instrument;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Db,
+    /// Wraps tenants' data keys; `None` disables encrypted fields.
+    pub master_key: Option<Arc<crm_core::crypto::MasterKey>>,
     pub authz: Arc<Authorizer>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
-    pub fn new(config: Config, pool: PgPool) -> Self {
+    pub fn new(
+        config: Config,
+        pool: PgPool,
+        master_key: Option<crm_core::crypto::MasterKey>,
+    ) -> Self {
         Self {
             db: Db::new(pool, config.tenant_isolation),
+            master_key: master_key.map(Arc::new),
             authz: Arc::new(Authorizer::new(config.authz_cache_tenants)),
             metrics: Arc::new(Metrics::new()),
             config: Arc::new(config),
@@ -254,7 +261,8 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| anyhow::anyhow!("listener has no socket address"))?;
-    let state = AppState::new(config, pool);
+    let master_key = config.master_key(true)?;
+    let state = AppState::new(config, pool, master_key);
     let endpoint = app(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(

@@ -50,6 +50,16 @@ pub enum Error {
     /// 409: conflicts with the current state (duplicate, in use, protected).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// 409 naming the existing record a new one would duplicate.
+    #[error("{message}")]
+    Duplicate {
+        code: &'static str,
+        message: String,
+        existing_id: uuid::Uuid,
+    },
+    /// 412: the record changed since the caller read it (stale `If-Match`).
+    #[error("{message}")]
+    PreconditionFailed { code: &'static str, message: String },
     /// 429: throttled; retry after the given number of seconds.
     #[error("{message}")]
     TooManyRequests {
@@ -139,10 +149,20 @@ impl Error {
             | Error::Forbidden { code, .. }
             | Error::NotFound { code, .. }
             | Error::Conflict { code, .. }
+            | Error::Duplicate { code, .. }
+            | Error::PreconditionFailed { code, .. }
             | Error::TooManyRequests { code, .. } => code,
             Error::Unavailable(_) => "service.unavailable",
             Error::Database(_) | Error::Internal(_) => "internal",
         }
+    }
+}
+
+/// The name of the foreign key a database error violated, if it is one.
+pub fn foreign_key_violation(err: &sqlx::Error) -> Option<&str> {
+    match err {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23503") => db.constraint(),
+        _ => None,
     }
 }
 

@@ -8,10 +8,12 @@
 pub mod audit;
 pub mod authz;
 pub mod context;
+pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod identity;
+pub mod records;
 pub mod roles;
 pub mod teams;
 pub mod users;

@@ -52,6 +52,10 @@ pub struct Problem {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<ProblemField>>,
+    /// For duplicates (409 `customer.duplicate`): the record that already exists.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<uuid::Uuid>,
     /// For 429: seconds to wait (also in `Retry-After`).
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +72,7 @@ impl Problem {
             code: code.to_owned(),
             request_id: current_request_id(),
             errors: None,
+            existing_id: None,
             retry_after: None,
         }
     }
@@ -101,7 +106,8 @@ impl ApiError {
             Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
-            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::Conflict { .. } | Error::Duplicate { .. } => StatusCode::CONFLICT,
+            Error::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -135,6 +141,9 @@ impl ApiError {
                     })
                     .collect(),
             );
+        }
+        if let Error::Duplicate { existing_id, .. } = err {
+            problem.existing_id = Some(*existing_id);
         }
         if let Error::TooManyRequests {
             retry_after_secs, ..
@@ -184,6 +193,7 @@ impl ApiResponse for ApiError {
                 ),
                 response(404, "Not found (or not visible to this tenant)"),
                 response(409, "Conflicts with the current state"),
+                response(412, "The record changed since it was read (If-Match)"),
                 response(422, "Invalid fields; see `errors`"),
                 response(429, "Throttled; see Retry-After"),
             ],

@@ -6,7 +6,10 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod fields;
+pub mod records;
 pub mod roles;
+pub mod tags;
 pub mod teams;
 pub mod users;
 
@@ -31,6 +34,10 @@ pub enum Tag {
     ApiKeys,
     /// The security audit log.
     Audit,
+    /// Customers, contacts and tags on the record engine.
+    Records,
+    /// Custom fields of objects.
+    Fields,
 }
 
 /// 201 with the created resource.
@@ -55,6 +62,9 @@ pub type Apis = (
     teams::TeamsApi,
     api_keys::ApiKeysApi,
     audit::AuditApi,
+    records::RecordsApi,
+    fields::FieldsApi,
+    tags::TagsApi,
 );
 
 /// The OpenAPI service mounted at /api/v1.
@@ -66,7 +76,10 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
             roles::RolesApi(state.clone()),
             teams::TeamsApi(state.clone()),
             api_keys::ApiKeysApi(state.clone()),
-            audit::AuditApi(state),
+            audit::AuditApi(state.clone()),
+            records::RecordsApi(state.clone()),
+            fields::FieldsApi(state.clone()),
+            tags::TagsApi(state),
         ),
         "TC CRM",
         env!("CARGO_PKG_VERSION"),

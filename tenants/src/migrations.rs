@@ -22,10 +22,16 @@ pub struct TenantMigration {
 }
 
 /// Every tenant schema version, oldest first.
-pub const TENANT_MIGRATIONS: &[TenantMigration] = &[TenantMigration {
-    version: 1,
-    sql: include_str!("tenant_sql/0001_identity.sql"),
-}];
+pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
+    TenantMigration {
+        version: 1,
+        sql: include_str!("tenant_sql/0001_identity.sql"),
+    },
+    TenantMigration {
+        version: 2,
+        sql: include_str!("tenant_sql/0002_records.sql"),
+    },
+];
 
 /// The version a freshly provisioned tenant has.
 pub fn latest_tenant_version() -> i32 {

@@ -206,6 +206,7 @@ impl TestApp {
             database_url: Some(url.clone()),
             db_max_connections: 5,
             auto_migrate_tenants: false,
+            master_key: Some(crm_core::crypto::MasterKey::generate().to_base64()),
             ..Config::default()
         };
         adjust(&mut config);

@@ -1,0 +1,105 @@
+//! The change log and the outbox, both written by the engine in the caller's transaction
+//! (no triggers: Citus refuses them on distributed tables).
+
+use super::meta::ObjectKey;
+use crate::audit::Actor;
+use crate::context::{cut_page, parse_cursor, Page};
+use crate::db::TenantTx;
+use crate::error::Result;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::FromRow;
+use uuid::Uuid;
+
+/// Appends a history entry. `changes` is `{field: {"before": …, "after": …}}`.
+pub async fn record(
+    tx: &mut TenantTx,
+    object: ObjectKey,
+    record_id: Uuid,
+    action: &str,
+    actor: &Actor,
+    changes: &Value,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO record_history (object, record_id, action, actor_kind, actor_id, request_id, changes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(object.as_str())
+    .bind(record_id)
+    .bind(action)
+    .bind(actor.kind)
+    .bind(actor.id)
+    .bind(Some(&actor.meta.request_id).filter(|r| !r.is_empty()))
+    .bind(changes)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Appends an event (`customer.updated`, …) for workflows and plugins.
+pub async fn emit(
+    tx: &mut TenantTx,
+    object: ObjectKey,
+    record_id: Uuid,
+    action: &str,
+    actor: &Actor,
+    payload: Value,
+) -> Result<()> {
+    let event = format!("{}.{action}", object.singular());
+    let mut payload = payload;
+    if let Value::Object(map) = &mut payload {
+        map.insert(
+            "actor".into(),
+            serde_json::json!({ "kind": actor.kind, "id": actor.id }),
+        );
+        map.insert(
+            "request_id".into(),
+            Value::String(actor.meta.request_id.clone()),
+        );
+    }
+    sqlx::query("INSERT INTO outbox (event, object, record_id, payload) VALUES ($1, $2, $3, $4)")
+        .bind(event)
+        .bind(object.as_str())
+        .bind(record_id)
+        .bind(payload)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// One history entry.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct HistoryEntry {
+    pub id: i64,
+    pub record_id: Uuid,
+    pub action: String,
+    pub actor_kind: String,
+    pub actor_id: Option<Uuid>,
+    pub at: DateTime<Utc>,
+    pub request_id: Option<String>,
+    pub changes: Value,
+}
+
+/// History of a record, newest first.
+pub async fn list(
+    tx: &mut TenantTx,
+    object: ObjectKey,
+    record_id: Uuid,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<Page<HistoryEntry>> {
+    let before: Option<i64> = parse_cursor(cursor)?;
+    let mut items: Vec<HistoryEntry> = sqlx::query_as(
+        "SELECT id, record_id, action, actor_kind, actor_id, at, request_id, changes FROM record_history \
+         WHERE object = $1 AND record_id = $2 AND ($3::bigint IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
+    )
+    .bind(object.as_str())
+    .bind(record_id)
+    .bind(before)
+    .bind(limit + 1)
+    .fetch_all(tx.conn())
+    .await?;
+    let next_cursor = cut_page(&mut items, limit, |e| e.id);
+    Ok(Page { items, next_cursor })
+}

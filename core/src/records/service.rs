@@ -1,0 +1,153 @@
+//! What the APIs call: create and update with the object hooks applied (default owner,
+//! contact's customer, customer dedupe, tag catalogue), around the one engine.
+
+use super::customers;
+use super::engine::{self, Access, Input};
+use super::meta::ObjectKey;
+use super::schema::ObjectSchema;
+use super::tags;
+use super::values::SqlValue;
+use crate::db::TenantTx;
+use crate::error::{Error, Result};
+use serde_json::Value;
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+/// Options of a create.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CreateOptions {
+    /// Skip customer dedupe (`?allow_duplicate=true`).
+    pub allow_duplicate: bool,
+}
+
+/// The owner of a live customer visible to `access`, or a 422 on `customer_id`.
+async fn parent_customer(tx: &mut TenantTx, access: &Access<'_>, id: Uuid) -> Result<Option<Uuid>> {
+    let mut q = QueryBuilder::<Postgres>::new(
+        "SELECT owner_id FROM customers WHERE deleted_at IS NULL AND id = ",
+    );
+    q.push_bind(id);
+    access.scope.push_predicate(&mut q);
+    let owner: Option<Option<Uuid>> = q.build_query_scalar().fetch_optional(tx.conn()).await?;
+    owner.ok_or_else(|| {
+        Error::invalid_field(
+            "customer_id",
+            "unknown_reference",
+            format!("customer {id} not found"),
+        )
+    })
+}
+
+async fn register_tags(tx: &mut TenantTx, input: &Input<'_>) -> Result<()> {
+    if let Some(SqlValue::TextArray(names)) = input.get("tags") {
+        tags::register(tx, names).await?;
+    }
+    Ok(())
+}
+
+/// Creates a record of `schema`'s object from a JSON body.
+pub async fn create(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    body: &Value,
+    options: CreateOptions,
+) -> Result<Value> {
+    let mut input = engine::parse_input(schema, body, true)?;
+    let mut default_owner = access.user_id;
+    match schema.object {
+        ObjectKey::Customers => {
+            if !options.allow_duplicate {
+                customers::ensure_not_duplicate(tx, &input, None).await?;
+            }
+        }
+        ObjectKey::Contacts => {
+            if let Some(SqlValue::Uuid(customer)) = input.get("customer_id") {
+                // A contact belongs to its customer's owner unless told otherwise.
+                default_owner = parent_customer(tx, access, *customer)
+                    .await?
+                    .or(default_owner);
+            }
+        }
+    }
+    if input.get("owner_id").is_none() {
+        if let (Some(owner), Some(field)) = (default_owner, schema.builtin("owner_id")) {
+            input.values.push((field, SqlValue::Uuid(owner)));
+        }
+    }
+    register_tags(tx, &input).await?;
+    engine::insert(tx, schema, access, &input).await
+}
+
+/// Updates a record from a JSON body of the fields to change.
+pub async fn update(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    id: Uuid,
+    expected_version: Option<i64>,
+    body: &Value,
+) -> Result<Value> {
+    let input = engine::parse_input(schema, body, false)?;
+    if schema.object == ObjectKey::Contacts {
+        if let Some(SqlValue::Uuid(customer)) = input.get("customer_id") {
+            parent_customer(tx, access, *customer).await?;
+        }
+    }
+    register_tags(tx, &input).await?;
+    engine::update(tx, schema, access, id, expected_version, &input).await
+}
+
+/// Adds tags to a record (keeping its others).
+pub async fn add_tags(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    id: Uuid,
+    add: &[String],
+) -> Result<Value> {
+    let current = engine::fetch(tx, schema, access, id, engine::Visibility::Live, true).await?;
+    let mut all: Vec<Value> = current["tags"].as_array().cloned().unwrap_or_default();
+    for t in add {
+        let t = Value::String(t.clone());
+        if !all.contains(&t) {
+            all.push(t);
+        }
+    }
+    update(
+        tx,
+        schema,
+        access,
+        id,
+        None,
+        &serde_json::json!({ "tags": all }),
+    )
+    .await
+}
+
+/// Removes a tag from a record.
+pub async fn remove_tag(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    id: Uuid,
+    tag: &str,
+) -> Result<Value> {
+    let current = engine::fetch(tx, schema, access, id, engine::Visibility::Live, true).await?;
+    let tags: Vec<Value> = current["tags"].as_array().cloned().unwrap_or_default();
+    if !tags.iter().any(|t| t == tag) {
+        return Err(Error::not_found(
+            "tag.not_on_record",
+            format!("the record has no tag '{tag}'"),
+        ));
+    }
+    let rest: Vec<Value> = tags.into_iter().filter(|t| t != tag).collect();
+    update(
+        tx,
+        schema,
+        access,
+        id,
+        None,
+        &serde_json::json!({ "tags": rest }),
+    )
+    .await
+}

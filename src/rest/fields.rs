@@ -1,0 +1,329 @@
+//! `/objects/{object}/fields`: the field designer's API. Creating a field adds a real column.
+
+use super::auth::Auth;
+use super::error::ApiResult;
+use super::{Created, NoContent, Tag};
+use crate::server::AppState;
+use chrono::{DateTime, Utc};
+use crm_core::audit::{self, Actor};
+use crm_core::authz::Permission;
+use crm_core::records::fields::{self, FieldDef, FieldPatch, NewField};
+use crm_core::records::{keys, ObjectKey, ObjectSchema};
+use crm_core::Error;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
+use poem_openapi::{Object, OpenApi};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub struct FieldsApi(pub AppState);
+
+/// A field of an object: built-in (fixed) or custom (a `cf_<key>` column).
+#[derive(Object)]
+pub struct FieldOut {
+    pub key: String,
+    pub builtin: bool,
+    pub label: String,
+    pub labels: BTreeMap<String, String>,
+    #[oai(rename = "type")]
+    pub ty: String,
+    pub required: bool,
+    pub unique: bool,
+    pub indexed: bool,
+    #[oai(skip_serializing_if_is_none)]
+    pub default: Option<Value>,
+    pub options: Vec<String>,
+    pub option_labels: Value,
+    #[oai(skip_serializing_if_is_none)]
+    pub target: Option<String>,
+    pub sensitive: bool,
+    pub encrypted: bool,
+    pub position: i32,
+    #[oai(skip_serializing_if_is_none)]
+    pub created_at: Option<DateTime<Utc>>,
+    #[oai(skip_serializing_if_is_none)]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<FieldDef> for FieldOut {
+    fn from(d: FieldDef) -> Self {
+        FieldOut {
+            key: d.key.as_str().to_owned(),
+            builtin: false,
+            label: d.label,
+            labels: d.labels,
+            ty: d.ty.as_str().to_owned(),
+            required: d.required,
+            unique: d.unique,
+            indexed: d.indexed,
+            default: d.default,
+            options: d.options,
+            option_labels: d.option_labels,
+            target: d.target.map(|t| t.as_str().to_owned()),
+            sensitive: d.sensitive,
+            encrypted: d.encrypted,
+            position: d.position,
+            created_at: Some(d.created_at),
+            updated_at: Some(d.updated_at),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct CreateFieldRequest {
+    /// `[a-z][a-z0-9_]{0,40}`; the column becomes `cf_<key>`.
+    pub key: String,
+    pub label: String,
+    /// Per locale, e.g. {"zh-CN": "客户等级", "en": "Customer tier"}.
+    #[oai(default)]
+    pub labels: BTreeMap<String, String>,
+    /// text, long_text, integer, decimal, boolean, date, datetime, email, phone, url,
+    /// select, multi_select, currency, user, relation.
+    #[oai(rename = "type")]
+    pub ty: String,
+    #[oai(default)]
+    pub required: bool,
+    #[oai(default)]
+    pub unique: bool,
+    #[oai(default)]
+    pub indexed: bool,
+    pub default: Option<Value>,
+    #[oai(default)]
+    pub options: Vec<String>,
+    pub option_labels: Option<Value>,
+    /// For relation fields: customers or contacts.
+    pub target: Option<String>,
+    /// Masked without sensitive:read.
+    #[oai(default)]
+    pub sensitive: bool,
+    /// Stored AES-256-GCM encrypted (text-like types); exact-match filters still work.
+    #[oai(default)]
+    pub encrypted: bool,
+}
+
+#[derive(Object)]
+pub struct PatchFieldRequest {
+    pub label: Option<String>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub required: Option<bool>,
+    pub unique: Option<bool>,
+    pub indexed: Option<bool>,
+    /// null removes the default.
+    pub default: MaybeUndefined<Value>,
+    pub options: Option<Vec<String>>,
+    pub option_labels: Option<Value>,
+    pub sensitive: Option<bool>,
+    pub position: Option<i32>,
+}
+
+fn object_of(raw: &str) -> ApiResult<ObjectKey> {
+    ObjectKey::parse(raw).ok_or_else(|| {
+        Error::not_found(
+            "object.not_found",
+            format!("no object '{raw}'; objects are customers and contacts"),
+        )
+        .into()
+    })
+}
+
+fn builtin_fields(object: ObjectKey) -> Vec<FieldOut> {
+    let schema = ObjectSchema {
+        object,
+        custom: Vec::new(),
+    };
+    schema
+        .builtins()
+        .enumerate()
+        .map(|(i, f)| FieldOut {
+            key: f.key.to_owned(),
+            builtin: true,
+            label: f.key.to_owned(),
+            labels: BTreeMap::new(),
+            ty: f.ty.as_str().to_owned(),
+            required: f.required,
+            unique: false,
+            indexed: false,
+            default: None,
+            options: f.options.to_vec(),
+            option_labels: Value::Object(Default::default()),
+            target: f.target.map(|t| t.as_str().to_owned()),
+            sensitive: f.sensitive,
+            encrypted: false,
+            position: i as i32 - 1000,
+            created_at: None,
+            updated_at: None,
+        })
+        .collect()
+}
+
+#[OpenApi(tag = "Tag::Fields")]
+impl FieldsApi {
+    /// The fields of an object: built-in ones first (`builtin: true`), then custom ones.
+    #[oai(path = "/objects/:object/fields", method = "get")]
+    async fn list(&self, auth: Auth, object: Path<String>) -> ApiResult<Json<Vec<FieldOut>>> {
+        let ctx = auth.0;
+        let object = object_of(&object.0)?;
+        self.0.require(&ctx, Permission::CustomersRead).await?;
+        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let custom = fields::list(&mut tx, object).await?;
+        tx.commit().await?;
+        let mut all = builtin_fields(object);
+        all.extend(custom.into_iter().map(FieldOut::from));
+        Ok(Json(all))
+    }
+
+    /// Add a custom field: a typed column `cf_<key>` (plus index / unique index when asked).
+    #[oai(path = "/objects/:object/fields", method = "post")]
+    async fn create(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        body: Json<CreateFieldRequest>,
+    ) -> ApiResult<Created<FieldOut>> {
+        let ctx = auth.0;
+        let object = object_of(&object.0)?;
+        self.0.require(&ctx, Permission::FieldsManage).await?;
+        let b = body.0;
+        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        if b.encrypted {
+            keys::data_key(&mut tx, self.0.master_key.as_deref(), true)
+                .await
+                .map_err(|e| match e {
+                    Error::Conflict { message, .. } => {
+                        Error::invalid_field("encrypted", "unavailable", message)
+                    }
+                    other => other,
+                })?;
+        }
+        let def = fields::create(
+            &mut tx,
+            object,
+            NewField {
+                key: b.key,
+                label: b.label,
+                labels: b.labels,
+                ty: b.ty,
+                required: b.required,
+                unique: b.unique,
+                indexed: b.indexed,
+                default: b.default,
+                options: b.options,
+                option_labels: b.option_labels,
+                target: b.target,
+                sensitive: b.sensitive,
+                encrypted: b.encrypted,
+            },
+        )
+        .await?;
+        audit::record(
+            &mut tx,
+            &Actor::of(&ctx),
+            "field.created",
+            Some(("field", format!("{object}.{}", def.key))),
+            serde_json::json!({ "type": def.ty.as_str() }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Created::Created(Json(def.into())))
+    }
+
+    /// One custom field.
+    #[oai(path = "/objects/:object/fields/:key", method = "get")]
+    async fn get(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        key: Path<String>,
+    ) -> ApiResult<Json<FieldOut>> {
+        let ctx = auth.0;
+        let object = object_of(&object.0)?;
+        self.0.require(&ctx, Permission::CustomersRead).await?;
+        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let def = fields::get(&mut tx, object, &key.0).await?;
+        tx.commit().await?;
+        Ok(Json(def.into()))
+    }
+
+    /// Change a custom field's label, options, required, default, unique, indexed, sensitive
+    /// or position. Key, type, target and encryption are fixed.
+    #[oai(path = "/objects/:object/fields/:key", method = "patch")]
+    async fn patch(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        key: Path<String>,
+        body: Json<PatchFieldRequest>,
+    ) -> ApiResult<Json<FieldOut>> {
+        let ctx = auth.0;
+        let object = object_of(&object.0)?;
+        self.0.require(&ctx, Permission::FieldsManage).await?;
+        let b = body.0;
+        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let def = fields::update(
+            &mut tx,
+            object,
+            &key.0,
+            FieldPatch {
+                label: b.label,
+                labels: b.labels,
+                required: b.required,
+                unique: b.unique,
+                indexed: b.indexed,
+                default: match b.default {
+                    MaybeUndefined::Undefined => None,
+                    MaybeUndefined::Null => Some(None),
+                    MaybeUndefined::Value(v) => Some(Some(v)),
+                },
+                options: b.options,
+                option_labels: b.option_labels,
+                sensitive: b.sensitive,
+                position: b.position,
+            },
+        )
+        .await?;
+        audit::record(
+            &mut tx,
+            &Actor::of(&ctx),
+            "field.updated",
+            Some(("field", format!("{object}.{}", def.key))),
+            serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Json(def.into()))
+    }
+
+    /// Delete a custom field and drop its column with all its values. Needs `confirm=true`.
+    #[oai(path = "/objects/:object/fields/:key", method = "delete")]
+    async fn delete(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        key: Path<String>,
+        confirm: Query<Option<bool>>,
+    ) -> ApiResult<NoContent> {
+        let ctx = auth.0;
+        let object = object_of(&object.0)?;
+        self.0.require(&ctx, Permission::FieldsManage).await?;
+        if confirm.0 != Some(true) {
+            return Err(Error::bad_request(
+                "field.confirm_required",
+                "deleting a field drops its column and every value in it for good; repeat with ?confirm=true",
+            )
+            .into());
+        }
+        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        fields::delete(&mut tx, object, &key.0).await?;
+        audit::record(
+            &mut tx,
+            &Actor::of(&ctx),
+            "field.deleted",
+            Some(("field", format!("{object}.{}", key.0))),
+            serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(NoContent::NoContent)
+    }
+}

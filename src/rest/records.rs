@@ -1,0 +1,779 @@
+//! `/customers` and `/contacts`: one set of handlers over the record engine, parameterised
+//! by object. Custom fields travel in a `custom` object on each record.
+
+use super::auth::Auth;
+use super::error::{ApiError, ApiResult};
+use super::{NoContent, Tag};
+use crate::server::AppState;
+use crm_core::audit::Actor;
+use crm_core::authz::Permission;
+use crm_core::context::{page_size, RequestCtx};
+use crm_core::crypto::DataKey;
+use crm_core::db::TenantTx;
+use crm_core::records::engine::{self, Access, Visibility};
+use crm_core::records::query::{self, ListQuery};
+use crm_core::records::service::{self, CreateOptions};
+use crm_core::records::{
+    customers, idempotency, keys, scope, ObjectKey, ObjectSchema, RecordScope,
+};
+use crm_core::Error;
+use poem::Request;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+pub struct RecordsApi(pub AppState);
+
+/// A record with its version as ETag (send it back as If-Match when updating).
+#[derive(ApiResponse)]
+pub enum RecordResponse {
+    #[oai(status = 200)]
+    Ok(Json<Value>, #[oai(header = "ETag")] String),
+    #[oai(status = 201)]
+    Created(Json<Value>, #[oai(header = "ETag")] String),
+}
+
+/// A page of records.
+#[derive(Object)]
+pub struct RecordPage {
+    pub items: Vec<Value>,
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Object)]
+pub struct CountResponse {
+    pub count: i64,
+}
+
+#[derive(Object)]
+pub struct HistoryEntryOut {
+    pub id: i64,
+    /// created, updated, deleted, restored, merged, purged
+    pub action: String,
+    pub actor_kind: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub actor_id: Option<Uuid>,
+    pub at: chrono::DateTime<chrono::Utc>,
+    #[oai(skip_serializing_if_is_none)]
+    pub request_id: Option<String>,
+    /// `{field: {before, after}}`.
+    pub changes: Value,
+}
+
+#[derive(Object)]
+pub struct HistoryPage {
+    pub items: Vec<HistoryEntryOut>,
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Object)]
+pub struct MergeRequest {
+    /// The customer merged into this one (it goes to the recycle bin).
+    pub other_id: Uuid,
+    /// Per field, whose value to keep: "this" or "other".
+    #[oai(default)]
+    pub keep: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Object)]
+pub struct AddTagsRequest {
+    pub tags: Vec<String>,
+}
+
+#[derive(Object)]
+pub struct DuplicatePairOut {
+    pub customer_id: Uuid,
+    pub customer_name: String,
+    pub other_id: Uuid,
+    pub other_name: String,
+    /// `phone` or `email`.
+    pub reason: String,
+}
+
+#[derive(Object)]
+pub struct DuplicatesResponse {
+    pub items: Vec<DuplicatePairOut>,
+}
+
+/// Everything a record request needs besides the transaction.
+pub struct RecordCtx {
+    pub schema: ObjectSchema,
+    actor: Actor,
+    user_id: Option<Uuid>,
+    scope: RecordScope,
+    unmask: bool,
+    key: Option<DataKey>,
+}
+
+impl RecordCtx {
+    pub fn access(&self) -> Access<'_> {
+        Access {
+            actor: &self.actor,
+            user_id: self.user_id,
+            scope: self.scope,
+            unmask: self.unmask,
+            data_key: self.key.as_ref(),
+        }
+    }
+}
+
+/// Checks `permission`, opens the tenant transaction and loads schema, scope and keys.
+pub async fn open(
+    state: &AppState,
+    ctx: &RequestCtx,
+    object: ObjectKey,
+    permission: Permission,
+) -> ApiResult<(TenantTx, RecordCtx)> {
+    let held = state.permissions_of(ctx).await?;
+    if !held.contains(&permission) {
+        return Err(crm_core::authz::forbidden(permission).into());
+    }
+    let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
+    let schema = ObjectSchema::load(&mut tx, object).await?;
+    let record_scope = scope::scope_for(&mut tx, &ctx.principal, object).await?;
+    // An API key acts for the user who created it (default owner, created_by).
+    let user_id = match ctx.principal.user_id() {
+        Some(user) => Some(user),
+        None => {
+            sqlx::query_scalar::<_, Option<Uuid>>("SELECT created_by FROM api_keys WHERE id = $1")
+                .bind(ctx.principal.id)
+                .fetch_optional(tx.conn())
+                .await
+                .map_err(Error::from)?
+                .flatten()
+        }
+    };
+    let key = if schema.has_encrypted() {
+        keys::data_key(&mut tx, state.master_key.as_deref(), false).await?
+    } else {
+        None
+    };
+    Ok((
+        tx,
+        RecordCtx {
+            schema,
+            actor: Actor::of(ctx),
+            user_id,
+            scope: record_scope,
+            unmask: held.contains(&Permission::SensitiveRead),
+            key,
+        },
+    ))
+}
+
+fn etag(record: &Value) -> String {
+    format!("\"{}\"", record["version"].as_i64().unwrap_or_default())
+}
+
+/// Reads `If-Match`: a quoted version (weak or strong), or `*`.
+fn if_match(raw: Option<&str>) -> ApiResult<Option<i64>> {
+    let Some(raw) = raw.map(str::trim) else {
+        return Ok(None);
+    };
+    if raw == "*" {
+        return Ok(None);
+    }
+    let bare = raw.trim_start_matches("W/").trim_matches('"');
+    bare.parse().map(Some).map_err(|_| {
+        Error::bad_request(
+            "request.invalid_if_match",
+            "If-Match must be the ETag you received, e.g. \"3\"",
+        )
+        .into()
+    })
+}
+
+fn query_pairs(req: &Request) -> Vec<(String, String)> {
+    form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn required_permission(object: ObjectKey, action: &str) -> Permission {
+    // Contacts are part of the customer record: they share its permissions.
+    let _ = object;
+    match action {
+        "read" => Permission::CustomersRead,
+        "create" => Permission::CustomersCreate,
+        "update" => Permission::CustomersUpdate,
+        "delete" => Permission::CustomersDelete,
+        _ => Permission::CustomersPurge,
+    }
+}
+
+async fn create(
+    state: &AppState,
+    auth: Auth,
+    object: ObjectKey,
+    body: Value,
+    idempotency_key: Option<String>,
+    allow_duplicate: bool,
+) -> ApiResult<RecordResponse> {
+    let ctx = auth.0;
+    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "create")).await?;
+    let principal = ctx.principal.subject();
+    let route = format!("POST /{object}?allow_duplicate={allow_duplicate}");
+    if let Some(key) = &idempotency_key {
+        if let Some(replay) = idempotency::claim(&mut tx, &principal, key, &route, &body).await? {
+            tx.commit().await?;
+            let tag = etag(&replay.body);
+            return Ok(if replay.status == 201 {
+                RecordResponse::Created(Json(replay.body), tag)
+            } else {
+                RecordResponse::Ok(Json(replay.body), tag)
+            });
+        }
+    }
+    let record = service::create(
+        &mut tx,
+        &rc.schema,
+        &rc.access(),
+        &body,
+        CreateOptions { allow_duplicate },
+    )
+    .await?;
+    if let Some(key) = &idempotency_key {
+        idempotency::complete(&mut tx, &principal, key, 201, &record).await?;
+    }
+    tx.commit().await?;
+    let tag = etag(&record);
+    Ok(RecordResponse::Created(Json(record), tag))
+}
+
+async fn list(
+    state: &AppState,
+    auth: Auth,
+    object: ObjectKey,
+    req: &Request,
+    parent: Option<Uuid>,
+) -> ApiResult<Json<RecordPage>> {
+    let ctx = auth.0;
+    let pairs = query_pairs(req);
+    query::check_unknown(&pairs, &[])?;
+    let mut lq = ListQuery::from_pairs(&pairs)?;
+    lq.limit = page_size(Some(lq.limit));
+    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "read")).await?;
+    if let Some(customer) = parent {
+        let customers = ObjectSchema::load(&mut tx, ObjectKey::Customers).await?;
+        engine::fetch(
+            &mut tx,
+            &customers,
+            &rc.access(),
+            customer,
+            Visibility::Any,
+            false,
+        )
+        .await?;
+        lq.filters.push(query::Filter {
+            field: "customer_id".into(),
+            op: query::Op::Eq,
+            value: customer.to_string(),
+        });
+    }
+    let page = query::list(&mut tx, &rc.schema, &rc.access(), &lq).await?;
+    tx.commit().await?;
+    Ok(Json(RecordPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+async fn count(
+    state: &AppState,
+    auth: Auth,
+    object: ObjectKey,
+    req: &Request,
+) -> ApiResult<Json<CountResponse>> {
+    let ctx = auth.0;
+    let pairs = query_pairs(req);
+    query::check_unknown(&pairs, &[])?;
+    let lq = ListQuery::from_pairs(&pairs)?;
+    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "read")).await?;
+    let count = query::count(&mut tx, &rc.schema, &rc.access(), &lq).await?;
+    tx.commit().await?;
+    Ok(Json(CountResponse { count }))
+}
+
+async fn get(
+    state: &AppState,
+    auth: Auth,
+    object: ObjectKey,
+    id: Uuid,
+) -> ApiResult<RecordResponse> {
+    let ctx = auth.0;
+    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "read")).await?;
+    let record = engine::fetch(
+        &mut tx,
+        &rc.schema,
+        &rc.access(),
+        id,
+        Visibility::Live,
+        false,
+    )
+    .await?;
+    tx.commit().await?;
+    let tag = etag(&record);
+    Ok(RecordResponse::Ok(Json(record), tag))
+}
+
+async fn patch(
+    state: &AppState,
+    auth: Auth,
+    object: ObjectKey,
+    id: Uuid,
+    if_match_header: Option<&str>,
+    body: Value,
+) -> ApiResult<RecordResponse> {
+    let ctx = auth.0;
+    let expected = if_match(if_match_header)?;
+    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "update")).await?;
+    let record = service::update(&mut tx, &rc.schema, &rc.access(), id, expected, &body).await?;
+    tx.commit().await?;
+    let tag = etag(&record);
+    Ok(RecordResponse::Ok(Json(record), tag))
+}
+
+async fn delete(
+    state: &AppState,
+    auth: Auth,
+    object: ObjectKey,
+    id: Uuid,
+    purge: bool,
+) -> ApiResult<NoContent> {
+    let ctx = auth.0;
+    let action = if purge { "purge" } else { "delete" };
+    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, action)).await?;
+    if purge {
+        engine::purge(&mut tx, &rc.schema, &rc.access(), id).await?;
+    } else {
+        engine::soft_delete(&mut tx, &rc.schema, &rc.access(), id).await?;
+    }
+    tx.commit().await?;
+    Ok(NoContent::NoContent)
+}
+
+async fn restore(
+    state: &AppState,
+    auth: Auth,
+    object: ObjectKey,
+    id: Uuid,
+) -> ApiResult<RecordResponse> {
+    let ctx = auth.0;
+    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "delete")).await?;
+    let record = engine::restore(&mut tx, &rc.schema, &rc.access(), id).await?;
+    tx.commit().await?;
+    let tag = etag(&record);
+    Ok(RecordResponse::Ok(Json(record), tag))
+}
+
+async fn history(
+    state: &AppState,
+    auth: Auth,
+    object: ObjectKey,
+    id: Uuid,
+    cursor: Option<String>,
+    limit: Option<i64>,
+) -> ApiResult<Json<HistoryPage>> {
+    let ctx = auth.0;
+    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "read")).await?;
+    let page = engine::history(
+        &mut tx,
+        &rc.schema,
+        &rc.access(),
+        id,
+        cursor.as_deref(),
+        page_size(limit),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(HistoryPage {
+        items: page
+            .items
+            .into_iter()
+            .map(|e| HistoryEntryOut {
+                id: e.id,
+                action: e.action,
+                actor_kind: e.actor_kind,
+                actor_id: e.actor_id,
+                at: e.at,
+                request_id: e.request_id,
+                changes: e.changes,
+            })
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+async fn add_tags(
+    state: &AppState,
+    auth: Auth,
+    object: ObjectKey,
+    id: Uuid,
+    tags: Vec<String>,
+) -> ApiResult<RecordResponse> {
+    let ctx = auth.0;
+    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "update")).await?;
+    let mut v = crm_core::domain::Validator::new();
+    let tags: Vec<String> = tags
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            v.check(crm_core::records::values::parse_tag(
+                &format!("tags[{i}]"),
+                &json!(t),
+            ))
+        })
+        .collect();
+    v.finish()?;
+    let record = service::add_tags(&mut tx, &rc.schema, &rc.access(), id, &tags).await?;
+    tx.commit().await?;
+    let tag = etag(&record);
+    Ok(RecordResponse::Ok(Json(record), tag))
+}
+
+async fn remove_tag(
+    state: &AppState,
+    auth: Auth,
+    object: ObjectKey,
+    id: Uuid,
+    tag: &str,
+) -> ApiResult<RecordResponse> {
+    let ctx = auth.0;
+    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "update")).await?;
+    let record = service::remove_tag(&mut tx, &rc.schema, &rc.access(), id, tag).await?;
+    tx.commit().await?;
+    let etag_value = etag(&record);
+    Ok(RecordResponse::Ok(Json(record), etag_value))
+}
+
+fn json_object(body: Value) -> ApiResult<Value> {
+    if body.is_object() {
+        Ok(body)
+    } else {
+        Err(ApiError(Error::bad_request(
+            "request.invalid",
+            "the body must be a JSON object of fields",
+        )))
+    }
+}
+
+#[OpenApi(tag = "Tag::Records")]
+impl RecordsApi {
+    /// Create a customer. A phone or e-mail that an existing customer has is refused with
+    /// 409 `customer.duplicate` (its id in `existing_id`) unless `allow_duplicate=true`.
+    #[oai(path = "/customers", method = "post")]
+    async fn create_customer(
+        &self,
+        auth: Auth,
+        body: Json<Value>,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        allow_duplicate: Query<Option<bool>>,
+    ) -> ApiResult<RecordResponse> {
+        create(
+            &self.0,
+            auth,
+            ObjectKey::Customers,
+            json_object(body.0)?,
+            idempotency_key.0,
+            allow_duplicate.0.unwrap_or(false),
+        )
+        .await
+    }
+
+    /// List customers: `q` (search name, phone, e-mail, text custom fields), `filter[<field>]`
+    /// / `filter[<field>][<op>]` (eq, ne, lt, lte, gt, gte, in, contains, is_null), `tag`,
+    /// `sort` (`field` or `-field`), `limit` (max 200), `cursor`, `deleted=true` (recycle bin).
+    #[oai(path = "/customers", method = "get")]
+    async fn list_customers(&self, auth: Auth, req: &Request) -> ApiResult<Json<RecordPage>> {
+        list(&self.0, auth, ObjectKey::Customers, req, None).await
+    }
+
+    /// Count customers matching the same filters as the list.
+    #[oai(path = "/customers/count", method = "get")]
+    async fn count_customers(&self, auth: Auth, req: &Request) -> ApiResult<Json<CountResponse>> {
+        count(&self.0, auth, ObjectKey::Customers, req).await
+    }
+
+    /// Pairs of live customers sharing a phone or e-mail.
+    #[oai(path = "/customers/duplicates", method = "get")]
+    async fn customer_duplicates(
+        &self,
+        auth: Auth,
+        limit: Query<Option<i64>>,
+    ) -> ApiResult<Json<DuplicatesResponse>> {
+        let ctx = auth.0;
+        let (mut tx, rc) = open(
+            &self.0,
+            &ctx,
+            ObjectKey::Customers,
+            Permission::CustomersRead,
+        )
+        .await?;
+        let pairs = customers::duplicates(&mut tx, &rc.access(), page_size(limit.0)).await?;
+        tx.commit().await?;
+        Ok(Json(DuplicatesResponse {
+            items: pairs
+                .into_iter()
+                .map(|p| DuplicatePairOut {
+                    customer_id: p.customer_id,
+                    customer_name: p.customer_name,
+                    other_id: p.other_id,
+                    other_name: p.other_name,
+                    reason: p.reason,
+                })
+                .collect(),
+        }))
+    }
+
+    /// One customer (ETag = its version).
+    #[oai(path = "/customers/:id", method = "get")]
+    async fn get_customer(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<RecordResponse> {
+        get(&self.0, auth, ObjectKey::Customers, id.0).await
+    }
+
+    /// Change fields of a customer; `If-Match` with its ETag refuses stale writes (412).
+    #[oai(path = "/customers/:id", method = "patch")]
+    async fn patch_customer(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        #[oai(name = "If-Match")] if_match_header: Header<Option<String>>,
+        body: Json<Value>,
+    ) -> ApiResult<RecordResponse> {
+        patch(
+            &self.0,
+            auth,
+            ObjectKey::Customers,
+            id.0,
+            if_match_header.0.as_deref(),
+            json_object(body.0)?,
+        )
+        .await
+    }
+
+    /// Move a customer to the recycle bin; `purge=true` deletes it for good (customers:purge).
+    #[oai(path = "/customers/:id", method = "delete")]
+    async fn delete_customer(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        purge: Query<Option<bool>>,
+    ) -> ApiResult<NoContent> {
+        delete(
+            &self.0,
+            auth,
+            ObjectKey::Customers,
+            id.0,
+            purge.0.unwrap_or(false),
+        )
+        .await
+    }
+
+    /// Bring a customer back from the recycle bin.
+    #[oai(path = "/customers/:id/restore", method = "post")]
+    async fn restore_customer(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<RecordResponse> {
+        restore(&self.0, auth, ObjectKey::Customers, id.0).await
+    }
+
+    /// Change history of a customer, newest first.
+    #[oai(path = "/customers/:id/history", method = "get")]
+    async fn customer_history(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        cursor: Query<Option<String>>,
+        limit: Query<Option<i64>>,
+    ) -> ApiResult<Json<HistoryPage>> {
+        history(&self.0, auth, ObjectKey::Customers, id.0, cursor.0, limit.0).await
+    }
+
+    /// Contacts of a customer (same list parameters as /contacts).
+    #[oai(path = "/customers/:id/contacts", method = "get")]
+    async fn customer_contacts(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        req: &Request,
+    ) -> ApiResult<Json<RecordPage>> {
+        list(&self.0, auth, ObjectKey::Contacts, req, Some(id.0)).await
+    }
+
+    /// Merge another customer into this one: contacts move over, the other goes to the
+    /// recycle bin, both histories stay.
+    #[oai(path = "/customers/:id/merge", method = "post")]
+    async fn merge_customer(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        body: Json<MergeRequest>,
+    ) -> ApiResult<RecordResponse> {
+        let ctx = auth.0;
+        let state = &self.0;
+        state.require(&ctx, Permission::CustomersDelete).await?;
+        let (mut tx, rc) = open(
+            state,
+            &ctx,
+            ObjectKey::Customers,
+            Permission::CustomersUpdate,
+        )
+        .await?;
+        let keep: serde_json::Map<String, Value> = body
+            .keep
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let record = customers::merge(
+            &mut tx,
+            &rc.schema,
+            &rc.access(),
+            id.0,
+            body.other_id,
+            &keep,
+        )
+        .await?;
+        tx.commit().await?;
+        let tag = etag(&record);
+        Ok(RecordResponse::Ok(Json(record), tag))
+    }
+
+    /// Add tags to a customer.
+    #[oai(path = "/customers/:id/tags", method = "post")]
+    async fn tag_customer(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        body: Json<AddTagsRequest>,
+    ) -> ApiResult<RecordResponse> {
+        add_tags(&self.0, auth, ObjectKey::Customers, id.0, body.0.tags).await
+    }
+
+    /// Remove a tag from a customer.
+    #[oai(path = "/customers/:id/tags/:tag", method = "delete")]
+    async fn untag_customer(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        tag: Path<String>,
+    ) -> ApiResult<RecordResponse> {
+        remove_tag(&self.0, auth, ObjectKey::Customers, id.0, &tag.0).await
+    }
+
+    /// Create a contact of a customer (`customer_id` required).
+    #[oai(path = "/contacts", method = "post")]
+    async fn create_contact(
+        &self,
+        auth: Auth,
+        body: Json<Value>,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+    ) -> ApiResult<RecordResponse> {
+        create(
+            &self.0,
+            auth,
+            ObjectKey::Contacts,
+            json_object(body.0)?,
+            idempotency_key.0,
+            false,
+        )
+        .await
+    }
+
+    /// List contacts (same parameters as the customer list).
+    #[oai(path = "/contacts", method = "get")]
+    async fn list_contacts(&self, auth: Auth, req: &Request) -> ApiResult<Json<RecordPage>> {
+        list(&self.0, auth, ObjectKey::Contacts, req, None).await
+    }
+
+    /// Count contacts matching the filters.
+    #[oai(path = "/contacts/count", method = "get")]
+    async fn count_contacts(&self, auth: Auth, req: &Request) -> ApiResult<Json<CountResponse>> {
+        count(&self.0, auth, ObjectKey::Contacts, req).await
+    }
+
+    /// One contact.
+    #[oai(path = "/contacts/:id", method = "get")]
+    async fn get_contact(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<RecordResponse> {
+        get(&self.0, auth, ObjectKey::Contacts, id.0).await
+    }
+
+    /// Change fields of a contact (`If-Match` honoured).
+    #[oai(path = "/contacts/:id", method = "patch")]
+    async fn patch_contact(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        #[oai(name = "If-Match")] if_match_header: Header<Option<String>>,
+        body: Json<Value>,
+    ) -> ApiResult<RecordResponse> {
+        patch(
+            &self.0,
+            auth,
+            ObjectKey::Contacts,
+            id.0,
+            if_match_header.0.as_deref(),
+            json_object(body.0)?,
+        )
+        .await
+    }
+
+    /// Move a contact to the recycle bin; `purge=true` deletes it for good.
+    #[oai(path = "/contacts/:id", method = "delete")]
+    async fn delete_contact(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        purge: Query<Option<bool>>,
+    ) -> ApiResult<NoContent> {
+        delete(
+            &self.0,
+            auth,
+            ObjectKey::Contacts,
+            id.0,
+            purge.0.unwrap_or(false),
+        )
+        .await
+    }
+
+    /// Bring a contact back from the recycle bin.
+    #[oai(path = "/contacts/:id/restore", method = "post")]
+    async fn restore_contact(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<RecordResponse> {
+        restore(&self.0, auth, ObjectKey::Contacts, id.0).await
+    }
+
+    /// Change history of a contact.
+    #[oai(path = "/contacts/:id/history", method = "get")]
+    async fn contact_history(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        cursor: Query<Option<String>>,
+        limit: Query<Option<i64>>,
+    ) -> ApiResult<Json<HistoryPage>> {
+        history(&self.0, auth, ObjectKey::Contacts, id.0, cursor.0, limit.0).await
+    }
+
+    /// Add tags to a contact.
+    #[oai(path = "/contacts/:id/tags", method = "post")]
+    async fn tag_contact(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        body: Json<AddTagsRequest>,
+    ) -> ApiResult<RecordResponse> {
+        add_tags(&self.0, auth, ObjectKey::Contacts, id.0, body.0.tags).await
+    }
+
+    /// Remove a tag from a contact.
+    #[oai(path = "/contacts/:id/tags/:tag", method = "delete")]
+    async fn untag_contact(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        tag: Path<String>,
+    ) -> ApiResult<RecordResponse> {
+        remove_tag(&self.0, auth, ObjectKey::Contacts, id.0, &tag.0).await
+    }
+}
