@@ -87,6 +87,17 @@ pub enum BenchCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// Load N customers into a fresh tenant, serve it, and report p50/p95 HTTP latency of
+    /// get, filtered list, search and create. The tenant is removed afterwards unless --keep.
+    Records {
+        #[arg(long, default_value_t = 1_000_000)]
+        customers: usize,
+        /// Requests per operation.
+        #[arg(long, default_value_t = 300)]
+        requests: usize,
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 /// The database for a command: the configured URL, or the embedded cluster (started here).
@@ -174,6 +185,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     )
                     .await
                 }
+                BenchCommand::Records {
+                    customers,
+                    requests,
+                    keep,
+                } => crate::bench::records(&config, &db.pool, customers, requests, keep).await,
             };
             db.close().await?;
             result

@@ -32,6 +32,8 @@ pub struct AppState {
     pub authz: Arc<Authorizer>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
+    /// The OpenAPI document, rendered once at start-up (the per-tenant one extends it).
+    pub base_spec: Arc<std::sync::OnceLock<String>>,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
             master_key: master_key.map(Arc::new),
             authz: Arc::new(Authorizer::new(config.authz_cache_tenants)),
             metrics: Arc::new(Metrics::new()),
+            base_spec: Arc::new(std::sync::OnceLock::new()),
             config: Arc::new(config),
         }
     }
@@ -69,6 +72,7 @@ pub async fn connect(config: &Config, url: &str) -> anyhow::Result<PgPool> {
 /// The whole HTTP application.
 pub fn app(state: AppState) -> impl Endpoint {
     let api = rest::service(state.clone());
+    let _ = state.base_spec.set(api.spec());
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     Route::new()

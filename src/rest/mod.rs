@@ -11,6 +11,7 @@ pub mod records;
 pub mod roles;
 pub mod tags;
 pub mod teams;
+pub mod tenant_spec;
 pub mod users;
 
 use crate::server::AppState;
@@ -65,6 +66,7 @@ pub type Apis = (
     records::RecordsApi,
     fields::FieldsApi,
     tags::TagsApi,
+    tenant_spec::TenantSpecApi,
 );
 
 /// The OpenAPI service mounted at /api/v1.
@@ -79,7 +81,8 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
             audit::AuditApi(state.clone()),
             records::RecordsApi(state.clone()),
             fields::FieldsApi(state.clone()),
-            tags::TagsApi(state),
+            tags::TagsApi(state.clone()),
+            tenant_spec::TenantSpecApi(state),
         ),
         "TC CRM",
         env!("CARGO_PKG_VERSION"),

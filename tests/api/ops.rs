@@ -139,3 +139,46 @@ async fn oversized_bodies_are_refused_with_413() {
         .await;
     chunked.expect_problem(413, "request.too_large");
 }
+
+#[tokio::test]
+async fn the_tenant_openapi_document_lists_its_custom_fields() {
+    let app = TestApp::spawn().await;
+    let a = crate::helpers::TestApp::signup(&app).await;
+    let b = app.signup().await;
+    app.post(
+        "/api/v1/objects/customers/fields",
+        &a.token,
+        serde_json::json!({"key": "tier", "label": "等级", "labels": {"en": "Tier"}, "type": "select", "options": ["gold", "silver"], "required": true}),
+    )
+    .await
+    .expect(201);
+    app.call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await
+        .expect_problem(401, "auth.unauthenticated");
+    let spec = app.get("/api/v1/openapi.json", &a.token).await.expect(200);
+    let tier = &spec["components"]["schemas"]["CustomerCustomFields"]["properties"]["tier"];
+    assert_eq!(tier["enum"], serde_json::json!(["gold", "silver"]));
+    assert_eq!(tier["title"], "等级");
+    assert_eq!(
+        spec["components"]["schemas"]["CustomerCustomFields"]["required"],
+        serde_json::json!(["tier"])
+    );
+    let content = spec["paths"]["/customers"]["post"]["requestBody"]["content"]
+        .as_object()
+        .expect("content");
+    let json_body = content
+        .iter()
+        .find(|(k, _)| k.starts_with("application/json"))
+        .map(|(_, v)| v)
+        .expect("json body");
+    assert_eq!(
+        json_body["schema"]["$ref"],
+        "#/components/schemas/CustomerInput"
+    );
+    let other = app.get("/api/v1/openapi.json", &b.token).await.expect(200);
+    assert!(
+        other["components"]["schemas"]["CustomerCustomFields"]["properties"]
+            .get("tier")
+            .is_none()
+    );
+}

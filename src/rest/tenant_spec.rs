@@ -1,0 +1,204 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI document as one tenant sees it — the customer and
+//! contact schemas carry that tenant's real custom fields (types, options, labels).
+
+use super::auth::Auth;
+use super::error::ApiResult;
+use super::Tag;
+use crate::server::AppState;
+use crm_core::authz::Permission;
+use crm_core::records::{FieldType, ObjectKey, ObjectSchema};
+use crm_core::Error;
+use poem_openapi::payload::Json;
+use poem_openapi::OpenApi;
+use serde_json::{json, Map, Value};
+
+pub struct TenantSpecApi(pub AppState);
+
+fn type_schema(ty: FieldType, options: &[String]) -> Value {
+    match ty {
+        FieldType::Text | FieldType::LongText | FieldType::Phone => json!({ "type": "string" }),
+        FieldType::Email => json!({ "type": "string", "format": "email" }),
+        FieldType::Url => json!({ "type": "string", "format": "uri" }),
+        FieldType::Select => json!({ "type": "string", "enum": options }),
+        FieldType::MultiSelect => {
+            json!({ "type": "array", "items": { "type": "string", "enum": options } })
+        }
+        FieldType::Integer => json!({ "type": "integer", "format": "int64" }),
+        FieldType::Decimal | FieldType::Currency => json!({ "type": "number" }),
+        FieldType::Boolean => json!({ "type": "boolean" }),
+        FieldType::Date => json!({ "type": "string", "format": "date" }),
+        FieldType::Datetime => json!({ "type": "string", "format": "date-time" }),
+        FieldType::User | FieldType::Relation => json!({ "type": "string", "format": "uuid" }),
+        FieldType::Address => json!({
+            "type": "object",
+            "properties": {
+                "province": {"type": "string"}, "city": {"type": "string"}, "district": {"type": "string"},
+                "street": {"type": "string"}, "postcode": {"type": "string"}
+            }
+        }),
+        FieldType::Tags => json!({ "type": "array", "items": { "type": "string" } }),
+    }
+}
+
+/// The schemas of one object: `<Name>`, `<Name>Input`, `<Name>CustomFields`.
+fn object_schemas(schema: &ObjectSchema, name: &str, out: &mut Map<String, Value>) {
+    let mut custom_props = Map::new();
+    let mut custom_required = Vec::new();
+    for d in &schema.custom {
+        let mut s = type_schema(d.ty, &d.options);
+        s["title"] = json!(d.label);
+        if !d.labels.is_empty() {
+            s["x-labels"] = json!(d.labels);
+        }
+        if d.encrypted {
+            s["description"] = json!("stored encrypted; exact-match filters only");
+        } else if d.sensitive {
+            s["description"] = json!("sensitive: masked without sensitive:read");
+        }
+        if let Some(target) = d.target {
+            s["x-target"] = json!(target.as_str());
+        }
+        if d.required {
+            custom_required.push(d.key.as_str().to_owned());
+        }
+        custom_props.insert(d.key.as_str().to_owned(), s);
+    }
+    let custom_name = format!("{name}CustomFields");
+    let mut custom =
+        json!({ "type": "object", "additionalProperties": false, "properties": custom_props });
+    if !custom_required.is_empty() {
+        custom["required"] = json!(custom_required);
+    }
+    out.insert(custom_name.clone(), custom);
+
+    let mut input_props = Map::new();
+    let mut required = Vec::new();
+    for f in schema.builtins() {
+        input_props.insert(f.key.to_owned(), type_schema(f.ty, &f.options));
+        if f.required {
+            required.push(f.key.to_owned());
+        }
+    }
+    input_props.insert(
+        "custom".into(),
+        json!({ "$ref": format!("#/components/schemas/{custom_name}") }),
+    );
+    out.insert(
+        format!("{name}Input"),
+        json!({ "type": "object", "additionalProperties": false, "properties": input_props, "required": required }),
+    );
+    let mut record_props = input_props;
+    for (k, s) in [
+        ("id", json!({"type": "string", "format": "uuid"})),
+        (
+            "created_at",
+            json!({"type": "string", "format": "date-time"}),
+        ),
+        (
+            "updated_at",
+            json!({"type": "string", "format": "date-time"}),
+        ),
+        (
+            "created_by",
+            json!({"type": "string", "format": "uuid", "nullable": true}),
+        ),
+        ("version", json!({"type": "integer", "format": "int64"})),
+        (
+            "deleted_at",
+            json!({"type": "string", "format": "date-time", "nullable": true}),
+        ),
+    ] {
+        record_props.insert(k.into(), s);
+    }
+    out.insert(
+        name.to_owned(),
+        json!({ "type": "object", "properties": record_props }),
+    );
+}
+
+/// Points the record operations of `prefix` at the object's schemas.
+fn link_operations(spec: &mut Value, prefix: &str, name: &str) {
+    let record = json!({ "$ref": format!("#/components/schemas/{name}") });
+    let input = json!({ "$ref": format!("#/components/schemas/{name}Input") });
+    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let is_collection = path == prefix;
+        let is_item = path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest == "/{id}");
+        if !is_collection && !is_item {
+            continue;
+        }
+        let Some(ops) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in ops.iter_mut() {
+            if matches!(method.as_str(), "post" | "patch") {
+                set_json_schema(op.pointer_mut("/requestBody/content"), &input);
+            }
+            for status in ["200", "201"] {
+                let schema = if is_collection && method == "get" {
+                    json!({ "type": "object", "properties": {
+                        "items": { "type": "array", "items": record.clone() },
+                        "next_cursor": { "type": "string" } } })
+                } else {
+                    record.clone()
+                };
+                set_json_schema(
+                    op.pointer_mut(&format!("/responses/{status}/content")),
+                    &schema,
+                );
+            }
+        }
+    }
+}
+
+/// Sets the schema of every JSON media type (`application/json; charset=utf-8`, …).
+fn set_json_schema(content: Option<&mut Value>, schema: &Value) {
+    let Some(content) = content.and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (media, body) in content.iter_mut() {
+        if media.starts_with("application/json") {
+            body["schema"] = schema.clone();
+        }
+    }
+}
+
+#[OpenApi(tag = "Tag::Account")]
+impl TenantSpecApi {
+    /// This tenant's OpenAPI document: customer and contact schemas list its custom fields.
+    #[oai(path = "/openapi.json", method = "get")]
+    async fn tenant_spec(&self, auth: Auth) -> ApiResult<Json<Value>> {
+        let ctx = auth.0;
+        self.0.require(&ctx, Permission::CustomersRead).await?;
+        let base = self
+            .0
+            .base_spec
+            .get()
+            .ok_or_else(|| Error::internal("base OpenAPI document not ready"))?;
+        let mut spec: Value =
+            serde_json::from_str(base).map_err(|e| Error::internal(format!("base spec: {e}")))?;
+        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let mut schemas = Map::new();
+        for (object, name) in [
+            (ObjectKey::Customers, "Customer"),
+            (ObjectKey::Contacts, "Contact"),
+        ] {
+            let schema = ObjectSchema::load(&mut tx, object).await?;
+            object_schemas(&schema, name, &mut schemas);
+            link_operations(&mut spec, &format!("/{}", object.as_str()), name);
+        }
+        tx.commit().await?;
+        if let Some(components) = spec
+            .pointer_mut("/components/schemas")
+            .and_then(Value::as_object_mut)
+        {
+            components.extend(schemas);
+        }
+        spec["info"]["title"] = json!(format!("TC CRM — {}", ctx.tenant.slug));
+        Ok(Json(spec))
+    }
+}
