@@ -126,7 +126,7 @@ fn route_label(path: &str) -> String {
             || s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty();
         if keyed {
             out.push(":id");
-        } else if previous == "roles" {
+        } else if matches!(previous, "roles" | "tags" | "fields") {
             out.push(":name");
         } else {
             out.push(s);
@@ -147,6 +147,14 @@ mod tests {
             "/api/v1/users/:id/password"
         );
         assert_eq!(route_label("/api/v1/roles/sales"), "/api/v1/roles/:name");
+        assert_eq!(
+            route_label("/api/v1/customers/0190d6a1-0000-7000-8000-000000000000/tags/VIP"),
+            "/api/v1/customers/:id/tags/:name"
+        );
+        assert_eq!(
+            route_label("/api/v1/objects/customers/fields/tier"),
+            "/api/v1/objects/customers/fields/:name"
+        );
         assert_eq!(route_label("/wp-admin.php"), "other");
         assert_eq!(route_label("/api/v1/auth/login"), "/api/v1/auth/login");
     }

@@ -105,6 +105,7 @@ pub struct RecordCtx {
     actor: Actor,
     user_id: Option<Uuid>,
     scope: RecordScope,
+    customer_scope: RecordScope,
     unmask: bool,
     key: Option<DataKey>,
 }
@@ -115,6 +116,7 @@ impl RecordCtx {
             actor: &self.actor,
             user_id: self.user_id,
             scope: self.scope,
+            customer_scope: self.customer_scope,
             unmask: self.unmask,
             data_key: self.key.as_ref(),
         }
@@ -135,6 +137,12 @@ pub async fn open(
     let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
     let schema = ObjectSchema::load(&mut tx, object).await?;
     let record_scope = scope::scope_for(&mut tx, &ctx.principal, object).await?;
+    let customer_scope = match object {
+        ObjectKey::Customers => record_scope,
+        ObjectKey::Contacts => {
+            scope::scope_for(&mut tx, &ctx.principal, ObjectKey::Customers).await?
+        }
+    };
     // An API key acts for the user who created it (default owner, created_by).
     let user_id = match ctx.principal.user_id() {
         Some(user) => Some(user),
@@ -159,6 +167,7 @@ pub async fn open(
             actor: Actor::of(ctx),
             user_id,
             scope: record_scope,
+            customer_scope,
             unmask: held.contains(&Permission::SensitiveRead),
             key,
         },
@@ -258,14 +267,12 @@ async fn list(
     lq.limit = page_size(Some(lq.limit));
     let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "read")).await?;
     if let Some(customer) = parent {
-        let customers = ObjectSchema::load(&mut tx, ObjectKey::Customers).await?;
-        engine::fetch(
+        engine::ensure_visible(
             &mut tx,
-            &customers,
-            &rc.access(),
+            ObjectKey::Customers,
+            rc.customer_scope,
             customer,
             Visibility::Any,
-            false,
         )
         .await?;
         lq.filters.push(query::Filter {

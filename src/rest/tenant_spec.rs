@@ -87,7 +87,18 @@ fn object_schemas(schema: &ObjectSchema, name: &str, out: &mut Map<String, Value
         format!("{name}Input"),
         json!({ "type": "object", "additionalProperties": false, "properties": input_props, "required": required }),
     );
+    out.insert(
+        format!("{name}Patch"),
+        json!({ "type": "object", "additionalProperties": false, "properties": input_props.clone(),
+                "description": "fields to change; absent fields stay as they are, null clears" }),
+    );
     let mut record_props = input_props;
+    if schema.object == ObjectKey::Customers {
+        record_props.insert(
+            "merged_into".into(),
+            json!({"type": "string", "format": "uuid", "nullable": true}),
+        );
+    }
     for (k, s) in [
         ("id", json!({"type": "string", "format": "uuid"})),
         (
@@ -120,6 +131,7 @@ fn object_schemas(schema: &ObjectSchema, name: &str, out: &mut Map<String, Value
 fn link_operations(spec: &mut Value, prefix: &str, name: &str) {
     let record = json!({ "$ref": format!("#/components/schemas/{name}") });
     let input = json!({ "$ref": format!("#/components/schemas/{name}Input") });
+    let patch = json!({ "$ref": format!("#/components/schemas/{name}Patch") });
     let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -135,8 +147,10 @@ fn link_operations(spec: &mut Value, prefix: &str, name: &str) {
             continue;
         };
         for (method, op) in ops.iter_mut() {
-            if matches!(method.as_str(), "post" | "patch") {
-                set_json_schema(op.pointer_mut("/requestBody/content"), &input);
+            match method.as_str() {
+                "post" => set_json_schema(op.pointer_mut("/requestBody/content"), &input),
+                "patch" => set_json_schema(op.pointer_mut("/requestBody/content"), &patch),
+                _ => {}
             }
             for status in ["200", "201"] {
                 let schema = if is_collection && method == "get" {

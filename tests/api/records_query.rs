@@ -28,6 +28,7 @@ async fn seed(app: &TestApp, token: &str) {
             json!({
                 "name": format!("{}{}公司 Company{i:04}", SURNAMES[i % 5], ["伟", "芳", "娜", "敏", "静"][(i / 5) % 5]),
                 "level": level,
+                "region": if i % 2 == 0 { json!("华东") } else { Value::Null },
                 "address": {"city": city},
                 "tags": if i % 10 == 0 { json!(["VIP"]) } else { json!([]) },
                 "custom": {"score": i, "nickname": if i == 777 { json!("lucky seven") } else { Value::Null }}
@@ -105,6 +106,23 @@ async fn filters_sort_and_cursor_pagination_over_1000_records() {
         .collect();
     assert!(levels.windows(2).all(|w| w[0] <= w[1]));
 
+    // A nullable column, both directions: NULLs last ascending, first descending, each once.
+    for query in ["sort=region&limit=97", "sort=-region&limit=97"] {
+        let sorted = collect_all(&app, &t.token, query).await;
+        assert_eq!(
+            ids(&sorted).into_iter().collect::<HashSet<_>>().len(),
+            1000,
+            "{query}"
+        );
+        let nulls: Vec<bool> = sorted.iter().map(|c| c["region"].is_null()).collect();
+        let first_null = nulls.iter().position(|n| *n).expect("some nulls");
+        if query.contains('-') {
+            assert!(nulls[..500].iter().all(|n| *n), "descending: NULLs first");
+        } else {
+            assert_eq!(first_null, 500, "ascending: NULLs last");
+        }
+    }
+
     // Filters: eq, ops on a custom field, in, address part, tag, combined — with counts.
     let cases = [
         ("filter[level]=A", 250),
@@ -117,6 +135,7 @@ async fn filters_sort_and_cursor_pagination_over_1000_records() {
         ("filter[address.city][contains]=海", 333),
         ("tag=VIP", 100),
         ("tag=VIP&filter[level]=A", 50),
+        ("filter[tags][in]=VIP,none", 100),
         ("filter[nickname][is_null]=false", 1),
         ("filter[nickname][contains]=LUCKY", 1),
         ("filter[name][contains]=company09", 100),

@@ -81,7 +81,7 @@ pub async fn duplicates(
          ORDER BY 1, 3 LIMIT ",
     );
     q.push_bind(limit);
-    let rows = q.build().fetch_all(tx.conn()).await?;
+    let rows = q.build().persistent(false).fetch_all(tx.conn()).await?;
     rows.iter()
         .map(|r| {
             Ok(DuplicatePair {
@@ -225,6 +225,15 @@ pub async fn merge(
         json!({ "merged_from": other_id, "merged_into": this_id, "contacts_moved": moved.len() });
     history::record(tx, schema.object, this_id, "merged", access.actor, &detail).await?;
     history::record(tx, schema.object, other_id, "merged", access.actor, &detail).await?;
-    history::emit(tx, schema.object, this_id, "merged", access.actor, detail).await?;
+    history::emit(
+        tx,
+        schema.object,
+        this_id,
+        "merged",
+        access.actor,
+        detail.clone(),
+    )
+    .await?;
+    history::emit(tx, schema.object, other_id, "deleted", access.actor, detail).await?;
     engine::fetch(tx, schema, access, this_id, Visibility::Live, false).await
 }

@@ -23,6 +23,8 @@ pub struct Access<'a> {
     /// The acting user (default owner, `created_by`); `None` for keys without one.
     pub user_id: Option<Uuid>,
     pub scope: RecordScope,
+    /// The caller's scope on customers: which parent customers a contact may name.
+    pub customer_scope: RecordScope,
     /// Holds `sensitive:read`: sensitive values are shown unmasked.
     pub unmask: bool,
     /// The tenant's data key, when the object has encrypted fields.
@@ -159,9 +161,39 @@ pub async fn fetch(
     if lock {
         q.push(" FOR UPDATE");
     }
-    let row = q.build().fetch_optional(tx.conn()).await?;
+    let row = q
+        .build()
+        .persistent(false)
+        .fetch_optional(tx.conn())
+        .await?;
     let row = row.ok_or_else(|| not_found(schema.object, id))?;
     decode_record(schema, access, &row)
+}
+
+/// 404 unless a record of `object` with `id` is visible in `scope` (no decoding: works
+/// without the object's data key).
+pub async fn ensure_visible(
+    tx: &mut TenantTx,
+    object: ObjectKey,
+    scope: RecordScope,
+    id: Uuid,
+    visibility: Visibility,
+) -> Result<()> {
+    let mut q =
+        QueryBuilder::<Postgres>::new(format!("SELECT 1 FROM {} WHERE id = ", object.table()));
+    q.push_bind(id);
+    match visibility {
+        Visibility::Live => q.push(" AND deleted_at IS NULL"),
+        Visibility::Deleted => q.push(" AND deleted_at IS NOT NULL"),
+        Visibility::Any => &mut q,
+    };
+    scope.push_predicate(&mut q);
+    let found = q
+        .build()
+        .persistent(false)
+        .fetch_optional(tx.conn())
+        .await?;
+    found.map(|_| ()).ok_or_else(|| not_found(object, id))
 }
 
 /// A validated input: the fields it sets, in schema order.
@@ -329,6 +361,20 @@ fn columns(
     Ok(out)
 }
 
+/// Maps constraint violations of a delete: any foreign key means "still referenced".
+fn delete_error(schema: &ObjectSchema, err: sqlx::Error) -> Error {
+    if foreign_key_violation(&err).is_some() {
+        return Error::conflict(
+            "record.in_use",
+            format!(
+                "other records still point to this {}; remove or repoint them first",
+                schema.object.singular()
+            ),
+        );
+    }
+    err.into()
+}
+
 /// Maps constraint violations to errors naming the field.
 fn constraint_error(schema: &ObjectSchema, err: sqlx::Error) -> Error {
     if let Some(c) = unique_violation(&err) {
@@ -405,6 +451,7 @@ pub async fn insert(
     }
     q.push(")");
     q.build()
+        .persistent(false)
         .execute(tx.conn())
         .await
         .map_err(|e| constraint_error(schema, e))?;
@@ -505,6 +552,7 @@ pub async fn update(
     }
     q.push(" WHERE id = ").push_bind(id);
     q.build()
+        .persistent(false)
         .execute(tx.conn())
         .await
         .map_err(|e| constraint_error(schema, e))?;
@@ -586,6 +634,7 @@ async fn set_deleted(
     access.scope.push_predicate(&mut q);
     let done = q
         .build()
+        .persistent(false)
         .execute(tx.conn())
         .await
         .map_err(|e| constraint_error(schema, e))?;
@@ -611,9 +660,10 @@ pub async fn purge(
     access.scope.push_predicate(&mut q);
     let done = q
         .build()
+        .persistent(false)
         .execute(tx.conn())
         .await
-        .map_err(|e| constraint_error(schema, e))?;
+        .map_err(|e| delete_error(schema, e))?;
     if done.rows_affected() == 0 {
         return Err(not_found(schema.object, id));
     }

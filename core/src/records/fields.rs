@@ -204,6 +204,32 @@ fn check_option_labels(v: &mut Validator, labels: &Value, options: &[String]) {
     }
 }
 
+/// A default must be a valid value of the field; encrypted fields have none.
+fn check_default(
+    v: &mut Validator,
+    ty: FieldType,
+    options: &[String],
+    target: Option<ObjectKey>,
+    encrypted: bool,
+    default: Option<&Value>,
+) {
+    let Some(default) = default else { return };
+    if encrypted {
+        v.push(FieldError::new(
+            "default",
+            "not_allowed",
+            "encrypted fields have no default",
+        ));
+    } else {
+        let spec = values::Spec {
+            ty,
+            options,
+            target,
+        };
+        v.check(values::parse(&spec, "default", default).map(|_| ()));
+    }
+}
+
 /// The spec the value validator needs for a custom field.
 pub(crate) fn spec_of(def: &FieldDef) -> values::Spec<'_> {
     values::Spec {
@@ -288,22 +314,14 @@ pub async fn create(tx: &mut TenantTx, object: ObjectKey, new: NewField) -> Resu
                 format!("{} fields cannot be unique", ty.as_str()),
             ));
         }
-        if let Some(default) = &new.default {
-            if new.encrypted {
-                v.push(FieldError::new(
-                    "default",
-                    "not_allowed",
-                    "encrypted fields have no default",
-                ));
-            } else {
-                let spec = values::Spec {
-                    ty,
-                    options: &new.options,
-                    target,
-                };
-                v.check(values::parse(&spec, "default", default).map(|_| ()));
-            }
-        }
+        check_default(
+            &mut v,
+            ty,
+            &new.options,
+            target,
+            new.encrypted,
+            new.default.as_ref(),
+        );
     }
     if let Some(labels) = &new.option_labels {
         check_option_labels(&mut v, labels, &new.options);
@@ -401,7 +419,7 @@ pub async fn create(tx: &mut TenantTx, object: ObjectKey, new: NewField) -> Resu
             values::parse(&spec, "default", default).map_err(|e| Error::invalid(vec![e]))?;
         let mut q = sqlx::QueryBuilder::new(format!("UPDATE {table} SET \"{column}\" = "));
         value.push_bind(&mut q);
-        q.build().execute(tx.conn()).await?;
+        q.build().persistent(false).execute(tx.conn()).await?;
     }
 
     let position: i32 = sqlx::query_scalar(
@@ -474,22 +492,20 @@ pub async fn update(
     if let Some(labels) = &patch.option_labels {
         check_option_labels(&mut v, labels, &options);
     }
-    if let Some(Some(default)) = &patch.default {
-        if current.encrypted {
-            v.push(FieldError::new(
-                "default",
-                "not_allowed",
-                "encrypted fields have no default",
-            ));
-        } else {
-            let spec = values::Spec {
-                ty: current.ty,
-                options: &options,
-                target: current.target,
-            };
-            v.check(values::parse(&spec, "default", default).map(|_| ()));
-        }
-    }
+    // A changed option list must still contain the default (the new one, or the kept one).
+    let default_after = match &patch.default {
+        Some(d) => d.as_ref(),
+        None if patch.options.is_some() => current.default.as_ref(),
+        None => None,
+    };
+    check_default(
+        &mut v,
+        current.ty,
+        &options,
+        current.target,
+        current.encrypted,
+        default_after,
+    );
     if current.encrypted && patch.sensitive == Some(false) {
         v.push(FieldError::new(
             "sensitive",

@@ -348,7 +348,8 @@ impl FieldKey {
                 ),
             ));
         }
-        if RESERVED.contains(&raw) || SYSTEM_FIELDS.contains(&raw) {
+        // `_bidx` columns hold blind indexes of encrypted fields.
+        if RESERVED.contains(&raw) || SYSTEM_FIELDS.contains(&raw) || raw.ends_with("_bidx") {
             return Err(FieldError::new(
                 field,
                 "reserved_key",

@@ -244,6 +244,15 @@ fn push_filter(
         )
     })?;
     let encrypted = t.field.as_ref().is_some_and(|f| f.encrypted);
+    let masked = t.field.as_ref().is_some_and(|f| f.sensitive) && !access.unmask;
+    if masked && !matches!(f.op, Op::Eq | Op::In | Op::IsNull) {
+        // Ranges or substrings would let a caller who sees masked values recover them.
+        return Err(Error::invalid_field(
+            path,
+            "sensitive_field",
+            "without sensitive:read this field can only be matched exactly (eq, in, is_null)",
+        ));
+    }
     let e = expr(&t);
     if f.op == Op::IsNull {
         let yes = match f.value.as_str() {
@@ -346,6 +355,17 @@ fn push_filter(
                 ));
             }
         }
+        Op::In if is_array(t.ty) => {
+            // Has any of the values.
+            q.push(format!(" AND {e} && ARRAY["));
+            for (i, raw) in f.value.split(',').enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                parse_filter_value(&t, &path, raw.trim())?.push_bind(q);
+            }
+            q.push("]::text[]");
+        }
         Op::In => {
             q.push(format!(" AND {e} IN ("));
             for (i, raw) in f.value.split(',').enumerate() {
@@ -421,10 +441,17 @@ fn push_where(
         } else {
             let pattern = format!("%{}%", escape_like(text));
             q.push(" AND (false");
-            for f in schema.all().filter(|f| f.searchable) {
+            let phone_like = text
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-()".contains(c));
+            // Masked values are not searchable by those who only see them masked.
+            for f in schema
+                .all()
+                .filter(|f| f.searchable && (access.unmask || !f.sensitive))
+            {
                 if f.ty == FieldType::Phone {
                     let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-                    if digits.len() >= 3 {
+                    if phone_like && digits.len() >= 3 {
                         q.push(format!(" OR \"{}\" LIKE ", f.column))
                             .push_bind(format!("%{digits}%"));
                     }
@@ -452,6 +479,8 @@ struct Sort {
     expr: SortExpr,
     sql_type: &'static str,
     desc: bool,
+    /// Never NULL: the keyset can be a row comparison an index serves.
+    not_null: bool,
 }
 
 impl Sort {
@@ -473,25 +502,31 @@ impl Sort {
     }
 }
 
-fn sort_of(schema: &ObjectSchema, lq: &ListQuery) -> Result<Sort> {
+fn sort_of(schema: &ObjectSchema, access: &Access<'_>, lq: &ListQuery) -> Result<Sort> {
     match lq.sort.as_deref() {
         None | Some("") => match &lq.q {
             Some(text) => Ok(Sort {
                 expr: SortExpr::Relevance {
                     columns: schema
                         .all()
-                        .filter(|f| f.searchable && f.ty != FieldType::Phone)
+                        .filter(|f| {
+                            f.searchable
+                                && f.ty != FieldType::Phone
+                                && (access.unmask || !f.sensitive)
+                        })
                         .map(|f| f.column)
                         .collect(),
                     text: text.clone(),
                 },
                 sql_type: "float8",
                 desc: true,
+                not_null: true,
             }),
             None => Ok(Sort {
-                expr: SortExpr::Column("id".into()),
+                expr: SortExpr::Column("\"id\"".into()),
                 sql_type: "uuid",
                 desc: true,
+                not_null: true,
             }),
         },
         Some(raw) => {
@@ -521,11 +556,80 @@ fn sort_of(schema: &ObjectSchema, lq: &ListQuery) -> Result<Sort> {
                 FieldType::User | FieldType::Relation => "uuid",
                 _ => "text",
             };
+            if t.field.as_ref().is_some_and(|f| f.sensitive) && !access.unmask {
+                return Err(Error::invalid_field(
+                    "sort",
+                    "sensitive_field",
+                    format!("sorting by '{name}' needs sensitive:read"),
+                ));
+            }
+            let not_null = t.json_key.is_none()
+                && (matches!(t.column.as_str(), "created_at" | "updated_at")
+                    || t.field.as_ref().is_some_and(|f| !f.custom && f.required));
             Ok(Sort {
                 expr: SortExpr::Column(expr(&t)),
                 sql_type,
                 desc,
+                not_null,
             })
+        }
+    }
+}
+
+/// Continues after the row whose sort value is `value` and id is `id`.
+fn push_keyset(q: &mut QueryBuilder<'_, Postgres>, sort: &Sort, value: Option<String>, id: Uuid) {
+    let cmp = if sort.desc { "<" } else { ">" };
+    let cast = format!(")::{}", sort.sql_type);
+    if matches!(&sort.expr, SortExpr::Column(c) if c == "\"id\"") {
+        q.push(format!(" AND id {cmp} ")).push_bind(id);
+        return;
+    }
+    match value {
+        Some(v) if sort.not_null => {
+            q.push(" AND (");
+            sort.push_expr(q);
+            q.push(format!(", id) {cmp} (("))
+                .push_bind(v)
+                .push(cast)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        Some(v) => {
+            q.push(" AND (");
+            sort.push_expr(q);
+            q.push(format!(" {cmp} ("))
+                .push_bind(v.clone())
+                .push(cast.clone())
+                .push(" OR (");
+            sort.push_expr(q);
+            q.push(" = (")
+                .push_bind(v)
+                .push(cast)
+                .push(format!(" AND id {cmp} "))
+                .push_bind(id)
+                .push(")");
+            if !sort.desc {
+                // Ascending puts NULLs last: they all come after any value.
+                q.push(" OR ");
+                sort.push_expr(q);
+                q.push(" IS NULL");
+            }
+            q.push(")");
+        }
+        None => {
+            q.push(" AND ((");
+            sort.push_expr(q);
+            q.push(format!(" IS NULL AND id {cmp} "))
+                .push_bind(id)
+                .push(")");
+            if sort.desc {
+                // Descending puts NULLs first: every value comes after them.
+                q.push(" OR ");
+                sort.push_expr(q);
+                q.push(" IS NOT NULL");
+            }
+            q.push(")");
         }
     }
 }
@@ -553,46 +657,23 @@ pub async fn list(
     access: &Access<'_>,
     lq: &ListQuery,
 ) -> Result<Page<Value>> {
-    let sort = sort_of(schema, lq)?;
+    let sort = sort_of(schema, access, lq)?;
     let mut q = QueryBuilder::new(format!("SELECT {}, (", select_list(schema)));
     sort.push_expr(&mut q);
     q.push(format!(")::text AS __sort FROM {}", schema.object.table()));
     push_where(&mut q, schema, access, lq)?;
     if let Some(raw) = &lq.cursor {
         let (value, id) = decode_cursor(raw)?;
-        let cmp = if sort.desc { "<" } else { ">" };
-        let cast = format!(")::{}", sort.sql_type);
-        match value {
-            Some(v) => {
-                q.push(" AND (");
-                sort.push_expr(&mut q);
-                q.push(format!(" {cmp} ("))
-                    .push_bind(v.clone())
-                    .push(cast.clone())
-                    .push(" OR (");
-                sort.push_expr(&mut q);
-                q.push(" = (")
-                    .push_bind(v)
-                    .push(cast)
-                    .push(format!(" AND id {cmp} "))
-                    .push_bind(id)
-                    .push(") OR ");
-                sort.push_expr(&mut q);
-                q.push(" IS NULL)");
-            }
-            None => {
-                q.push(" AND ");
-                sort.push_expr(&mut q);
-                q.push(format!(" IS NULL AND id {cmp} ")).push_bind(id);
-            }
-        }
+        push_keyset(&mut q, &sort, value, id);
     }
+    // Postgres' default null placement (ASC: last, DESC: first) is what a B-tree scanned
+    // either way yields, so an index on the sort column can serve the order.
     let dir = if sort.desc { "DESC" } else { "ASC" };
     q.push(" ORDER BY ");
     sort.push_expr(&mut q);
-    q.push(format!(" {dir} NULLS LAST, id {dir} LIMIT "));
+    q.push(format!(" {dir}, id {dir} LIMIT "));
     q.push_bind(lq.limit + 1);
-    let rows = q.build().fetch_all(tx.conn()).await?;
+    let rows = q.build().persistent(false).fetch_all(tx.conn()).await?;
     let more = rows.len() as i64 > lq.limit;
     let mut items = Vec::with_capacity(rows.len());
     let mut last: Option<(Option<String>, Uuid)> = None;
@@ -617,7 +698,11 @@ pub async fn count(
 ) -> Result<i64> {
     let mut q = QueryBuilder::new(format!("SELECT count(*) FROM {}", schema.object.table()));
     push_where(&mut q, schema, access, lq)?;
-    Ok(q.build().fetch_one(tx.conn()).await?.try_get(0)?)
+    Ok(q.build()
+        .persistent(false)
+        .fetch_one(tx.conn())
+        .await?
+        .try_get(0)?)
 }
 
 /// Refuses filter parameters that are not filters at all (e.g. `filter=x`).

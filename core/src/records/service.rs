@@ -26,8 +26,12 @@ async fn parent_customer(tx: &mut TenantTx, access: &Access<'_>, id: Uuid) -> Re
         "SELECT owner_id FROM customers WHERE deleted_at IS NULL AND id = ",
     );
     q.push_bind(id);
-    access.scope.push_predicate(&mut q);
-    let owner: Option<Option<Uuid>> = q.build_query_scalar().fetch_optional(tx.conn()).await?;
+    access.customer_scope.push_predicate(&mut q);
+    let owner: Option<Option<Uuid>> = q
+        .build_query_scalar()
+        .persistent(false)
+        .fetch_optional(tx.conn())
+        .await?;
     owner.ok_or_else(|| {
         Error::invalid_field(
             "customer_id",
@@ -97,6 +101,35 @@ pub async fn update(
     engine::update(tx, schema, access, id, expected_version, &input).await
 }
 
+/// The tags of a live record, locked for a read-modify-write.
+async fn current_tags(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    id: Uuid,
+) -> Result<Vec<Value>> {
+    let current = engine::fetch(tx, schema, access, id, engine::Visibility::Live, true).await?;
+    Ok(current["tags"].as_array().cloned().unwrap_or_default())
+}
+
+async fn set_tags(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    id: Uuid,
+    tags: Vec<Value>,
+) -> Result<Value> {
+    update(
+        tx,
+        schema,
+        access,
+        id,
+        None,
+        &serde_json::json!({ "tags": tags }),
+    )
+    .await
+}
+
 /// Adds tags to a record (keeping its others).
 pub async fn add_tags(
     tx: &mut TenantTx,
@@ -105,23 +138,14 @@ pub async fn add_tags(
     id: Uuid,
     add: &[String],
 ) -> Result<Value> {
-    let current = engine::fetch(tx, schema, access, id, engine::Visibility::Live, true).await?;
-    let mut all: Vec<Value> = current["tags"].as_array().cloned().unwrap_or_default();
+    let mut all = current_tags(tx, schema, access, id).await?;
     for t in add {
         let t = Value::String(t.clone());
         if !all.contains(&t) {
             all.push(t);
         }
     }
-    update(
-        tx,
-        schema,
-        access,
-        id,
-        None,
-        &serde_json::json!({ "tags": all }),
-    )
-    .await
+    set_tags(tx, schema, access, id, all).await
 }
 
 /// Removes a tag from a record.
@@ -132,22 +156,19 @@ pub async fn remove_tag(
     id: Uuid,
     tag: &str,
 ) -> Result<Value> {
-    let current = engine::fetch(tx, schema, access, id, engine::Visibility::Live, true).await?;
-    let tags: Vec<Value> = current["tags"].as_array().cloned().unwrap_or_default();
+    let tags = current_tags(tx, schema, access, id).await?;
     if !tags.iter().any(|t| t == tag) {
         return Err(Error::not_found(
             "tag.not_on_record",
             format!("the record has no tag '{tag}'"),
         ));
     }
-    let rest: Vec<Value> = tags.into_iter().filter(|t| t != tag).collect();
-    update(
+    set_tags(
         tx,
         schema,
         access,
         id,
-        None,
-        &serde_json::json!({ "tags": rest }),
+        tags.into_iter().filter(|t| t != tag).collect(),
     )
     .await
 }
