@@ -99,7 +99,16 @@ impl Problem {
 pub struct ApiError(#[from] pub Error);
 
 impl ApiError {
+    /// A query met a table the tenant's schema does not have yet: it is one version behind.
+    fn schema_behind(&self) -> bool {
+        matches!(&self.0, Error::Database(db)
+            if db.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P01"))
+    }
+
     fn status_code(&self) -> StatusCode {
+        if self.schema_behind() {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         match &self.0 {
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -118,6 +127,18 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let err = &self.0;
         let status = self.status_code();
+        if self.schema_behind() {
+            // A tenant still on the previous schema version reached a newer feature while
+            // `crm migrate` (or the server's background upgrade) is on its way to it.
+            let mut problem = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "tenant.upgrading",
+                "this company's data is being upgraded to the new version; retry in a minute",
+            );
+            problem.retry_after = Some(60);
+            tracing::warn!(error = %err, "tenant schema behind the code");
+            return problem;
+        }
         let detail = match err {
             Error::Database(_) | Error::Internal(_) => {
                 tracing::error!(error = %err, "internal error");

@@ -11,6 +11,8 @@ pub mod registry;
 pub mod slug;
 pub mod throttle;
 
-pub use provision::{deprovision_tenant, provision_tenant, NewAdmin, NewTenant, Provisioned};
+pub use provision::{
+    deprovision_tenant, provision_tenant, provision_tenant_at, NewAdmin, NewTenant, Provisioned,
+};
 pub use registry::Tenant;
 pub use slug::TenantSlug;

@@ -38,10 +38,13 @@ pub fn latest_tenant_version() -> i32 {
     TENANT_MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
-/// The SQL that brings a tenant schema from `from` to the latest version.
-pub(crate) fn tenant_script(schema: &SchemaName, from: i32) -> String {
+/// The SQL that brings a tenant schema from `from` to `to`.
+pub(crate) fn tenant_script(schema: &SchemaName, from: i32, to: i32) -> String {
     let mut script = String::new();
-    for m in TENANT_MIGRATIONS.iter().filter(|m| m.version > from) {
+    for m in TENANT_MIGRATIONS
+        .iter()
+        .filter(|m| m.version > from && m.version <= to)
+    {
         script.push_str(&m.sql.replace("{{tenant_role}}", &format!("\"{schema}\"")));
         script.push('\n');
     }
@@ -128,7 +131,7 @@ pub async fn migrate_tenant(pool: &PgPool, tenant: &Tenant) -> Result<()> {
         .await?;
     let latest = latest_tenant_version();
     if current < latest {
-        tx.execute(sqlx::raw_sql(&tenant_script(&ctx.schema, current)))
+        tx.execute(sqlx::raw_sql(&tenant_script(&ctx.schema, current, latest)))
             .await?;
         sqlx::query("UPDATE _schema_version SET version = $1")
             .bind(latest)

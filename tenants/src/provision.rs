@@ -36,6 +36,22 @@ pub struct Provisioned {
 
 /// Creates a tenant. A taken slug is 409 `tenant.slug_taken`.
 pub async fn provision_tenant(db: &Db, new: NewTenant, admin: NewAdmin) -> Result<Provisioned> {
+    provision_tenant_at(db, new, admin, latest_tenant_version()).await
+}
+
+/// Creates a tenant at an older schema version, as a server of that version would have: for
+/// testing upgrades (`crm migrate`) and the server's tolerance of tenants still behind.
+pub async fn provision_tenant_at(
+    db: &Db,
+    new: NewTenant,
+    admin: NewAdmin,
+    version: i32,
+) -> Result<Provisioned> {
+    if !(1..=latest_tenant_version()).contains(&version) {
+        return Err(Error::internal(format!(
+            "no tenant schema version {version}"
+        )));
+    }
     let id = Uuid::now_v7();
     let schema = SchemaName::for_tenant(id);
     let mut tx = db.pool.begin().await.map_err(crm_core::db::unavailable)?;
@@ -47,7 +63,7 @@ pub async fn provision_tenant(db: &Db, new: NewTenant, admin: NewAdmin) -> Resul
     .bind(new.slug.as_str())
     .bind(new.name.as_str())
     .bind(schema.as_str())
-    .bind(latest_tenant_version())
+    .bind(version)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| match unique_violation(&e) {
@@ -66,8 +82,8 @@ pub async fn provision_tenant(db: &Db, new: NewTenant, admin: NewAdmin) -> Resul
          CREATE SCHEMA \"{schema}\" AUTHORIZATION \"{schema}\"; \
          SET LOCAL search_path = \"{schema}\", public;\n{}\n\
          INSERT INTO _schema_version (version) VALUES ({});",
-        tenant_script(&schema, 0),
-        latest_tenant_version()
+        tenant_script(&schema, 0, version),
+        version
     );
     tx.execute(sqlx::raw_sql(&ddl)).await?;
 

@@ -10,6 +10,7 @@ mod cli;
 mod fields;
 mod helpers;
 mod isolation;
+mod migrate;
 mod ops;
 mod records;
 mod records_query;
