@@ -24,8 +24,6 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-pub struct RecordsApi(pub AppState);
-
 /// A record with its version as ETag (send it back as If-Match when updating).
 #[derive(ApiResponse)]
 pub enum RecordResponse {
@@ -468,43 +466,161 @@ fn json_object(body: Value) -> ApiResult<Value> {
     }
 }
 
+/// The endpoints every record object has, for one object under one path prefix. Paths must be
+/// literals for the OpenAPI derive, so each object names its own.
+macro_rules! record_endpoints {
+    ($api:ident, $object:expr, $collection:literal, $count:literal, $item:literal, $restore:literal,
+     $history:literal, $tags:literal, $tag:literal) => {
+        /// Record endpoints of one object.
+        pub struct $api(pub AppState);
+
+        #[OpenApi(tag = "Tag::Records")]
+        impl $api {
+            /// Create a record; custom field values go in `custom`. For customers, a phone or
+            /// e-mail another customer has is 409 `customer.duplicate` (its id in
+            /// `existing_id`) unless `allow_duplicate=true`. `Idempotency-Key` replays.
+            #[oai(path = $collection, method = "post")]
+            async fn create(
+                &self,
+                auth: Auth,
+                body: Json<Value>,
+                #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+                allow_duplicate: Query<Option<bool>>,
+            ) -> ApiResult<RecordResponse> {
+                create(
+                    &self.0,
+                    auth,
+                    $object,
+                    json_object(body.0)?,
+                    idempotency_key.0,
+                    allow_duplicate.0.unwrap_or(false),
+                )
+                .await
+            }
+
+            /// List: `q` (search name, phone, e-mail, text custom fields), `filter[<field>]` /
+            /// `filter[<field>][<op>]` (eq, ne, lt, lte, gt, gte, in, contains, is_null), `tag`,
+            /// `sort` (`field` or `-field`), `limit` (max 200), `cursor`, `deleted=true`.
+            #[oai(path = $collection, method = "get")]
+            async fn list(&self, auth: Auth, req: &Request) -> ApiResult<Json<RecordPage>> {
+                list(&self.0, auth, $object, req, None).await
+            }
+
+            /// Count the records matching the same filters as the list.
+            #[oai(path = $count, method = "get")]
+            async fn count(&self, auth: Auth, req: &Request) -> ApiResult<Json<CountResponse>> {
+                count(&self.0, auth, $object, req).await
+            }
+
+            /// One record (ETag = its version).
+            #[oai(path = $item, method = "get")]
+            async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<RecordResponse> {
+                get(&self.0, auth, $object, id.0).await
+            }
+
+            /// Change fields; `If-Match` with the ETag refuses stale writes (412).
+            #[oai(path = $item, method = "patch")]
+            async fn patch(
+                &self,
+                auth: Auth,
+                id: Path<Uuid>,
+                #[oai(name = "If-Match")] if_match_header: Header<Option<String>>,
+                body: Json<Value>,
+            ) -> ApiResult<RecordResponse> {
+                patch(
+                    &self.0,
+                    auth,
+                    $object,
+                    id.0,
+                    if_match_header.0.as_deref(),
+                    json_object(body.0)?,
+                )
+                .await
+            }
+
+            /// Move to the recycle bin; `purge=true` deletes for good (needs the purge permission).
+            #[oai(path = $item, method = "delete")]
+            async fn delete(
+                &self,
+                auth: Auth,
+                id: Path<Uuid>,
+                purge: Query<Option<bool>>,
+            ) -> ApiResult<NoContent> {
+                delete(&self.0, auth, $object, id.0, purge.0.unwrap_or(false)).await
+            }
+
+            /// Bring a record back from the recycle bin.
+            #[oai(path = $restore, method = "post")]
+            async fn restore(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<RecordResponse> {
+                restore(&self.0, auth, $object, id.0).await
+            }
+
+            /// Change history, newest first.
+            #[oai(path = $history, method = "get")]
+            async fn history(
+                &self,
+                auth: Auth,
+                id: Path<Uuid>,
+                cursor: Query<Option<String>>,
+                limit: Query<Option<i64>>,
+            ) -> ApiResult<Json<HistoryPage>> {
+                history(&self.0, auth, $object, id.0, cursor.0, limit.0).await
+            }
+
+            /// Add tags.
+            #[oai(path = $tags, method = "post")]
+            async fn tag(
+                &self,
+                auth: Auth,
+                id: Path<Uuid>,
+                body: Json<AddTagsRequest>,
+            ) -> ApiResult<RecordResponse> {
+                add_tags(&self.0, auth, $object, id.0, body.0.tags).await
+            }
+
+            /// Remove a tag.
+            #[oai(path = $tag, method = "delete")]
+            async fn untag(
+                &self,
+                auth: Auth,
+                id: Path<Uuid>,
+                tag: Path<String>,
+            ) -> ApiResult<RecordResponse> {
+                remove_tag(&self.0, auth, $object, id.0, &tag.0).await
+            }
+        }
+    };
+}
+
+record_endpoints!(
+    CustomersApi,
+    ObjectKey::Customers,
+    "/customers",
+    "/customers/count",
+    "/customers/:id",
+    "/customers/:id/restore",
+    "/customers/:id/history",
+    "/customers/:id/tags",
+    "/customers/:id/tags/:tag"
+);
+
+record_endpoints!(
+    ContactsApi,
+    ObjectKey::Contacts,
+    "/contacts",
+    "/contacts/count",
+    "/contacts/:id",
+    "/contacts/:id/restore",
+    "/contacts/:id/history",
+    "/contacts/:id/tags",
+    "/contacts/:id/tags/:tag"
+);
+
+/// What only customers have: duplicates, merge, their contacts.
+pub struct CustomerExtrasApi(pub AppState);
+
 #[OpenApi(tag = "Tag::Records")]
-impl RecordsApi {
-    /// Create a customer. A phone or e-mail that an existing customer has is refused with
-    /// 409 `customer.duplicate` (its id in `existing_id`) unless `allow_duplicate=true`.
-    #[oai(path = "/customers", method = "post")]
-    async fn create_customer(
-        &self,
-        auth: Auth,
-        body: Json<Value>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
-        allow_duplicate: Query<Option<bool>>,
-    ) -> ApiResult<RecordResponse> {
-        create(
-            &self.0,
-            auth,
-            ObjectKey::Customers,
-            json_object(body.0)?,
-            idempotency_key.0,
-            allow_duplicate.0.unwrap_or(false),
-        )
-        .await
-    }
-
-    /// List customers: `q` (search name, phone, e-mail, text custom fields), `filter[<field>]`
-    /// / `filter[<field>][<op>]` (eq, ne, lt, lte, gt, gte, in, contains, is_null), `tag`,
-    /// `sort` (`field` or `-field`), `limit` (max 200), `cursor`, `deleted=true` (recycle bin).
-    #[oai(path = "/customers", method = "get")]
-    async fn list_customers(&self, auth: Auth, req: &Request) -> ApiResult<Json<RecordPage>> {
-        list(&self.0, auth, ObjectKey::Customers, req, None).await
-    }
-
-    /// Count customers matching the same filters as the list.
-    #[oai(path = "/customers/count", method = "get")]
-    async fn count_customers(&self, auth: Auth, req: &Request) -> ApiResult<Json<CountResponse>> {
-        count(&self.0, auth, ObjectKey::Customers, req).await
-    }
-
+impl CustomerExtrasApi {
     /// Pairs of live customers sharing a phone or e-mail.
     #[oai(path = "/customers/duplicates", method = "get")]
     async fn customer_duplicates(
@@ -534,68 +650,6 @@ impl RecordsApi {
                 })
                 .collect(),
         }))
-    }
-
-    /// One customer (ETag = its version).
-    #[oai(path = "/customers/:id", method = "get")]
-    async fn get_customer(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<RecordResponse> {
-        get(&self.0, auth, ObjectKey::Customers, id.0).await
-    }
-
-    /// Change fields of a customer; `If-Match` with its ETag refuses stale writes (412).
-    #[oai(path = "/customers/:id", method = "patch")]
-    async fn patch_customer(
-        &self,
-        auth: Auth,
-        id: Path<Uuid>,
-        #[oai(name = "If-Match")] if_match_header: Header<Option<String>>,
-        body: Json<Value>,
-    ) -> ApiResult<RecordResponse> {
-        patch(
-            &self.0,
-            auth,
-            ObjectKey::Customers,
-            id.0,
-            if_match_header.0.as_deref(),
-            json_object(body.0)?,
-        )
-        .await
-    }
-
-    /// Move a customer to the recycle bin; `purge=true` deletes it for good (customers:purge).
-    #[oai(path = "/customers/:id", method = "delete")]
-    async fn delete_customer(
-        &self,
-        auth: Auth,
-        id: Path<Uuid>,
-        purge: Query<Option<bool>>,
-    ) -> ApiResult<NoContent> {
-        delete(
-            &self.0,
-            auth,
-            ObjectKey::Customers,
-            id.0,
-            purge.0.unwrap_or(false),
-        )
-        .await
-    }
-
-    /// Bring a customer back from the recycle bin.
-    #[oai(path = "/customers/:id/restore", method = "post")]
-    async fn restore_customer(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<RecordResponse> {
-        restore(&self.0, auth, ObjectKey::Customers, id.0).await
-    }
-
-    /// Change history of a customer, newest first.
-    #[oai(path = "/customers/:id/history", method = "get")]
-    async fn customer_history(
-        &self,
-        auth: Auth,
-        id: Path<Uuid>,
-        cursor: Query<Option<String>>,
-        limit: Query<Option<i64>>,
-    ) -> ApiResult<Json<HistoryPage>> {
-        history(&self.0, auth, ObjectKey::Customers, id.0, cursor.0, limit.0).await
     }
 
     /// Contacts of a customer (same list parameters as /contacts).
@@ -645,142 +699,5 @@ impl RecordsApi {
         tx.commit().await?;
         let tag = etag(&record);
         Ok(RecordResponse::Ok(Json(record), tag))
-    }
-
-    /// Add tags to a customer.
-    #[oai(path = "/customers/:id/tags", method = "post")]
-    async fn tag_customer(
-        &self,
-        auth: Auth,
-        id: Path<Uuid>,
-        body: Json<AddTagsRequest>,
-    ) -> ApiResult<RecordResponse> {
-        add_tags(&self.0, auth, ObjectKey::Customers, id.0, body.0.tags).await
-    }
-
-    /// Remove a tag from a customer.
-    #[oai(path = "/customers/:id/tags/:tag", method = "delete")]
-    async fn untag_customer(
-        &self,
-        auth: Auth,
-        id: Path<Uuid>,
-        tag: Path<String>,
-    ) -> ApiResult<RecordResponse> {
-        remove_tag(&self.0, auth, ObjectKey::Customers, id.0, &tag.0).await
-    }
-
-    /// Create a contact of a customer (`customer_id` required).
-    #[oai(path = "/contacts", method = "post")]
-    async fn create_contact(
-        &self,
-        auth: Auth,
-        body: Json<Value>,
-        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
-    ) -> ApiResult<RecordResponse> {
-        create(
-            &self.0,
-            auth,
-            ObjectKey::Contacts,
-            json_object(body.0)?,
-            idempotency_key.0,
-            false,
-        )
-        .await
-    }
-
-    /// List contacts (same parameters as the customer list).
-    #[oai(path = "/contacts", method = "get")]
-    async fn list_contacts(&self, auth: Auth, req: &Request) -> ApiResult<Json<RecordPage>> {
-        list(&self.0, auth, ObjectKey::Contacts, req, None).await
-    }
-
-    /// Count contacts matching the filters.
-    #[oai(path = "/contacts/count", method = "get")]
-    async fn count_contacts(&self, auth: Auth, req: &Request) -> ApiResult<Json<CountResponse>> {
-        count(&self.0, auth, ObjectKey::Contacts, req).await
-    }
-
-    /// One contact.
-    #[oai(path = "/contacts/:id", method = "get")]
-    async fn get_contact(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<RecordResponse> {
-        get(&self.0, auth, ObjectKey::Contacts, id.0).await
-    }
-
-    /// Change fields of a contact (`If-Match` honoured).
-    #[oai(path = "/contacts/:id", method = "patch")]
-    async fn patch_contact(
-        &self,
-        auth: Auth,
-        id: Path<Uuid>,
-        #[oai(name = "If-Match")] if_match_header: Header<Option<String>>,
-        body: Json<Value>,
-    ) -> ApiResult<RecordResponse> {
-        patch(
-            &self.0,
-            auth,
-            ObjectKey::Contacts,
-            id.0,
-            if_match_header.0.as_deref(),
-            json_object(body.0)?,
-        )
-        .await
-    }
-
-    /// Move a contact to the recycle bin; `purge=true` deletes it for good.
-    #[oai(path = "/contacts/:id", method = "delete")]
-    async fn delete_contact(
-        &self,
-        auth: Auth,
-        id: Path<Uuid>,
-        purge: Query<Option<bool>>,
-    ) -> ApiResult<NoContent> {
-        delete(
-            &self.0,
-            auth,
-            ObjectKey::Contacts,
-            id.0,
-            purge.0.unwrap_or(false),
-        )
-        .await
-    }
-
-    /// Bring a contact back from the recycle bin.
-    #[oai(path = "/contacts/:id/restore", method = "post")]
-    async fn restore_contact(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<RecordResponse> {
-        restore(&self.0, auth, ObjectKey::Contacts, id.0).await
-    }
-
-    /// Change history of a contact.
-    #[oai(path = "/contacts/:id/history", method = "get")]
-    async fn contact_history(
-        &self,
-        auth: Auth,
-        id: Path<Uuid>,
-        cursor: Query<Option<String>>,
-        limit: Query<Option<i64>>,
-    ) -> ApiResult<Json<HistoryPage>> {
-        history(&self.0, auth, ObjectKey::Contacts, id.0, cursor.0, limit.0).await
-    }
-
-    /// Add tags to a contact.
-    #[oai(path = "/contacts/:id/tags", method = "post")]
-    async fn tag_contact(
-        &self,
-        auth: Auth,
-        id: Path<Uuid>,
-        body: Json<AddTagsRequest>,
-    ) -> ApiResult<RecordResponse> {
-        add_tags(&self.0, auth, ObjectKey::Contacts, id.0, body.0.tags).await
-    }
-
-    /// Remove a tag from a contact.
-    #[oai(path = "/contacts/:id/tags/:tag", method = "delete")]
-    async fn untag_contact(
-        &self,
-        auth: Auth,
-        id: Path<Uuid>,
-        tag: Path<String>,
-    ) -> ApiResult<RecordResponse> {
-        remove_tag(&self.0, auth, ObjectKey::Contacts, id.0, &tag.0).await
     }
 }
