@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod fields;
+pub mod pipelines;
 pub mod records;
 pub mod roles;
 pub mod tags;
@@ -66,6 +67,8 @@ pub type Apis = (
     records::CustomersApi,
     records::CustomerExtrasApi,
     records::ContactsApi,
+    records::OpportunitiesApi,
+    pipelines::PipelinesApi,
     fields::FieldsApi,
     tags::TagsApi,
     tenant_spec::TenantSpecApi,
@@ -84,6 +87,8 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
             records::CustomersApi(state.clone()),
             records::CustomerExtrasApi(state.clone()),
             records::ContactsApi(state.clone()),
+            records::OpportunitiesApi(state.clone()),
+            pipelines::PipelinesApi(state.clone()),
             fields::FieldsApi(state.clone()),
             tags::TagsApi(state.clone()),
             tenant_spec::TenantSpecApi(state),

@@ -137,7 +137,7 @@ pub async fn open(
     let record_scope = scope::scope_for(&mut tx, &ctx.principal, object).await?;
     let customer_scope = match object {
         ObjectKey::Customers => record_scope,
-        ObjectKey::Contacts => {
+        ObjectKey::Contacts | ObjectKey::Opportunities => {
             scope::scope_for(&mut tx, &ctx.principal, ObjectKey::Customers).await?
         }
     };
@@ -201,7 +201,8 @@ fn query_pairs(req: &Request) -> Vec<(String, String)> {
 }
 
 fn required_permission(object: ObjectKey, action: &str) -> Permission {
-    // Contacts are part of the customer record: they share its permissions.
+    // Contacts and opportunities belong to the customer relationship: they share the
+    // customer permissions (their record scopes are separate).
     let _ = object;
     match action {
         "read" => Permission::CustomersRead,
@@ -614,6 +615,18 @@ record_endpoints!(
     "/contacts/:id/history",
     "/contacts/:id/tags",
     "/contacts/:id/tags/:tag"
+);
+
+record_endpoints!(
+    OpportunitiesApi,
+    ObjectKey::Opportunities,
+    "/opportunities",
+    "/opportunities/count",
+    "/opportunities/:id",
+    "/opportunities/:id/restore",
+    "/opportunities/:id/history",
+    "/opportunities/:id/tags",
+    "/opportunities/:id/tags/:tag"
 );
 
 /// What only customers have: duplicates, merge, their contacts.

@@ -200,6 +200,7 @@ impl TenantSpecApi {
         for (object, name) in [
             (ObjectKey::Customers, "Customer"),
             (ObjectKey::Contacts, "Contact"),
+            (ObjectKey::Opportunities, "Opportunity"),
         ] {
             let schema = ObjectSchema::load(&mut tx, object).await?;
             object_schemas(&schema, name, &mut schemas);

@@ -31,6 +31,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 2,
         sql: include_str!("tenant_sql/0002_records.sql"),
     },
+    TenantMigration {
+        version: 3,
+        sql: include_str!("tenant_sql/0003_sales.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.

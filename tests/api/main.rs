@@ -15,5 +15,6 @@ mod ops;
 mod records;
 mod records_query;
 mod roles;
+mod sales;
 mod teams;
 mod users;

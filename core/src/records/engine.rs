@@ -35,7 +35,7 @@ pub struct Access<'a> {
 fn extra_system(object: ObjectKey) -> &'static [&'static str] {
     match object {
         ObjectKey::Customers => &["merged_into"],
-        ObjectKey::Contacts => &[],
+        ObjectKey::Contacts | ObjectKey::Opportunities => &[],
     }
 }
 
@@ -201,12 +201,25 @@ pub struct Input<'s> {
     pub values: Vec<(Field<'s>, SqlValue)>,
 }
 
-impl Input<'_> {
+impl<'s> Input<'s> {
     pub fn get(&self, key: &str) -> Option<&SqlValue> {
         self.values
             .iter()
             .find(|(f, _)| !f.custom && f.key == key)
             .map(|(_, v)| v)
+    }
+
+    /// Sets a built-in field (hooks deriving values, e.g. a default owner or probability).
+    pub fn set(&mut self, schema: &'s ObjectSchema, key: &str, value: SqlValue) {
+        if let Some(slot) = self
+            .values
+            .iter_mut()
+            .find(|(f, _)| !f.custom && f.key == key)
+        {
+            slot.1 = value;
+        } else if let Some(field) = schema.builtin(key) {
+            self.values.push((field, value));
+        }
     }
 }
 

@@ -12,15 +12,21 @@ use std::fmt;
 pub enum ObjectKey {
     Customers,
     Contacts,
+    Opportunities,
 }
 
 impl ObjectKey {
-    pub const ALL: &'static [ObjectKey] = &[ObjectKey::Customers, ObjectKey::Contacts];
+    pub const ALL: &'static [ObjectKey] = &[
+        ObjectKey::Customers,
+        ObjectKey::Contacts,
+        ObjectKey::Opportunities,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ObjectKey::Customers => "customers",
             ObjectKey::Contacts => "contacts",
+            ObjectKey::Opportunities => "opportunities",
         }
     }
 
@@ -29,6 +35,7 @@ impl ObjectKey {
         match self {
             ObjectKey::Customers => "customer",
             ObjectKey::Contacts => "contact",
+            ObjectKey::Opportunities => "opportunity",
         }
     }
 
@@ -46,6 +53,7 @@ impl ObjectKey {
         match self {
             ObjectKey::Customers => CUSTOMER_FIELDS,
             ObjectKey::Contacts => CONTACT_FIELDS,
+            ObjectKey::Opportunities => OPPORTUNITY_FIELDS,
         }
     }
 }
@@ -258,6 +266,46 @@ const CONTACT_FIELDS: &[Builtin] = &[
         ..field("email", FieldType::Email)
     },
     field("is_primary", FieldType::Boolean),
+    field("owner_id", FieldType::User),
+    field("tags", FieldType::Tags),
+];
+
+/// Currencies amounts may be in.
+pub const CURRENCIES: &[&str] = &[
+    "CNY", "USD", "EUR", "HKD", "JPY", "GBP", "SGD", "TWD", "KRW", "AUD",
+];
+
+const OPPORTUNITY_FIELDS: &[Builtin] = &[
+    Builtin {
+        required: true,
+        searchable: true,
+        ..field("name", FieldType::Text)
+    },
+    Builtin {
+        required: true,
+        target: Some(ObjectKey::Customers),
+        ..field("customer_id", FieldType::Relation)
+    },
+    Builtin {
+        target: Some(ObjectKey::Contacts),
+        ..field("contact_id", FieldType::Relation)
+    },
+    // A pipeline (not a record object): existence is checked by the sales hook.
+    field("pipeline_id", FieldType::Relation),
+    field("stage", FieldType::Text),
+    field("amount", FieldType::Currency),
+    Builtin {
+        options: CURRENCIES,
+        ..field("currency", FieldType::Select)
+    },
+    field("discount_pct", FieldType::Decimal),
+    field("expected_close", FieldType::Date),
+    field("probability", FieldType::Integer),
+    Builtin {
+        options: &["open", "won", "lost"],
+        ..field("status", FieldType::Select)
+    },
+    field("lost_reason", FieldType::Text),
     field("owner_id", FieldType::User),
     field("tags", FieldType::Tags),
 ];

@@ -4,6 +4,7 @@
 use super::customers;
 use super::engine::{self, Access, Input};
 use super::meta::ObjectKey;
+use super::sales;
 use super::schema::ObjectSchema;
 use super::tags;
 use super::values::SqlValue;
@@ -41,6 +42,37 @@ async fn parent_customer(tx: &mut TenantTx, access: &Access<'_>, id: Uuid) -> Re
     })
 }
 
+/// An opportunity's customer must be a live customer the caller sees, and its contact a
+/// contact of that customer.
+async fn check_opportunity_parents(
+    tx: &mut TenantTx,
+    access: &Access<'_>,
+    input: &Input<'_>,
+    current: Option<&Value>,
+) -> Result<()> {
+    let current_uuid = |key: &str| {
+        current
+            .and_then(|c| c[key].as_str())
+            .and_then(|s| Uuid::parse_str(s).ok())
+    };
+    let customer = match input.get("customer_id") {
+        Some(SqlValue::Uuid(c)) => {
+            parent_customer(tx, access, *c).await?;
+            Some(*c)
+        }
+        _ => current_uuid("customer_id"),
+    };
+    let contact = match input.get("contact_id") {
+        Some(SqlValue::Uuid(c)) => Some(*c),
+        Some(_) => None,
+        None => current_uuid("contact_id"),
+    };
+    if let (Some(contact), Some(customer)) = (contact, customer) {
+        sales::ensure_contact_of(tx, contact, customer).await?;
+    }
+    Ok(())
+}
+
 async fn register_tags(tx: &mut TenantTx, input: &Input<'_>) -> Result<()> {
     if let Some(SqlValue::TextArray(names)) = input.get("tags") {
         tags::register(tx, names).await?;
@@ -72,6 +104,10 @@ pub async fn create(
                     .or(default_owner);
             }
         }
+        ObjectKey::Opportunities => {
+            check_opportunity_parents(tx, access, &input, None).await?;
+            sales::prepare_opportunity(tx, schema, &mut input, None).await?;
+        }
     }
     if input.get("owner_id").is_none() {
         if let (Some(owner), Some(field)) = (default_owner, schema.builtin("owner_id")) {
@@ -91,10 +127,23 @@ pub async fn update(
     expected_version: Option<i64>,
     body: &Value,
 ) -> Result<Value> {
-    let input = engine::parse_input(schema, body, false)?;
-    if schema.object == ObjectKey::Contacts {
-        if let Some(SqlValue::Uuid(customer)) = input.get("customer_id") {
-            parent_customer(tx, access, *customer).await?;
+    let mut input = engine::parse_input(schema, body, false)?;
+    match schema.object {
+        ObjectKey::Customers => {}
+        ObjectKey::Contacts => {
+            if let Some(SqlValue::Uuid(customer)) = input.get("customer_id") {
+                parent_customer(tx, access, *customer).await?;
+            }
+        }
+        ObjectKey::Opportunities => {
+            let unmasked = Access {
+                unmask: true,
+                ..*access
+            };
+            let current =
+                engine::fetch(tx, schema, &unmasked, id, engine::Visibility::Live, true).await?;
+            check_opportunity_parents(tx, access, &input, Some(&current)).await?;
+            sales::prepare_opportunity(tx, schema, &mut input, Some(&current)).await?;
         }
     }
     register_tags(tx, &input).await?;

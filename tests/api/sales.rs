@@ -1,0 +1,360 @@
+use crate::helpers::TestApp;
+use serde_json::{json, Value};
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+#[tokio::test]
+async fn opportunities_follow_their_pipeline_stages() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let pipelines = app.get("/api/v1/pipelines", &t.token).await.expect(200);
+    let default = &pipelines[0];
+    let keys: Vec<&str> = default["stages"]
+        .as_array()
+        .expect("stages")
+        .iter()
+        .filter_map(|s| s["key"].as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        ["lead", "qualified", "proposal", "negotiation"],
+        "every tenant starts with a default pipeline"
+    );
+
+    let customer = app
+        .post(
+            "/api/v1/customers",
+            &t.token,
+            json!({"name": "深圳创新科技"}),
+        )
+        .await
+        .expect(201);
+    let opp = app
+        .post("/api/v1/opportunities", &t.token, json!({"name": "年度软件采购", "customer_id": customer["id"], "amount": 120000, "expected_close": "2026-12-31"}))
+        .await
+        .expect(201);
+    assert_eq!(opp["pipeline_id"], default["id"]);
+    assert_eq!(opp["stage"], "lead");
+    assert_eq!(opp["probability"], 10);
+    assert_eq!(opp["status"], "open");
+    assert_eq!(opp["currency"], "CNY");
+    assert_eq!(opp["owner_id"], t.admin_id.as_str());
+    let path = format!("/api/v1/opportunities/{}", id(&opp));
+
+    let moved = app
+        .patch(&path, &t.token, json!({"stage": "proposal"}))
+        .await
+        .expect(200);
+    assert_eq!(moved["probability"], 60, "stage default on a stage move");
+    let chosen = app
+        .patch(
+            &path,
+            &t.token,
+            json!({"stage": "negotiation", "probability": 75}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        chosen["probability"], 75,
+        "the request's own probability wins"
+    );
+    let same_stage = app
+        .patch(&path, &t.token, json!({"amount": 130000}))
+        .await
+        .expect(200);
+    assert_eq!(same_stage["probability"], 75, "no stage move, no reset");
+    let bad = app
+        .patch(&path, &t.token, json!({"stage": "dreaming"}))
+        .await
+        .expect_problem(422, "validation.failed");
+    assert_eq!(bad["errors"][0]["code"], "unknown_stage");
+    assert!(bad["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("negotiation, won, lost"));
+    let won = app
+        .patch(&path, &t.token, json!({"status": "won"}))
+        .await
+        .expect(200);
+    assert_eq!(
+        (won["stage"].as_str(), won["probability"].as_i64()),
+        (Some("won"), Some(100))
+    );
+    app.patch(&path, &t.token, json!({"stage": "lead", "status": "won"}))
+        .await
+        .expect_problem(422, "validation.failed");
+    let reopened = app
+        .patch(&path, &t.token, json!({"status": "open"}))
+        .await
+        .expect(200);
+    assert_eq!(
+        (reopened["stage"].as_str(), reopened["probability"].as_i64()),
+        (Some("lead"), Some(10))
+    );
+    let lost = app
+        .patch(
+            &path,
+            &t.token,
+            json!({"stage": "lost", "lost_reason": "预算取消"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (lost["status"].as_str(), lost["probability"].as_i64()),
+        (Some("lost"), Some(0))
+    );
+
+    let history = app
+        .get(&format!("{path}/history"), &t.token)
+        .await
+        .expect(200);
+    let stage_moves: Vec<(String, String)> = history["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| {
+            let c = &e["changes"]["stage"];
+            Some((
+                c["before"].as_str()?.to_owned(),
+                c["after"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    assert_eq!(stage_moves.len(), 5, "{stage_moves:?}");
+    assert_eq!(stage_moves[0], ("lead".to_owned(), "lost".to_owned()));
+}
+
+#[tokio::test]
+async fn opportunity_input_is_checked_against_its_customer_and_ranges() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let a = app
+        .post("/api/v1/customers", &t.token, json!({"name": "甲"}))
+        .await
+        .expect(201);
+    let b = app
+        .post("/api/v1/customers", &t.token, json!({"name": "乙"}))
+        .await
+        .expect(201);
+    let b_contact = app
+        .post(
+            "/api/v1/contacts",
+            &t.token,
+            json!({"customer_id": b["id"], "name": "乙的联系人"}),
+        )
+        .await
+        .expect(201);
+    for (body, field) in [
+        (
+            json!({"name": "x", "customer_id": a["id"], "discount_pct": 150}),
+            "discount_pct",
+        ),
+        (
+            json!({"name": "x", "customer_id": a["id"], "amount": -5}),
+            "amount",
+        ),
+        (
+            json!({"name": "x", "customer_id": a["id"], "probability": 101}),
+            "probability",
+        ),
+        (
+            json!({"name": "x", "customer_id": a["id"], "contact_id": b_contact["id"]}),
+            "contact_id",
+        ),
+        (
+            json!({"name": "x", "customer_id": uuid::Uuid::new_v4()}),
+            "customer_id",
+        ),
+        (
+            json!({"name": "x", "customer_id": a["id"], "pipeline_id": uuid::Uuid::new_v4()}),
+            "pipeline_id",
+        ),
+        (
+            json!({"name": "x", "customer_id": a["id"], "currency": "BTC"}),
+            "currency",
+        ),
+        (json!({"name": "x"}), "customer_id"),
+    ] {
+        let err = app
+            .post("/api/v1/opportunities", &t.token, body.clone())
+            .await
+            .expect_problem(422, "validation.failed");
+        assert_eq!(err["errors"][0]["field"], field, "{body}");
+    }
+    let ok = app
+        .post("/api/v1/opportunities", &t.token, json!({"name": "乙的机会", "customer_id": b["id"], "contact_id": b_contact["id"], "discount_pct": "12.5", "currency": "USD"}))
+        .await
+        .expect(201);
+    assert_eq!(ok["discount_pct"], 12.5);
+    // Custom fields work on opportunities like on every object.
+    app.post("/api/v1/objects/opportunities/fields", &t.token, json!({"key": "car_model", "label": "意向车型", "type": "select", "options": ["SUV", "轿车"]}))
+        .await
+        .expect(201);
+    let custom = app
+        .patch(
+            &format!("/api/v1/opportunities/{}", id(&ok)),
+            &t.token,
+            json!({"custom": {"car_model": "SUV"}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(custom["custom"]["car_model"], "SUV");
+}
+
+#[tokio::test]
+async fn pipelines_are_configurable_and_protect_stages_in_use() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let stages = json!([
+        {"key": "visit", "name": "到店", "probability": 20},
+        {"key": "test_drive", "name": "试驾", "probability": 50},
+        {"key": "order", "name": "下订", "probability": 90}
+    ]);
+    let p = app
+        .post(
+            "/api/v1/pipelines",
+            &t.token,
+            json!({"name": "4S 店销售", "stages": stages}),
+        )
+        .await
+        .expect(201);
+    app.post(
+        "/api/v1/pipelines",
+        &t.token,
+        json!({"name": "4S 店销售", "stages": [{"key": "a", "name": "A", "probability": 1}]}),
+    )
+    .await
+    .expect_problem(409, "pipeline.exists");
+    let bad = app
+        .post("/api/v1/pipelines", &t.token, json!({"name": "坏", "stages": [{"key": "won", "name": "x", "probability": 1}, {"key": "Bad Key", "name": "y", "probability": 120}]}))
+        .await
+        .expect_problem(422, "validation.failed");
+    assert_eq!(bad["errors"].as_array().map(Vec::len), Some(3));
+    app.post(
+        "/api/v1/pipelines",
+        &t.token,
+        json!({"name": "空", "stages": []}),
+    )
+    .await
+    .expect_problem(422, "validation.failed");
+
+    let c = app
+        .post("/api/v1/customers", &t.token, json!({"name": "王先生"}))
+        .await
+        .expect(201);
+    let opp = app
+        .post("/api/v1/opportunities", &t.token, json!({"name": "购车", "customer_id": c["id"], "pipeline_id": p["id"], "stage": "test_drive"}))
+        .await
+        .expect(201);
+    assert_eq!(opp["probability"], 50);
+    let pid = id(&p);
+    app.patch(
+        &format!("/api/v1/pipelines/{pid}"),
+        &t.token,
+        json!({"stages": [{"key": "visit", "name": "到店", "probability": 20}]}),
+    )
+    .await
+    .expect_problem(409, "pipeline.stage_in_use");
+    let renamed = app
+        .patch(
+            &format!("/api/v1/pipelines/{pid}"),
+            &t.token,
+            json!({"name": "4S 店"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(renamed["name"], "4S 店");
+    app.delete(&format!("/api/v1/pipelines/{pid}"), &t.token)
+        .await
+        .expect_problem(409, "pipeline.in_use");
+    let (_, sales) = app.user_with_roles(&t, &["sales"]).await;
+    app.post(
+        "/api/v1/pipelines",
+        &sales,
+        json!({"name": "私有", "stages": stages}),
+    )
+    .await
+    .expect_problem(403, "auth.forbidden");
+    app.get("/api/v1/pipelines", &sales).await.expect(200);
+}
+
+#[tokio::test]
+async fn the_board_sums_stages_per_currency_within_scope() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let (_, sales) = app.user_with_roles(&t, &["sales"]).await;
+    let pid = app.get("/api/v1/pipelines", &t.token).await.expect(200)[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mine = app
+        .post("/api/v1/customers", &sales, json!({"name": "销售的客户"}))
+        .await
+        .expect(201);
+    let admins = app
+        .post(
+            "/api/v1/customers",
+            &t.token,
+            json!({"name": "管理员的客户"}),
+        )
+        .await
+        .expect(201);
+    for (token, customer, amount, currency, stage) in [
+        (&sales, &mine, 1000, "CNY", "lead"),
+        (&sales, &mine, 3000, "CNY", "lead"),
+        (&sales, &mine, 500, "USD", "proposal"),
+        (&t.token, &admins, 7000, "CNY", "lead"),
+    ] {
+        app.post("/api/v1/opportunities", token, json!({"name": "机会", "customer_id": customer["id"], "amount": amount, "currency": currency, "stage": stage}))
+            .await
+            .expect(201);
+    }
+    let board = app
+        .get(&format!("/api/v1/pipelines/{pid}/board?limit=1"), &t.token)
+        .await
+        .expect(200);
+    let cols = board["columns"].as_array().expect("columns");
+    let keys: Vec<&str> = cols.iter().filter_map(|c| c["key"].as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "lead",
+            "qualified",
+            "proposal",
+            "negotiation",
+            "won",
+            "lost"
+        ]
+    );
+    assert_eq!(cols[0]["count"], 3);
+    assert_eq!(cols[0]["amount"]["CNY"], 11000.0);
+    assert_eq!(cols[0]["weighted_amount"]["CNY"], 1100.0);
+    assert_eq!(cols[0]["items"].as_array().map(Vec::len), Some(1));
+    assert!(cols[0]["next_cursor"].is_string());
+    assert_eq!(cols[2]["amount"]["USD"], 500.0);
+    assert_eq!(cols[2]["weighted_amount"]["USD"], 300.0);
+    // A salesperson's board shows only their own opportunities.
+    let own = app
+        .get(&format!("/api/v1/pipelines/{pid}/board"), &sales)
+        .await
+        .expect(200);
+    assert_eq!(own["columns"][0]["count"], 2);
+    assert_eq!(own["columns"][0]["amount"]["CNY"], 4000.0);
+    // The column's cursor pages on in the opportunity list.
+    let next = cols[0]["next_cursor"].as_str().expect("cursor");
+    let rest = app
+        .get(&format!("/api/v1/opportunities?filter[pipeline_id]={pid}&filter[stage]=lead&limit=1&cursor={next}"), &t.token)
+        .await
+        .expect(200);
+    assert_eq!(rest["items"].as_array().map(Vec::len), Some(1));
+    let schema = app.schema_of(&t).await;
+    let events: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM \"{schema}\".outbox WHERE event = 'opportunity.created'"
+    ))
+    .fetch_one(&app.pool)
+    .await
+    .expect("outbox");
+    assert_eq!(events, 4);
+}
