@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod authz;
+pub mod calendar;
 pub mod context;
 pub mod crypto;
 pub mod db;

@@ -82,6 +82,8 @@ async fn resolve(state: &AppState, req: &Request, token: &str) -> ApiResult<Requ
             sessions::authenticate(&mut tx, &parsed.hash, state.session_ttl()).await?
         }
         CredentialKind::ApiKey => api_keys::authenticate(&mut tx, &parsed.hash).await?,
+        // Feed tokens only open the calendar feed, never the API.
+        CredentialKind::Calendar => None,
     }
     .ok_or_else(invalid_token)?;
     tx.commit().await?;

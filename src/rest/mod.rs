@@ -5,6 +5,7 @@ pub mod account;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod calendar;
 pub mod error;
 pub mod fields;
 pub mod pipelines;
@@ -58,40 +59,61 @@ pub enum NoContent {
 
 /// The APIs of /api/v1.
 pub type Apis = (
-    account::AccountApi,
-    users::UsersApi,
-    roles::RolesApi,
-    teams::TeamsApi,
-    api_keys::ApiKeysApi,
-    audit::AuditApi,
-    records::CustomersApi,
-    records::CustomerExtrasApi,
-    records::ContactsApi,
-    records::OpportunitiesApi,
-    pipelines::PipelinesApi,
-    fields::FieldsApi,
-    tags::TagsApi,
-    tenant_spec::TenantSpecApi,
+    (
+        account::AccountApi,
+        users::UsersApi,
+        roles::RolesApi,
+        teams::TeamsApi,
+        api_keys::ApiKeysApi,
+        audit::AuditApi,
+        tenant_spec::TenantSpecApi,
+    ),
+    (
+        records::CustomersApi,
+        records::CustomerExtrasApi,
+        records::ContactsApi,
+        fields::FieldsApi,
+        tags::TagsApi,
+    ),
+    (
+        records::OpportunitiesApi,
+        pipelines::PipelinesApi,
+        records::ActivitiesApi,
+        records::ActivityExtrasApi,
+        records::TasksApi,
+        calendar::CalendarApi,
+    ),
 );
 
 /// The OpenAPI service mounted at /api/v1.
 pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
+    let s = || state.clone();
     OpenApiService::new(
         (
-            account::AccountApi(state.clone()),
-            users::UsersApi(state.clone()),
-            roles::RolesApi(state.clone()),
-            teams::TeamsApi(state.clone()),
-            api_keys::ApiKeysApi(state.clone()),
-            audit::AuditApi(state.clone()),
-            records::CustomersApi(state.clone()),
-            records::CustomerExtrasApi(state.clone()),
-            records::ContactsApi(state.clone()),
-            records::OpportunitiesApi(state.clone()),
-            pipelines::PipelinesApi(state.clone()),
-            fields::FieldsApi(state.clone()),
-            tags::TagsApi(state.clone()),
-            tenant_spec::TenantSpecApi(state),
+            (
+                account::AccountApi(s()),
+                users::UsersApi(s()),
+                roles::RolesApi(s()),
+                teams::TeamsApi(s()),
+                api_keys::ApiKeysApi(s()),
+                audit::AuditApi(s()),
+                tenant_spec::TenantSpecApi(s()),
+            ),
+            (
+                records::CustomersApi(s()),
+                records::CustomerExtrasApi(s()),
+                records::ContactsApi(s()),
+                fields::FieldsApi(s()),
+                tags::TagsApi(s()),
+            ),
+            (
+                records::OpportunitiesApi(s()),
+                pipelines::PipelinesApi(s()),
+                records::ActivitiesApi(s()),
+                records::ActivityExtrasApi(s()),
+                records::TasksApi(s()),
+                calendar::CalendarApi(s()),
+            ),
         ),
         "TC CRM",
         env!("CARGO_PKG_VERSION"),

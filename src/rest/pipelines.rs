@@ -228,7 +228,7 @@ impl PipelinesApi {
              FROM opportunities WHERE deleted_at IS NULL AND pipeline_id = ",
         );
         q.push_bind(pipeline.id);
-        access.scope.push_predicate(&mut q);
+        access.scope.push_predicate(&mut q, "owner_id");
         q.push(" GROUP BY stage, currency");
         let sums = q
             .build()

@@ -3,7 +3,7 @@
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
-use super::{NoContent, Tag};
+use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use crm_core::audit::Actor;
 use crm_core::authz::Permission;
@@ -137,9 +137,7 @@ pub async fn open(
     let record_scope = scope::scope_for(&mut tx, &ctx.principal, object).await?;
     let customer_scope = match object {
         ObjectKey::Customers => record_scope,
-        ObjectKey::Contacts | ObjectKey::Opportunities => {
-            scope::scope_for(&mut tx, &ctx.principal, ObjectKey::Customers).await?
-        }
+        _ => scope::scope_for(&mut tx, &ctx.principal, ObjectKey::Customers).await?,
     };
     // An API key acts for the user who created it (default owner, created_by).
     let user_id = match ctx.principal.user_id() {
@@ -261,10 +259,37 @@ async fn list(
 ) -> ApiResult<Json<RecordPage>> {
     let ctx = auth.0;
     let pairs = query_pairs(req);
-    query::check_unknown(&pairs, &[])?;
+    let extras: &[&str] = match object {
+        ObjectKey::Tasks => &["mine", "due"],
+        ObjectKey::Activities => &["mine"],
+        _ => &[],
+    };
+    query::check_unknown(&pairs, extras)?;
     let mut lq = ListQuery::from_pairs(&pairs)?;
     lq.limit = page_size(Some(lq.limit));
     let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "read")).await?;
+    for (key, value) in &pairs {
+        match (key.as_str(), value.as_str()) {
+            ("mine", "true") if extras.contains(&"mine") => {
+                let me = rc.access().user_id.ok_or_else(|| {
+                    Error::invalid_field("mine", "no_user", "this credential acts for no user")
+                })?;
+                lq.filters.push(query::Filter {
+                    field: object.owner_column().into(),
+                    op: query::Op::Eq,
+                    value: me.to_string(),
+                });
+            }
+            ("mine", "false") => {}
+            ("due", when) if extras.contains(&"due") => {
+                lq.filters.extend(due_filters(&mut tx, when).await?);
+            }
+            ("mine", _) => {
+                return Err(Error::invalid_field("mine", "invalid", "use true or false").into())
+            }
+            _ => {}
+        }
+    }
     if let Some(customer) = parent {
         engine::ensure_visible(
             &mut tx,
@@ -286,6 +311,48 @@ async fn list(
         items: page.items,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// Task filters for `due=today|overdue|upcoming`, with "today" in the tenant's time zone.
+async fn due_filters(tx: &mut TenantTx, when: &str) -> ApiResult<Vec<query::Filter>> {
+    use chrono::{Duration, TimeZone, Utc};
+    let zone: String = sqlx::query_scalar("SELECT timezone FROM settings")
+        .fetch_one(tx.conn())
+        .await
+        .map_err(Error::from)?;
+    let tz: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    let now = Utc::now();
+    let today = now.with_timezone(&tz).date_naive();
+    let start_of = |d: chrono::NaiveDate| {
+        tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(now)
+    };
+    let (start, end) = (start_of(today), start_of(today + Duration::days(1)));
+    let filter = |field: &str, op, value: String| query::Filter {
+        field: field.into(),
+        op,
+        value,
+    };
+    let open = filter("done_at", query::Op::IsNull, "true".into());
+    Ok(match when {
+        "today" => vec![
+            filter("due_at", query::Op::Gte, start.to_rfc3339()),
+            filter("due_at", query::Op::Lt, end.to_rfc3339()),
+            open,
+        ],
+        "overdue" => vec![filter("due_at", query::Op::Lt, now.to_rfc3339()), open],
+        "upcoming" => vec![filter("due_at", query::Op::Gte, end.to_rfc3339()), open],
+        other => {
+            return Err(Error::invalid_field(
+                "due",
+                "invalid",
+                format!("'{other}' is not a due filter; use today, overdue or upcoming"),
+            )
+            .into())
+        }
+    })
 }
 
 async fn count(
@@ -354,9 +421,9 @@ async fn delete(
     let action = if purge { "purge" } else { "delete" };
     let (mut tx, rc) = open(state, &ctx, object, required_permission(object, action)).await?;
     if purge {
-        engine::purge(&mut tx, &rc.schema, &rc.access(), id).await?;
+        service::purge(&mut tx, &rc.schema, &rc.access(), id).await?;
     } else {
-        engine::soft_delete(&mut tx, &rc.schema, &rc.access(), id).await?;
+        service::soft_delete(&mut tx, &rc.schema, &rc.access(), id).await?;
     }
     tx.commit().await?;
     Ok(NoContent::NoContent)
@@ -370,7 +437,7 @@ async fn restore(
 ) -> ApiResult<RecordResponse> {
     let ctx = auth.0;
     let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "delete")).await?;
-    let record = engine::restore(&mut tx, &rc.schema, &rc.access(), id).await?;
+    let record = service::restore(&mut tx, &rc.schema, &rc.access(), id).await?;
     tx.commit().await?;
     let tag = etag(&record);
     Ok(RecordResponse::Ok(Json(record), tag))
@@ -629,6 +696,174 @@ record_endpoints!(
     "/opportunities/:id/tags/:tag"
 );
 
+record_endpoints!(
+    ActivitiesApi,
+    ObjectKey::Activities,
+    "/activities",
+    "/activities/count",
+    "/activities/:id",
+    "/activities/:id/restore",
+    "/activities/:id/history",
+    "/activities/:id/tags",
+    "/activities/:id/tags/:tag"
+);
+
+record_endpoints!(
+    TasksApi,
+    ObjectKey::Tasks,
+    "/tasks",
+    "/tasks/count",
+    "/tasks/:id",
+    "/tasks/:id/restore",
+    "/tasks/:id/history",
+    "/tasks/:id/tags",
+    "/tasks/:id/tags/:tag"
+);
+
+#[derive(Object)]
+pub struct TimelineEntryOut {
+    /// `activity`, `task`, `stage_change` or `history`.
+    pub kind: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub id: String,
+    pub data: Value,
+}
+
+#[derive(Object)]
+pub struct TimelinePage {
+    pub items: Vec<TimelineEntryOut>,
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Object)]
+pub struct RegisterRequest {
+    /// The caller's or visitor's phone (any common format; China is the default region).
+    pub phone: String,
+    /// Name for a new customer (default: the phone number).
+    pub name: Option<String>,
+    /// `call` (default) or `visit`.
+    pub kind: Option<String>,
+    /// `inbound` (default) or `outbound`.
+    pub direction: Option<String>,
+    pub subject: Option<String>,
+    pub body: Option<String>,
+    /// Create the customer when no customer has this phone.
+    #[oai(default)]
+    pub create_customer: bool,
+}
+
+#[derive(Object)]
+pub struct RegisterResponse {
+    pub customer_id: Uuid,
+    pub customer_created: bool,
+    pub activity: Value,
+}
+
+/// What only activities have: the walk-in and call register.
+pub struct ActivityExtrasApi(pub AppState);
+
+#[OpenApi(tag = "Tag::Records")]
+impl ActivityExtrasApi {
+    /// Register a call or visit by phone: logs it on the customer with that phone. For an
+    /// unknown phone it answers 404 `register.unknown_caller`, offering `create_customer: true`
+    /// to create the customer and log the activity in one step.
+    #[oai(path = "/activities/register", method = "post")]
+    async fn register(
+        &self,
+        auth: Auth,
+        body: Json<RegisterRequest>,
+    ) -> ApiResult<Created<RegisterResponse>> {
+        let ctx = auth.0;
+        let state = &self.0;
+        let b = body.0;
+        let phone = crm_core::records::values::normalize_phone("phone", &b.phone)?;
+        let kind = b.kind.clone().unwrap_or_else(|| "call".into());
+        if !matches!(kind.as_str(), "call" | "visit") {
+            return Err(Error::invalid_field(
+                "kind",
+                "invalid",
+                "the register logs calls and visits",
+            )
+            .into());
+        }
+        let (mut tx, rc) = open(
+            state,
+            &ctx,
+            ObjectKey::Activities,
+            Permission::CustomersCreate,
+        )
+        .await?;
+        let existing: Option<(Uuid, bool)> = {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT id, (true");
+            rc.customer_scope.push_predicate(&mut q, "owner_id");
+            q.push(") FROM customers WHERE deleted_at IS NULL AND phone = ")
+                .push_bind(phone.clone());
+            q.push(" ORDER BY id LIMIT 1");
+            q.build_query_as()
+                .persistent(false)
+                .fetch_optional(tx.conn())
+                .await
+                .map_err(Error::from)?
+        };
+        let (customer_id, created) = match existing {
+            Some((id, true)) => (id, false),
+            Some((id, false)) => {
+                return Err(Error::Duplicate {
+                    code: "register.customer_of_another",
+                    message: format!("customer {id} with this phone is looked after by someone else; ask them or an administrator"),
+                    existing_id: id,
+                }
+                .into())
+            }
+            None if !b.create_customer => {
+                return Err(Error::not_found(
+                    "register.unknown_caller",
+                    format!("no customer has the phone {phone}; repeat with \"create_customer\": true (and a \"name\") to create one and log the {kind}"),
+                )
+                .into())
+            }
+            None => {
+                let customers = ObjectSchema::load(&mut tx, ObjectKey::Customers).await?;
+                let key = if customers.has_encrypted() {
+                    keys::data_key(&mut tx, state.master_key.as_deref(), false).await?
+                } else {
+                    None
+                };
+                let access = Access { scope: rc.customer_scope, data_key: key.as_ref(), ..rc.access() };
+                let source = if kind == "visit" { "到店 walk-in" } else { "来电 inbound call" };
+                let customer = service::create(
+                    &mut tx,
+                    &customers,
+                    &access,
+                    &json!({"name": b.name.clone().unwrap_or_else(|| phone.clone()), "kind": "person", "phone": phone, "source": source}),
+                    CreateOptions::default(),
+                )
+                .await?;
+                let id = customer["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(|| Error::internal("created customer has no id"))?;
+                (id, true)
+            }
+        };
+        let activity = service::create(
+            &mut tx,
+            &rc.schema,
+            &rc.access(),
+            &json!({
+                "kind": kind, "direction": b.direction.unwrap_or_else(|| "inbound".into()),
+                "subject": b.subject, "body": b.body, "customer_id": customer_id
+            }),
+            CreateOptions::default(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Created::Created(Json(RegisterResponse {
+            customer_id,
+            customer_created: created,
+            activity,
+        })))
+    }
+}
+
 /// What only customers have: duplicates, merge, their contacts.
 pub struct CustomerExtrasApi(pub AppState);
 
@@ -662,6 +897,49 @@ impl CustomerExtrasApi {
                     reason: p.reason,
                 })
                 .collect(),
+        }))
+    }
+
+    /// The customer's timeline: activities, tasks, stage moves of its opportunities and its
+    /// own change history, newest first.
+    #[oai(path = "/customers/:id/timeline", method = "get")]
+    async fn customer_timeline(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        cursor: Query<Option<String>>,
+        limit: Query<Option<i64>>,
+    ) -> ApiResult<Json<TimelinePage>> {
+        let ctx = auth.0;
+        let (mut tx, rc) = open(
+            &self.0,
+            &ctx,
+            ObjectKey::Customers,
+            Permission::CustomersRead,
+        )
+        .await?;
+        let page = crm_core::records::timeline::customer_timeline(
+            &mut tx,
+            &rc.schema,
+            &rc.access(),
+            id.0,
+            cursor.0.as_deref(),
+            page_size(limit.0),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Json(TimelinePage {
+            items: page
+                .items
+                .into_iter()
+                .map(|e| TimelineEntryOut {
+                    kind: e.kind,
+                    at: e.at,
+                    id: e.id,
+                    data: e.data,
+                })
+                .collect(),
+            next_cursor: page.next_cursor,
         }))
     }
 

@@ -201,6 +201,8 @@ impl TenantSpecApi {
             (ObjectKey::Customers, "Customer"),
             (ObjectKey::Contacts, "Contact"),
             (ObjectKey::Opportunities, "Opportunity"),
+            (ObjectKey::Activities, "Activity"),
+            (ObjectKey::Tasks, "Task"),
         ] {
             let schema = ObjectSchema::load(&mut tx, object).await?;
             object_schemas(&schema, name, &mut schemas);

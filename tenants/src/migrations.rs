@@ -35,6 +35,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 3,
         sql: include_str!("tenant_sql/0003_sales.sql"),
     },
+    TenantMigration {
+        version: 4,
+        sql: include_str!("tenant_sql/0004_activities.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.

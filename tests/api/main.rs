@@ -3,6 +3,7 @@
 //! parallel.
 
 mod account;
+mod activities;
 mod api_keys;
 mod audit;
 mod authz;

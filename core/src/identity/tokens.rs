@@ -13,6 +13,8 @@ use uuid::Uuid;
 pub enum CredentialKind {
     Session,
     ApiKey,
+    /// A calendar feed token: reads one user's feed, never the API.
+    Calendar,
 }
 
 impl CredentialKind {
@@ -20,6 +22,7 @@ impl CredentialKind {
         match self {
             CredentialKind::Session => "tcs",
             CredentialKind::ApiKey => "tck",
+            CredentialKind::Calendar => "tcc",
         }
     }
 }
@@ -56,6 +59,7 @@ pub fn parse(token: &str) -> Option<ParsedToken> {
     let kind = match parts.next()? {
         "tcs" => CredentialKind::Session,
         "tck" => CredentialKind::ApiKey,
+        "tcc" => CredentialKind::Calendar,
         _ => return None,
     };
     let tenant_hex = parts.next()?;
@@ -86,7 +90,11 @@ mod tests {
     #[test]
     fn round_trip() {
         let tenant = Uuid::new_v4();
-        for kind in [CredentialKind::Session, CredentialKind::ApiKey] {
+        for kind in [
+            CredentialKind::Session,
+            CredentialKind::ApiKey,
+            CredentialKind::Calendar,
+        ] {
             let token = generate(kind, tenant);
             let parsed = parse(&token);
             assert_eq!(

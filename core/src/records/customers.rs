@@ -73,7 +73,7 @@ pub async fn duplicates(
     let mut q = QueryBuilder::<Postgres>::new(
         "WITH visible AS (SELECT id, name, phone, email FROM customers WHERE deleted_at IS NULL",
     );
-    access.scope.push_predicate(&mut q);
+    access.scope.push_predicate(&mut q, "owner_id");
     q.push(
         ") SELECT a.id, a.name, b.id, b.name, 'phone' FROM visible a JOIN visible b ON a.phone = b.phone AND a.id < b.id \
          UNION ALL \

@@ -31,11 +31,15 @@ pub struct Access<'a> {
     pub data_key: Option<&'a DataKey>,
 }
 
-/// Object-specific system columns beyond [`SYSTEM_FIELDS`].
-fn extra_system(object: ObjectKey) -> &'static [&'static str] {
+/// Object-specific read-only columns beyond [`SYSTEM_FIELDS`], maintained by the server.
+pub(crate) fn extra_system(object: ObjectKey) -> &'static [(&'static str, FieldType)] {
     match object {
-        ObjectKey::Customers => &["merged_into"],
-        ObjectKey::Contacts | ObjectKey::Opportunities => &[],
+        ObjectKey::Customers => &[
+            ("merged_into", FieldType::Relation),
+            ("last_activity_at", FieldType::Datetime),
+            ("next_task_due", FieldType::Datetime),
+        ],
+        _ => &[],
     }
 }
 
@@ -45,7 +49,7 @@ pub(crate) fn select_list(schema: &ObjectSchema) -> String {
     cols.extend(
         extra_system(schema.object)
             .iter()
-            .map(|c| format!("\"{c}\"")),
+            .map(|(c, _)| format!("\"{c}\"")),
     );
     for f in schema.all() {
         cols.push(if f.encrypted {
@@ -116,8 +120,8 @@ pub(crate) fn decode_record(
             .try_get::<Option<chrono::DateTime<chrono::Utc>>, _>("deleted_at")?
             .map(|d| d.to_rfc3339())),
     );
-    for c in extra_system(schema.object) {
-        out.insert((*c).into(), json!(row.try_get::<Option<Uuid>, _>(*c)?));
+    for (c, ty) in extra_system(schema.object) {
+        out.insert((*c).into(), values::decode(row, c, *ty)?);
     }
     Ok(Value::Object(out))
 }
@@ -157,7 +161,9 @@ pub async fn fetch(
         Visibility::Deleted => q.push(" AND deleted_at IS NOT NULL"),
         Visibility::Any => &mut q,
     };
-    access.scope.push_predicate(&mut q);
+    access
+        .scope
+        .push_predicate(&mut q, schema.object.owner_column());
     if lock {
         q.push(" FOR UPDATE");
     }
@@ -187,7 +193,7 @@ pub async fn ensure_visible(
         Visibility::Deleted => q.push(" AND deleted_at IS NOT NULL"),
         Visibility::Any => &mut q,
     };
-    scope.push_predicate(&mut q);
+    scope.push_predicate(&mut q, object.owner_column());
     let found = q
         .build()
         .persistent(false)
@@ -286,7 +292,7 @@ pub fn parse_input<'s>(
                 }
             }
         } else if SYSTEM_FIELDS.contains(&k.as_str())
-            || extra_system(schema.object).contains(&k.as_str())
+            || extra_system(schema.object).iter().any(|(c, _)| c == k)
         {
             v.push(FieldError::new(
                 k.clone(),
@@ -644,7 +650,9 @@ async fn set_deleted(
     } else {
         " AND deleted_at IS NOT NULL"
     });
-    access.scope.push_predicate(&mut q);
+    access
+        .scope
+        .push_predicate(&mut q, schema.object.owner_column());
     let done = q
         .build()
         .persistent(false)
@@ -670,7 +678,9 @@ pub async fn purge(
     let mut q =
         QueryBuilder::<Postgres>::new(format!("DELETE FROM {} WHERE id = ", schema.object.table()));
     q.push_bind(id);
-    access.scope.push_predicate(&mut q);
+    access
+        .scope
+        .push_predicate(&mut q, schema.object.owner_column());
     let done = q
         .build()
         .persistent(false)
@@ -697,21 +707,27 @@ pub async fn history(
     let mut page = history::list(tx, schema.object, id, cursor, limit).await?;
     if !access.unmask {
         for entry in &mut page.items {
-            if let Value::Object(changes) = &mut entry.changes {
-                for (path, change) in changes.iter_mut() {
-                    let Some(f) = schema.resolve(path).filter(|f| f.sensitive) else {
-                        continue;
-                    };
-                    if let Value::Object(sides) = change {
-                        for side in sides.values_mut() {
-                            *side = values::mask(f.ty, side);
-                        }
-                    }
-                }
-            }
+            mask_changes(schema, &mut entry.changes);
         }
     }
     Ok(page)
+}
+
+/// Masks the sensitive fields of a history `changes` object (`{field: {before, after}}`).
+pub fn mask_changes(schema: &ObjectSchema, changes: &mut Value) {
+    let Value::Object(changes) = changes else {
+        return;
+    };
+    for (path, change) in changes.iter_mut() {
+        let Some(f) = schema.resolve(path).filter(|f| f.sensitive) else {
+            continue;
+        };
+        if let Value::Object(sides) = change {
+            for side in sides.values_mut() {
+                *side = values::mask(f.ty, side);
+            }
+        }
+    }
 }
 
 /// Whether a field type is stored in an array column.

@@ -13,6 +13,8 @@ pub enum ObjectKey {
     Customers,
     Contacts,
     Opportunities,
+    Activities,
+    Tasks,
 }
 
 impl ObjectKey {
@@ -20,6 +22,8 @@ impl ObjectKey {
         ObjectKey::Customers,
         ObjectKey::Contacts,
         ObjectKey::Opportunities,
+        ObjectKey::Activities,
+        ObjectKey::Tasks,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -27,6 +31,8 @@ impl ObjectKey {
             ObjectKey::Customers => "customers",
             ObjectKey::Contacts => "contacts",
             ObjectKey::Opportunities => "opportunities",
+            ObjectKey::Activities => "activities",
+            ObjectKey::Tasks => "tasks",
         }
     }
 
@@ -36,6 +42,8 @@ impl ObjectKey {
             ObjectKey::Customers => "customer",
             ObjectKey::Contacts => "contact",
             ObjectKey::Opportunities => "opportunity",
+            ObjectKey::Activities => "activity",
+            ObjectKey::Tasks => "task",
         }
     }
 
@@ -54,7 +62,22 @@ impl ObjectKey {
             ObjectKey::Customers => CUSTOMER_FIELDS,
             ObjectKey::Contacts => CONTACT_FIELDS,
             ObjectKey::Opportunities => OPPORTUNITY_FIELDS,
+            ObjectKey::Activities => ACTIVITY_FIELDS,
+            ObjectKey::Tasks => TASK_FIELDS,
         }
+    }
+
+    /// The user column record scopes apply to (who "owns" a record of this object).
+    pub fn owner_column(self) -> &'static str {
+        match self {
+            ObjectKey::Tasks => "assignee_id",
+            _ => "owner_id",
+        }
+    }
+
+    /// Whether the object has a `name` (and so the `name_grams` short-search index).
+    pub fn has_name(self) -> bool {
+        self.builtins().iter().any(|b| b.key == "name")
     }
 }
 
@@ -307,6 +330,70 @@ const OPPORTUNITY_FIELDS: &[Builtin] = &[
     },
     field("lost_reason", FieldType::Text),
     field("owner_id", FieldType::User),
+    field("tags", FieldType::Tags),
+];
+
+const ACTIVITY_FIELDS: &[Builtin] = &[
+    Builtin {
+        required: true,
+        options: &["call", "visit", "email", "meeting", "note"],
+        ..field("kind", FieldType::Select)
+    },
+    Builtin {
+        options: &["inbound", "outbound"],
+        ..field("direction", FieldType::Select)
+    },
+    Builtin {
+        searchable: true,
+        ..field("subject", FieldType::Text)
+    },
+    field("body", FieldType::LongText),
+    field("occurred_at", FieldType::Datetime),
+    field("duration_minutes", FieldType::Integer),
+    field("outcome", FieldType::Text),
+    Builtin {
+        target: Some(ObjectKey::Customers),
+        ..field("customer_id", FieldType::Relation)
+    },
+    Builtin {
+        target: Some(ObjectKey::Contacts),
+        ..field("contact_id", FieldType::Relation)
+    },
+    Builtin {
+        target: Some(ObjectKey::Opportunities),
+        ..field("opportunity_id", FieldType::Relation)
+    },
+    field("owner_id", FieldType::User),
+    field("tags", FieldType::Tags),
+];
+
+const TASK_FIELDS: &[Builtin] = &[
+    Builtin {
+        required: true,
+        searchable: true,
+        ..field("title", FieldType::Text)
+    },
+    field("notes", FieldType::LongText),
+    field("due_at", FieldType::Datetime),
+    field("remind_at", FieldType::Datetime),
+    field("assignee_id", FieldType::User),
+    Builtin {
+        target: Some(ObjectKey::Customers),
+        ..field("customer_id", FieldType::Relation)
+    },
+    Builtin {
+        target: Some(ObjectKey::Contacts),
+        ..field("contact_id", FieldType::Relation)
+    },
+    Builtin {
+        target: Some(ObjectKey::Opportunities),
+        ..field("opportunity_id", FieldType::Relation)
+    },
+    Builtin {
+        options: &["low", "normal", "high", "urgent"],
+        ..field("priority", FieldType::Select)
+    },
+    field("done_at", FieldType::Datetime),
     field("tags", FieldType::Tags),
 ];
 

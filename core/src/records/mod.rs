@@ -16,6 +16,7 @@ pub mod schema;
 pub mod scope;
 pub mod service;
 pub mod tags;
+pub mod timeline;
 pub mod values;
 
 pub use engine::{Access, Visibility};

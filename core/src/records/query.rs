@@ -152,7 +152,11 @@ fn resolve<'s>(schema: &'s ObjectSchema, name: &str) -> Option<Target<'s>> {
             json_key: Some(part),
         });
     }
-    if let Some((col, ty)) = SYSTEM_ORDERED.iter().find(|(c, _)| *c == name) {
+    if let Some((col, ty)) = SYSTEM_ORDERED
+        .iter()
+        .chain(super::engine::extra_system(schema.object))
+        .find(|(c, _)| *c == name)
+    {
         return Some(Target {
             column: (*col).to_owned(),
             ty: *ty,
@@ -425,7 +429,7 @@ fn push_where(
     } else {
         " WHERE deleted_at IS NULL"
     });
-    access.scope.push_predicate(q);
+    access.scope.push_predicate(q, schema.object.owner_column());
     for f in &lq.filters {
         push_filter(q, schema, access, f)?;
     }
@@ -433,7 +437,7 @@ fn push_where(
         q.push(" AND tags @> ").push_bind(lq.tags.clone());
     }
     if let Some(text) = &lq.q {
-        if text.chars().count() < 3 {
+        if text.chars().count() < 3 && schema.object.has_name() {
             // Too short for trigrams: the name's unigram/bigram index.
             q.push(" AND name_grams @> ARRAY[")
                 .push_bind(text.to_lowercase())

@@ -65,20 +65,21 @@ pub async fn scope_for(
 }
 
 impl RecordScope {
-    /// Appends ` AND <predicate on owner_id>` to a query over the object's table.
-    pub fn push_predicate(&self, q: &mut QueryBuilder<'_, Postgres>) {
+    /// Appends ` AND <predicate on the owner column>` to a query over the object's table.
+    /// `owner_column` is a fixed identifier from [`ObjectKey::owner_column`].
+    pub fn push_predicate(&self, q: &mut QueryBuilder<'_, Postgres>, owner_column: &'static str) {
         match *self {
             RecordScope::All => {}
             RecordScope::Own(u) => {
-                q.push(" AND owner_id = ").push_bind(u);
+                q.push(format!(" AND {owner_column} = ")).push_bind(u);
             }
             RecordScope::Team(u) => {
-                q.push(" AND (owner_id = ")
+                q.push(format!(" AND ({owner_column} = "))
                     .push_bind(u)
-                    .push(
-                        " OR owner_id IN (SELECT m2.user_id FROM team_members m1 \
-                         JOIN team_members m2 ON m2.team_id = m1.team_id WHERE m1.user_id = ",
-                    )
+                    .push(format!(
+                        " OR {owner_column} IN (SELECT m2.user_id FROM team_members m1 \
+                         JOIN team_members m2 ON m2.team_id = m1.team_id WHERE m1.user_id = "
+                    ))
                     .push_bind(u)
                     .push("))");
             }

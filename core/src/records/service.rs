@@ -27,7 +27,7 @@ async fn parent_customer(tx: &mut TenantTx, access: &Access<'_>, id: Uuid) -> Re
         "SELECT owner_id FROM customers WHERE deleted_at IS NULL AND id = ",
     );
     q.push_bind(id);
-    access.customer_scope.push_predicate(&mut q);
+    access.customer_scope.push_predicate(&mut q, "owner_id");
     let owner: Option<Option<Uuid>> = q
         .build_query_scalar()
         .persistent(false)
@@ -42,9 +42,16 @@ async fn parent_customer(tx: &mut TenantTx, access: &Access<'_>, id: Uuid) -> Re
     })
 }
 
-/// An opportunity's customer must be a live customer the caller sees, and its contact a
-/// contact of that customer.
-async fn check_opportunity_parents(
+async fn register_tags(tx: &mut TenantTx, input: &Input<'_>) -> Result<()> {
+    if let Some(SqlValue::TextArray(names)) = input.get("tags") {
+        tags::register(tx, names).await?;
+    }
+    Ok(())
+}
+
+/// A record's customer must be a live customer the caller sees; its contact and opportunity
+/// must belong to that customer. `current` is the stored record on update.
+async fn check_related(
     tx: &mut TenantTx,
     access: &Access<'_>,
     input: &Input<'_>,
@@ -55,29 +62,88 @@ async fn check_opportunity_parents(
             .and_then(|c| c[key].as_str())
             .and_then(|s| Uuid::parse_str(s).ok())
     };
-    let customer = match input.get("customer_id") {
-        Some(SqlValue::Uuid(c)) => {
-            parent_customer(tx, access, *c).await?;
-            Some(*c)
+    let given = |key: &str| match input.get(key) {
+        Some(SqlValue::Uuid(u)) => Some(Some(*u)),
+        Some(_) => Some(None),
+        None => None,
+    };
+    let customer = match given("customer_id") {
+        Some(Some(c)) => {
+            parent_customer(tx, access, c).await?;
+            Some(c)
         }
-        _ => current_uuid("customer_id"),
+        Some(None) => None,
+        None => current_uuid("customer_id"),
     };
-    let contact = match input.get("contact_id") {
-        Some(SqlValue::Uuid(c)) => Some(*c),
-        Some(_) => None,
-        None => current_uuid("contact_id"),
-    };
-    if let (Some(contact), Some(customer)) = (contact, customer) {
-        sales::ensure_contact_of(tx, contact, customer).await?;
+    let contact = given("contact_id").unwrap_or_else(|| current_uuid("contact_id"));
+    let opportunity = given("opportunity_id").unwrap_or_else(|| current_uuid("opportunity_id"));
+    if let Some(contact) = contact {
+        match customer {
+            Some(customer) => sales::ensure_contact_of(tx, contact, customer).await?,
+            None => {
+                return Err(Error::invalid_field(
+                    "customer_id",
+                    "required",
+                    "name the customer the contact belongs to",
+                ))
+            }
+        }
+    }
+    if let Some(opportunity) = opportunity {
+        let of_customer: Option<Uuid> = sqlx::query_scalar(
+            "SELECT customer_id FROM opportunities WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(opportunity)
+        .fetch_optional(tx.conn())
+        .await?;
+        match (of_customer, customer) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(_), _) => {
+                return Err(Error::invalid_field(
+                    "opportunity_id",
+                    "not_of_customer",
+                    "the opportunity belongs to another customer",
+                ))
+            }
+            (None, _) => {
+                return Err(Error::invalid_field(
+                    "opportunity_id",
+                    "unknown_reference",
+                    format!("opportunity {opportunity} not found"),
+                ))
+            }
+        }
     }
     Ok(())
 }
 
-async fn register_tags(tx: &mut TenantTx, input: &Input<'_>) -> Result<()> {
-    if let Some(SqlValue::TextArray(names)) = input.get("tags") {
-        tags::register(tx, names).await?;
-    }
+/// Recomputes a customer's follow-up status (`last_activity_at`, `next_task_due`) after its
+/// activities or tasks changed. Derived columns: no version, no history.
+pub async fn refresh_followups(tx: &mut TenantTx, customer: Option<Uuid>) -> Result<()> {
+    let Some(customer) = customer else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE customers SET \
+           last_activity_at = (SELECT max(occurred_at) FROM activities WHERE customer_id = $1 AND deleted_at IS NULL), \
+           next_task_due = (SELECT min(due_at) FROM tasks WHERE customer_id = $1 AND deleted_at IS NULL AND done_at IS NULL) \
+         WHERE id = $1",
+    )
+    .bind(customer)
+    .execute(tx.conn())
+    .await?;
     Ok(())
+}
+
+fn customer_of(record: &Value) -> Option<Uuid> {
+    record["customer_id"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// Whether changes to this object move its customer's follow-up status.
+fn tracks_followups(object: ObjectKey) -> bool {
+    matches!(object, ObjectKey::Activities | ObjectKey::Tasks)
 }
 
 /// Creates a record of `schema`'s object from a JSON body.
@@ -105,17 +171,33 @@ pub async fn create(
             }
         }
         ObjectKey::Opportunities => {
-            check_opportunity_parents(tx, access, &input, None).await?;
+            check_related(tx, access, &input, None).await?;
             sales::prepare_opportunity(tx, schema, &mut input, None).await?;
         }
+        ObjectKey::Activities => {
+            check_related(tx, access, &input, None).await?;
+            if input.get("occurred_at").is_none() {
+                input.set(
+                    schema,
+                    "occurred_at",
+                    SqlValue::Timestamp(chrono::Utc::now()),
+                );
+            }
+        }
+        ObjectKey::Tasks => check_related(tx, access, &input, None).await?,
     }
-    if input.get("owner_id").is_none() {
-        if let (Some(owner), Some(field)) = (default_owner, schema.builtin("owner_id")) {
-            input.values.push((field, SqlValue::Uuid(owner)));
+    let owner_key = schema.object.owner_column();
+    if input.get(owner_key).is_none() {
+        if let Some(owner) = default_owner {
+            input.set(schema, owner_key, SqlValue::Uuid(owner));
         }
     }
     register_tags(tx, &input).await?;
-    engine::insert(tx, schema, access, &input).await
+    let record = engine::insert(tx, schema, access, &input).await?;
+    if tracks_followups(schema.object) {
+        refresh_followups(tx, customer_of(&record)).await?;
+    }
+    Ok(record)
 }
 
 /// Updates a record from a JSON body of the fields to change.
@@ -128,6 +210,7 @@ pub async fn update(
     body: &Value,
 ) -> Result<Value> {
     let mut input = engine::parse_input(schema, body, false)?;
+    let mut before: Option<Value> = None;
     match schema.object {
         ObjectKey::Customers => {}
         ObjectKey::Contacts => {
@@ -135,19 +218,84 @@ pub async fn update(
                 parent_customer(tx, access, *customer).await?;
             }
         }
-        ObjectKey::Opportunities => {
+        ObjectKey::Opportunities | ObjectKey::Activities | ObjectKey::Tasks => {
             let unmasked = Access {
                 unmask: true,
                 ..*access
             };
             let current =
                 engine::fetch(tx, schema, &unmasked, id, engine::Visibility::Live, true).await?;
-            check_opportunity_parents(tx, access, &input, Some(&current)).await?;
-            sales::prepare_opportunity(tx, schema, &mut input, Some(&current)).await?;
+            check_related(tx, access, &input, Some(&current)).await?;
+            if schema.object == ObjectKey::Opportunities {
+                sales::prepare_opportunity(tx, schema, &mut input, Some(&current)).await?;
+            }
+            before = Some(current);
         }
     }
     register_tags(tx, &input).await?;
-    engine::update(tx, schema, access, id, expected_version, &input).await
+    let record = engine::update(tx, schema, access, id, expected_version, &input).await?;
+    if tracks_followups(schema.object) {
+        let old = before.as_ref().and_then(customer_of);
+        let new = customer_of(&record);
+        refresh_followups(tx, new).await?;
+        if old != new {
+            refresh_followups(tx, old).await?;
+        }
+    }
+    Ok(record)
+}
+
+/// The customer a record hangs off (activities, tasks), read before it changes.
+async fn followup_customer(tx: &mut TenantTx, object: ObjectKey, id: Uuid) -> Result<Option<Uuid>> {
+    if !tracks_followups(object) {
+        return Ok(None);
+    }
+    let customer: Option<Option<Uuid>> = sqlx::query_scalar(&format!(
+        "SELECT customer_id FROM {} WHERE id = $1",
+        object.table()
+    ))
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(customer.flatten())
+}
+
+/// Moves a record to the recycle bin (keeping follow-up status right).
+pub async fn soft_delete(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    id: Uuid,
+) -> Result<()> {
+    let customer = followup_customer(tx, schema.object, id).await?;
+    engine::soft_delete(tx, schema, access, id).await?;
+    refresh_followups(tx, customer).await
+}
+
+/// Restores a record from the recycle bin (keeping follow-up status right).
+pub async fn restore(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    id: Uuid,
+) -> Result<Value> {
+    let record = engine::restore(tx, schema, access, id).await?;
+    if tracks_followups(schema.object) {
+        refresh_followups(tx, customer_of(&record)).await?;
+    }
+    Ok(record)
+}
+
+/// Deletes a record for good (keeping follow-up status right).
+pub async fn purge(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    id: Uuid,
+) -> Result<()> {
+    let customer = followup_customer(tx, schema.object, id).await?;
+    engine::purge(tx, schema, access, id).await?;
+    refresh_followups(tx, customer).await
 }
 
 /// The tags of a live record, locked for a read-modify-write.
