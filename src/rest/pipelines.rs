@@ -300,4 +300,49 @@ impl PipelinesApi {
             columns,
         }))
     }
+
+    /// The sales report for a pipeline (default: the first) and date range (default: the
+    /// last 90 days to 180 days ahead): the funnel of opportunities created in the range
+    /// (reached count and amount per stage, stage-to-stage conversion, median days per
+    /// stage), the weighted forecast by expected close month, and won/lost closed in the range
+    /// by owner and by customer source. Within the caller's scope.
+    #[oai(path = "/reports/sales", method = "get")]
+    async fn sales_report(
+        &self,
+        auth: Auth,
+        pipeline_id: Query<Option<Uuid>>,
+        from: Query<Option<DateTime<Utc>>>,
+        to: Query<Option<DateTime<Utc>>>,
+    ) -> ApiResult<Json<Value>> {
+        let ctx = auth.0;
+        let now = Utc::now();
+        let from = from.0.unwrap_or(now - chrono::Duration::days(90));
+        let to = to.0.unwrap_or(now + chrono::Duration::days(180));
+        if from >= to {
+            return Err(Error::invalid_field("from", "invalid", "from must be before to").into());
+        }
+        let (mut tx, rc) = open(
+            &self.0,
+            &ctx,
+            ObjectKey::Opportunities,
+            Permission::ReportsRead,
+        )
+        .await?;
+        let pipeline = match pipeline_id.0 {
+            Some(id) => id,
+            None => sales::list(&mut tx)
+                .await?
+                .first()
+                .map(|p| p.id)
+                .ok_or_else(|| {
+                    Error::not_found("pipeline.not_found", "there is no pipeline yet")
+                })?,
+        };
+        let report =
+            crm_core::records::reports::sales(&mut tx, &rc.access(), pipeline, from, to).await?;
+        tx.commit().await?;
+        Ok(Json(
+            serde_json::to_value(report).map_err(|e| Error::internal(e.to_string()))?,
+        ))
+    }
 }

@@ -358,3 +358,97 @@ async fn the_board_sums_stages_per_currency_within_scope() {
     .expect("outbox");
     assert_eq!(events, 4);
 }
+
+#[tokio::test]
+async fn the_sales_report_on_a_known_data_set() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let (sales_id, sales) = app.user_with_roles(&t, &["sales"]).await;
+    let fair = app
+        .post(
+            "/api/v1/customers",
+            &t.token,
+            json!({"name": "展会客户", "source": "展会"}),
+        )
+        .await
+        .expect(201);
+    let web = app
+        .post(
+            "/api/v1/customers",
+            &sales,
+            json!({"name": "官网客户", "source": "官网"}),
+        )
+        .await
+        .expect(201);
+    // 4 opportunities: a reaches won, b reaches proposal then lost, c stays at qualified, d stays a lead.
+    let mk = |name: &str| json!({"name": name, "customer_id": fair["id"], "amount": 1000, "expected_close": (chrono::Utc::now() + chrono::Duration::days(40)).format("%Y-%m-%d").to_string()});
+    let mut ids = Vec::new();
+    for n in ["a", "b", "c", "d"] {
+        ids.push(id(&app
+            .post("/api/v1/opportunities", &t.token, mk(n))
+            .await
+            .expect(201)));
+    }
+    for (i, moves) in [
+        vec!["qualified", "proposal", "negotiation", "won"],
+        vec!["qualified", "proposal", "lost"],
+        vec!["qualified"],
+        vec![],
+    ]
+    .iter()
+    .enumerate()
+    {
+        for stage in moves {
+            app.patch(
+                &format!("/api/v1/opportunities/{}", ids[i]),
+                &t.token,
+                json!({"stage": stage}),
+            )
+            .await
+            .expect(200);
+        }
+    }
+    let e = app.post("/api/v1/opportunities", &sales, json!({"name": "e", "customer_id": web["id"], "amount": 500, "currency": "USD", "stage": "won"})).await.expect(201);
+    assert_eq!(e["status"], "won");
+
+    let report = app.get("/api/v1/reports/sales", &t.token).await.expect(200);
+    let funnel = report["funnel"].as_array().expect("funnel");
+    let reached: Vec<i64> = funnel
+        .iter()
+        .map(|s| s["reached"].as_i64().expect("reached"))
+        .collect();
+    // lead, qualified, proposal, negotiation, won  (e was created straight into won)
+    assert_eq!(reached, [5, 4, 3, 2, 2]);
+    assert_eq!(funnel[1]["conversion_from_previous"], 0.8);
+    assert_eq!(funnel[2]["conversion_from_previous"], 0.75);
+    assert_eq!(funnel[0]["amount"]["CNY"], 4000.0);
+    assert_eq!(funnel[4]["amount"]["USD"], 500.0);
+    assert!(
+        funnel[0]["median_days"].is_number(),
+        "leads left their stage"
+    );
+    // Forecast: the two open ones (c at 30 %, d at 10 %) in next month's bucket.
+    let month = (chrono::Utc::now() + chrono::Duration::days(40))
+        .format("%Y-%m")
+        .to_string();
+    assert_eq!(report["forecast"][&month]["CNY"], 400.0);
+    assert_eq!(report["by_source"]["展会"]["won"], 1);
+    assert_eq!(report["by_source"]["展会"]["lost"], 1);
+    assert_eq!(report["by_source"]["官网"]["won_amount"]["USD"], 500.0);
+    assert_eq!(report["by_owner"][&sales_id]["won"], 1);
+    assert_eq!(
+        report["by_owner"][&t.admin_id]["lost_amount"]["CNY"],
+        1000.0
+    );
+    // A salesperson's report covers their own opportunities only; a viewer may read reports.
+    let own = app.get("/api/v1/reports/sales", &sales).await.expect(200);
+    assert_eq!(own["funnel"][0]["reached"], 1);
+    let (_, viewer) = app.user_with_roles(&t, &["viewer"]).await;
+    app.get("/api/v1/reports/sales", &viewer).await.expect(200);
+    app.get(
+        "/api/v1/reports/sales?from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z",
+        &t.token,
+    )
+    .await
+    .expect_problem(422, "validation.failed");
+}
