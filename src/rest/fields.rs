@@ -121,7 +121,14 @@ fn object_of(raw: &str) -> ApiResult<ObjectKey> {
     ObjectKey::parse(raw).ok_or_else(|| {
         Error::not_found(
             "object.not_found",
-            format!("no object '{raw}'; objects are customers and contacts"),
+            format!(
+                "no object '{raw}'; objects are {}",
+                ObjectKey::ALL
+                    .iter()
+                    .map(|o| o.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )
         .into()
     })

@@ -259,37 +259,7 @@ async fn list(
 ) -> ApiResult<Json<RecordPage>> {
     let ctx = auth.0;
     let pairs = query_pairs(req);
-    let extras: &[&str] = match object {
-        ObjectKey::Tasks => &["mine", "due"],
-        ObjectKey::Activities => &["mine"],
-        _ => &[],
-    };
-    query::check_unknown(&pairs, extras)?;
-    let mut lq = ListQuery::from_pairs(&pairs)?;
-    lq.limit = page_size(Some(lq.limit));
-    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "read")).await?;
-    for (key, value) in &pairs {
-        match (key.as_str(), value.as_str()) {
-            ("mine", "true") if extras.contains(&"mine") => {
-                let me = rc.access().user_id.ok_or_else(|| {
-                    Error::invalid_field("mine", "no_user", "this credential acts for no user")
-                })?;
-                lq.filters.push(query::Filter {
-                    field: object.owner_column().into(),
-                    op: query::Op::Eq,
-                    value: me.to_string(),
-                });
-            }
-            ("mine", "false") => {}
-            ("due", when) if extras.contains(&"due") => {
-                lq.filters.extend(due_filters(&mut tx, when).await?);
-            }
-            ("mine", _) => {
-                return Err(Error::invalid_field("mine", "invalid", "use true or false").into())
-            }
-            _ => {}
-        }
-    }
+    let (mut tx, rc, mut lq) = open_list(state, &ctx, object, &pairs).await?;
     if let Some(customer) = parent {
         engine::ensure_visible(
             &mut tx,
@@ -311,6 +281,48 @@ async fn list(
         items: page.items,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// Opens a record request for a list or count and reads its query: the shared parameters
+/// plus `mine` (activities, tasks) and `due` (tasks).
+async fn open_list(
+    state: &AppState,
+    ctx: &RequestCtx,
+    object: ObjectKey,
+    pairs: &[(String, String)],
+) -> ApiResult<(TenantTx, RecordCtx, ListQuery)> {
+    let extras: &[&str] = match object {
+        ObjectKey::Tasks => &["mine", "due"],
+        ObjectKey::Activities => &["mine"],
+        _ => &[],
+    };
+    query::check_unknown(pairs, extras)?;
+    let mut lq = ListQuery::from_pairs(pairs)?;
+    lq.limit = page_size(Some(lq.limit));
+    let (mut tx, rc) = open(state, ctx, object, required_permission(object, "read")).await?;
+    for (key, value) in pairs {
+        match (key.as_str(), value.as_str()) {
+            ("mine", "true") if extras.contains(&"mine") => {
+                let me = rc.access().user_id.ok_or_else(|| {
+                    Error::invalid_field("mine", "no_user", "this credential acts for no user")
+                })?;
+                lq.filters.push(query::Filter {
+                    field: object.owner_column().into(),
+                    op: query::Op::Eq,
+                    value: me.to_string(),
+                });
+            }
+            ("mine", "false") => {}
+            ("mine", _) => {
+                return Err(Error::invalid_field("mine", "invalid", "use true or false").into())
+            }
+            ("due", when) if extras.contains(&"due") => {
+                lq.filters.extend(due_filters(&mut tx, when).await?);
+            }
+            _ => {}
+        }
+    }
+    Ok((tx, rc, lq))
 }
 
 /// Task filters for `due=today|overdue|upcoming`, with "today" in the tenant's time zone.
@@ -363,9 +375,7 @@ async fn count(
 ) -> ApiResult<Json<CountResponse>> {
     let ctx = auth.0;
     let pairs = query_pairs(req);
-    query::check_unknown(&pairs, &[])?;
-    let lq = ListQuery::from_pairs(&pairs)?;
-    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "read")).await?;
+    let (mut tx, rc, lq) = open_list(state, &ctx, object, &pairs).await?;
     let count = query::count(&mut tx, &rc.schema, &rc.access(), &lq).await?;
     tx.commit().await?;
     Ok(Json(CountResponse { count }))

@@ -220,6 +220,14 @@ async fn my_tasks_by_due_today_overdue_upcoming() {
         // (Unless the test runs in the last minute of a Shanghai day.)
         assert!(titles(&today).contains(&"今天稍后".to_owned()));
     }
+    let counted = app
+        .get("/api/v1/tasks/count?mine=true&due=overdue", &t.token)
+        .await
+        .expect(200);
+    assert_eq!(
+        counted["count"], 1,
+        "counts take the same parameters as lists"
+    );
     let all_mine = app
         .get("/api/v1/tasks?mine=true", &t.token)
         .await

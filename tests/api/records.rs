@@ -328,6 +328,20 @@ async fn merge_moves_contacts_and_keeps_both_histories() {
         )
         .await
         .expect(201);
+    app.post(
+        "/api/v1/opportunities",
+        &t.token,
+        json!({"name": "乙的机会", "customer_id": b["id"]}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        "/api/v1/activities",
+        &t.token,
+        json!({"kind": "call", "customer_id": b["id"]}),
+    )
+    .await
+    .expect(201);
     let merged = app
         .post(
             &format!("/api/v1/customers/{}/merge", id(&a)),
@@ -347,6 +361,26 @@ async fn merge_moves_contacts_and_keeps_both_histories() {
         .get(&format!("/api/v1/contacts/{}", id(&contact)), &t.token)
         .await
         .expect(200);
+    let opps = app
+        .get(
+            &format!("/api/v1/opportunities?filter[customer_id]={}", id(&a)),
+            &t.token,
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        opps["items"].as_array().map(Vec::len),
+        Some(1),
+        "opportunities move too"
+    );
+    let merged_now = app
+        .get(&format!("/api/v1/customers/{}", id(&a)), &t.token)
+        .await
+        .expect(200);
+    assert!(
+        merged_now["last_activity_at"].is_string(),
+        "follow-up status follows the moved activity"
+    );
     assert_eq!(moved["customer_id"], a["id"]);
     let contacts = app
         .get(&format!("/api/v1/customers/{}/contacts", id(&a)), &t.token)

@@ -3,6 +3,7 @@
 
 use super::engine::{self, Access, Input, Visibility};
 use super::history;
+use super::meta::ObjectKey;
 use super::schema::ObjectSchema;
 use super::values::SqlValue;
 use crate::db::TenantTx;
@@ -193,36 +194,40 @@ pub async fn merge(
     .await?;
     let input = engine::parse_input(schema, &Value::Object(body), false)?;
     engine::update(tx, schema, access, this_id, None, &input).await?;
-    let moved: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE contacts SET customer_id = $1, version = version + 1, updated_at = now() WHERE customer_id = $2 RETURNING id",
-    )
-    .bind(this_id)
-    .bind(other_id)
-    .fetch_all(tx.conn())
-    .await?;
-    for contact in &moved {
-        let change = json!({ "customer_id": { "before": other_id, "after": this_id } });
-        history::record(
-            tx,
-            super::ObjectKey::Contacts,
-            *contact,
-            "updated",
-            access.actor,
-            &change,
-        )
+    // Everything hanging off the other customer moves over, each move in its own history.
+    let mut moved = serde_json::Map::new();
+    for object in [
+        ObjectKey::Contacts,
+        ObjectKey::Opportunities,
+        ObjectKey::Activities,
+        ObjectKey::Tasks,
+    ] {
+        let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
+            "UPDATE {} SET customer_id = $1, version = version + 1, updated_at = now() WHERE customer_id = $2 RETURNING id",
+            object.table()
+        ))
+        .bind(this_id)
+        .bind(other_id)
+        .fetch_all(tx.conn())
         .await?;
-        history::emit(
-            tx,
-            super::ObjectKey::Contacts,
-            *contact,
-            "updated",
-            access.actor,
-            json!({ "changes": change }),
-        )
-        .await?;
+        for id in &ids {
+            let change = json!({ "customer_id": { "before": other_id, "after": this_id } });
+            history::record(tx, object, *id, "updated", access.actor, &change).await?;
+            history::emit(
+                tx,
+                object,
+                *id,
+                "updated",
+                access.actor,
+                json!({ "changes": change }),
+            )
+            .await?;
+        }
+        moved.insert(object.as_str().to_owned(), json!(ids.len()));
     }
-    let detail =
-        json!({ "merged_from": other_id, "merged_into": this_id, "contacts_moved": moved.len() });
+    super::service::refresh_followups(tx, Some(this_id)).await?;
+    super::service::refresh_followups(tx, Some(other_id)).await?;
+    let detail = json!({ "merged_from": other_id, "merged_into": this_id, "moved": moved });
     history::record(tx, schema.object, this_id, "merged", access.actor, &detail).await?;
     history::record(tx, schema.object, other_id, "merged", access.actor, &detail).await?;
     history::emit(

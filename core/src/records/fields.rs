@@ -270,7 +270,7 @@ pub async fn create(tx: &mut TenantTx, object: ObjectKey, new: NewField) -> Resu
                 v.push(FieldError::new(
                     "target",
                     "unknown_object",
-                    format!("'{t}' is not an object; use customers or contacts"),
+                    format!("'{t}' is not an object; use customers, contacts, opportunities, activities or tasks"),
                 ));
             }
             parsed

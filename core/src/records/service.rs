@@ -125,7 +125,8 @@ pub async fn refresh_followups(tx: &mut TenantTx, customer: Option<Uuid>) -> Res
     };
     sqlx::query(
         "UPDATE customers SET \
-           last_activity_at = (SELECT max(occurred_at) FROM activities WHERE customer_id = $1 AND deleted_at IS NULL), \
+           last_activity_at = (SELECT max(occurred_at) FROM activities WHERE customer_id = $1 AND deleted_at IS NULL \
+             AND occurred_at <= clock_timestamp() + interval '5 minutes'), \
            next_task_due = (SELECT min(due_at) FROM tasks WHERE customer_id = $1 AND deleted_at IS NULL AND done_at IS NULL) \
          WHERE id = $1",
     )

@@ -73,7 +73,7 @@ pub async fn customer_timeline(
              'opportunity_id', h.record_id, 'name', o.name, 'from', h.changes -> 'stage' -> 'before', \
              'to', h.changes -> 'stage' -> 'after', 'actor_id', h.actor_id) \
            FROM record_history h JOIN opportunities o ON o.id = h.record_id \
-           WHERE h.object = 'opportunities' AND o.customer_id = $1 AND h.changes ? 'stage' \
+           WHERE h.object = 'opportunities' AND o.customer_id = $1 AND o.deleted_at IS NULL AND h.changes ? 'stage' \
            UNION ALL \
            SELECT at, 'history', id::text, jsonb_build_object('action', action, 'changes', changes, 'actor_id', actor_id) \
            FROM record_history WHERE object = 'customers' AND record_id = $1 \
