@@ -66,8 +66,17 @@ impl CalendarApi {
         .await?;
         tx.commit().await?;
         let host = req.header("host").unwrap_or("127.0.0.1:8080");
+        // Behind a trusted TLS-terminating proxy the public scheme is the proxy's.
+        let scheme = self
+            .0
+            .config
+            .trust_forwarded_for
+            .then(|| req.header("x-forwarded-proto"))
+            .flatten()
+            .filter(|p| *p == "https")
+            .unwrap_or("http");
         let url = format!(
-            "http://{host}/api/v1/users/{}/calendar.ics?token={token}",
+            "{scheme}://{host}/api/v1/users/{}/calendar.ics?token={token}",
             id.0
         );
         Ok(Created::Created(Json(CalendarToken { token, url })))

@@ -332,7 +332,10 @@ async fn due_filters(tx: &mut TenantTx, when: &str) -> ApiResult<Vec<query::Filt
         .fetch_one(tx.conn())
         .await
         .map_err(Error::from)?;
-    let tz: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+    let tz: chrono_tz::Tz = zone.parse().unwrap_or_else(|_| {
+        tracing::warn!(timezone = %zone, "tenant time zone not recognised; using Asia/Shanghai");
+        chrono_tz::Asia::Shanghai
+    });
     let now = Utc::now();
     let today = now.with_timezone(&tz).date_naive();
     let start_of = |d: chrono::NaiveDate| {
@@ -809,7 +812,8 @@ impl ActivityExtrasApi {
             rc.customer_scope.push_predicate(&mut q, "owner_id");
             q.push(") FROM customers WHERE deleted_at IS NULL AND phone = ")
                 .push_bind(phone.clone());
-            q.push(" ORDER BY id LIMIT 1");
+            // A customer the caller sees wins over an older one they don't.
+            q.push(" ORDER BY 2 DESC, id LIMIT 1");
             q.build_query_as()
                 .persistent(false)
                 .fetch_optional(tx.conn())

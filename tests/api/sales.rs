@@ -269,6 +269,34 @@ async fn pipelines_are_configurable_and_protect_stages_in_use() {
     app.delete(&format!("/api/v1/pipelines/{pid}"), &t.token)
         .await
         .expect_problem(409, "pipeline.in_use");
+    // Moving an opportunity to another pipeline without a stage starts at its first stage.
+    let default_pid = app.get("/api/v1/pipelines", &t.token).await.expect(200)[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let moved = app
+        .patch(
+            &format!("/api/v1/opportunities/{}", id(&opp)),
+            &t.token,
+            json!({"pipeline_id": default_pid}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (moved["stage"].as_str(), moved["probability"].as_i64()),
+        (Some("lead"), Some(10))
+    );
+    // A stage held only by an opportunity in the recycle bin is still protected.
+    let binned = app
+        .post("/api/v1/opportunities", &t.token, json!({"name": "回收站里的", "customer_id": c["id"], "pipeline_id": pid, "stage": "order"}))
+        .await
+        .expect(201);
+    app.delete(&format!("/api/v1/opportunities/{}", id(&binned)), &t.token)
+        .await
+        .expect(204);
+    app.patch(&format!("/api/v1/pipelines/{pid}"), &t.token, json!({"stages": [{"key": "visit", "name": "到店", "probability": 20}, {"key": "test_drive", "name": "试驾", "probability": 50}]}))
+        .await
+        .expect_problem(409, "pipeline.stage_in_use");
     let (_, sales) = app.user_with_roles(&t, &["sales"]).await;
     app.post(
         "/api/v1/pipelines",

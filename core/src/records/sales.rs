@@ -194,7 +194,7 @@ pub async fn update(
     let stages = stages.unwrap_or(&current.stages);
     validate(name, stages)?;
     let in_use: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT stage FROM opportunities WHERE pipeline_id = $1 AND deleted_at IS NULL \
+        "SELECT DISTINCT stage FROM opportunities WHERE pipeline_id = $1 \
          AND stage <> ALL($2) ORDER BY stage",
     )
     .bind(id)
@@ -276,12 +276,13 @@ pub async fn prepare_opportunity<'s>(
 ) -> Result<()> {
     let mut v = Validator::new();
     let pipeline = match (input.get("pipeline_id"), current) {
-        (Some(SqlValue::Uuid(id)), _) => get(tx, *id).await.map_err(|_| {
-            Error::invalid_field(
+        (Some(SqlValue::Uuid(id)), _) => get(tx, *id).await.map_err(|e| match e {
+            Error::NotFound { .. } => Error::invalid_field(
                 "pipeline_id",
                 "unknown_reference",
                 format!("no pipeline {id}"),
-            )
+            ),
+            other => other,
         })?,
         (_, Some(cur)) => {
             let id = cur["pipeline_id"]
@@ -297,8 +298,11 @@ pub async fn prepare_opportunity<'s>(
     };
     let current_stage = current.and_then(|c| c["stage"].as_str().map(str::to_owned));
     let asked_status = text_of(input.get("status"));
+    // A move to another pipeline without a stage starts at that pipeline's first stage.
+    let pipeline_changed = current
+        .is_some_and(|c| c["pipeline_id"].as_str() != Some(pipeline.id.to_string().as_str()));
     let mut stage = text_of(input.get("stage"))
-        .or_else(|| current_stage.clone())
+        .or_else(|| current_stage.clone().filter(|_| !pipeline_changed))
         .or_else(|| pipeline.stages.first().map(|s| s.key.clone()))
         .unwrap_or_default();
     // Setting the status to won/lost moves the stage there; reopening goes to the first stage.

@@ -98,7 +98,14 @@ async fn check_related(
         .await?;
         match (of_customer, customer) {
             (Some(a), Some(b)) if a == b => {}
-            (Some(_), _) => {
+            (Some(_), None) => {
+                return Err(Error::invalid_field(
+                    "customer_id",
+                    "required",
+                    "name the customer the opportunity belongs to",
+                ))
+            }
+            (Some(_), Some(_)) => {
                 return Err(Error::invalid_field(
                     "opportunity_id",
                     "not_of_customer",
