@@ -212,13 +212,13 @@ pub async fn merge(
         .await?;
         for id in &ids {
             let change = json!({ "customer_id": { "before": other_id, "after": this_id } });
-            history::record(tx, object, *id, "updated", access.actor, &change).await?;
-            history::emit(
+            history::log(
                 tx,
                 object,
                 *id,
                 "updated",
                 access.actor,
+                &change,
                 json!({ "changes": change }),
             )
             .await?;
@@ -228,17 +228,18 @@ pub async fn merge(
     super::service::refresh_followups(tx, Some(this_id)).await?;
     super::service::refresh_followups(tx, Some(other_id)).await?;
     let detail = json!({ "merged_from": other_id, "merged_into": this_id, "moved": moved });
-    history::record(tx, schema.object, this_id, "merged", access.actor, &detail).await?;
-    history::record(tx, schema.object, other_id, "merged", access.actor, &detail).await?;
-    history::emit(
+    history::log(
         tx,
         schema.object,
         this_id,
         "merged",
         access.actor,
+        &detail,
         detail.clone(),
     )
     .await?;
+    // The other customer: merged in its history, deleted for consumers of events.
+    history::record(tx, schema.object, other_id, "merged", access.actor, &detail).await?;
     history::emit(tx, schema.object, other_id, "deleted", access.actor, detail).await?;
     engine::fetch(tx, schema, access, this_id, Visibility::Live, false).await
 }

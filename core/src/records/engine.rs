@@ -202,6 +202,21 @@ pub async fn ensure_visible(
     found.map(|_| ()).ok_or_else(|| not_found(object, id))
 }
 
+/// Reads a record just written. Unscoped: the writer may have set an owner outside their
+/// own scope, and still gets the result of their write.
+async fn fetch_written(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    id: Uuid,
+) -> Result<Value> {
+    let unscoped = Access {
+        scope: RecordScope::All,
+        ..*access
+    };
+    fetch(tx, schema, &unscoped, id, Visibility::Live, false).await
+}
+
 /// A validated input: the fields it sets, in schema order.
 pub struct Input<'s> {
     pub values: Vec<(Field<'s>, SqlValue)>,
@@ -479,30 +494,17 @@ pub async fn insert(
         .iter()
         .map(|(k, v)| (k.clone(), json!({ "after": v })))
         .collect();
-    history::record(
+    history::log(
         tx,
         schema.object,
         id,
         "created",
         access.actor,
         &Value::Object(changes),
-    )
-    .await?;
-    history::emit(
-        tx,
-        schema.object,
-        id,
-        "created",
-        access.actor,
         json!({ "fields": after }),
     )
     .await?;
-    // Read back with an unscoped view: the creator may set an owner outside their scope.
-    let unscoped = Access {
-        scope: RecordScope::All,
-        ..*access
-    };
-    fetch(tx, schema, &unscoped, id, Visibility::Live, false).await
+    fetch_written(tx, schema, access, id).await
 }
 
 /// Applies an update to a record visible to `access`. `expected_version` (from If-Match)
@@ -586,29 +588,17 @@ pub async fn update(
         changes.insert(f.path(), json!({ "before": before, "after": after }));
         fields.insert(f.path(), after);
     }
-    history::record(
+    history::log(
         tx,
         schema.object,
         id,
         "updated",
         access.actor,
         &Value::Object(changes.clone()),
-    )
-    .await?;
-    history::emit(
-        tx,
-        schema.object,
-        id,
-        "updated",
-        access.actor,
         json!({ "changes": changes, "fields": fields }),
     )
     .await?;
-    let unscoped = Access {
-        scope: RecordScope::All,
-        ..*access
-    };
-    fetch(tx, schema, &unscoped, id, Visibility::Live, false).await
+    fetch_written(tx, schema, access, id).await
 }
 
 /// Moves a record to the recycle bin.
@@ -663,8 +653,16 @@ async fn set_deleted(
         return Err(not_found(schema.object, id));
     }
     let action = if delete { "deleted" } else { "restored" };
-    history::record(tx, schema.object, id, action, access.actor, &json!({})).await?;
-    history::emit(tx, schema.object, id, action, access.actor, json!({})).await
+    history::log(
+        tx,
+        schema.object,
+        id,
+        action,
+        access.actor,
+        &json!({}),
+        json!({}),
+    )
+    .await
 }
 
 /// Deletes a record for good (it must be visible; live or in the recycle bin). History rows
@@ -690,8 +688,16 @@ pub async fn purge(
     if done.rows_affected() == 0 {
         return Err(not_found(schema.object, id));
     }
-    history::record(tx, schema.object, id, "purged", access.actor, &json!({})).await?;
-    history::emit(tx, schema.object, id, "purged", access.actor, json!({})).await
+    history::log(
+        tx,
+        schema.object,
+        id,
+        "purged",
+        access.actor,
+        &json!({}),
+        json!({}),
+    )
+    .await
 }
 
 /// History of a visible record (live or deleted), sensitive values masked as for reads.

@@ -3,7 +3,7 @@
 //! names come only from an [`ObjectKey`] and a [`FieldKey`].
 
 use super::meta::{FieldKey, FieldType, ObjectKey};
-use super::values::{self, SqlValue};
+use super::values;
 use crate::db::TenantTx;
 use crate::domain::Validator;
 use crate::error::{Error, FieldError, Result};
@@ -227,15 +227,6 @@ fn check_default(
             target,
         };
         v.check(values::parse(&spec, "default", default).map(|_| ()));
-    }
-}
-
-/// The spec the value validator needs for a custom field.
-pub(crate) fn spec_of(def: &FieldDef) -> values::Spec<'_> {
-    values::Spec {
-        ty: def.ty,
-        options: &def.options,
-        target: def.target,
     }
 }
 
@@ -607,9 +598,4 @@ pub async fn bump_metadata_version(tx: &mut TenantTx) -> Result<()> {
         .execute(tx.conn())
         .await?;
     Ok(())
-}
-
-/// Whether a value is a valid value of `ty` (used for defaults in metadata).
-pub fn validate_default(def: &FieldDef, value: &Value) -> Result<SqlValue, FieldError> {
-    values::parse(&spec_of(def), "default", value)
 }

@@ -68,6 +68,21 @@ pub async fn emit(
     Ok(())
 }
 
+/// Records a change and announces it: the history row and the outbox event `object.action`,
+/// in the caller's transaction. What almost every write does.
+pub async fn log(
+    tx: &mut TenantTx,
+    object: ObjectKey,
+    record_id: Uuid,
+    action: &str,
+    actor: &Actor,
+    changes: &Value,
+    payload: Value,
+) -> Result<()> {
+    record(tx, object, record_id, action, actor, changes).await?;
+    emit(tx, object, record_id, action, actor, payload).await
+}
+
 /// One history entry.
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct HistoryEntry {
