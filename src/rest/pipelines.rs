@@ -16,7 +16,6 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
-use sqlx::{Postgres, QueryBuilder, Row};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -222,20 +221,7 @@ impl PipelinesApi {
         .await?;
         let pipeline = sales::get(&mut tx, id.0).await?;
         let access = rc.access();
-        let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT stage, currency, count(*), coalesce(sum(amount), 0)::float8, \
-             coalesce(sum(amount * coalesce(probability, 0) / 100.0), 0)::float8 \
-             FROM opportunities WHERE deleted_at IS NULL AND pipeline_id = ",
-        );
-        q.push_bind(pipeline.id);
-        access.scope.push_predicate(&mut q, "owner_id");
-        q.push(" GROUP BY stage, currency");
-        let sums = q
-            .build()
-            .persistent(false)
-            .fetch_all(tx.conn())
-            .await
-            .map_err(Error::from)?;
+        let sums = sales::stage_sums(&mut tx, access.scope, pipeline.id).await?;
         let mut columns = Vec::new();
         let terminal = [
             Stage {
@@ -260,18 +246,12 @@ impl PipelinesApi {
                 items: Vec::new(),
                 next_cursor: None,
             };
-            for row in sums
-                .iter()
-                .filter(|r| r.try_get::<String, _>(0).ok().as_deref() == Some(stage.key.as_str()))
-            {
-                let currency: String = row.try_get(1).map_err(Error::from)?;
-                column.count += row.try_get::<i64, _>(2).map_err(Error::from)?;
-                column
-                    .amount
-                    .insert(currency.clone(), row.try_get(3).map_err(Error::from)?);
+            for sum in sums.iter().filter(|s| s.stage == stage.key) {
+                column.count += sum.count;
+                column.amount.insert(sum.currency.clone(), sum.amount);
                 column
                     .weighted_amount
-                    .insert(currency, row.try_get(4).map_err(Error::from)?);
+                    .insert(sum.currency.clone(), sum.weighted);
             }
             let lq = ListQuery {
                 filters: vec![

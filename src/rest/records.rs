@@ -140,17 +140,7 @@ pub async fn open(
         _ => scope::scope_for(&mut tx, &ctx.principal, ObjectKey::Customers).await?,
     };
     // An API key acts for the user who created it (default owner, created_by).
-    let user_id = match ctx.principal.user_id() {
-        Some(user) => Some(user),
-        None => {
-            sqlx::query_scalar::<_, Option<Uuid>>("SELECT created_by FROM api_keys WHERE id = $1")
-                .bind(ctx.principal.id)
-                .fetch_optional(tx.conn())
-                .await
-                .map_err(Error::from)?
-                .flatten()
-        }
-    };
+    let user_id = scope::acting_user(&mut tx, &ctx.principal).await?;
     let key = if schema.has_encrypted() {
         keys::data_key(&mut tx, state.master_key.as_deref(), false).await?
     } else {
@@ -317,57 +307,12 @@ async fn open_list(
                 return Err(Error::invalid_field("mine", "invalid", "use true or false").into())
             }
             ("due", when) if extras.contains(&"due") => {
-                lq.filters.extend(due_filters(&mut tx, when).await?);
+                lq.filters.extend(query::due_filters(&mut tx, when).await?);
             }
             _ => {}
         }
     }
     Ok((tx, rc, lq))
-}
-
-/// Task filters for `due=today|overdue|upcoming`, with "today" in the tenant's time zone.
-async fn due_filters(tx: &mut TenantTx, when: &str) -> ApiResult<Vec<query::Filter>> {
-    use chrono::{Duration, TimeZone, Utc};
-    let zone: String = sqlx::query_scalar("SELECT timezone FROM settings")
-        .fetch_one(tx.conn())
-        .await
-        .map_err(Error::from)?;
-    let tz: chrono_tz::Tz = zone.parse().unwrap_or_else(|_| {
-        tracing::warn!(timezone = %zone, "tenant time zone not recognised; using Asia/Shanghai");
-        chrono_tz::Asia::Shanghai
-    });
-    let now = Utc::now();
-    let today = now.with_timezone(&tz).date_naive();
-    let start_of = |d: chrono::NaiveDate| {
-        tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
-            .earliest()
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or(now)
-    };
-    let (start, end) = (start_of(today), start_of(today + Duration::days(1)));
-    let filter = |field: &str, op, value: String| query::Filter {
-        field: field.into(),
-        op,
-        value,
-    };
-    let open = filter("done_at", query::Op::IsNull, "true".into());
-    Ok(match when {
-        "today" => vec![
-            filter("due_at", query::Op::Gte, start.to_rfc3339()),
-            filter("due_at", query::Op::Lt, end.to_rfc3339()),
-            open,
-        ],
-        "overdue" => vec![filter("due_at", query::Op::Lt, now.to_rfc3339()), open],
-        "upcoming" => vec![filter("due_at", query::Op::Gte, end.to_rfc3339()), open],
-        other => {
-            return Err(Error::invalid_field(
-                "due",
-                "invalid",
-                format!("'{other}' is not a due filter; use today, overdue or upcoming"),
-            )
-            .into())
-        }
-    })
 }
 
 async fn count(
@@ -807,19 +752,7 @@ impl ActivityExtrasApi {
             Permission::CustomersCreate,
         )
         .await?;
-        let existing: Option<(Uuid, bool)> = {
-            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT id, (true");
-            rc.customer_scope.push_predicate(&mut q, "owner_id");
-            q.push(") FROM customers WHERE deleted_at IS NULL AND phone = ")
-                .push_bind(phone.clone());
-            // A customer the caller sees wins over an older one they don't.
-            q.push(" ORDER BY 2 DESC, id LIMIT 1");
-            q.build_query_as()
-                .persistent(false)
-                .fetch_optional(tx.conn())
-                .await
-                .map_err(Error::from)?
-        };
+        let existing = customers::find_by_phone(&mut tx, rc.customer_scope, &phone).await?;
         let (customer_id, created) = match existing {
             Some((id, true)) => (id, false),
             Some((id, false)) => {

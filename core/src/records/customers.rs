@@ -54,6 +54,24 @@ pub async fn ensure_not_duplicate(
     }
 }
 
+/// The live customer with a (normalised) phone, preferring one visible in `scope` over an
+/// older one that is not; the flag says whether it is visible.
+pub async fn find_by_phone(
+    tx: &mut TenantTx,
+    scope: super::RecordScope,
+    phone: &str,
+) -> Result<Option<(Uuid, bool)>> {
+    let mut q = QueryBuilder::<Postgres>::new("SELECT id, (true");
+    scope.push_predicate(&mut q, "owner_id");
+    q.push(") FROM customers WHERE deleted_at IS NULL AND phone = ")
+        .push_bind(phone.to_owned());
+    q.push(" ORDER BY 2 DESC, id LIMIT 1");
+    Ok(q.build_query_as()
+        .persistent(false)
+        .fetch_optional(tx.conn())
+        .await?)
+}
+
 /// A pair of live customers sharing a phone or e-mail.
 #[derive(Debug, Clone, Serialize)]
 pub struct DuplicatePair {

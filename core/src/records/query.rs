@@ -733,3 +733,46 @@ pub fn check_unknown(pairs: &[(String, String)], extra: &[&str]) -> Result<()> {
         Err(Error::invalid(errors))
     }
 }
+
+/// Task filters for `due=today|overdue|upcoming`, with "today" in the tenant's time zone.
+pub async fn due_filters(tx: &mut TenantTx, when: &str) -> Result<Vec<Filter>> {
+    use chrono::{Duration, TimeZone, Utc};
+    let zone: String = sqlx::query_scalar("SELECT timezone FROM settings")
+        .fetch_one(tx.conn())
+        .await?;
+    let tz: chrono_tz::Tz = zone.parse().unwrap_or_else(|_| {
+        tracing::warn!(timezone = %zone, "tenant time zone not recognised; using Asia/Shanghai");
+        chrono_tz::Asia::Shanghai
+    });
+    let now = Utc::now();
+    let today = now.with_timezone(&tz).date_naive();
+    let start_of = |d: chrono::NaiveDate| {
+        tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(now)
+    };
+    let (start, end) = (start_of(today), start_of(today + Duration::days(1)));
+    let filter = |field: &str, op, value: String| Filter {
+        field: field.into(),
+        op,
+        value,
+    };
+    let open = filter("done_at", Op::IsNull, "true".into());
+    Ok(match when {
+        "today" => vec![
+            filter("due_at", Op::Gte, start.to_rfc3339()),
+            filter("due_at", Op::Lt, end.to_rfc3339()),
+            open,
+        ],
+        "overdue" => vec![filter("due_at", Op::Lt, now.to_rfc3339()), open],
+        "upcoming" => vec![filter("due_at", Op::Gte, end.to_rfc3339()), open],
+        other => {
+            return Err(Error::invalid_field(
+                "due",
+                "invalid",
+                format!("'{other}' is not a due filter; use today, overdue or upcoming"),
+            ))
+        }
+    })
+}

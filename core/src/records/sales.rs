@@ -399,3 +399,45 @@ pub async fn ensure_contact_of(tx: &mut TenantTx, contact: Uuid, customer: Uuid)
         ))
     }
 }
+
+/// Live opportunities of a pipeline visible in `scope`, summed per stage and currency.
+#[derive(Debug, Clone)]
+pub struct StageSum {
+    pub stage: String,
+    pub currency: String,
+    pub count: i64,
+    pub amount: f64,
+    /// Sum of amount × probability / 100.
+    pub weighted: f64,
+}
+
+/// Board sums of a pipeline.
+pub async fn stage_sums(
+    tx: &mut TenantTx,
+    scope: super::RecordScope,
+    pipeline: Uuid,
+) -> Result<Vec<StageSum>> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "SELECT stage, currency, count(*), coalesce(sum(amount), 0)::float8, \
+         coalesce(sum(amount * coalesce(probability, 0) / 100.0), 0)::float8 \
+         FROM opportunities WHERE deleted_at IS NULL AND pipeline_id = ",
+    );
+    q.push_bind(pipeline);
+    scope.push_predicate(&mut q, super::ObjectKey::Opportunities.owner_column());
+    q.push(" GROUP BY stage, currency");
+    let rows: Vec<(String, String, i64, f64, f64)> = q
+        .build_query_as()
+        .persistent(false)
+        .fetch_all(tx.conn())
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(stage, currency, count, amount, weighted)| StageSum {
+            stage,
+            currency,
+            count,
+            amount,
+            weighted,
+        })
+        .collect())
+}

@@ -46,7 +46,18 @@ pub async fn scope_for(
             Scope::Team => 1,
             Scope::All => 2,
         });
-    let user = match principal.kind {
+    let user = acting_user(tx, principal).await?;
+    Ok(match (widest, user) {
+        (Some(Scope::All), _) => RecordScope::All,
+        (Some(Scope::Team), Some(u)) => RecordScope::Team(u),
+        (Some(Scope::Own), Some(u)) => RecordScope::Own(u),
+        _ => RecordScope::Nothing,
+    })
+}
+
+/// The user a principal acts for: the user itself, or the user who created an API key.
+pub async fn acting_user(tx: &mut TenantTx, principal: &Principal) -> Result<Option<Uuid>> {
+    Ok(match principal.kind {
         PrincipalKind::User => Some(principal.id),
         PrincipalKind::ApiKey => {
             sqlx::query_scalar::<_, Option<Uuid>>("SELECT created_by FROM api_keys WHERE id = $1")
@@ -55,12 +66,6 @@ pub async fn scope_for(
                 .await?
                 .flatten()
         }
-    };
-    Ok(match (widest, user) {
-        (Some(Scope::All), _) => RecordScope::All,
-        (Some(Scope::Team), Some(u)) => RecordScope::Team(u),
-        (Some(Scope::Own), Some(u)) => RecordScope::Own(u),
-        _ => RecordScope::Nothing,
     })
 }
 
