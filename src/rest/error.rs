@@ -105,9 +105,18 @@ impl ApiError {
             if db.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P01"))
     }
 
+    /// Postgres refused a text value (a NUL byte, invalid UTF-8): the caller sent it.
+    fn unstorable_text(&self) -> bool {
+        matches!(&self.0, Error::Database(db)
+            if db.as_database_error().and_then(|d| d.code()).as_deref() == Some("22021"))
+    }
+
     fn status_code(&self) -> StatusCode {
         if self.schema_behind() {
             return StatusCode::SERVICE_UNAVAILABLE;
+        }
+        if self.unstorable_text() {
+            return StatusCode::BAD_REQUEST;
         }
         match &self.0 {
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -127,6 +136,13 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let err = &self.0;
         let status = self.status_code();
+        if self.unstorable_text() {
+            return Problem::new(
+                StatusCode::BAD_REQUEST,
+                "request.invalid_text",
+                "the request contains a character text cannot hold (such as a NUL byte); remove it",
+            );
+        }
         if self.schema_behind() {
             // A tenant still on the previous schema version reached a newer feature while
             // `crm migrate` (or the server's background upgrade) is on its way to it.

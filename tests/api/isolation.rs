@@ -237,3 +237,116 @@ async fn a_query_without_tenant_context_fails_closed() {
     .expect("count");
     assert_eq!(outside, 0, "no tenant table outside tenant schemas");
 }
+
+#[tokio::test]
+async fn sales_activities_and_calendars_of_another_tenant_are_out_of_reach() {
+    let app = TestApp::spawn().await;
+    let a = app.signup().await;
+    let b = app.signup().await;
+    let customer = app
+        .post("/api/v1/customers", &b.token, json!({"name": "B 客户"}))
+        .await
+        .expect(201);
+    let opp = app
+        .post(
+            "/api/v1/opportunities",
+            &b.token,
+            json!({"name": "B 机会", "customer_id": customer["id"]}),
+        )
+        .await
+        .expect(201);
+    let act = app
+        .post(
+            "/api/v1/activities",
+            &b.token,
+            json!({"kind": "call", "customer_id": customer["id"]}),
+        )
+        .await
+        .expect(201);
+    let task = app
+        .post("/api/v1/tasks", &b.token, json!({"title": "B 任务"}))
+        .await
+        .expect(201);
+    let pipeline = app.get("/api/v1/pipelines", &b.token).await.expect(200)[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let id = |v: &serde_json::Value| v["id"].as_str().expect("id").to_owned();
+
+    for path in [
+        format!("/api/v1/opportunities/{}", id(&opp)),
+        format!("/api/v1/activities/{}", id(&act)),
+        format!("/api/v1/tasks/{}", id(&task)),
+        format!("/api/v1/customers/{}/timeline", id(&customer)),
+    ] {
+        app.get(&path, &a.token)
+            .await
+            .expect_problem(404, "record.not_found");
+    }
+    app.patch(
+        &format!("/api/v1/tasks/{}", id(&task)),
+        &a.token,
+        json!({"title": "x"}),
+    )
+    .await
+    .expect_problem(404, "record.not_found");
+    app.get(&format!("/api/v1/pipelines/{pipeline}"), &a.token)
+        .await
+        .expect_problem(404, "pipeline.not_found");
+    app.get(&format!("/api/v1/pipelines/{pipeline}/board"), &a.token)
+        .await
+        .expect_problem(404, "pipeline.not_found");
+    app.get(
+        &format!("/api/v1/reports/sales?pipeline_id={pipeline}"),
+        &a.token,
+    )
+    .await
+    .expect_problem(404, "pipeline.not_found");
+    // A cannot point its records at B's customer, nor hand out B's users' calendars.
+    app.post(
+        "/api/v1/opportunities",
+        &a.token,
+        json!({"name": "x", "customer_id": customer["id"]}),
+    )
+    .await
+    .expect_problem(422, "validation.failed");
+    app.post(
+        &format!("/api/v1/users/{}/calendar-token", b.admin_id),
+        &a.token,
+        json!({}),
+    )
+    .await
+    .expect_problem(404, "user.not_found");
+    // Lists and counts show only A's own.
+    for path in [
+        "/api/v1/opportunities/count",
+        "/api/v1/activities/count",
+        "/api/v1/tasks/count",
+    ] {
+        assert_eq!(
+            app.get(path, &a.token).await.expect(200)["count"],
+            0,
+            "{path}"
+        );
+    }
+    // B's feed token does not open B's feed under A's tenant id, nor A's admin's feed.
+    let feed = app
+        .post(
+            &format!("/api/v1/users/{}/calendar-token", b.admin_id),
+            &b.token,
+            json!({}),
+        )
+        .await
+        .expect(201);
+    let token = feed["token"].as_str().expect("token");
+    let other_user = app
+        .client
+        .get(format!(
+            "{}/api/v1/users/{}/calendar.ics?token={token}",
+            app.base, a.admin_id
+        ))
+        .send()
+        .await
+        .expect("feed");
+    assert_eq!(other_user.status(), 401);
+}

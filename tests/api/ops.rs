@@ -95,6 +95,17 @@ async fn every_response_has_a_request_id_and_errors_are_problems() {
     app.call(Method::DELETE, "/api/v1/me", None, None)
         .await
         .expect_problem(405, "route.method_not_allowed");
+    // A NUL byte in any text that reaches the database is the caller's error, not ours.
+    let t = app.signup().await;
+    for path in [
+        "/api/v1/customers?q=%00abc",
+        "/api/v1/roles/ad%00min",
+        "/api/v1/users?q=%00",
+    ] {
+        app.get(path, &t.token)
+            .await
+            .expect_problem(400, "request.invalid_text");
+    }
     let not_json = app
         .send(
             app.client
