@@ -48,6 +48,14 @@ pub struct Config {
     pub auto_migrate_tenants: bool,
     /// Tenants migrated at once by `crm migrate` and the background upgrade.
     pub migrate_parallelism: usize,
+    /// Run the durable job worker (reminders, mail) in this server.
+    pub jobs_enabled: bool,
+    /// How often an idle worker looks for due jobs, in milliseconds.
+    pub jobs_poll_ms: u64,
+    /// Tenants whose jobs a worker runs at once.
+    pub jobs_concurrency: usize,
+    /// Outgoing mail (`[mail]` in crm.toml, `CRM_MAIL__TRANSPORT=smtp`, …).
+    pub mail: crm_core::mail::MailSettings,
 }
 
 impl Default for Config {
@@ -70,6 +78,10 @@ impl Default for Config {
             master_key: None,
             auto_migrate_tenants: true,
             migrate_parallelism: 4,
+            jobs_enabled: true,
+            jobs_poll_ms: 1000,
+            jobs_concurrency: 4,
+            mail: crm_core::mail::MailSettings::default(),
         }
     }
 }
@@ -87,10 +99,17 @@ impl Config {
         }
         // Only CRM_ variables naming a setting: others (CRM_CONFIG, CRM_ADMIN_PASSWORD) belong
         // to the command line, while unknown keys in the file are still refused as typos.
+        // Nested settings use a double underscore: CRM_MAIL__SMTP_URL.
         let known = Config::keys();
-        let known: Vec<&str> = known.iter().map(String::as_str).collect();
         let config: Config = figment
-            .merge(Env::prefixed("CRM_").only(&known))
+            .merge(
+                Env::prefixed("CRM_")
+                    .filter(move |key| {
+                        let top = key.as_str().split("__").next().unwrap_or_default();
+                        known.iter().any(|k| k.eq_ignore_ascii_case(top))
+                    })
+                    .split("__"),
+            )
             .merge(Env::raw().only(&["database_url"]))
             .extract()?;
         config.validate()?;
@@ -121,6 +140,11 @@ impl Config {
         anyhow::ensure!(
             matches!(self.log_format.as_str(), "text" | "json"),
             "log_format must be 'text' or 'json'"
+        );
+        anyhow::ensure!(self.jobs_poll_ms >= 10, "jobs_poll_ms must be at least 10");
+        anyhow::ensure!(
+            self.jobs_concurrency >= 1,
+            "jobs_concurrency must be at least 1"
         );
         Ok(())
     }

@@ -10,3 +10,4 @@ pub mod metrics;
 pub mod rest;
 pub mod server;
 pub mod telemetry;
+pub mod worker;

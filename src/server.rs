@@ -7,9 +7,11 @@ use crate::rest::{
     self,
     error::{panic_response, problem_from_poem, Problem, REQUEST_ID},
 };
+use crate::worker::{Worker, WorkerSettings};
 use chrono::Duration as ChronoDuration;
 use crm_core::authz::Authorizer;
 use crm_core::db::Db;
+use crm_core::jobs::Handlers;
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::listener::{Acceptor, TcpAcceptor};
 use poem::middleware::CatchPanic;
@@ -218,6 +220,7 @@ pub struct Running {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    worker: Option<Worker>,
 }
 
 impl Running {
@@ -226,7 +229,11 @@ impl Running {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        (&mut self.task).await??;
+        let served = (&mut self.task).await;
+        if let Some(worker) = self.worker.take() {
+            worker.stop().await;
+        }
+        served??;
         Ok(())
     }
 
@@ -266,6 +273,21 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| anyhow::anyhow!("listener has no socket address"))?;
     let master_key = config.master_key(true)?;
+    let worker = if config.jobs_enabled {
+        Some(Worker::spawn(
+            Db::new(pool.clone(), config.tenant_isolation),
+            job_handlers(&config)?,
+            WorkerSettings {
+                poll: Duration::from_millis(config.jobs_poll_ms),
+                concurrency: config.jobs_concurrency,
+                batch: 50,
+                job_lease: ChronoDuration::minutes(5),
+                tenant_lease: ChronoDuration::minutes(2),
+            },
+        ))
+    } else {
+        None
+    };
     let state = AppState::new(config, pool, master_key);
     let endpoint = app(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
@@ -283,5 +305,24 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
         state,
         shutdown: Some(tx),
         task,
+        worker,
     })
+}
+
+/// What the worker can run, by job kind.
+fn job_handlers(config: &Config) -> anyhow::Result<Handlers> {
+    let mailer = crm_core::mail::Mailer::new(&config.mail, &config.data_dir)
+        .map_err(|e| anyhow::anyhow!("mail settings: {e}"))?;
+    let mut handlers = Handlers::default();
+    handlers.register(
+        crm_core::mail::SEND_JOB,
+        Arc::new(crm_core::mail::SendMailJob {
+            mailer: Arc::new(mailer),
+        }),
+    );
+    handlers.register(
+        crm_core::records::reminders::JOB,
+        Arc::new(crm_core::records::reminders::ReminderJob),
+    );
+    Ok(handlers)
 }

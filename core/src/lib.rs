@@ -7,13 +7,18 @@
 
 pub mod audit;
 pub mod authz;
+pub mod business_hours;
 pub mod calendar;
 pub mod context;
 pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod identity;
+pub mod jobs;
+pub mod mail;
+pub mod notifications;
 pub mod records;
 pub mod roles;
 pub mod teams;

@@ -8,6 +8,8 @@ pub mod auth;
 pub mod calendar;
 pub mod error;
 pub mod fields;
+pub mod jobs;
+pub mod notifications;
 pub mod pipelines;
 pub mod records;
 pub mod roles;
@@ -67,6 +69,8 @@ pub type Apis = (
         api_keys::ApiKeysApi,
         audit::AuditApi,
         tenant_spec::TenantSpecApi,
+        notifications::NotificationsApi,
+        jobs::JobsApi,
     ),
     (
         records::CustomersApi,
@@ -98,6 +102,8 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 api_keys::ApiKeysApi(s()),
                 audit::AuditApi(s()),
                 tenant_spec::TenantSpecApi(s()),
+                notifications::NotificationsApi(s()),
+                jobs::JobsApi(s()),
             ),
             (
                 records::CustomersApi(s()),

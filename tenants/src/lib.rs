@@ -5,6 +5,7 @@
 //! It owns the `platform` schema and the tenant DDL; it reaches tenant data only through
 //! crm-core's services inside a [`crm_core::db::TenantTx`].
 
+pub mod jobs;
 pub mod migrations;
 pub mod provision;
 pub mod registry;

@@ -39,6 +39,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 4,
         sql: include_str!("tenant_sql/0004_activities.sql"),
     },
+    TenantMigration {
+        version: 5,
+        sql: include_str!("tenant_sql/0005_jobs.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.

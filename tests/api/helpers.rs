@@ -163,6 +163,8 @@ pub struct TestApp {
     /// A pool connected like the server (as the app role) for direct SQL checks.
     pub pool: PgPool,
     pub database: String,
+    /// The server's configuration (its own data dir under the system temp dir).
+    pub config: Config,
     running: Option<Running>,
 }
 
@@ -204,16 +206,18 @@ impl TestApp {
         let mut config = Config {
             listen: "127.0.0.1:0".into(),
             database_url: Some(url.clone()),
+            data_dir: std::env::temp_dir().join(&database),
             db_max_connections: 5,
             auto_migrate_tenants: false,
             master_key: Some(crm_core::crypto::MasterKey::generate().to_base64()),
+            jobs_poll_ms: 100,
             ..Config::default()
         };
         adjust(&mut config);
         let pool = server::connect(&config, &url)
             .await
             .expect("connect app pool");
-        let running = server::start(config, pool.clone())
+        let running = server::start(config.clone(), pool.clone())
             .await
             .expect("server starts");
         TestApp {
@@ -221,8 +225,43 @@ impl TestApp {
             client: reqwest::Client::new(),
             pool,
             database,
+            config,
             running: Some(running),
         }
+    }
+
+    /// Stops the server (letting its worker finish the jobs in hand) and starts a new one on
+    /// the same database and data dir, as after a redeploy; `base` follows the new address.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start_again().await;
+    }
+
+    /// Stops the server and its worker.
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("server stops cleanly");
+        }
+    }
+
+    /// Starts the server again after [`TestApp::stop`].
+    pub async fn start_again(&mut self) {
+        let running = self.start_peer().await;
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
+    /// Another server on the same database (a second replica).
+    pub async fn start_peer(&self) -> Running {
+        let pool = server::connect(
+            &self.config,
+            self.config.database_url.as_deref().expect("url"),
+        )
+        .await
+        .expect("connect app pool");
+        server::start(self.config.clone(), pool)
+            .await
+            .expect("server starts")
     }
 
     /// Sends a request with an optional bearer token and JSON body.
@@ -346,6 +385,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         let database = self.database.clone();
+        let _ = std::fs::remove_dir_all(&self.config.data_dir);
         let running = self.running.take();
         drop(running);
         // Cleanup needs async I/O but Drop is sync: do it on a thread with its own runtime.

@@ -230,7 +230,7 @@ async fn a_query_without_tenant_context_fails_closed() {
     }
     let outside: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_tables WHERE schemaname IN ('public', 'platform') \
-         AND tablename NOT IN ('tenants', 'login_throttle', '_sqlx_migrations')",
+         AND tablename NOT IN ('tenants', 'login_throttle', 'job_hints', '_sqlx_migrations')",
     )
     .fetch_one(&mut conn)
     .await
@@ -349,4 +349,58 @@ async fn sales_activities_and_calendars_of_another_tenant_are_out_of_reach() {
         .await
         .expect("feed");
     assert_eq!(other_user.status(), 401);
+}
+
+#[tokio::test]
+async fn a_tenant_can_wake_only_its_own_jobs() {
+    let app = TestApp::spawn().await;
+    let a = app.signup().await;
+    let b = app.signup().await;
+    let schema_a = app.schema_of(&a).await;
+    let mut tx = app.pool.begin().await.expect("tx");
+    sqlx::query(&format!("SET LOCAL ROLE \"{schema_a}\""))
+        .execute(&mut *tx)
+        .await
+        .expect("set role");
+    // Its own hint: allowed (this is what enqueueing does).
+    sqlx::query("SELECT platform_api.wake_jobs($1::uuid, now())")
+        .bind(&a.id)
+        .execute(&mut *tx)
+        .await
+        .expect("own tenant");
+    tx.commit().await.expect("commit");
+    for call in [
+        "SELECT platform_api.wake_jobs($1::uuid, now())",
+        "SELECT platform_api.settle_jobs($1::uuid)",
+    ] {
+        let mut tx = app.pool.begin().await.expect("tx");
+        sqlx::query(&format!("SET LOCAL ROLE \"{schema_a}\""))
+            .execute(&mut *tx)
+            .await
+            .expect("set role");
+        let err = sqlx::query(call)
+            .bind(&b.id)
+            .execute(&mut *tx)
+            .await
+            .expect_err("another tenant's hint is refused");
+        assert_eq!(
+            err.as_database_error().and_then(|e| e.code()).as_deref(),
+            Some("42501"),
+            "{call}: {err}"
+        );
+    }
+    // And the hints table itself is out of a tenant role's reach.
+    let mut tx = app.pool.begin().await.expect("tx");
+    sqlx::query(&format!("SET LOCAL ROLE \"{schema_a}\""))
+        .execute(&mut *tx)
+        .await
+        .expect("set role");
+    let err = sqlx::query("SELECT count(*) FROM platform.job_hints")
+        .execute(&mut *tx)
+        .await
+        .expect_err("no privilege");
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("42501")
+    );
 }

@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod meta;
 pub mod query;
+pub mod reminders;
 pub mod reports;
 pub mod sales;
 pub mod schema;

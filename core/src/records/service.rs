@@ -4,6 +4,7 @@
 use super::customers;
 use super::engine::{self, Access, Input};
 use super::meta::ObjectKey;
+use super::reminders;
 use super::sales;
 use super::schema::ObjectSchema;
 use super::tags;
@@ -149,6 +150,18 @@ fn customer_of(record: &Value) -> Option<Uuid> {
         .and_then(|s| Uuid::parse_str(s).ok())
 }
 
+fn record_id(record: &Value) -> Option<Uuid> {
+    record["id"].as_str().and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// Keeps a task's reminder job in step with the task (other objects have none).
+async fn sync_reminder(tx: &mut TenantTx, object: ObjectKey, id: Option<Uuid>) -> Result<()> {
+    match (object, id) {
+        (ObjectKey::Tasks, Some(id)) => reminders::sync(tx, id).await,
+        _ => Ok(()),
+    }
+}
+
 /// Whether changes to this object move its customer's follow-up status.
 fn tracks_followups(object: ObjectKey) -> bool {
     matches!(object, ObjectKey::Activities | ObjectKey::Tasks)
@@ -205,6 +218,7 @@ pub async fn create(
     if tracks_followups(schema.object) {
         refresh_followups(tx, customer_of(&record)).await?;
     }
+    sync_reminder(tx, schema.object, record_id(&record)).await?;
     Ok(record)
 }
 
@@ -250,6 +264,7 @@ pub async fn update(
             refresh_followups(tx, old).await?;
         }
     }
+    sync_reminder(tx, schema.object, Some(id)).await?;
     Ok(record)
 }
 
@@ -277,6 +292,7 @@ pub async fn soft_delete(
 ) -> Result<()> {
     let customer = followup_customer(tx, schema.object, id).await?;
     engine::soft_delete(tx, schema, access, id).await?;
+    sync_reminder(tx, schema.object, Some(id)).await?;
     refresh_followups(tx, customer).await
 }
 
@@ -291,6 +307,7 @@ pub async fn restore(
     if tracks_followups(schema.object) {
         refresh_followups(tx, customer_of(&record)).await?;
     }
+    sync_reminder(tx, schema.object, Some(id)).await?;
     Ok(record)
 }
 
@@ -303,6 +320,7 @@ pub async fn purge(
 ) -> Result<()> {
     let customer = followup_customer(tx, schema.object, id).await?;
     engine::purge(tx, schema, access, id).await?;
+    sync_reminder(tx, schema.object, Some(id)).await?;
     refresh_followups(tx, customer).await
 }
 

@@ -1,0 +1,371 @@
+//! Durable jobs: work that must happen later or outside the request (reminders, mail, SLA
+//! timers), stored in the tenant's `jobs` table in the SAME transaction as the change that
+//! causes it, so a job exists exactly when its cause committed.
+//!
+//! A worker claims due jobs with `FOR UPDATE SKIP LOCKED` and a lease (a crashed worker's jobs
+//! become claimable again when the lease runs out), runs each in its own tenant transaction
+//! that first re-checks the claim, and marks it done in that same transaction — so effects a
+//! handler writes to the database happen exactly once. Failures retry with capped exponential
+//! backoff and end as `dead`, visible over the API, after `max_attempts`.
+//!
+//! Enqueueing lowers the tenant's row in `platform.job_hints` (through the SECURITY DEFINER
+//! function `platform_api.wake_jobs`), which is how the worker finds due tenants without
+//! visiting every schema.
+
+use crate::context::{cut_page, parse_cursor, Page};
+use crate::db::TenantTx;
+use crate::error::{Error, Result};
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::FromRow;
+use uuid::Uuid;
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: &'static str,
+    /// Enqueueing a key that exists does nothing: one job per key, ever.
+    pub dedupe_key: Option<String>,
+    /// The record the job is about.
+    pub subject_id: Option<Uuid>,
+    pub payload: Value,
+    pub run_at: DateTime<Utc>,
+    pub max_attempts: i32,
+}
+
+impl NewJob {
+    /// A job of `kind` due now, retried up to 8 times.
+    pub fn new(kind: &'static str, payload: Value) -> Self {
+        NewJob {
+            kind,
+            dedupe_key: None,
+            subject_id: None,
+            payload,
+            run_at: Utc::now(),
+            max_attempts: 8,
+        }
+    }
+
+    pub fn dedupe(mut self, key: impl Into<String>) -> Self {
+        self.dedupe_key = Some(key.into());
+        self
+    }
+
+    pub fn about(mut self, subject: Uuid) -> Self {
+        self.subject_id = Some(subject);
+        self
+    }
+
+    pub fn at(mut self, run_at: DateTime<Utc>) -> Self {
+        self.run_at = run_at;
+        self
+    }
+}
+
+/// Enqueues a job in the caller's transaction; `None` when its dedupe key already exists.
+pub async fn enqueue(tx: &mut TenantTx, job: NewJob) -> Result<Option<i64>> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO jobs (kind, dedupe_key, subject_id, payload, run_at, max_attempts) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+    )
+    .bind(job.kind)
+    .bind(&job.dedupe_key)
+    .bind(job.subject_id)
+    .bind(&job.payload)
+    .bind(job.run_at)
+    .bind(job.max_attempts.max(1))
+    .fetch_optional(tx.conn())
+    .await?;
+    if id.is_some() {
+        wake(tx, job.run_at).await?;
+    }
+    Ok(id)
+}
+
+/// Tells the worker this tenant has work at `at` (in the caller's transaction).
+async fn wake(tx: &mut TenantTx, at: DateTime<Utc>) -> Result<()> {
+    let tenant = tx.tenant().id;
+    sqlx::query("SELECT platform_api.wake_jobs($1, $2)")
+        .bind(tenant)
+        .bind(at)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Cancels the pending jobs of `kind` about `subject`, except the one keyed `keep`.
+pub async fn cancel_for(
+    tx: &mut TenantTx,
+    kind: &str,
+    subject: Uuid,
+    keep: Option<&str>,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now() \
+         WHERE subject_id = $1 AND kind = $2 AND status = 'pending' \
+           AND ($3::text IS NULL OR dedupe_key IS DISTINCT FROM $3)",
+    )
+    .bind(subject)
+    .bind(kind)
+    .bind(keep)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A job a worker holds.
+#[derive(Debug, Clone, FromRow)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub kind: String,
+    pub subject_id: Option<Uuid>,
+    pub payload: Value,
+    /// Including this one.
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub claim_token: Uuid,
+}
+
+/// Claims up to `limit` due jobs (and running jobs whose lease ran out) for `lease`.
+/// Commit right after, then run each with [`lock_claimed`].
+pub async fn claim_due(tx: &mut TenantTx, limit: i64, lease: Duration) -> Result<Vec<ClaimedJob>> {
+    let jobs = sqlx::query_as(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1, claim_token = gen_random_uuid(), \
+           locked_until = now() + make_interval(secs => $2), updated_at = now() \
+         WHERE id IN (SELECT id FROM jobs \
+             WHERE (status = 'pending' AND run_at <= now()) OR (status = 'running' AND locked_until <= now()) \
+             ORDER BY run_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, kind, subject_id, payload, attempts, max_attempts, claim_token",
+    )
+    .bind(limit)
+    .bind(lease.num_milliseconds() as f64 / 1000.0)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(jobs)
+}
+
+/// Locks a claimed job for running; false when the claim was lost (the lease ran out and
+/// another worker took it, or it was cancelled) — then the caller must not run it.
+pub async fn lock_claimed(tx: &mut TenantTx, job: &ClaimedJob) -> Result<bool> {
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE id = $1 AND claim_token = $2 AND status = 'running' FOR UPDATE",
+    )
+    .bind(job.id)
+    .bind(job.claim_token)
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(held.is_some())
+}
+
+/// Marks a locked job done (in the transaction that holds its effects).
+pub async fn complete(tx: &mut TenantTx, job: &ClaimedJob) -> Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'done', finished_at = now(), updated_at = now(), \
+           claim_token = NULL, locked_until = NULL, last_error = NULL WHERE id = $1",
+    )
+    .bind(job.id)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Delay before retry `attempt` (1-based): 10 s doubling, at most an hour.
+pub fn backoff(attempt: i32) -> Duration {
+    let exp = attempt.clamp(1, 20) - 1;
+    Duration::seconds((10_i64 << exp.min(9)).min(3600))
+}
+
+/// Records a failed run: back to pending after [`backoff`], or `dead` once out of attempts
+/// (or at once when `permanent`). Returns the new status.
+pub async fn fail(
+    tx: &mut TenantTx,
+    job: &ClaimedJob,
+    error: &str,
+    permanent: bool,
+) -> Result<&'static str> {
+    let dead = permanent || job.attempts >= job.max_attempts;
+    let status = if dead { "dead" } else { "pending" };
+    let retry_at = Utc::now() + backoff(job.attempts);
+    let error: String = error.chars().take(2000).collect();
+    let updated = sqlx::query(
+        "UPDATE jobs SET status = $3, run_at = CASE WHEN $3 = 'pending' THEN $4 ELSE run_at END, \
+           last_error = $5, claim_token = NULL, locked_until = NULL, updated_at = now(), \
+           finished_at = CASE WHEN $3 = 'dead' THEN now() END \
+         WHERE id = $1 AND claim_token = $2",
+    )
+    .bind(job.id)
+    .bind(job.claim_token)
+    .bind(status)
+    .bind(retry_at)
+    .bind(error)
+    .execute(tx.conn())
+    .await?;
+    if updated.rows_affected() == 1 && !dead {
+        wake(tx, retry_at).await?;
+    }
+    Ok(status)
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct JobView {
+    pub id: i64,
+    pub kind: String,
+    pub subject_id: Option<Uuid>,
+    pub status: String,
+    pub run_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+const VIEW_COLUMNS: &str = "id, kind, subject_id, status, run_at, attempts, max_attempts, \
+    last_error, created_at, updated_at, finished_at";
+
+/// Job statuses.
+pub const STATUSES: &[&str] = &["pending", "running", "done", "dead", "cancelled"];
+
+/// Filters of the job list.
+#[derive(Debug, Default)]
+pub struct JobQuery<'a> {
+    pub status: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    pub subject_id: Option<Uuid>,
+    pub cursor: Option<&'a str>,
+    pub limit: i64,
+}
+
+/// Jobs, newest first.
+pub async fn list(tx: &mut TenantTx, q: JobQuery<'_>) -> Result<Page<JobView>> {
+    if let Some(status) = q.status {
+        if !STATUSES.contains(&status) {
+            return Err(Error::invalid_field(
+                "status",
+                "unknown_status",
+                format!(
+                    "unknown job status '{status}'; use one of: {}",
+                    STATUSES.join(", ")
+                ),
+            ));
+        }
+    }
+    let before: Option<i64> = parse_cursor(q.cursor)?;
+    let mut items: Vec<JobView> = sqlx::query_as(&format!(
+        "SELECT {VIEW_COLUMNS} FROM jobs WHERE ($1::text IS NULL OR status = $1) \
+           AND ($2::text IS NULL OR kind = $2) AND ($3::uuid IS NULL OR subject_id = $3) \
+           AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"
+    ))
+    .bind(q.status)
+    .bind(q.kind)
+    .bind(q.subject_id)
+    .bind(before)
+    .bind(q.limit + 1)
+    .fetch_all(tx.conn())
+    .await?;
+    let next_cursor = cut_page(&mut items, q.limit, |j| j.id);
+    Ok(Page { items, next_cursor })
+}
+
+/// One job.
+pub async fn get(tx: &mut TenantTx, id: i64) -> Result<JobView> {
+    sqlx::query_as(&format!("SELECT {VIEW_COLUMNS} FROM jobs WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or_else(|| Error::not_found("job.not_found", format!("no job {id}")))
+}
+
+/// Runs a dead (or cancelled) job again now, with a fresh set of attempts.
+pub async fn retry(tx: &mut TenantTx, id: i64) -> Result<JobView> {
+    let current = get(tx, id).await?;
+    if !matches!(current.status.as_str(), "dead" | "cancelled") {
+        return Err(Error::conflict(
+            "job.not_retryable",
+            format!(
+                "job {id} is {}; only dead or cancelled jobs can be retried",
+                current.status
+            ),
+        ));
+    }
+    let now = Utc::now();
+    sqlx::query(
+        "UPDATE jobs SET status = 'pending', attempts = 0, run_at = $2, last_error = NULL, \
+           finished_at = NULL, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    wake(tx, now).await?;
+    get(tx, id).await
+}
+
+/// Why a job run failed.
+#[derive(Debug)]
+pub enum JobFailure {
+    /// Worth trying again later (a server was down, a conflict).
+    Retry(String),
+    /// Will never succeed (a recipient refused for good, a malformed payload): dead at once.
+    Permanent(String),
+}
+
+impl From<Error> for JobFailure {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid { .. } | Error::BadRequest { .. } => {
+                JobFailure::Permanent(e.to_string())
+            }
+            other => JobFailure::Retry(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for JobFailure {
+    fn from(e: sqlx::Error) -> Self {
+        JobFailure::Retry(e.to_string())
+    }
+}
+
+/// Runs the jobs of one kind. Database effects go through `tx`, which the worker commits
+/// together with the job's `done` mark.
+#[async_trait::async_trait]
+pub trait JobHandler: Send + Sync {
+    async fn run(&self, tx: &mut TenantTx, job: &ClaimedJob)
+        -> std::result::Result<(), JobFailure>;
+}
+
+/// The handlers a worker knows, by job kind.
+#[derive(Default, Clone)]
+pub struct Handlers {
+    by_kind: std::collections::HashMap<&'static str, std::sync::Arc<dyn JobHandler>>,
+}
+
+impl Handlers {
+    pub fn register(&mut self, kind: &'static str, handler: std::sync::Arc<dyn JobHandler>) {
+        self.by_kind.insert(kind, handler);
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&std::sync::Arc<dyn JobHandler>> {
+        self.by_kind.get(kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(1), Duration::seconds(10));
+        assert_eq!(backoff(2), Duration::seconds(20));
+        assert_eq!(backoff(4), Duration::seconds(80));
+        assert_eq!(backoff(9), Duration::seconds(2560));
+        assert_eq!(backoff(10), Duration::seconds(3600));
+        assert_eq!(backoff(100), Duration::seconds(3600));
+        assert_eq!(backoff(0), Duration::seconds(10));
+    }
+}

@@ -1,0 +1,198 @@
+//! The job worker: finds tenants with due jobs through `platform.job_hints`, claims their due
+//! jobs with `FOR UPDATE SKIP LOCKED` and a lease, and runs each in its own tenant
+//! transaction that commits the job's effects with its `done` mark. Any number of servers may
+//! run it against one database; a job is run by one of them at a time.
+
+use chrono::Duration;
+use crm_core::db::{Db, TenantCtx};
+use crm_core::jobs::{self, ClaimedJob, Handlers, JobFailure};
+use futures::StreamExt;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How the worker paces itself.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Sleep between looks when nothing is due.
+    pub poll: std::time::Duration,
+    /// Tenants visited at once.
+    pub concurrency: usize,
+    /// Jobs claimed per round within one tenant.
+    pub batch: i64,
+    /// How long a claimed job stays ours; a handler running longer is cut off and retried.
+    pub job_lease: Duration,
+    /// How long a visited tenant stays ours.
+    pub tenant_lease: Duration,
+}
+
+/// A running worker; [`Worker::stop`] lets the current jobs finish.
+pub struct Worker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Worker {
+    pub fn spawn(db: Db, handlers: Handlers, settings: WorkerSettings) -> Worker {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(db, Arc::new(handlers), settings, stopped));
+        Worker { stop, task }
+    }
+
+    /// Stops claiming and waits for the jobs in hand.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn run(
+    db: Db,
+    handlers: Arc<Handlers>,
+    settings: WorkerSettings,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        if *stopped.borrow() {
+            return;
+        }
+        let claimed = crm_tenants::jobs::claim_due_tenants(
+            &db.pool,
+            (settings.concurrency * 2) as i64,
+            settings.tenant_lease,
+        )
+        .await;
+        let idle = match claimed {
+            Ok(tenants) if !tenants.is_empty() => {
+                futures::stream::iter(tenants)
+                    .for_each_concurrent(settings.concurrency.max(1), |tenant| {
+                        let db = &db;
+                        let handlers = &handlers;
+                        let settings = &settings;
+                        let stopped = stopped.clone();
+                        async move { visit(db, handlers, settings, &tenant, stopped).await }
+                    })
+                    .await;
+                false
+            }
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "job worker cannot read due tenants");
+                true
+            }
+        };
+        if idle {
+            tokio::select! {
+                _ = tokio::time::sleep(settings.poll) => {}
+                _ = stopped.changed() => {}
+            }
+        }
+    }
+}
+
+/// Runs a tenant's due jobs, then recomputes its hint.
+async fn visit(
+    db: &Db,
+    handlers: &Handlers,
+    settings: &WorkerSettings,
+    tenant: &TenantCtx,
+    stopped: watch::Receiver<bool>,
+) {
+    // Bounded rounds so one busy tenant cannot starve the others.
+    for _ in 0..10 {
+        if *stopped.borrow() {
+            break;
+        }
+        let batch = match claim(db, tenant, settings).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(tenant = %tenant.slug, error = %e, "cannot claim jobs");
+                break;
+            }
+        };
+        if batch.is_empty() {
+            break;
+        }
+        for job in &batch {
+            if let Err(e) = run_job(db, handlers, settings, tenant, job).await {
+                tracing::warn!(tenant = %tenant.slug, job = job.id, error = %e, "job bookkeeping failed");
+            }
+        }
+    }
+    if let Err(e) = crm_tenants::jobs::settle(&db.pool, tenant.id).await {
+        tracing::warn!(tenant = %tenant.slug, error = %e, "cannot settle the tenant's job hint");
+    }
+}
+
+async fn claim(
+    db: &Db,
+    tenant: &TenantCtx,
+    settings: &WorkerSettings,
+) -> crm_core::Result<Vec<ClaimedJob>> {
+    let mut tx = db.tenant_tx(tenant).await?;
+    let batch = jobs::claim_due(&mut tx, settings.batch, settings.job_lease).await?;
+    tx.commit().await?;
+    Ok(batch)
+}
+
+/// Runs one claimed job: effects and `done` in one transaction, or the failure recorded.
+async fn run_job(
+    db: &Db,
+    handlers: &Handlers,
+    settings: &WorkerSettings,
+    tenant: &TenantCtx,
+    job: &ClaimedJob,
+) -> crm_core::Result<()> {
+    let mut tx = db.tenant_tx(tenant).await?;
+    if !jobs::lock_claimed(&mut tx, job).await? {
+        return Ok(());
+    }
+    let outcome = if job.attempts > job.max_attempts {
+        // Claimed again after its lease ran out, more often than it may be tried: a run that
+        // crashes the worker or never ends must not loop forever.
+        Err(JobFailure::Permanent(format!(
+            "gave up after {} attempts that did not finish",
+            job.attempts - 1
+        )))
+    } else {
+        match handlers.get(&job.kind) {
+            None => Err(JobFailure::Permanent(format!(
+                "no handler for job kind '{}'",
+                job.kind
+            ))),
+            Some(handler) => {
+                let limit = (settings.job_lease - Duration::seconds(5))
+                    .to_std()
+                    .unwrap_or(std::time::Duration::from_secs(1));
+                match tokio::time::timeout(limit, handler.run(&mut tx, job)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(JobFailure::Retry(format!(
+                        "did not finish within {} s",
+                        limit.as_secs()
+                    ))),
+                }
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => {
+            jobs::complete(&mut tx, job).await?;
+            tx.commit().await?;
+            tracing::debug!(tenant = %tenant.slug, job = job.id, kind = %job.kind, "job done");
+        }
+        Err(failure) => {
+            // The handler's writes are rolled back; only the failure is kept.
+            drop(tx);
+            let (message, permanent) = match failure {
+                JobFailure::Retry(m) => (m, false),
+                JobFailure::Permanent(m) => (m, true),
+            };
+            let mut tx = db.tenant_tx(tenant).await?;
+            let status = jobs::fail(&mut tx, job, &message, permanent).await?;
+            tx.commit().await?;
+            tracing::warn!(tenant = %tenant.slug, job = job.id, kind = %job.kind,
+                attempt = job.attempts, %status, error = %message, "job failed");
+        }
+    }
+    Ok(())
+}
