@@ -56,6 +56,9 @@ pub struct Config {
     pub jobs_concurrency: usize,
     /// Outgoing mail (`[mail]` in crm.toml, `CRM_MAIL__TRANSPORT=smtp`, …).
     pub mail: crm_core::mail::MailSettings,
+    /// The URL users reach the server at, for links in mail (portal sign-in, surveys);
+    /// default `http://<listen>`.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -82,6 +85,7 @@ impl Default for Config {
             jobs_poll_ms: 1000,
             jobs_concurrency: 4,
             mail: crm_core::mail::MailSettings::default(),
+            public_url: None,
         }
     }
 }
@@ -147,6 +151,15 @@ impl Config {
             "jobs_concurrency must be at least 1"
         );
         Ok(())
+    }
+
+    /// The server's public base URL, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// The master key: `master_key`, else the key file under the data dir (created when

@@ -311,7 +311,11 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
 
 /// What the worker can run, by job kind.
 fn job_handlers(config: &Config) -> anyhow::Result<Handlers> {
-    let mailer = crm_core::mail::Mailer::new(&config.mail, &config.data_dir)
+    let mut mail = config.mail.clone();
+    if mail.base_url.is_none() {
+        mail.base_url = Some(config.public_url());
+    }
+    let mailer = crm_core::mail::Mailer::new(&mail, &config.data_dir)
         .map_err(|e| anyhow::anyhow!("mail settings: {e}"))?;
     let mut handlers = Handlers::default();
     handlers.register(
@@ -323,6 +327,10 @@ fn job_handlers(config: &Config) -> anyhow::Result<Handlers> {
     handlers.register(
         crm_core::records::reminders::JOB,
         Arc::new(crm_core::records::reminders::ReminderJob),
+    );
+    handlers.register(
+        crm_core::desk::tickets::SLA_JOB,
+        Arc::new(crm_core::desk::tickets::SlaTimerJob),
     );
     Ok(handlers)
 }

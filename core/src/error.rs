@@ -57,6 +57,14 @@ pub enum Error {
         message: String,
         existing_id: uuid::Uuid,
     },
+    /// 409: a state change the workflow does not allow from the current state; `allowed`
+    /// lists the states it does allow.
+    #[error("{message}")]
+    Transition {
+        code: &'static str,
+        message: String,
+        allowed: Vec<String>,
+    },
     /// 412: the record changed since the caller read it (stale `If-Match`).
     #[error("{message}")]
     PreconditionFailed { code: &'static str, message: String },
@@ -150,6 +158,7 @@ impl Error {
             | Error::NotFound { code, .. }
             | Error::Conflict { code, .. }
             | Error::Duplicate { code, .. }
+            | Error::Transition { code, .. }
             | Error::PreconditionFailed { code, .. }
             | Error::TooManyRequests { code, .. } => code,
             Error::Unavailable(_) => "service.unavailable",

@@ -94,17 +94,17 @@ async fn wake(tx: &mut TenantTx, at: DateTime<Utc>) -> Result<()> {
     Ok(())
 }
 
-/// Cancels the pending jobs of `kind` about `subject`, except the one keyed `keep`.
+/// Cancels the pending jobs of `kind` about `subject`, except those keyed in `keep`.
 pub async fn cancel_for(
     tx: &mut TenantTx,
     kind: &str,
     subject: Uuid,
-    keep: Option<&str>,
+    keep: &[String],
 ) -> Result<u64> {
     let done = sqlx::query(
         "UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now() \
          WHERE subject_id = $1 AND kind = $2 AND status = 'pending' \
-           AND ($3::text IS NULL OR dedupe_key IS DISTINCT FROM $3)",
+           AND (dedupe_key IS NULL OR NOT (dedupe_key = ANY($3)))",
     )
     .bind(subject)
     .bind(kind)

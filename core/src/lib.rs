@@ -12,6 +12,7 @@ pub mod calendar;
 pub mod context;
 pub mod crypto;
 pub mod db;
+pub mod desk;
 pub mod domain;
 pub mod error;
 pub mod files;

@@ -34,6 +34,9 @@ pub struct MailSettings {
     pub dir: Option<PathBuf>,
     /// Give up on an SMTP conversation after this long (the job retries later).
     pub timeout_secs: u64,
+    /// Replaces `{{base_url}}` in messages (links to the portal and surveys); the server
+    /// fills it from `public_url` when unset.
+    pub base_url: Option<String>,
 }
 
 impl Default for MailSettings {
@@ -44,6 +47,7 @@ impl Default for MailSettings {
             from: "TC CRM <no-reply@tc-crm.localhost>".into(),
             dir: None,
             timeout_secs: 30,
+            base_url: None,
         }
     }
 }
@@ -67,6 +71,7 @@ enum Transport {
 pub struct Mailer {
     transport: Transport,
     from: Mailbox,
+    base_url: String,
 }
 
 impl Mailer {
@@ -115,7 +120,17 @@ impl Mailer {
                 ))
             }
         };
-        Ok(Mailer { transport, from })
+        let base_url = settings
+            .base_url
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into())
+            .trim_end_matches('/')
+            .to_owned();
+        Ok(Mailer {
+            transport,
+            from,
+            base_url,
+        })
     }
 
     /// Sends `mail` as message `id` of tenant `tenant_slug` (the id makes the Message-ID and,
@@ -163,7 +178,7 @@ impl Mailer {
         }
         builder
             .header(ContentType::TEXT_PLAIN)
-            .body(mail.text.clone())
+            .body(mail.text.replace("{{base_url}}", &self.base_url))
             .map_err(|e| JobFailure::Permanent(format!("cannot build the message: {e}")))
     }
 }

@@ -82,8 +82,11 @@ async fn resolve(state: &AppState, req: &Request, token: &str) -> ApiResult<Requ
             sessions::authenticate(&mut tx, &parsed.hash, state.session_ttl()).await?
         }
         CredentialKind::ApiKey => api_keys::authenticate(&mut tx, &parsed.hash).await?,
-        // Feed tokens only open the calendar feed, never the API.
-        CredentialKind::Calendar => None,
+        // Feed, portal and survey tokens open their own routes, never the staff API.
+        CredentialKind::Calendar
+        | CredentialKind::PortalLink
+        | CredentialKind::PortalSession
+        | CredentialKind::Survey => None,
     }
     .ok_or_else(invalid_token)?;
     tx.commit().await?;

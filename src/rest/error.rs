@@ -56,6 +56,10 @@ pub struct Problem {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub existing_id: Option<uuid::Uuid>,
+    /// For 409 `ticket.invalid_transition`: the states the record may move to.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<String>>,
     /// For 429: seconds to wait (also in `Retry-After`).
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +77,7 @@ impl Problem {
             request_id: current_request_id(),
             errors: None,
             existing_id: None,
+            allowed: None,
             retry_after: None,
         }
     }
@@ -124,7 +129,9 @@ impl ApiError {
             Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
-            Error::Conflict { .. } | Error::Duplicate { .. } => StatusCode::CONFLICT,
+            Error::Conflict { .. } | Error::Duplicate { .. } | Error::Transition { .. } => {
+                StatusCode::CONFLICT
+            }
             Error::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -181,6 +188,9 @@ impl ApiError {
         }
         if let Error::Duplicate { existing_id, .. } = err {
             problem.existing_id = Some(*existing_id);
+        }
+        if let Error::Transition { allowed, .. } = err {
+            problem.allowed = Some(allowed.clone());
         }
         if let Error::TooManyRequests {
             retry_after_secs, ..

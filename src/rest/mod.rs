@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod calendar;
+pub mod desk;
 pub mod error;
 pub mod fields;
 pub mod jobs;
@@ -87,6 +88,7 @@ pub type Apis = (
         records::TasksApi,
         calendar::CalendarApi,
     ),
+    (records::TicketsApi, desk::DeskApi),
 );
 
 /// The OpenAPI service mounted at /api/v1.
@@ -120,6 +122,7 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 records::TasksApi(s()),
                 calendar::CalendarApi(s()),
             ),
+            (records::TicketsApi(s()), desk::DeskApi(s())),
         ),
         "TC CRM",
         env!("CARGO_PKG_VERSION"),

@@ -188,10 +188,17 @@ fn query_pairs(req: &Request) -> Vec<(String, String)> {
         .collect()
 }
 
-fn required_permission(object: ObjectKey, action: &str) -> Permission {
-    // Contacts and opportunities belong to the customer relationship: they share the
-    // customer permissions (their record scopes are separate).
-    let _ = object;
+pub(crate) fn required_permission(object: ObjectKey, action: &str) -> Permission {
+    if object == ObjectKey::Tickets {
+        return match action {
+            "read" => Permission::TicketsRead,
+            "create" => Permission::TicketsCreate,
+            "update" => Permission::TicketsUpdate,
+            _ => Permission::TicketsDelete,
+        };
+    }
+    // Contacts, opportunities, activities and tasks belong to the customer relationship: they
+    // share the customer permissions (their record scopes are separate).
     match action {
         "read" => Permission::CustomersRead,
         "create" => Permission::CustomersCreate,
@@ -664,6 +671,18 @@ record_endpoints!(
     "/activities/:id/history",
     "/activities/:id/tags",
     "/activities/:id/tags/:tag"
+);
+
+record_endpoints!(
+    TicketsApi,
+    ObjectKey::Tickets,
+    "/tickets",
+    "/tickets/count",
+    "/tickets/:id",
+    "/tickets/:id/restore",
+    "/tickets/:id/history",
+    "/tickets/:id/tags",
+    "/tickets/:id/tags/:tag"
 );
 
 record_endpoints!(

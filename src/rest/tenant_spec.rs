@@ -203,6 +203,7 @@ impl TenantSpecApi {
             (ObjectKey::Opportunities, "Opportunity"),
             (ObjectKey::Activities, "Activity"),
             (ObjectKey::Tasks, "Task"),
+            (ObjectKey::Tickets, "Ticket"),
         ] {
             let schema = ObjectSchema::load(&mut tx, object).await?;
             object_schemas(&schema, name, &mut schemas);

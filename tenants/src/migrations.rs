@@ -43,6 +43,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 5,
         sql: include_str!("tenant_sql/0005_jobs.sql"),
     },
+    TenantMigration {
+        version: 6,
+        sql: include_str!("tenant_sql/0006_service_desk.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.

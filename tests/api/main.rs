@@ -20,4 +20,5 @@ mod reminders;
 mod roles;
 mod sales;
 mod teams;
+mod tickets;
 mod users;

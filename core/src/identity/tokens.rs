@@ -15,6 +15,12 @@ pub enum CredentialKind {
     ApiKey,
     /// A calendar feed token: reads one user's feed, never the API.
     Calendar,
+    /// A single-use customer-portal sign-in link token (mailed to a contact).
+    PortalLink,
+    /// A customer-portal session of a contact: portal routes only, never staff routes.
+    PortalSession,
+    /// A satisfaction-survey token: rates one ticket, nothing else.
+    Survey,
 }
 
 impl CredentialKind {
@@ -23,6 +29,9 @@ impl CredentialKind {
             CredentialKind::Session => "tcs",
             CredentialKind::ApiKey => "tck",
             CredentialKind::Calendar => "tcc",
+            CredentialKind::PortalLink => "tcl",
+            CredentialKind::PortalSession => "tcp",
+            CredentialKind::Survey => "tcv",
         }
     }
 }
@@ -60,6 +69,9 @@ pub fn parse(token: &str) -> Option<ParsedToken> {
         "tcs" => CredentialKind::Session,
         "tck" => CredentialKind::ApiKey,
         "tcc" => CredentialKind::Calendar,
+        "tcl" => CredentialKind::PortalLink,
+        "tcp" => CredentialKind::PortalSession,
+        "tcv" => CredentialKind::Survey,
         _ => return None,
     };
     let tenant_hex = parts.next()?;

@@ -39,6 +39,17 @@ pub(crate) fn extra_system(object: ObjectKey) -> &'static [(&'static str, FieldT
             ("last_activity_at", FieldType::Datetime),
             ("next_task_due", FieldType::Datetime),
         ],
+        ObjectKey::Tickets => &[
+            ("number", FieldType::Text),
+            ("sla_policy_id", FieldType::Relation),
+            ("first_response_due_at", FieldType::Datetime),
+            ("resolution_due_at", FieldType::Datetime),
+            ("first_responded_at", FieldType::Datetime),
+            ("resolved_at", FieldType::Datetime),
+            ("closed_at", FieldType::Datetime),
+            ("sla_paused_at", FieldType::Datetime),
+            ("status_changed_at", FieldType::Datetime),
+        ],
         _ => &[],
     }
 }

@@ -15,6 +15,7 @@ pub enum ObjectKey {
     Opportunities,
     Activities,
     Tasks,
+    Tickets,
 }
 
 impl ObjectKey {
@@ -24,6 +25,7 @@ impl ObjectKey {
         ObjectKey::Opportunities,
         ObjectKey::Activities,
         ObjectKey::Tasks,
+        ObjectKey::Tickets,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +35,7 @@ impl ObjectKey {
             ObjectKey::Opportunities => "opportunities",
             ObjectKey::Activities => "activities",
             ObjectKey::Tasks => "tasks",
+            ObjectKey::Tickets => "tickets",
         }
     }
 
@@ -44,6 +47,7 @@ impl ObjectKey {
             ObjectKey::Opportunities => "opportunity",
             ObjectKey::Activities => "activity",
             ObjectKey::Tasks => "task",
+            ObjectKey::Tickets => "ticket",
         }
     }
 
@@ -64,13 +68,14 @@ impl ObjectKey {
             ObjectKey::Opportunities => OPPORTUNITY_FIELDS,
             ObjectKey::Activities => ACTIVITY_FIELDS,
             ObjectKey::Tasks => TASK_FIELDS,
+            ObjectKey::Tickets => TICKET_FIELDS,
         }
     }
 
     /// The user column record scopes apply to (who "owns" a record of this object).
     pub fn owner_column(self) -> &'static str {
         match self {
-            ObjectKey::Tasks => "assignee_id",
+            ObjectKey::Tasks | ObjectKey::Tickets => "assignee_id",
             _ => "owner_id",
         }
     }
@@ -290,6 +295,44 @@ const CONTACT_FIELDS: &[Builtin] = &[
     },
     field("is_primary", FieldType::Boolean),
     field("owner_id", FieldType::User),
+    field("tags", FieldType::Tags),
+];
+
+/// Ticket channels.
+pub const TICKET_CHANNELS: &[&str] = &["phone", "email", "web", "portal", "api"];
+
+/// Ticket priorities, lowest first.
+pub const TICKET_PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
+
+// `status` and `type` are text validated against the tenant's ticket workflow (its states and
+// types are the tenant's own); `team_id` is checked against the teams by the ticket hook.
+const TICKET_FIELDS: &[Builtin] = &[
+    Builtin {
+        required: true,
+        searchable: true,
+        ..field("subject", FieldType::Text)
+    },
+    field("description", FieldType::LongText),
+    Builtin {
+        target: Some(ObjectKey::Customers),
+        ..field("customer_id", FieldType::Relation)
+    },
+    Builtin {
+        target: Some(ObjectKey::Contacts),
+        ..field("contact_id", FieldType::Relation)
+    },
+    Builtin {
+        options: TICKET_CHANNELS,
+        ..field("channel", FieldType::Select)
+    },
+    field("type", FieldType::Text),
+    Builtin {
+        options: TICKET_PRIORITIES,
+        ..field("priority", FieldType::Select)
+    },
+    field("status", FieldType::Text),
+    field("assignee_id", FieldType::User),
+    field("team_id", FieldType::Relation),
     field("tags", FieldType::Tags),
 ];
 

@@ -41,10 +41,10 @@ pub async fn sync(tx: &mut TenantTx, id: Uuid) -> Result<()> {
                     .at(at),
             )
             .await?;
-            jobs::cancel_for(tx, JOB, id, Some(&key)).await?;
+            jobs::cancel_for(tx, JOB, id, &[key]).await?;
         }
         _ => {
-            jobs::cancel_for(tx, JOB, id, None).await?;
+            jobs::cancel_for(tx, JOB, id, &[]).await?;
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ use super::schema::ObjectSchema;
 use super::tags;
 use super::values::SqlValue;
 use crate::db::TenantTx;
+use crate::desk;
 use crate::error::{Error, Result};
 use serde_json::Value;
 use sqlx::{Postgres, QueryBuilder};
@@ -206,6 +207,12 @@ pub async fn create(
             }
         }
         ObjectKey::Tasks => check_related(tx, access, &input, None).await?,
+        ObjectKey::Tickets => {
+            check_related(tx, access, &input, None).await?;
+            desk::tickets::prepare_create(tx, schema, &mut input).await?;
+            // A new ticket waits for assignment (by hand or by its team), not on its creator.
+            default_owner = None;
+        }
     }
     let owner_key = schema.object.owner_column();
     if input.get(owner_key).is_none() {
@@ -219,6 +226,10 @@ pub async fn create(
         refresh_followups(tx, customer_of(&record)).await?;
     }
     sync_reminder(tx, schema.object, record_id(&record)).await?;
+    if let (ObjectKey::Tickets, Some(id)) = (schema.object, record_id(&record)) {
+        desk::tickets::after_create(tx, id, access.actor).await?;
+        return engine::fetch(tx, schema, access, id, engine::Visibility::Live, false).await;
+    }
     Ok(record)
 }
 
@@ -240,7 +251,10 @@ pub async fn update(
                 parent_customer(tx, access, *customer).await?;
             }
         }
-        ObjectKey::Opportunities | ObjectKey::Activities | ObjectKey::Tasks => {
+        ObjectKey::Opportunities
+        | ObjectKey::Activities
+        | ObjectKey::Tasks
+        | ObjectKey::Tickets => {
             let unmasked = Access {
                 unmask: true,
                 ..*access
@@ -250,6 +264,9 @@ pub async fn update(
             check_related(tx, access, &input, Some(&current)).await?;
             if schema.object == ObjectKey::Opportunities {
                 sales::prepare_opportunity(tx, schema, &mut input, Some(&current)).await?;
+            }
+            if schema.object == ObjectKey::Tickets {
+                desk::tickets::prepare_update(tx, &input, &current).await?;
             }
             before = Some(current);
         }
@@ -265,6 +282,10 @@ pub async fn update(
         }
     }
     sync_reminder(tx, schema.object, Some(id)).await?;
+    if let (ObjectKey::Tickets, Some(before)) = (schema.object, before.as_ref()) {
+        desk::tickets::after_update(tx, id, before, &record, access.actor).await?;
+        return engine::fetch(tx, schema, access, id, engine::Visibility::Live, false).await;
+    }
     Ok(record)
 }
 

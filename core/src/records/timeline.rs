@@ -1,4 +1,4 @@
-//! A customer's timeline: activities, tasks, stage moves of its opportunities and its own
+//! A customer's timeline: activities, tasks, tickets, stage moves of its opportunities and its own
 //! change history, newest first, in one keyset-paged query.
 
 use super::engine::{self, Access};
@@ -17,7 +17,7 @@ use uuid::Uuid;
 /// One entry of the timeline.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
-    /// `activity`, `task`, `stage_change` or `history`.
+    /// `activity`, `task`, `ticket`, `stage_change` or `history`.
     pub kind: String,
     pub at: DateTime<Utc>,
     /// The activity, task, opportunity or history entry id.
@@ -68,6 +68,11 @@ pub async fn customer_timeline(
            SELECT coalesce(due_at, created_at), 'task', id::text, jsonb_build_object( \
              'title', title, 'due_at', due_at, 'done_at', done_at, 'priority', priority, 'assignee_id', assignee_id) \
            FROM tasks WHERE customer_id = $1 AND deleted_at IS NULL \
+           UNION ALL \
+           SELECT created_at, 'ticket', id::text, jsonb_build_object( \
+             'number', number, 'subject', subject, 'status', status, 'priority', priority, \
+             'type', type, 'assignee_id', assignee_id, 'resolved_at', resolved_at) \
+           FROM tickets WHERE customer_id = $1 AND deleted_at IS NULL \
            UNION ALL \
            SELECT h.at, 'stage_change', h.id::text, jsonb_build_object( \
              'opportunity_id', h.record_id, 'name', o.name, 'from', h.changes -> 'stage' -> 'before', \
