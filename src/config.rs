@@ -7,6 +7,9 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The largest `uploads.max_bytes` accepted.
+pub const MAX_UPLOAD_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// Every setting of the server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -56,6 +59,12 @@ pub struct Config {
     pub jobs_concurrency: usize,
     /// Outgoing mail (`[mail]` in crm.toml, `CRM_MAIL__TRANSPORT=smtp`, …).
     pub mail: crm_core::mail::MailSettings,
+    /// Where attachments are stored (`[files]` in crm.toml: `kind = "local"` with an optional
+    /// `dir`, default `<data_dir>/files`; or `kind = "s3"` with `bucket`, `region`, keys, …).
+    #[serde(serialize_with = "serialize_without_nulls")]
+    pub files: crm_core::files::FileStoreConfig,
+    /// Limits on uploaded files (`[uploads]`: `max_bytes`, `allowed_types`).
+    pub uploads: crm_core::files::UploadPolicy,
     /// The URL users reach the server at, for links in mail (portal sign-in, surveys);
     /// default `http://<listen>`.
     pub public_url: Option<String>,
@@ -85,9 +94,25 @@ impl Default for Config {
             jobs_poll_ms: 1000,
             jobs_concurrency: 4,
             mail: crm_core::mail::MailSettings::default(),
+            files: crm_core::files::FileStoreConfig::default(),
+            uploads: crm_core::files::UploadPolicy::default(),
             public_url: None,
         }
     }
+}
+
+/// Serialises a nested setting without its unset (`null`) keys. The file and the environment
+/// are layered over the serialised defaults, and a `dir: null` left from the default local
+/// store would be an unknown key once `[files] kind = "s3"` is set.
+fn serialize_without_nulls<T: Serialize, S: serde::Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut value = serde_json::to_value(value).map_err(serde::ser::Error::custom)?;
+    if let serde_json::Value::Object(map) = &mut value {
+        map.retain(|_, v| !v.is_null());
+    }
+    value.serialize(serializer)
 }
 
 impl Config {
@@ -149,6 +174,11 @@ impl Config {
         anyhow::ensure!(
             self.jobs_concurrency >= 1,
             "jobs_concurrency must be at least 1"
+        );
+        // Uploads are held in memory while they are checked and stored.
+        anyhow::ensure!(
+            (1..=MAX_UPLOAD_BYTES).contains(&self.uploads.max_bytes),
+            "uploads.max_bytes must be between 1 and {MAX_UPLOAD_BYTES} (1 GiB)"
         );
         Ok(())
     }
@@ -225,6 +255,55 @@ mod tests {
             assert_eq!(c.tenant_isolation, TenantIsolation::Schema);
             assert_eq!(c.database_url.as_deref(), Some("postgres://u@h/db"));
             assert_eq!(c.session_ttl_minutes, 720);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_store_and_upload_limits_come_from_the_file_and_env() {
+        use crm_core::files::{FileStoreConfig, DEFAULT_MAX_BYTES};
+        Jail::expect_with(|jail| {
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.files, FileStoreConfig::Local { dir: None });
+            assert_eq!(c.uploads.max_bytes, DEFAULT_MAX_BYTES);
+            jail.create_file(
+                "crm.toml",
+                "[files]\nkind = \"s3\"\nendpoint = \"http://127.0.0.1:9000\"\nregion = \"cn-north-1\"\n\
+                 bucket = \"crm\"\naccess_key_id = \"AK\"\nforce_path_style = true\n\
+                 [uploads]\nmax_bytes = 1048576\nallowed_types = [\"image/png\"]\n",
+            )?;
+            jail.set_env("CRM_FILES__SECRET_ACCESS_KEY", "from-env");
+            jail.set_env(
+                "CRM_UPLOADS__ALLOWED_TYPES",
+                r#"["image/png", "application/pdf"]"#,
+            );
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            let FileStoreConfig::S3(s3) = &c.files else {
+                panic!("expected s3: {:?}", c.files);
+            };
+            assert_eq!(s3.bucket, "crm");
+            assert_eq!(s3.secret_access_key, "from-env");
+            assert!(s3.force_path_style);
+            assert_eq!(c.uploads.max_bytes, 1_048_576);
+            assert_eq!(c.uploads.allowed_types, ["image/png", "application/pdf"]);
+            assert!(!format!("{c:?}").contains("from-env"), "secret redacted");
+
+            jail.clear_env();
+            jail.create_file(
+                "crm.toml",
+                "[files]\nkind = \"local\"\ndir = \"/srv/files\"\n",
+            )?;
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                c.files,
+                FileStoreConfig::Local {
+                    dir: Some(PathBuf::from("/srv/files"))
+                }
+            );
+            jail.create_file("crm.toml", "[uploads]\nmax_bytes = 0\n")?;
+            assert!(Config::load(None).is_err_and(|e| e.to_string().contains("uploads.max_bytes")));
+            jail.create_file("crm.toml", "[files]\nkind = \"ftp\"\n")?;
+            assert!(Config::load(None).is_err());
             Ok(())
         });
     }

@@ -11,6 +11,7 @@ use crate::worker::{Worker, WorkerSettings};
 use chrono::Duration as ChronoDuration;
 use crm_core::authz::Authorizer;
 use crm_core::db::Db;
+use crm_core::files::FileStore;
 use crm_core::jobs::Handlers;
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::listener::{Acceptor, TcpAcceptor};
@@ -36,17 +37,21 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The OpenAPI document, rendered once at start-up (the per-tenant one extends it).
     pub base_spec: Arc<std::sync::OnceLock<String>>,
+    /// Where attachment bytes live (`[files]`), opened at start-up.
+    pub files: Arc<dyn FileStore>,
 }
 
 impl AppState {
     pub fn new(
         config: Config,
         pool: PgPool,
-        master_key: Option<crm_core::crypto::MasterKey>,
+        master_key: Option<Arc<crm_core::crypto::MasterKey>>,
+        files: Arc<dyn FileStore>,
     ) -> Self {
         Self {
+            files,
             db: Db::new(pool, config.tenant_isolation),
-            master_key: master_key.map(Arc::new),
+            master_key,
             authz: Arc::new(Authorizer::new(config.authz_cache_tenants)),
             metrics: Arc::new(Metrics::new()),
             base_spec: Arc::new(std::sync::OnceLock::new()),
@@ -77,8 +82,12 @@ pub fn app(state: AppState) -> impl Endpoint {
     let _ = state.base_spec.set(api.spec());
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
+    let portal = rest::portal::service(state.clone());
+    let portal_spec = portal.spec_endpoint();
     Route::new()
         .nest("/api/v1", api)
+        .at("/portal/api/openapi.json", portal_spec)
+        .nest("/portal/api", portal)
         .at("/api/openapi.json", spec)
         .nest("/api/docs", docs)
         .at("/healthz", poem::get(healthz))
@@ -141,19 +150,35 @@ async fn observe<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response
     Ok(resp)
 }
 
-/// Refuses bodies over `max_body_bytes` with 413, whether or not Content-Length is sent.
+/// Room for the multipart framing around an uploaded file (boundaries, part headers, fields).
+const UPLOAD_OVERHEAD_BYTES: usize = 64 * 1024;
+
+/// Refuses bodies over `max_body_bytes` with 413, whether or not Content-Length is sent. An
+/// upload (`POST /api/v1/tickets/{id}/attachments`) may carry `uploads.max_bytes` plus its
+/// multipart framing instead, and is refused as `file.too_large`.
 async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
-    let limit = req
-        .data::<AppState>()
-        .map_or(1024 * 1024, |s| s.config.max_body_bytes);
-    let too_large = || {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request.too_large",
-            format!("the request body exceeds {limit} bytes"),
-        )
-        .into_response()
+    let (limit, code, detail) = match req.data::<AppState>() {
+        Some(s) if is_upload(&req) => {
+            let max = s.config.uploads.max_bytes;
+            (
+                usize::try_from(max)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(UPLOAD_OVERHEAD_BYTES),
+                "file.too_large",
+                format!("the file is larger than the limit of {max} bytes; upload a smaller one"),
+            )
+        }
+        state => {
+            let limit = state.map_or(1024 * 1024, |s| s.config.max_body_bytes);
+            (
+                limit,
+                "request.too_large",
+                format!("the request body exceeds {limit} bytes"),
+            )
+        }
     };
+    let too_large =
+        || Problem::new(StatusCode::PAYLOAD_TOO_LARGE, code, detail.clone()).into_response();
     let declared = req
         .header(header::CONTENT_LENGTH)
         .and_then(|v| v.parse::<usize>().ok());
@@ -174,6 +199,18 @@ async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<R
         }
     }
     ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Whether `req` uploads an attachment (the one route with its own body limit).
+fn is_upload(req: &Request) -> bool {
+    req.method() == poem::http::Method::POST
+        && req
+            .uri()
+            .path()
+            .trim_end_matches('/')
+            .strip_prefix("/api/v1/tickets/")
+            .and_then(|rest| rest.strip_suffix("/attachments"))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 #[handler]
@@ -272,11 +309,23 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .ok_or_else(|| anyhow::anyhow!("listener has no socket address"))?;
-    let master_key = config.master_key(true)?;
+    let master_key = config.master_key(true)?.map(Arc::new);
+    let files = crm_core::files::open(&config.files, &config.data_dir)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the attachment file store ([files]): {e}"))?;
     let worker = if config.jobs_enabled {
         Some(Worker::spawn(
             Db::new(pool.clone(), config.tenant_isolation),
-            job_handlers(&config)?,
+            {
+                let mut handlers = job_handlers(&config, master_key.clone())?;
+                handlers.register(
+                    crm_core::desk::attachments::DELETE_FILES_JOB,
+                    Arc::new(crm_core::desk::attachments::DeleteFilesJob {
+                        store: files.clone(),
+                    }),
+                );
+                handlers
+            },
             WorkerSettings {
                 poll: Duration::from_millis(config.jobs_poll_ms),
                 concurrency: config.jobs_concurrency,
@@ -288,7 +337,7 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
     } else {
         None
     };
-    let state = AppState::new(config, pool, master_key);
+    let state = AppState::new(config, pool, master_key, files);
     let endpoint = app(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(
@@ -310,20 +359,18 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
 }
 
 /// What the worker can run, by job kind.
-fn job_handlers(config: &Config) -> anyhow::Result<Handlers> {
+fn job_handlers(
+    config: &Config,
+    master_key: Option<Arc<crm_core::crypto::MasterKey>>,
+) -> anyhow::Result<Handlers> {
     let mut mail = config.mail.clone();
     if mail.base_url.is_none() {
         mail.base_url = Some(config.public_url());
     }
-    let mailer = crm_core::mail::Mailer::new(&mail, &config.data_dir)
+    let send = crm_core::mail::SendMailJob::new(mail, &config.data_dir, master_key)
         .map_err(|e| anyhow::anyhow!("mail settings: {e}"))?;
     let mut handlers = Handlers::default();
-    handlers.register(
-        crm_core::mail::SEND_JOB,
-        Arc::new(crm_core::mail::SendMailJob {
-            mailer: Arc::new(mailer),
-        }),
-    );
+    handlers.register(crm_core::mail::SEND_JOB, Arc::new(send));
     handlers.register(
         crm_core::records::reminders::JOB,
         Arc::new(crm_core::records::reminders::ReminderJob),

@@ -6,9 +6,11 @@
 //! — a re-run overwrites the same file, so a job retried after a crash never leaves two —
 //! and `smtp` (plain, STARTTLS or implicit TLS, from a URL).
 
+use crate::crypto::MasterKey;
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use crate::jobs::{ClaimedJob, JobFailure, JobHandler, NewJob};
+use crate::records::keys;
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
@@ -205,9 +207,155 @@ pub async fn enqueue(
     crate::jobs::enqueue(tx, job).await
 }
 
-/// The `mail.send` job.
+/// A tenant's own mail settings (override the server's): sender and SMTP server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantMail {
+    pub from: Option<String>,
+    /// Decrypted; shown to admins only with the password masked ([`mask_url`]).
+    pub smtp_url: Option<String>,
+}
+
+const SMTP_URL_AAD: &[u8] = b"settings.mail_smtp_url";
+
+/// The tenant's mail settings, decrypting the SMTP URL with its data key.
+pub async fn tenant_settings(tx: &mut TenantTx, master: Option<&MasterKey>) -> Result<TenantMail> {
+    let (from, sealed): (Option<String>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT mail_from, mail_smtp_url FROM settings")
+            .fetch_one(tx.conn())
+            .await?;
+    let smtp_url = match sealed {
+        None => None,
+        Some(bytes) => {
+            let key = keys::data_key(tx, master, false).await?.ok_or_else(|| {
+                Error::internal("the tenant's SMTP URL is sealed but it has no data key")
+            })?;
+            let plain = key
+                .decrypt(&bytes, SMTP_URL_AAD)
+                .map_err(|e| Error::internal(format!("cannot open the tenant's SMTP URL: {e}")))?;
+            Some(String::from_utf8_lossy(&plain).into_owned())
+        }
+    };
+    Ok(TenantMail { from, smtp_url })
+}
+
+/// Replaces the tenant's mail settings (`None` = use the server's). The SMTP URL is checked
+/// by building a transport from it and stored encrypted under the tenant's data key.
+pub async fn set_tenant_settings(
+    tx: &mut TenantTx,
+    master: Option<&MasterKey>,
+    settings: &TenantMail,
+) -> Result<TenantMail> {
+    let mut errors = Vec::new();
+    if let Some(from) = &settings.from {
+        if from.parse::<Mailbox>().is_err() {
+            errors.push(crate::FieldError::new(
+                "from",
+                "invalid_address",
+                "use a mailbox like 客服中心 <service@example.com>",
+            ));
+        }
+    }
+    if let Some(url) = &settings.smtp_url {
+        if let Err(e) = AsyncSmtpTransport::<Tokio1Executor>::from_url(url) {
+            errors.push(crate::FieldError::new(
+                "smtp_url",
+                "invalid_url",
+                format!("not a usable SMTP URL ({e}); use smtp://user:pass@host:587?tls=required, smtps://host:465 or smtp://host:25"),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::invalid(errors));
+    }
+    let sealed = match &settings.smtp_url {
+        None => None,
+        Some(url) => {
+            let key = keys::data_key(tx, master, true)
+                .await?
+                .ok_or_else(|| Error::internal("no data key after creating one"))?;
+            Some(
+                key.encrypt(url.as_bytes(), SMTP_URL_AAD)
+                    .map_err(|e| Error::internal(format!("cannot seal the SMTP URL: {e}")))?,
+            )
+        }
+    };
+    sqlx::query("UPDATE settings SET mail_from = $1, mail_smtp_url = $2, updated_at = now()")
+        .bind(&settings.from)
+        .bind(sealed)
+        .execute(tx.conn())
+        .await?;
+    Ok(settings.clone())
+}
+
+/// `smtp://user:***@host:587` — an SMTP URL with its password hidden.
+pub fn mask_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "***".into(),
+    }
+}
+
+/// A tenant's (sender, SMTP URL), naming its cached transport.
+type MailerKey = (Option<String>, Option<String>);
+
+/// The `mail.send` job: the tenant's own SMTP server and sender when it set them, else the
+/// server's transport.
 pub struct SendMailJob {
-    pub mailer: Arc<Mailer>,
+    mailer: Arc<Mailer>,
+    settings: MailSettings,
+    data_dir: PathBuf,
+    master: Option<Arc<MasterKey>>,
+    /// Transports of tenants with their own settings, by (from, URL).
+    tenant_mailers: std::sync::Mutex<std::collections::HashMap<MailerKey, Arc<Mailer>>>,
+}
+
+impl SendMailJob {
+    pub fn new(
+        settings: MailSettings,
+        data_dir: &Path,
+        master: Option<Arc<MasterKey>>,
+    ) -> Result<Self> {
+        Ok(SendMailJob {
+            mailer: Arc::new(Mailer::new(&settings, data_dir)?),
+            settings,
+            data_dir: data_dir.to_owned(),
+            master,
+            tenant_mailers: Default::default(),
+        })
+    }
+
+    fn mailer_for(&self, tenant: TenantMail) -> Result<Arc<Mailer>> {
+        if tenant == TenantMail::default() {
+            return Ok(self.mailer.clone());
+        }
+        let key = (tenant.from.clone(), tenant.smtp_url.clone());
+        let mut cache = self
+            .tenant_mailers
+            .lock()
+            .map_err(|_| Error::internal("mailer cache poisoned"))?;
+        if let Some(m) = cache.get(&key) {
+            return Ok(m.clone());
+        }
+        let mut settings = self.settings.clone();
+        if let Some(from) = tenant.from {
+            settings.from = from;
+        }
+        if let Some(url) = tenant.smtp_url {
+            settings.transport = "smtp".into();
+            settings.smtp_url = Some(url);
+        }
+        let mailer = Arc::new(Mailer::new(&settings, &self.data_dir)?);
+        if cache.len() > 1000 {
+            cache.clear();
+        }
+        cache.insert(key, mailer.clone());
+        Ok(mailer)
+    }
 }
 
 #[async_trait::async_trait]
@@ -219,8 +367,10 @@ impl JobHandler for SendMailJob {
     ) -> std::result::Result<(), JobFailure> {
         let mail: OutgoingMail = serde_json::from_value(job.payload.clone())
             .map_err(|e| JobFailure::Permanent(format!("malformed mail job: {e}")))?;
+        let tenant = tenant_settings(tx, self.master.as_deref()).await?;
+        let mailer = self.mailer_for(tenant)?;
         let slug = tx.tenant().slug.clone();
-        self.mailer.send(&slug, &job.id.to_string(), &mail).await
+        mailer.send(&slug, &job.id.to_string(), &mail).await
     }
 }
 

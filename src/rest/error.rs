@@ -125,6 +125,11 @@ impl ApiError {
         }
         match &self.0 {
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            // An upload over `uploads.max_bytes` (UploadPolicy::check).
+            Error::BadRequest {
+                code: "file.too_large",
+                ..
+            } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,

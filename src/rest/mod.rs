@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod api_keys;
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod calendar;
@@ -12,8 +13,11 @@ pub mod fields;
 pub mod jobs;
 pub mod notifications;
 pub mod pipelines;
+pub mod portal;
 pub mod records;
 pub mod roles;
+pub mod service_report;
+pub mod settings;
 pub mod tags;
 pub mod teams;
 pub mod tenant_spec;
@@ -72,6 +76,7 @@ pub type Apis = (
         tenant_spec::TenantSpecApi,
         notifications::NotificationsApi,
         jobs::JobsApi,
+        settings::SettingsApi,
     ),
     (
         records::CustomersApi,
@@ -88,7 +93,12 @@ pub type Apis = (
         records::TasksApi,
         calendar::CalendarApi,
     ),
-    (records::TicketsApi, desk::DeskApi),
+    (
+        records::TicketsApi,
+        desk::DeskApi,
+        service_report::ServiceReportApi,
+        attachments::AttachmentsApi,
+    ),
 );
 
 /// The OpenAPI service mounted at /api/v1.
@@ -106,6 +116,7 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 tenant_spec::TenantSpecApi(s()),
                 notifications::NotificationsApi(s()),
                 jobs::JobsApi(s()),
+                settings::SettingsApi(s()),
             ),
             (
                 records::CustomersApi(s()),
@@ -122,7 +133,12 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 records::TasksApi(s()),
                 calendar::CalendarApi(s()),
             ),
-            (records::TicketsApi(s()), desk::DeskApi(s())),
+            (
+                records::TicketsApi(s()),
+                desk::DeskApi(s()),
+                service_report::ServiceReportApi(s()),
+                attachments::AttachmentsApi(s()),
+            ),
         ),
         "TC CRM",
         env!("CARGO_PKG_VERSION"),

@@ -747,3 +747,114 @@ async fn round_robin_and_least_open_assignment_are_fair_and_skip_the_away() {
     .await
     .expect_problem(422, "validation.failed");
 }
+
+#[tokio::test]
+async fn a_company_can_send_through_its_own_smtp_server() {
+    let smtp = crate::mail::SmtpServer::start().await;
+    let app = TestApp::spawn().await;
+    let own = app.signup().await;
+    let default = app.signup().await;
+    let current = app
+        .get("/api/v1/settings/mail", &own.token)
+        .await
+        .expect(200);
+    assert_eq!(current["uses_server_transport"], true);
+    let bad = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/settings/mail",
+            Some(&own.token),
+            Some(json!({"from": "nobody", "smtp_url": "ftp://x"})),
+        )
+        .await
+        .expect_problem(422, "validation.failed");
+    assert_eq!(bad["errors"].as_array().map(Vec::len), Some(2));
+    // Credentials are shown masked and stored sealed, never in clear.
+    let with_password = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/settings/mail",
+            Some(&own.token),
+            Some(json!({"smtp_url": "smtp://crm:s3cret@smtp.lantian.example:587?tls=required"})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        with_password["smtp_url"],
+        "smtp://crm:***@smtp.lantian.example:587?tls=required"
+    );
+    let schema = app.schema_of(&own).await;
+    let stored: Vec<u8> =
+        sqlx::query_scalar(&format!("SELECT mail_smtp_url FROM \"{schema}\".settings"))
+            .fetch_one(&app.pool)
+            .await
+            .expect("stored");
+    assert!(!String::from_utf8_lossy(&stored).contains("s3cret"));
+    // The test SMTP server takes mail without authentication.
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let saved = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/settings/mail",
+            Some(&own.token),
+            Some(json!({"from": "蓝天客服 <service@lantian.example>", "smtp_url": url})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(saved["uses_server_transport"], false);
+    let (_, sales) = app.user_with_roles(&own, &["sales"]).await;
+    app.get("/api/v1/settings/mail", &sales)
+        .await
+        .expect_problem(403, "auth.forbidden");
+
+    for t in [&own, &default] {
+        let customer = app
+            .post("/api/v1/customers", &t.token, json!({"name": "客户"}))
+            .await
+            .expect(201);
+        let contact = app
+            .post("/api/v1/contacts", &t.token, json!({"name": "赵敏", "customer_id": customer["id"], "email": format!("zhao@{}.example", t.slug)}))
+            .await
+            .expect(201);
+        let tk = ticket(&app, t, json!({"subject": "退货申请", "customer_id": customer["id"], "contact_id": contact["id"]})).await;
+        app.post(
+            &format!("/api/v1/tickets/{}/comments", id(&tk)),
+            &t.token,
+            json!({"body": "已为您办理退货", "public": true}),
+        )
+        .await
+        .expect(201);
+    }
+    // The company with its own server sends through it, with its sender; the other writes files.
+    let got = smtp.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["mail_from"], "service@lantian.example");
+    assert_eq!(
+        got[0]["rcpt_tos"],
+        json!([format!("zhao@{}.example", own.slug)])
+    );
+    assert!(got[0]["subject"]
+        .as_str()
+        .expect("subject")
+        .contains("退货申请"));
+    assert!(got[0]["body"]
+        .as_str()
+        .expect("body")
+        .contains("已为您办理退货"));
+    eventually("the other company's mail file", || async {
+        (!eml_files(&app.config.data_dir, &default.slug).is_empty()).then_some(())
+    })
+    .await;
+    assert!(eml_files(&app.config.data_dir, &own.slug).is_empty());
+    // Back to the server's transport.
+    let reset = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/settings/mail",
+            Some(&own.token),
+            Some(json!({"from": null, "smtp_url": null})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(reset["uses_server_transport"], true);
+}

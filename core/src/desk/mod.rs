@@ -3,9 +3,12 @@
 //! assignment, the conversation, satisfaction surveys and the messages all of it sends.
 
 pub mod assignment;
+pub mod attachments;
 pub mod comments;
 pub mod csat;
 pub mod notices;
+pub mod portal;
+pub mod reports;
 pub mod sla;
 pub mod tickets;
 pub mod workflow;

@@ -448,3 +448,161 @@ pub fn due_at(
 ) -> DateTime<Utc> {
     cal.add_business_seconds(created_at, target_secs + paused_secs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::business_hours::{CalendarSpec, Interval};
+    use chrono::TimeZone;
+
+    fn shanghai(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        chrono_tz::Asia::Shanghai
+            .with_ymd_and_hms(y, m, d, h, min, 0)
+            .single()
+            .expect("valid local time")
+            .with_timezone(&Utc)
+    }
+
+    /// Office hours Mon-Fri 09:00-12:00 and 13:00-18:00 (lunch break), National Day 2026
+    /// (Oct 1-7) off, Sunday Sep 27 a make-up workday.
+    fn office() -> BusinessCalendar {
+        let mut spec = CalendarSpec::default_office();
+        let day = vec![
+            Interval::new("09:00", "12:00"),
+            Interval::new("13:00", "18:00"),
+        ];
+        for d in [
+            chrono::Weekday::Mon,
+            chrono::Weekday::Tue,
+            chrono::Weekday::Wed,
+            chrono::Weekday::Thu,
+            chrono::Weekday::Fri,
+        ] {
+            spec.hours.set(d, day.clone());
+        }
+        spec.holidays = (1..=7)
+            .map(|d| chrono::NaiveDate::from_ymd_opt(2026, 10, d).expect("date"))
+            .collect();
+        spec.workdays = vec![chrono::NaiveDate::from_ymd_opt(2026, 9, 27).expect("date")];
+        BusinessCalendar::new(&spec).expect("valid calendar")
+    }
+
+    /// Due times of SLA targets: (case, created, target minutes, paused business minutes, due).
+    #[test]
+    fn due_times_across_nights_weekends_holidays_and_pauses() {
+        let cal = office();
+        let cases = [
+            (
+                "same morning",
+                shanghai(2026, 11, 23, 9, 30),
+                60,
+                0,
+                shanghai(2026, 11, 23, 10, 30),
+            ),
+            (
+                "over lunch",
+                shanghai(2026, 11, 23, 11, 30),
+                60,
+                0,
+                shanghai(2026, 11, 23, 13, 30),
+            ),
+            (
+                "over the night",
+                shanghai(2026, 11, 23, 17, 0),
+                240,
+                0,
+                shanghai(2026, 11, 24, 12, 0),
+            ),
+            (
+                "created at night",
+                shanghai(2026, 11, 23, 22, 0),
+                30,
+                0,
+                shanghai(2026, 11, 24, 9, 30),
+            ),
+            (
+                "over the weekend",
+                shanghai(2026, 11, 27, 17, 30),
+                120,
+                0,
+                shanghai(2026, 11, 30, 10, 30),
+            ),
+            (
+                "created on Saturday",
+                shanghai(2026, 11, 28, 10, 0),
+                60,
+                0,
+                shanghai(2026, 11, 30, 10, 0),
+            ),
+            (
+                "a full day is 8 h",
+                shanghai(2026, 11, 23, 9, 0),
+                480,
+                0,
+                shanghai(2026, 11, 23, 18, 0),
+            ),
+            (
+                "into the make-up Sunday",
+                shanghai(2026, 9, 26, 10, 0),
+                60,
+                0,
+                shanghai(2026, 9, 27, 10, 0),
+            ),
+            (
+                "over National Day",
+                shanghai(2026, 9, 30, 17, 0),
+                120,
+                0,
+                shanghai(2026, 10, 8, 10, 0),
+            ),
+            (
+                "paused one hour",
+                shanghai(2026, 11, 23, 9, 0),
+                60,
+                60,
+                shanghai(2026, 11, 23, 11, 0),
+            ),
+            (
+                "paused into the next day",
+                shanghai(2026, 11, 23, 16, 0),
+                60,
+                120,
+                shanghai(2026, 11, 24, 10, 0),
+            ),
+            (
+                "paused over a weekend",
+                shanghai(2026, 11, 27, 16, 0),
+                120,
+                60,
+                shanghai(2026, 11, 30, 10, 0),
+            ),
+        ];
+        for (case, created, minutes, paused, want) in cases {
+            let got = due_at(&cal, created, minutes * 60, paused * 60);
+            assert_eq!(got, want, "{case}");
+        }
+    }
+
+    /// A pause shifts the due time by exactly the business time spent paused, however the pause
+    /// falls across nights and weekends.
+    #[test]
+    fn a_pause_shifts_the_due_time_by_its_business_length() {
+        let cal = office();
+        let created = shanghai(2026, 11, 26, 15, 0);
+        let target = 4 * 3600;
+        let before = due_at(&cal, created, target, 0);
+        assert_eq!(before, shanghai(2026, 11, 27, 10, 0));
+        // Paused from Thursday 17:00 to Monday 09:30: one business hour Thursday, Friday's
+        // eight, and half an hour on Monday.
+        let paused = cal
+            .business_seconds_between(shanghai(2026, 11, 26, 17, 0), shanghai(2026, 11, 30, 9, 30));
+        assert_eq!(paused, (1 + 8) * 3600 + 1800);
+        let after = due_at(&cal, created, target, paused);
+        assert_eq!(after, shanghai(2026, 11, 30, 11, 30));
+        assert_eq!(
+            cal.business_seconds_between(before, after),
+            paused,
+            "shifted by the pause"
+        );
+    }
+}

@@ -7,6 +7,7 @@ use super::history;
 use super::meta::ObjectKey;
 use crate::audit::Actor;
 use crate::db::TenantTx;
+use crate::desk::notices::local_time;
 use crate::error::Result;
 use crate::jobs::{self, ClaimedJob, JobFailure, JobHandler, NewJob};
 use crate::mail::{self, Lang, OutgoingMail};
@@ -155,17 +156,6 @@ impl JobHandler for ReminderJob {
             .await?;
         }
         Ok(())
-    }
-}
-
-/// `2026-11-24 09:30 (Asia/Shanghai)`.
-fn local_time(at: DateTime<Utc>, timezone: &str) -> String {
-    match timezone.parse::<chrono_tz::Tz>() {
-        Ok(tz) => format!(
-            "{} ({timezone})",
-            at.with_timezone(&tz).format("%Y-%m-%d %H:%M")
-        ),
-        Err(_) => format!("{} (UTC)", at.format("%Y-%m-%d %H:%M")),
     }
 }
 

@@ -340,6 +340,11 @@ pub async fn purge(
     id: Uuid,
 ) -> Result<()> {
     let customer = followup_customer(tx, schema.object, id).await?;
+    if schema.object == ObjectKey::Tickets {
+        // Its attachment rows cascade away: queue their stored objects' deletion in this
+        // transaction, so it happens exactly when the purge commits.
+        desk::attachments::before_ticket_purge(tx, id).await?;
+    }
     engine::purge(tx, schema, access, id).await?;
     sync_reminder(tx, schema.object, Some(id)).await?;
     refresh_followups(tx, customer).await
