@@ -309,6 +309,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_in_deploy_is_valid() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/crm.example.toml");
+        Jail::expect_with(|_| {
+            let config = Config::load(Some(Path::new(example))).expect("example loads");
+            assert_eq!(config.mail.transport, "file");
+            assert!(config.jobs_enabled);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn typos_and_bad_values_are_refused() {
         Jail::expect_with(|jail| {
             jail.create_file("crm.toml", "lisen = \"0.0.0.0:9000\"\n")?;

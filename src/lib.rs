@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod embedded_pg;
 pub mod metrics;
+pub mod portal_pages;
 pub mod rest;
 pub mod server;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::portal_pages;
 use crate::rest::{
     self,
     error::{panic_response, problem_from_poem, Problem, REQUEST_ID},
@@ -88,6 +89,10 @@ pub fn app(state: AppState) -> impl Endpoint {
         .nest("/api/v1", api)
         .at("/portal/api/openapi.json", portal_spec)
         .nest("/portal/api", portal)
+        // The pages the portal mails link to; the API stays under /portal/api.
+        .at("/portal", poem::get(portal_pages::portal_page))
+        .at("/portal/login", poem::get(portal_pages::portal_page))
+        .at("/portal/survey", poem::get(portal_pages::portal_page))
         .at("/api/openapi.json", spec)
         .nest("/api/docs", docs)
         .at("/healthz", poem::get(healthz))

@@ -1,11 +1,10 @@
 //! Attachments over HTTP against both file stores — the local directory (default settings) and
 //! a real S3 server (moto) — with the same scenario; then limits, refusals and access.
 
-use crate::helpers::{Resp, Tenant, TestApp};
+use crate::helpers::{eventually, Resp, Tenant, TestApp};
 use crate::s3::{object_bytes, object_names, Moto};
 use crm_core::files::{FileStoreConfig, S3Config, S3Store};
 use serde_json::{json, Value};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 
 /// A real 1×1 PNG (one red pixel).
@@ -19,20 +18,6 @@ const EXE: &[u8] = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\
 
 fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_owned()
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..200 {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// One part of a multipart/form-data body.

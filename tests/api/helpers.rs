@@ -102,6 +102,22 @@ async fn template() -> &'static str {
         .await
 }
 
+/// Polls `probe` every 100 ms until it returns `Some` (20 s at most): for effects of the
+/// background job worker (mail, reminders, SLA timers).
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
 /// A signed-up tenant and its administrator's session.
 #[derive(Debug, Clone)]
 pub struct Tenant {

@@ -16,6 +16,7 @@ mod mail;
 mod migrate;
 mod ops;
 mod portal;
+mod portal_browser;
 mod records;
 mod records_query;
 mod reminders;

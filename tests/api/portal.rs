@@ -2,28 +2,13 @@
 //! tickets with public replies only, open tickets, reply and rate; the survey link rates a
 //! resolved ticket without signing in. Staff and portal credentials never cross over.
 
-use crate::helpers::{Tenant, TestApp};
+use crate::helpers::{eventually, Tenant, TestApp};
 use crate::mail::eml_files;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::future::Future;
 
 fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_owned()
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..200 {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// A customer and one contact of it with `email`; returns (customer id, contact id).

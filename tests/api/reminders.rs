@@ -1,29 +1,13 @@
 //! Task reminders as durable jobs: in-app notification + mail at `remind_at`, exactly once,
 //! across restarts, replicas and a crashed worker; failures visible under /jobs.
 
-use crate::helpers::{unique_slug, Tenant, TestApp, PASSWORD};
+use crate::helpers::{eventually, unique_slug, Tenant, TestApp, PASSWORD};
 use crate::mail::{eml_files, SmtpServer};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
-use std::future::Future;
 
 fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// Polls `probe` every 100 ms until it returns `Some` (20 s at most).
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..200 {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 async fn notifications(app: &TestApp, token: &str) -> Value {

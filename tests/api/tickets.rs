@@ -1,11 +1,10 @@
 //! Tickets on the record engine: numbers, the status machine, SLA due times and timers,
 //! the conversation and team assignment.
 
-use crate::helpers::{Tenant, TestApp};
+use crate::helpers::{eventually, Tenant, TestApp};
 use crate::mail::eml_files;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use std::future::Future;
 
 fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_owned()
@@ -13,20 +12,6 @@ fn id(v: &Value) -> String {
 
 fn at(v: &Value) -> DateTime<Utc> {
     v.as_str().expect("timestamp").parse().expect("rfc3339")
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..200 {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 async fn ticket(app: &TestApp, t: &Tenant, body: Value) -> Value {
@@ -636,6 +621,35 @@ async fn round_robin_and_least_open_assignment_are_fair_and_skip_the_away() {
     }
     assert_eq!(counts.len(), 3);
     assert!(counts.values().all(|n| *n == 3), "{counts:?}");
+    // Each assignee is told: in-app and by mail.
+    let email = app
+        .get(&format!("/api/v1/users/{}", agents[0]), &t.token)
+        .await
+        .expect(200)["email"]
+        .as_str()
+        .expect("email")
+        .to_owned();
+    let mails = eventually("the assignment mails", || async {
+        let m: Vec<Value> = eml_files(&app.config.data_dir, &t.slug)
+            .into_iter()
+            .filter(|m| {
+                m["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("新工单 T-"))
+            })
+            .collect();
+        (m.len() >= 9).then_some(m)
+    })
+    .await;
+    let to_first: Vec<&Value> = mails
+        .iter()
+        .filter(|m| m["to"].as_str().is_some_and(|to| to.contains(&email)))
+        .collect();
+    assert_eq!(to_first.len(), 3, "{mails:#?}");
+    assert!(to_first[0]["body"]
+        .as_str()
+        .expect("body")
+        .contains("已分配给您"));
 
     // Away agents are skipped.
     app.call(
