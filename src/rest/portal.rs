@@ -226,6 +226,13 @@ pub struct SessionOut {
     pub expires_at: DateTime<Utc>,
     pub contact: Named,
     pub customer: Named,
+    pub tenant: PortalTenant,
+}
+
+/// The company the portal belongs to (its slug is what `login-link` asks for).
+#[derive(Object)]
+pub struct PortalTenant {
+    pub slug: String,
 }
 
 #[derive(Object)]
@@ -233,6 +240,7 @@ pub struct MeOut {
     pub expires_at: DateTime<Utc>,
     pub contact: Named,
     pub customer: Named,
+    pub tenant: PortalTenant,
 }
 
 #[derive(Object)]
@@ -488,6 +496,9 @@ impl PortalApi {
         tx.commit().await?;
         let p = session.principal;
         Ok(Created::Created(Json(SessionOut {
+            tenant: PortalTenant {
+                slug: tenant.slug.clone(),
+            },
             token: session.token,
             expires_at: p.expires_at,
             contact: Named {
@@ -504,8 +515,12 @@ impl PortalApi {
     /// Who is signed in, and until when.
     #[oai(path = "/me", method = "get", tag = "PortalTag::SignIn")]
     async fn me(&self, auth: PortalAuth) -> ApiResult<Json<MeOut>> {
+        let tenant = PortalTenant {
+            slug: auth.0.tenant.slug.clone(),
+        };
         let p = auth.0.principal;
         Ok(Json(MeOut {
+            tenant,
             expires_at: p.expires_at,
             contact: Named {
                 id: p.contact_id,

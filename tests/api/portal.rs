@@ -161,8 +161,10 @@ async fn a_contact_signs_in_by_link_opens_a_ticket_and_follows_the_public_conver
         json!({"id": customer, "name": "上海蓝天贸易"})
     );
     assert!(session["expires_at"].is_string());
+    assert_eq!(session["tenant"]["slug"], t.slug.as_str());
     let me = app.get("/portal/api/me", &token).await.expect(200);
     assert_eq!(me["contact"]["id"], contact.as_str());
+    assert_eq!(me["tenant"]["slug"], t.slug.as_str());
 
     // Opening a ticket: channel, customer and contact come from the session; SLA and the
     // number from the normal hooks.
