@@ -119,9 +119,19 @@ async fn visit(
             }
         }
     }
+    if let Err(e) = prune(db, tenant).await {
+        tracing::warn!(tenant = %tenant.slug, error = %e, "cannot prune finished jobs");
+    }
     if let Err(e) = crm_tenants::jobs::settle(&db.pool, tenant.id).await {
         tracing::warn!(tenant = %tenant.slug, error = %e, "cannot settle the tenant's job hint");
     }
+}
+
+/// Finished jobs are kept two weeks (for the job list), then deleted while visiting anyway.
+async fn prune(db: &Db, tenant: &TenantCtx) -> crm_core::Result<()> {
+    let mut tx = db.tenant_tx(tenant).await?;
+    jobs::prune(&mut tx, Duration::days(14), 500).await?;
+    tx.commit().await
 }
 
 async fn claim(

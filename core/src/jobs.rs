@@ -158,11 +158,14 @@ pub async fn lock_claimed(tx: &mut TenantTx, job: &ClaimedJob) -> Result<bool> {
     Ok(held.is_some())
 }
 
-/// Marks a locked job done (in the transaction that holds its effects).
+/// Marks a locked job done (in the transaction that holds its effects). A sent mail's body
+/// is dropped: it may carry a sign-in or survey link, and nobody needs it any more.
 pub async fn complete(tx: &mut TenantTx, job: &ClaimedJob) -> Result<()> {
     sqlx::query(
         "UPDATE jobs SET status = 'done', finished_at = now(), updated_at = now(), \
-           claim_token = NULL, locked_until = NULL, last_error = NULL WHERE id = $1",
+           claim_token = NULL, locked_until = NULL, last_error = NULL, \
+           payload = CASE WHEN kind = 'mail.send' THEN payload - 'text' ELSE payload END \
+         WHERE id = $1",
     )
     .bind(job.id)
     .execute(tx.conn())
@@ -205,6 +208,20 @@ pub async fn fail(
         wake(tx, retry_at).await?;
     }
     Ok(status)
+}
+
+/// Deletes up to `limit` jobs that finished (done or cancelled) more than `age` ago; dead
+/// jobs stay until someone retries or looks at them. Returns how many went.
+pub async fn prune(tx: &mut TenantTx, age: Duration, limit: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE status IN ('done', 'cancelled') \
+           AND finished_at < now() - make_interval(secs => $1) ORDER BY id LIMIT $2)",
+    )
+    .bind(age.num_seconds() as f64)
+    .bind(limit)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// A job as the API shows it.

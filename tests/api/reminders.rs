@@ -435,3 +435,54 @@ async fn reminder_mail_reaches_a_real_smtp_server_and_failures_are_visible() {
         "the refused message was never accepted"
     );
 }
+
+#[tokio::test]
+async fn sent_mail_bodies_are_dropped_and_old_jobs_pruned() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    task(
+        &app,
+        &t,
+        json!({"title": "第一次回访", "remind_at": rfc(Utc::now())}),
+    )
+    .await;
+    eventually("the mail job done", || async {
+        let jobs = jobs_of(&app, &t, "kind=mail.send&status=done").await;
+        (!jobs.is_empty()).then_some(())
+    })
+    .await;
+    let schema = app.schema_of(&t).await;
+    let payload: Value = sqlx::query_scalar(&format!(
+        "SELECT payload FROM \"{schema}\".jobs WHERE kind = 'mail.send'"
+    ))
+    .fetch_one(&app.pool)
+    .await
+    .expect("payload");
+    assert!(payload.get("text").is_none(), "{payload}");
+    assert!(payload["subject"]
+        .as_str()
+        .is_some_and(|s| s.contains("第一次回访")));
+    // Finished a month ago: the next visit of the tenant deletes them.
+    sqlx::query(&format!(
+        "UPDATE \"{schema}\".jobs SET finished_at = now() - interval '30 days'"
+    ))
+    .execute(&app.pool)
+    .await
+    .expect("age");
+    task(
+        &app,
+        &t,
+        json!({"title": "第二次回访", "remind_at": rfc(Utc::now())}),
+    )
+    .await;
+    eventually("the old jobs pruned", || async {
+        let subjects: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT coalesce(payload ->> 'subject', '') FROM \"{schema}\".jobs ORDER BY id"
+        ))
+        .fetch_all(&app.pool)
+        .await
+        .expect("jobs");
+        (subjects.len() == 2 && !subjects.iter().any(|s| s.contains("第一次"))).then_some(())
+    })
+    .await;
+}
