@@ -352,3 +352,196 @@ async fn records_inner(
     running.stop().await?;
     Ok(())
 }
+
+/// `crm bench rules`: rule evaluation time through the sandbox (compiled, cached), then the
+/// end-to-end throughput of rule jobs: `events` customers are created across `tenants`
+/// tenants, each with one enabled rule on `customer.created`, with the worker stopped; then
+/// the worker starts and the clock runs until every event's run is logged (commit to effect).
+pub async fn rules(
+    config: &crate::config::Config,
+    pool: &sqlx::PgPool,
+    tenants: usize,
+    events: usize,
+    concurrency: usize,
+    keep: bool,
+) -> anyhow::Result<()> {
+    use crm_core::records::engine::Access;
+    use crm_core::records::meta::ObjectKey;
+    use crm_core::records::schema::ObjectSchema;
+    use crm_core::records::scope::RecordScope;
+    use crm_core::records::service::{self, CreateOptions};
+    use serde_json::json;
+    let engine = crm_workflows::RuleEngine {
+        pool: std::sync::Arc::new(crm_workflows::SandboxPool::new(crm_workflows::PoolConfig {
+            size: config.rules_sandbox_processes.max(1),
+            ..crm_workflows::PoolConfig::default()
+        })),
+        master: None,
+    };
+    let condition = r#"record.level == "A" && record.name != """#;
+    let script = r#"notify("owner", "新的 A 级客户：" + record.name);"#;
+
+    // 1. Evaluation: one cached rule, sequential round trips.
+    let request = |n: usize| crm_workflows::EvalRequest {
+        condition: Some(condition.into()),
+        script: script.into(),
+        record: json!({"id": format!("c{n}"), "name": "艾克米贸易", "level": "A", "city": "上海",
+                       "owner_id": "0190f0c0-0000-7000-8000-000000000001", "tags": ["VIP"]}),
+        changes: None,
+        context: json!({"tenant": "bench", "now": "2026-11-23T09:00:00Z"}),
+    };
+    for n in 0..200 {
+        engine.pool.evaluate(&request(n)).await?;
+    }
+    let mut times = Vec::with_capacity(10_000);
+    for n in 0..10_000 {
+        let t = Instant::now();
+        engine.pool.evaluate(&request(n)).await?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let mean = times.iter().sum::<Duration>() / times.len() as u32;
+    println!(
+        "rule evaluation (cached, with the sandbox round trip), 10000 runs: mean {:.0} µs, p50 {:.0} µs, p99 {:.0} µs",
+        mean.as_secs_f64() * 1e6,
+        percentile(&times, 50.0).as_secs_f64() * 1e6,
+        percentile(&times, 99.0).as_secs_f64() * 1e6
+    );
+
+    // 2. Throughput: tenants, rules, events committed with the worker stopped.
+    let db = Db::new(pool.clone(), config.tenant_isolation);
+    let field = |e: crm_core::FieldError| anyhow::anyhow!("{}", e.message);
+    let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let hash = crm_core::identity::hash_password("benchmark-password").await?;
+    println!("provisioning {tenants} tenants with one enabled rule each …");
+    let mut created = Vec::with_capacity(tenants);
+    for i in 0..tenants {
+        let p = provision_tenant(
+            &db,
+            NewTenant {
+                slug: TenantSlug::parse("slug", &format!("bench-rules-{run}-{i}"))
+                    .map_err(field)?,
+                name: DisplayName::parse("name", &format!("Rules bench {i}")).map_err(field)?,
+            },
+            NewAdmin {
+                email: Email::parse("email", "admin@bench.example").map_err(field)?,
+                name: DisplayName::parse("name", "Bench").map_err(field)?,
+                password_hash: hash.clone(),
+            },
+        )
+        .await?;
+        let ctx = p.tenant.ctx()?;
+        let mut tx = db.tenant_tx(&ctx).await?;
+        crm_workflows::rules::create(
+            &mut tx,
+            &engine.pool,
+            Some(p.admin.id),
+            crm_workflows::rules::RuleInput {
+                name: "A 级客户通知".into(),
+                object: "customers".into(),
+                trigger: json!({"event": "customer.created"}),
+                condition: Some(condition.into()),
+                script: script.into(),
+                enabled: true,
+                run_as_role: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        created.push((p.tenant, p.admin.id));
+    }
+    let result = async {
+        println!("committing {events} customer.created events (worker stopped) …");
+        let started = Instant::now();
+        let per = events.div_ceil(tenants.max(1));
+        let actor = crm_core::audit::Actor::system();
+        let mut total = 0usize;
+        for (tenant, admin) in &created {
+            let ctx = tenant.ctx()?;
+            let mut left = per.min(events - total);
+            while left > 0 {
+                let n = left.min(200);
+                let mut tx = db.tenant_tx(&ctx).await?;
+                let schema = ObjectSchema::load(&mut tx, ObjectKey::Customers).await?;
+                let access = Access {
+                    actor: &actor,
+                    user_id: Some(*admin),
+                    scope: RecordScope::All,
+                    customer_scope: RecordScope::All,
+                    unmask: true,
+                    data_key: None,
+                };
+                for k in 0..n {
+                    service::create(
+                        &mut tx,
+                        &schema,
+                        &access,
+                        &json!({"name": format!("客户 {total}-{k}"), "level": "A"}),
+                        CreateOptions { allow_duplicate: true },
+                    )
+                    .await?;
+                }
+                tx.commit().await?;
+                left -= n;
+                total += n;
+            }
+            if total >= events {
+                break;
+            }
+        }
+        println!("  {total} events in {:.1} s", started.elapsed().as_secs_f64());
+        let mut handlers = crate::server::job_handlers(config, None)?;
+        crm_workflows::jobs::register(&mut handlers, engine.clone());
+        let started = Instant::now();
+        let worker = crate::worker::Worker::spawn(
+            db.clone(),
+            handlers,
+            crate::worker::WorkerSettings {
+                poll: Duration::from_millis(20),
+                concurrency,
+                batch: 100,
+                job_lease: chrono::Duration::minutes(5),
+                tenant_lease: chrono::Duration::minutes(2),
+            },
+        );
+        let ctxs: Vec<_> = created
+            .iter()
+            .map(|(t, _)| t.ctx())
+            .collect::<Result<_, _>>()?;
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let mut done = 0i64;
+            for ctx in &ctxs {
+                let mut tx = db.tenant_tx(ctx).await?;
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM rule_runs")
+                    .fetch_one(tx.conn())
+                    .await?;
+                tx.commit().await?;
+                done += n;
+            }
+            if done as usize >= total {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(1800) {
+                anyhow::bail!("only {done} of {total} runs after 30 minutes");
+            }
+        }
+        let took = started.elapsed();
+        worker.stop().await;
+        println!(
+            "end to end: {total} rule jobs over {} tenants in {:.1} s = {:.0} jobs/s (worker concurrency {concurrency})",
+            ctxs.len(),
+            took.as_secs_f64(),
+            total as f64 / took.as_secs_f64()
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    if !keep {
+        println!("removing the benchmark tenants …");
+        for (t, _) in &created {
+            deprovision_tenant(&db, t).await?;
+        }
+    }
+    result
+}

@@ -98,6 +98,19 @@ pub enum BenchCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// Rule evaluation time through the sandbox, then end-to-end rule job throughput: one
+    /// enabled rule in each of N tenants, M events committed, then drained by the worker.
+    Rules {
+        #[arg(long, default_value_t = 100)]
+        tenants: usize,
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        /// Tenants the worker serves at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 /// The database for a command: the configured URL, or the embedded cluster (started here).
@@ -190,6 +203,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     requests,
                     keep,
                 } => crate::bench::records(&config, &db.pool, customers, requests, keep).await,
+                BenchCommand::Rules {
+                    tenants,
+                    events,
+                    concurrency,
+                    keep,
+                } => {
+                    crate::bench::rules(&config, &db.pool, tenants, events, concurrency, keep).await
+                }
             };
             db.close().await?;
             result

@@ -57,6 +57,9 @@ pub struct Config {
     pub jobs_poll_ms: u64,
     /// Tenants whose jobs a worker runs at once.
     pub jobs_concurrency: usize,
+    /// Long-lived `crm-rules-sandbox` processes evaluating workflow rules (rule evaluations
+    /// served at once).
+    pub rules_sandbox_processes: usize,
     /// Outgoing mail (`[mail]` in crm.toml, `CRM_MAIL__TRANSPORT=smtp`, …).
     pub mail: crm_core::mail::MailSettings,
     /// Where attachments are stored (`[files]` in crm.toml: `kind = "local"` with an optional
@@ -93,6 +96,7 @@ impl Default for Config {
             jobs_enabled: true,
             jobs_poll_ms: 1000,
             jobs_concurrency: 4,
+            rules_sandbox_processes: 2,
             mail: crm_core::mail::MailSettings::default(),
             files: crm_core::files::FileStoreConfig::default(),
             uploads: crm_core::files::UploadPolicy::default(),

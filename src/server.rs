@@ -40,6 +40,8 @@ pub struct AppState {
     pub base_spec: Arc<std::sync::OnceLock<String>>,
     /// Where attachment bytes live (`[files]`), opened at start-up.
     pub files: Arc<dyn FileStore>,
+    /// Runs workflow rules (the rhai sandbox pool), shared with the job worker.
+    pub rules: crm_workflows::RuleEngine,
 }
 
 impl AppState {
@@ -48,9 +50,11 @@ impl AppState {
         pool: PgPool,
         master_key: Option<Arc<crm_core::crypto::MasterKey>>,
         files: Arc<dyn FileStore>,
+        rules: crm_workflows::RuleEngine,
     ) -> Self {
         Self {
             files,
+            rules,
             db: Db::new(pool, config.tenant_isolation),
             master_key,
             authz: Arc::new(Authorizer::new(config.authz_cache_tenants)),
@@ -318,11 +322,19 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
     let files = crm_core::files::open(&config.files, &config.data_dir)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the attachment file store ([files]): {e}"))?;
+    let rules = crm_workflows::RuleEngine {
+        pool: Arc::new(crm_workflows::SandboxPool::new(crm_workflows::PoolConfig {
+            size: config.rules_sandbox_processes.max(1),
+            ..crm_workflows::PoolConfig::default()
+        })),
+        master: master_key.clone(),
+    };
     let worker = if config.jobs_enabled {
         Some(Worker::spawn(
             Db::new(pool.clone(), config.tenant_isolation),
             {
                 let mut handlers = job_handlers(&config, master_key.clone())?;
+                crm_workflows::jobs::register(&mut handlers, rules.clone());
                 handlers.register(
                     crm_core::desk::attachments::DELETE_FILES_JOB,
                     Arc::new(crm_core::desk::attachments::DeleteFilesJob {
@@ -342,7 +354,7 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
     } else {
         None
     };
-    let state = AppState::new(config, pool, master_key, files);
+    let state = AppState::new(config, pool, master_key, files, rules);
     let endpoint = app(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(
@@ -364,7 +376,7 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
 }
 
 /// What the worker can run, by job kind.
-fn job_handlers(
+pub(crate) fn job_handlers(
     config: &Config,
     master_key: Option<Arc<crm_core::crypto::MasterKey>>,
 ) -> anyhow::Result<Handlers> {

@@ -38,6 +38,20 @@ impl Actor {
         }
     }
 
+    /// A workflow rule acting on its own principal; `depth` counts the rules that led here.
+    pub fn rule(id: Uuid, name: &str, request_id: String, depth: u8) -> Self {
+        Actor {
+            kind: "rule",
+            id: Some(id),
+            name: Some(name.to_owned()),
+            meta: RequestMeta {
+                request_id,
+                rule_depth: depth,
+                ..RequestMeta::default()
+            },
+        }
+    }
+
     /// The system itself (provisioning, CLI).
     pub fn system() -> Self {
         Actor {

@@ -18,6 +18,10 @@ pub struct RequestMeta {
     pub request_id: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// How many workflow rules deep this change is (0: a person or the system made it). Events
+    /// of changes made by rules carry it, and rules stop firing past a bound, so two rules
+    /// that update each other's triggers cannot loop forever.
+    pub rule_depth: u8,
 }
 
 /// A page of results with an opaque cursor for the next one.

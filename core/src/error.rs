@@ -65,6 +65,22 @@ pub enum Error {
         message: String,
         allowed: Vec<String>,
     },
+    /// 409: the record waits for an approval and may not change until it is decided.
+    #[error("{message}")]
+    Locked {
+        code: &'static str,
+        message: String,
+        approval_id: uuid::Uuid,
+    },
+    /// 422: a rule's condition or script does not compile; where (1-based line and column).
+    #[error("{message}")]
+    Script {
+        code: &'static str,
+        message: String,
+        part: Option<String>,
+        line: Option<u32>,
+        column: Option<u32>,
+    },
     /// 412: the record changed since the caller read it (stale `If-Match`).
     #[error("{message}")]
     PreconditionFailed { code: &'static str, message: String },
@@ -159,6 +175,8 @@ impl Error {
             | Error::Conflict { code, .. }
             | Error::Duplicate { code, .. }
             | Error::Transition { code, .. }
+            | Error::Locked { code, .. }
+            | Error::Script { code, .. }
             | Error::PreconditionFailed { code, .. }
             | Error::TooManyRequests { code, .. } => code,
             Error::Unavailable(_) => "service.unavailable",

@@ -84,7 +84,7 @@ pub async fn enqueue(tx: &mut TenantTx, job: NewJob) -> Result<Option<i64>> {
 }
 
 /// Tells the worker this tenant has work at `at` (in the caller's transaction).
-async fn wake(tx: &mut TenantTx, at: DateTime<Utc>) -> Result<()> {
+pub async fn wake(tx: &mut TenantTx, at: DateTime<Utc>) -> Result<()> {
     let tenant = tx.tenant().id;
     sqlx::query("SELECT platform_api.wake_jobs($1, $2)")
         .bind(tenant)

@@ -25,6 +25,8 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// Whom the user reports to (approvals addressed to "the record owner's manager").
+    pub manager_id: Option<Uuid>,
 }
 
 #[derive(FromRow)]
@@ -37,9 +39,11 @@ struct UserRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     last_login_at: Option<DateTime<Utc>>,
+    manager_id: Option<Uuid>,
 }
 
-const COLUMNS: &str = "id, email, name, status, locale, created_at, updated_at, last_login_at";
+const COLUMNS: &str =
+    "id, email, name, status, locale, created_at, updated_at, last_login_at, manager_id";
 
 /// UI languages.
 pub const LOCALES: &[&str] = &["zh-CN", "en"];
@@ -100,6 +104,7 @@ async fn complete(tx: &mut TenantTx, rows: Vec<UserRow>) -> Result<Vec<User>> {
             created_at: r.created_at,
             updated_at: r.updated_at,
             last_login_at: r.last_login_at,
+            manager_id: r.manager_id,
         })
         .collect())
 }
@@ -235,6 +240,8 @@ pub struct UserPatch {
     pub team_ids: Option<Vec<Uuid>>,
     pub active: Option<bool>,
     pub locale: Option<String>,
+    /// `Some(None)` clears the manager.
+    pub manager_id: Option<Option<Uuid>>,
 }
 
 /// Applies a patch. Refuses changes that would leave the tenant without an active admin.
@@ -245,6 +252,26 @@ pub async fn update(tx: &mut TenantTx, id: Uuid, patch: UserPatch) -> Result<Use
     }
     if let Some(teams) = &patch.team_ids {
         crate::teams::ensure_exist(tx, "team_ids", teams).await?;
+    }
+    if let Some(Some(manager)) = patch.manager_id {
+        if manager == id {
+            return Err(Error::invalid_field(
+                "manager_id",
+                "self_manager",
+                "a user cannot be their own manager",
+            ));
+        }
+        let known: Option<Uuid> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+            .bind(manager)
+            .fetch_optional(tx.conn())
+            .await?;
+        if known.is_none() {
+            return Err(Error::invalid_field(
+                "manager_id",
+                "unknown_reference",
+                format!("no user {manager}"),
+            ));
+        }
     }
     let loses_admin = current.roles.iter().any(|r| r == ADMIN_ROLE)
         && current.status == "active"
@@ -262,13 +289,14 @@ pub async fn update(tx: &mut TenantTx, id: Uuid, patch: UserPatch) -> Result<Use
         None => current.status.as_str(),
     };
     sqlx::query(
-        "UPDATE users SET name = $2, email = $3, status = $4, locale = $5, updated_at = now() WHERE id = $1",
+        "UPDATE users SET name = $2, email = $3, status = $4, locale = $5, manager_id = $6, updated_at = now() WHERE id = $1",
     )
     .bind(id)
     .bind(patch.name.as_ref().map_or(current.name.as_str(), |n| n.as_str()))
     .bind(patch.email.as_ref().map_or(current.email.as_str(), |e| e.as_str()))
     .bind(status)
     .bind(patch.locale.or(current.locale))
+    .bind(patch.manager_id.unwrap_or(current.manager_id))
     .execute(tx.conn())
     .await
     .map_err(|e| match unique_violation(&e) {

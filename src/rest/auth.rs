@@ -46,6 +46,7 @@ pub fn request_meta(req: &Request, state: &AppState) -> RequestMeta {
         user_agent: req
             .header("user-agent")
             .map(|ua| ua.chars().take(300).collect()),
+        rule_depth: 0,
     }
 }
 

@@ -60,6 +60,20 @@ pub struct Problem {
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<String>>,
+    /// For 409 `record.pending_approval`: the approval the record waits for.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<uuid::Uuid>,
+    /// For 422 `compile.*` on rules: `condition` or `script`, and the 1-based line and column.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
     /// For 429: seconds to wait (also in `Retry-After`).
     #[oai(skip_serializing_if_is_none)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +91,10 @@ impl Problem {
             request_id: current_request_id(),
             errors: None,
             existing_id: None,
+            approval_id: None,
+            part: None,
+            line: None,
+            column: None,
             allowed: None,
             retry_after: None,
         }
@@ -124,7 +142,7 @@ impl ApiError {
             return StatusCode::BAD_REQUEST;
         }
         match &self.0 {
-            Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Invalid { .. } | Error::Script { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             // An upload over `uploads.max_bytes` (UploadPolicy::check).
             Error::BadRequest {
                 code: "file.too_large",
@@ -134,9 +152,10 @@ impl ApiError {
             Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
-            Error::Conflict { .. } | Error::Duplicate { .. } | Error::Transition { .. } => {
-                StatusCode::CONFLICT
-            }
+            Error::Conflict { .. }
+            | Error::Duplicate { .. }
+            | Error::Transition { .. }
+            | Error::Locked { .. } => StatusCode::CONFLICT,
             Error::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -193,6 +212,17 @@ impl ApiError {
         }
         if let Error::Duplicate { existing_id, .. } = err {
             problem.existing_id = Some(*existing_id);
+        }
+        if let Error::Locked { approval_id, .. } = err {
+            problem.approval_id = Some(*approval_id);
+        }
+        if let Error::Script {
+            part, line, column, ..
+        } = err
+        {
+            problem.part = part.clone();
+            problem.line = *line;
+            problem.column = *column;
         }
         if let Error::Transition { allowed, .. } = err {
             problem.allowed = Some(allowed.clone());

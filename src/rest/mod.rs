@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod api_keys;
+pub mod approvals;
 pub mod attachments;
 pub mod audit;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod pipelines;
 pub mod portal;
 pub mod records;
 pub mod roles;
+pub mod rules;
 pub mod service_report;
 pub mod settings;
 pub mod tags;
@@ -77,6 +79,8 @@ pub type Apis = (
         notifications::NotificationsApi,
         jobs::JobsApi,
         settings::SettingsApi,
+        rules::RulesApi,
+        approvals::ApprovalsApi,
     ),
     (
         records::CustomersApi,
@@ -117,6 +121,8 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 notifications::NotificationsApi(s()),
                 jobs::JobsApi(s()),
                 settings::SettingsApi(s()),
+                rules::RulesApi(s()),
+                approvals::ApprovalsApi(s()),
             ),
             (
                 records::CustomersApi(s()),

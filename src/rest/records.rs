@@ -189,23 +189,7 @@ fn query_pairs(req: &Request) -> Vec<(String, String)> {
 }
 
 pub(crate) fn required_permission(object: ObjectKey, action: &str) -> Permission {
-    if object == ObjectKey::Tickets {
-        return match action {
-            "read" => Permission::TicketsRead,
-            "create" => Permission::TicketsCreate,
-            "update" => Permission::TicketsUpdate,
-            _ => Permission::TicketsDelete,
-        };
-    }
-    // Contacts, opportunities, activities and tasks belong to the customer relationship: they
-    // share the customer permissions (their record scopes are separate).
-    match action {
-        "read" => Permission::CustomersRead,
-        "create" => Permission::CustomersCreate,
-        "update" => Permission::CustomersUpdate,
-        "delete" => Permission::CustomersDelete,
-        _ => Permission::CustomersPurge,
-    }
+    object.permission(action)
 }
 
 async fn create(

@@ -36,6 +36,9 @@ pub struct UserOut {
     pub updated_at: DateTime<Utc>,
     #[oai(skip_serializing_if_is_none)]
     pub last_login_at: Option<DateTime<Utc>>,
+    /// Whom the user reports to.
+    #[oai(skip_serializing_if_is_none)]
+    pub manager_id: Option<Uuid>,
 }
 
 impl From<User> for UserOut {
@@ -51,6 +54,7 @@ impl From<User> for UserOut {
             created_at: u.created_at,
             updated_at: u.updated_at,
             last_login_at: u.last_login_at,
+            manager_id: u.manager_id,
         }
     }
 }
@@ -91,6 +95,9 @@ pub struct PatchUserRequest {
     pub team_ids: Option<Vec<Uuid>>,
     /// false deactivates (and logs out), true reactivates.
     pub active: Option<bool>,
+    /// Whom the user reports to (approvals can go to a record owner's manager); null clears.
+    #[oai(default)]
+    pub manager_id: poem_openapi::types::MaybeUndefined<Uuid>,
     pub locale: Option<String>,
 }
 
@@ -292,6 +299,11 @@ impl UsersApi {
                 team_ids: body.team_ids.clone(),
                 active: body.active,
                 locale,
+                manager_id: match body.manager_id {
+                    poem_openapi::types::MaybeUndefined::Undefined => None,
+                    poem_openapi::types::MaybeUndefined::Null => Some(None),
+                    poem_openapi::types::MaybeUndefined::Value(m) => Some(Some(m)),
+                },
             },
         )
         .await?;

@@ -47,6 +47,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 6,
         sql: include_str!("tenant_sql/0006_service_desk.sql"),
     },
+    TenantMigration {
+        version: 7,
+        sql: include_str!("tenant_sql/0007_workflows.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.

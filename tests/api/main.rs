@@ -21,6 +21,8 @@ mod records;
 mod records_query;
 mod reminders;
 mod roles;
+mod rules;
+mod rules_crash;
 mod s3;
 mod sales;
 mod service_report;

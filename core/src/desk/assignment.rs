@@ -12,18 +12,25 @@ pub const MODES: &[&str] = &["manual", "round_robin", "least_open"];
 /// The next assignee of `team` under its mode (`None` when manual or nobody is available).
 /// Locks the team row, so concurrent tickets take turns.
 pub async fn pick(tx: &mut TenantTx, team: Uuid) -> Result<Option<Uuid>> {
+    pick_with(tx, team, None).await
+}
+
+/// Like [`pick`], with the mode given (`round_robin` or `least_open`) instead of the team's
+/// own — what a workflow rule's `assign_to("round_robin:<team>")` asks for.
+pub async fn pick_with(tx: &mut TenantTx, team: Uuid, mode: Option<&str>) -> Result<Option<Uuid>> {
     let row: Option<(String, Option<Uuid>)> =
         sqlx::query_as("SELECT assignment, last_assigned_user FROM teams WHERE id = $1 FOR UPDATE")
             .bind(team)
             .fetch_optional(tx.conn())
             .await?;
-    let Some((mode, last)) = row else {
+    let Some((team_mode, last)) = row else {
         return Err(Error::invalid_field(
             "team_id",
             "unknown_reference",
             format!("no team {team}"),
         ));
     };
+    let mode = mode.unwrap_or(&team_mode);
     if mode == "manual" {
         return Ok(None);
     }

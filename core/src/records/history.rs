@@ -37,7 +37,13 @@ pub async fn record(
     Ok(())
 }
 
-/// Appends an event (`customer.updated`, …) for workflows and plugins.
+/// Rules stop firing on changes this many rules deep (a rule's effect triggering a rule whose
+/// effect triggers a rule …).
+pub const MAX_RULE_DEPTH: u8 = 5;
+
+/// Appends an event (`customer.updated`, …) for workflows and plugins, and in the same
+/// transaction enqueues a `rule.run` job for every enabled rule the event triggers: the change,
+/// its event and the rule jobs commit together or not at all. Returns the event's id.
 pub async fn emit(
     tx: &mut TenantTx,
     object: ObjectKey,
@@ -45,9 +51,14 @@ pub async fn emit(
     action: &str,
     actor: &Actor,
     payload: Value,
-) -> Result<()> {
+) -> Result<i64> {
     let event = format!("{}.{action}", object.singular());
     let mut payload = payload;
+    let changed: Vec<String> = payload
+        .get("changes")
+        .and_then(Value::as_object)
+        .map(|c| c.keys().cloned().collect())
+        .unwrap_or_default();
     if let Value::Object(map) = &mut payload {
         map.insert(
             "actor".into(),
@@ -57,15 +68,48 @@ pub async fn emit(
             "request_id".into(),
             Value::String(actor.meta.request_id.clone()),
         );
+        if actor.meta.rule_depth > 0 {
+            map.insert("rule_depth".into(), actor.meta.rule_depth.into());
+        }
     }
-    sqlx::query("INSERT INTO outbox (event, object, record_id, payload) VALUES ($1, $2, $3, $4)")
-        .bind(event)
-        .bind(object.as_str())
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO outbox (event, object, record_id, payload) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(&event)
+    .bind(object.as_str())
+    .bind(record_id)
+    .bind(payload)
+    .fetch_one(tx.conn())
+    .await?;
+    if actor.meta.rule_depth < MAX_RULE_DEPTH {
+        // A rule's own effects never trigger that same rule again.
+        let acting_rule = (actor.kind == "rule").then_some(actor.id).flatten();
+        let queued = sqlx::query(
+            "INSERT INTO jobs (kind, dedupe_key, subject_id, payload, run_at, max_attempts) \
+             SELECT 'rule.run', 'rule:' || r.version_id || ':' || $1::bigint, $2, \
+                    jsonb_build_object('rule_id', r.id, 'version_id', r.version_id, 'outbox_id', $1::bigint, \
+                                       'event', $3::text, 'depth', $6::int), \
+                    now(), 5 \
+             FROM rules r WHERE r.enabled AND r.deleted_at IS NULL AND r.trigger_event = $3 \
+               AND r.version_id IS NOT NULL \
+               AND (r.trigger_fields IS NULL OR r.trigger_fields && $4::text[]) \
+               AND r.id IS DISTINCT FROM $5 \
+             ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(id)
         .bind(record_id)
-        .bind(payload)
+        .bind(&event)
+        .bind(&changed)
+        .bind(acting_rule)
+        .bind(i32::from(actor.meta.rule_depth))
         .execute(tx.conn())
-        .await?;
-    Ok(())
+        .await?
+        .rows_affected();
+        if queued > 0 {
+            crate::jobs::wake(tx, chrono::Utc::now()).await?;
+        }
+    }
+    Ok(id)
 }
 
 /// Records a change and announces it: the history row and the outbox event `object.action`,
@@ -80,7 +124,8 @@ pub async fn log(
     payload: Value,
 ) -> Result<()> {
     record(tx, object, record_id, action, actor, changes).await?;
-    emit(tx, object, record_id, action, actor, payload).await
+    emit(tx, object, record_id, action, actor, payload).await?;
+    Ok(())
 }
 
 /// One history entry.

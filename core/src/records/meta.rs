@@ -72,6 +72,28 @@ impl ObjectKey {
         }
     }
 
+    /// The permission an action (`read`, `create`, `update`, `delete`, `purge`) on records of
+    /// this object needs. Contacts, opportunities, activities and tasks belong to the customer
+    /// relationship: they share the customer permissions (their record scopes are separate).
+    pub fn permission(self, action: &str) -> crate::authz::Permission {
+        use crate::authz::Permission;
+        if self == ObjectKey::Tickets {
+            return match action {
+                "read" => Permission::TicketsRead,
+                "create" => Permission::TicketsCreate,
+                "update" => Permission::TicketsUpdate,
+                _ => Permission::TicketsDelete,
+            };
+        }
+        match action {
+            "read" => Permission::CustomersRead,
+            "create" => Permission::CustomersCreate,
+            "update" => Permission::CustomersUpdate,
+            "delete" => Permission::CustomersDelete,
+            _ => Permission::CustomersPurge,
+        }
+    }
+
     /// The user column record scopes apply to (who "owns" a record of this object).
     pub fn owner_column(self) -> &'static str {
         match self {

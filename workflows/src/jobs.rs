@@ -1,0 +1,259 @@
+//! The durable jobs of the workflow engine, run by the server's job worker. Each runs in the
+//! job's tenant transaction, which commits the rule's effects, its run-log entry and the job's
+//! `done` mark together: a job redelivered after a crash finds its run and does nothing.
+//!
+//! - `rule.run`: one rule version against one outbox event (enqueued by the event's
+//!   transaction, see `crm_core::records::history::emit`).
+//! - `rule.cron`: one firing of a schedule trigger: the rule runs for each live record of its
+//!   object, then the next firing is enqueued.
+//! - `rule.action`: a `schedule`d action or an approval's `on_approve` / `on_reject`.
+//! - `webhook.send`: an outgoing webhook call, retried with backoff.
+
+use crate::executor::{self, RuleEngine, RunRequest, ACTION_JOB, WEBHOOK_JOB};
+use crate::rules::{self, CRON_JOB};
+use crate::trigger::Trigger;
+use chrono::{DateTime, Utc};
+use crm_core::db::TenantTx;
+use crm_core::jobs::{ClaimedJob, Handlers, JobFailure, JobHandler};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Job kind of a rule run on an event.
+pub const RUN_JOB: &str = "rule.run";
+
+/// Records a schedule rule visits per firing, at most.
+pub const CRON_MAX_RECORDS: i64 = 10_000;
+
+/// Registers the workflow jobs.
+pub fn register(handlers: &mut Handlers, engine: RuleEngine) {
+    let engine = Arc::new(engine);
+    handlers.register(RUN_JOB, Arc::new(RunJob(engine.clone())));
+    handlers.register(CRON_JOB, Arc::new(CronJob(engine.clone())));
+    handlers.register(ACTION_JOB, Arc::new(ActionJob(engine)));
+    handlers.register(WEBHOOK_JOB, Arc::new(WebhookJob::new()));
+    handlers.register(
+        crate::approvals::ESCALATE_JOB,
+        Arc::new(crate::approvals::EscalationJob),
+    );
+}
+
+fn uuid_of(v: &Value) -> Option<Uuid> {
+    v.as_str().and_then(|s| Uuid::parse_str(s).ok())
+}
+
+fn permanent(what: &str) -> JobFailure {
+    JobFailure::Permanent(format!("malformed {what} job payload"))
+}
+
+/// Whether the rule still runs this version (not deleted, not turned off).
+async fn live(tx: &mut TenantTx, rule: Uuid) -> crm_core::Result<Option<(bool, Option<i64>)>> {
+    Ok(
+        sqlx::query_as(
+            "SELECT enabled, version_id FROM rules WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(rule)
+        .fetch_optional(tx.conn())
+        .await?,
+    )
+}
+
+struct RunJob(Arc<RuleEngine>);
+
+#[async_trait::async_trait]
+impl JobHandler for RunJob {
+    async fn run(&self, tx: &mut TenantTx, job: &ClaimedJob) -> Result<(), JobFailure> {
+        let p = &job.payload;
+        let (Some(rule), Some(version_id), Some(outbox_id)) = (
+            uuid_of(&p["rule_id"]),
+            p["version_id"].as_i64(),
+            p["outbox_id"].as_i64(),
+        ) else {
+            return Err(permanent(RUN_JOB));
+        };
+        // A rule turned off or deleted since the event: nothing to do.
+        if !matches!(live(tx, rule).await?, Some((true, _))) {
+            return Ok(());
+        }
+        let event: Option<(String, Uuid, Value)> =
+            sqlx::query_as("SELECT event, record_id, payload FROM outbox WHERE id = $1")
+                .bind(outbox_id)
+                .fetch_optional(tx.conn())
+                .await?;
+        let Some((event, record_id, payload)) = event else {
+            return Err(JobFailure::Permanent(format!("event {outbox_id} is gone")));
+        };
+        // The version current when the event happened runs (and is named in the log).
+        let version = rules::version(tx, version_id).await?;
+        let changes = payload.get("changes").cloned();
+        let mut trigger = json!({ "kind": "event", "event": event, "outbox_id": outbox_id });
+        for key in ["approval_id", "outcome"] {
+            if let Some(v) = payload.get(key) {
+                trigger[key] = v.clone();
+            }
+        }
+        let depth = p["depth"].as_u64().unwrap_or(0).min(u64::from(u8::MAX)) as u8;
+        executor::run(
+            &self.0,
+            tx,
+            RunRequest {
+                version: &version,
+                record_id: Some(record_id),
+                changes,
+                trigger,
+                key: format!("v{version_id}:e{outbox_id}"),
+                depth,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+struct CronJob(Arc<RuleEngine>);
+
+#[async_trait::async_trait]
+impl JobHandler for CronJob {
+    async fn run(&self, tx: &mut TenantTx, job: &ClaimedJob) -> Result<(), JobFailure> {
+        let p = &job.payload;
+        let (Some(rule), Some(version_id), Some(fire_at)) = (
+            uuid_of(&p["rule_id"]),
+            p["version_id"].as_i64(),
+            p["fire_at"]
+                .as_str()
+                .and_then(|s| s.parse::<DateTime<Utc>>().ok()),
+        ) else {
+            return Err(permanent(CRON_JOB));
+        };
+        // Only the current version of an enabled rule fires; an edit enqueued its own.
+        match live(tx, rule).await? {
+            Some((true, Some(current))) if current == version_id => {}
+            _ => return Ok(()),
+        }
+        let version = rules::version(tx, version_id).await?;
+        let object = version.object_key()?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
+            "SELECT id FROM {} WHERE deleted_at IS NULL ORDER BY id LIMIT $1",
+            object.table()
+        ))
+        .bind(CRON_MAX_RECORDS)
+        .fetch_all(tx.conn())
+        .await?;
+        for id in ids {
+            // A rule turned off by its failures stops visiting records.
+            if !matches!(live(tx, rule).await?, Some((true, _))) {
+                break;
+            }
+            executor::run(
+                &self.0,
+                tx,
+                RunRequest {
+                    version: &version,
+                    record_id: Some(id),
+                    changes: None,
+                    trigger: json!({ "kind": "schedule", "fire_at": fire_at }),
+                    key: format!("v{version_id}:c{}:{id}", fire_at.timestamp()),
+                    depth: 0,
+                },
+            )
+            .await?;
+        }
+        let tz: String = sqlx::query_scalar("SELECT timezone FROM settings")
+            .fetch_one(tx.conn())
+            .await?;
+        let trigger = Trigger::parse(object, &version.trigger, &tz)?;
+        // The next firing after this one, or after now if the server was down a while (missed
+        // firings are not replayed one by one).
+        rules::schedule_next(tx, rule, version_id, &trigger, fire_at.max(Utc::now())).await?;
+        Ok(())
+    }
+}
+
+struct ActionJob(Arc<RuleEngine>);
+
+#[async_trait::async_trait]
+impl JobHandler for ActionJob {
+    async fn run(&self, tx: &mut TenantTx, job: &ClaimedJob) -> Result<(), JobFailure> {
+        let p = &job.payload;
+        let (Some(rule), Some(version_id), Some(actions), Some(origin)) = (
+            uuid_of(&p["rule_id"]),
+            p["rule_version_id"].as_i64(),
+            p["actions"].as_array(),
+            p["origin"].as_str(),
+        ) else {
+            return Err(permanent(ACTION_JOB));
+        };
+        if live(tx, rule).await?.is_none() {
+            return Ok(());
+        }
+        let version = rules::version(tx, version_id).await?;
+        executor::run_actions(
+            &self.0,
+            tx,
+            &version,
+            uuid_of(&p["record_id"]),
+            actions.clone(),
+            origin,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Posts a webhook: JSON body, `Idempotency-Key` header, 10 s timeout, no redirects. A 2xx is
+/// done; 408, 429 and 5xx are retried with backoff; other 4xx are final.
+pub struct WebhookJob {
+    client: reqwest::Client,
+}
+
+impl WebhookJob {
+    pub fn new() -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("TC-CRM-Webhook/1")
+            .build()
+            .unwrap_or_default();
+        WebhookJob { client }
+    }
+}
+
+impl Default for WebhookJob {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait::async_trait]
+impl JobHandler for WebhookJob {
+    async fn run(&self, tx: &mut TenantTx, job: &ClaimedJob) -> Result<(), JobFailure> {
+        let p = &job.payload;
+        let (Some(url), Some(key)) = (p["url"].as_str(), p["key"].as_str()) else {
+            return Err(permanent(WEBHOOK_JOB));
+        };
+        // The allow-list may have changed since the rule ran.
+        executor::check_webhook_host(tx, url)
+            .await
+            .map_err(|e| JobFailure::Permanent(e.to_string()))?;
+        let response = self
+            .client
+            .post(url)
+            .header("Idempotency-Key", key)
+            .json(&p["body"])
+            .send()
+            .await
+            .map_err(|e| JobFailure::Retry(format!("webhook {url}: {e}")))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+            Err(JobFailure::Retry(format!(
+                "webhook {url} answered {status}"
+            )))
+        } else {
+            Err(JobFailure::Permanent(format!(
+                "webhook {url} answered {status}"
+            )))
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! crm-workflows: tenant rules and approvals. Rules are rhai, and rhai never runs in this
+//! process: casbin, linked into the server, compiles out every rhai limit (DESIGN.md §6), so
+//! scripts are compiled and evaluated by `crm-rules-sandbox` (workflows/sandbox, its own Cargo
+//! workspace, built by this crate's build.rs) in a pool of limited processes that
+//! `sandbox::SandboxPool` feeds over pipes. A script only returns declarative effects;
+//! `executor` carries them out through the crm-core services under the rule's own principal.
+//!
+//! - `rules`: versioned definitions, the run log, auto-disable after failures in a row.
+//! - `trigger`: record events, cron schedules in a time zone, manual runs, approval decisions.
+//! - `executor`: one run (sandbox evaluation + effects in a savepoint + the run-log entry).
+//! - `jobs`: the durable jobs (`rule.run`, `rule.cron`, `rule.action`, `webhook.send`).
+//! - `approvals`: multi-step approvals that lock their record.
+//!
+//! This crate must never depend on rhai.
+
+pub mod approvals;
+pub mod executor;
+pub mod jobs;
+pub mod rules;
+pub mod sandbox;
+pub mod trigger;
+
+pub use executor::RuleEngine;
+pub use sandbox::{EvalOutcome, EvalRequest, PoolConfig, PoolStats, SandboxError, SandboxPool};
