@@ -42,8 +42,10 @@ struct UserRow {
     manager_id: Option<Uuid>,
 }
 
-const COLUMNS: &str =
-    "id, email, name, status, locale, created_at, updated_at, last_login_at, manager_id";
+/// Read from `users u`. `manager_id` arrived with schema v7 and is read through the row's JSON,
+/// so a tenant still being provisioned or upgraded from an older version reads as no manager.
+const COLUMNS: &str = "u.id, u.email, u.name, u.status, u.locale, u.created_at, u.updated_at, \
+    u.last_login_at, (to_jsonb(u) ->> 'manager_id')::uuid AS manager_id";
 
 /// UI languages.
 pub const LOCALES: &[&str] = &["zh-CN", "en"];
@@ -116,7 +118,7 @@ fn not_found(id: Uuid) -> Error {
 /// One user by id.
 pub async fn get(tx: &mut TenantTx, id: Uuid) -> Result<User> {
     let row: Option<UserRow> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM users u WHERE u.id = $1"))
             .bind(id)
             .fetch_optional(tx.conn())
             .await?;

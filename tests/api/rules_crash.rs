@@ -203,6 +203,16 @@ async fn every_effect_happens_exactly_once_across_a_kill_9() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    if done as usize != EVENTS {
+        let stuck: Vec<(String, i32, Option<String>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(&format!(
+            "SELECT status, attempts, last_error, run_at FROM \"{schema}\".jobs WHERE kind = 'rule.run' \
+             AND (attempts > 1 OR status <> 'done') ORDER BY id LIMIT 10"
+        ))
+        .fetch_all(&app.pool)
+        .await
+        .expect("jobs");
+        eprintln!("unfinished rule jobs: {stuck:?}");
+    }
     assert_eq!(done as usize, EVENTS, "every event ran its rule");
 
     let customers = count(format!(
