@@ -5,6 +5,7 @@
 mod account;
 mod activities;
 mod api_keys;
+mod approvals;
 mod attachments;
 mod audit;
 mod authz;
