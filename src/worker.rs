@@ -1,7 +1,9 @@
 //! The job worker: finds tenants with due jobs through `platform.job_hints`, claims their due
 //! jobs with `FOR UPDATE SKIP LOCKED` and a lease, and runs each in its own tenant
-//! transaction that commits the job's effects with its `done` mark. Any number of servers may
-//! run it against one database; a job is run by one of them at a time.
+//! transaction that commits the job's effects with its `done` mark. Jobs whose handlers only
+//! write to the database run several to a transaction, re-run one by one if any of them fails.
+//! Any number of servers may run it against one database; a job is run by one of them at a
+//! time.
 
 use chrono::Duration;
 use crm_core::db::{Db, TenantCtx};
@@ -113,7 +115,17 @@ async fn visit(
         if batch.is_empty() {
             break;
         }
-        for job in &batch {
+        // Jobs that only touch the database share transactions, GROUP at a time; the rest
+        // (mail, webhooks, …) run one per transaction.
+        let (shared, single): (Vec<&ClaimedJob>, Vec<&ClaimedJob>) =
+            batch.iter().partition(|job| {
+                job.attempts <= job.max_attempts
+                    && handlers.get(&job.kind).is_some_and(|h| h.transactional())
+            });
+        for group in shared.chunks(GROUP) {
+            run_group(db, handlers, settings, tenant, group).await;
+        }
+        for job in single {
             if let Err(e) = run_job(db, handlers, settings, tenant, job).await {
                 tracing::warn!(tenant = %tenant.slug, job = job.id, error = %e, "job bookkeeping failed");
             }
@@ -143,6 +155,74 @@ async fn claim(
     let batch = jobs::claim_due(&mut tx, settings.batch, settings.job_lease).await?;
     tx.commit().await?;
     Ok(batch)
+}
+
+/// Transactional jobs run together in one transaction, at most this many. Each rule run may
+/// open a savepoint, and more than 64 subtransactions in one transaction slow every other
+/// session's snapshots down, so groups stay well below that.
+const GROUP: usize = 32;
+
+/// Runs a group of transactional jobs of one tenant in one transaction: their effects and
+/// `done` marks commit together. If any of them fails (or the commit does), the whole
+/// transaction is rolled back and each job runs again on its own, so one failing job records
+/// its failure and the others still happen — exactly once, as their effects are only writes
+/// in the rolled-back transaction.
+async fn run_group(
+    db: &Db,
+    handlers: &Handlers,
+    settings: &WorkerSettings,
+    tenant: &TenantCtx,
+    group: &[&ClaimedJob],
+) {
+    let together = if group.len() > 1 {
+        run_together(db, handlers, settings, tenant, group).await
+    } else {
+        Ok(false)
+    };
+    match together {
+        Ok(true) => return,
+        Ok(false) => {}
+        Err(e) => {
+            tracing::debug!(tenant = %tenant.slug, error = %e, "job group rolled back; running its jobs one by one");
+        }
+    }
+    for job in group {
+        if let Err(e) = run_job(db, handlers, settings, tenant, job).await {
+            tracing::warn!(tenant = %tenant.slug, job = job.id, error = %e, "job bookkeeping failed");
+        }
+    }
+}
+
+/// True when every job of the group ran and committed; false (nothing committed) when one
+/// failed.
+async fn run_together(
+    db: &Db,
+    handlers: &Handlers,
+    settings: &WorkerSettings,
+    tenant: &TenantCtx,
+    group: &[&ClaimedJob],
+) -> crm_core::Result<bool> {
+    let deadline = std::time::Instant::now()
+        + (settings.job_lease - Duration::seconds(5))
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(1));
+    let mut tx = db.tenant_tx(tenant).await?;
+    let held = jobs::lock_claimed_many(&mut tx, group).await?;
+    let mut done = Vec::with_capacity(held.len());
+    for job in group.iter().filter(|j| held.contains(&j.id)) {
+        let Some(handler) = handlers.get(&job.kind) else {
+            return Ok(false);
+        };
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match tokio::time::timeout(left, handler.run(&mut tx, job)).await {
+            Ok(Ok(())) => done.push(job.id),
+            Ok(Err(_)) | Err(_) => return Ok(false),
+        }
+    }
+    jobs::complete_many(&mut tx, &done).await?;
+    tx.commit().await?;
+    tracing::debug!(tenant = %tenant.slug, jobs = done.len(), "job group done");
+    Ok(true)
 }
 
 /// Runs one claimed job: effects and `done` in one transaction, or the failure recorded.

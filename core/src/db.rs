@@ -5,7 +5,10 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sqlx::{Executor, PgConnection, PgPool, Postgres, Transaction};
+use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// How a tenant transaction is walled off.
@@ -85,8 +88,15 @@ impl Db {
 
     /// Begins a transaction inside `tenant`'s schema (and role).
     pub async fn tenant_tx(&self, tenant: &TenantCtx) -> Result<TenantTx> {
-        let tx = self.pool.begin().await.map_err(unavailable)?;
-        TenantTx::enter(tx, tenant, self.isolation).await
+        // BEGIN and the confinement travel in one round trip; if the SETs fail the
+        // transaction is aborted and `begin_with` returns the error: nothing runs unconfined.
+        let sql = format!("BEGIN; {}", confine_sql(tenant, self.isolation));
+        let tx = self.pool.begin_with(sql).await.map_err(unavailable)?;
+        Ok(TenantTx {
+            tx,
+            tenant: tenant.clone(),
+            memo: HashMap::new(),
+        })
     }
 }
 
@@ -105,6 +115,19 @@ pub fn unavailable(err: sqlx::Error) -> Error {
 pub struct TenantTx {
     tx: Transaction<'static, Postgres>,
     tenant: TenantCtx,
+    memo: HashMap<String, Arc<dyn Any + Send + Sync>>,
+}
+
+/// The statements that confine a transaction to `tenant`. The schema name is checked
+/// (`t_` + 32 hex digits), so it is safe to splice.
+fn confine_sql(tenant: &TenantCtx, isolation: TenantIsolation) -> String {
+    let schema = tenant.schema.as_str();
+    match isolation {
+        TenantIsolation::Role => {
+            format!("SET LOCAL ROLE \"{schema}\"; SET LOCAL search_path = \"{schema}\", public")
+        }
+        TenantIsolation::Schema => format!("SET LOCAL search_path = \"{schema}\", public"),
+    }
 }
 
 impl TenantTx {
@@ -115,18 +138,29 @@ impl TenantTx {
         tenant: &TenantCtx,
         isolation: TenantIsolation,
     ) -> Result<TenantTx> {
-        let schema = tenant.schema.as_str();
-        let sql = match isolation {
-            TenantIsolation::Role => {
-                format!("SET LOCAL ROLE \"{schema}\"; SET LOCAL search_path = \"{schema}\", public")
-            }
-            TenantIsolation::Schema => format!("SET LOCAL search_path = \"{schema}\", public"),
-        };
+        let sql = confine_sql(tenant, isolation);
         (&mut *tx).execute(sqlx::raw_sql(&sql)).await?;
         Ok(TenantTx {
             tx,
             tenant: tenant.clone(),
+            memo: HashMap::new(),
         })
+    }
+
+    /// A value remembered under `key` for the rest of this transaction (see
+    /// [`TenantTx::remember`]).
+    pub fn recall<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
+        self.memo
+            .get(key)
+            .cloned()
+            .and_then(|v| v.downcast::<T>().ok())
+    }
+
+    /// Remembers a value read in this transaction, for later work in the same transaction
+    /// (the job worker runs several jobs of a tenant in one). Only for reference data the
+    /// transaction's own work does not change (a role's permissions, an object's fields).
+    pub fn remember<T: Any + Send + Sync>(&mut self, key: impl Into<String>, value: Arc<T>) {
+        self.memo.insert(key.into(), value);
     }
 
     pub fn tenant(&self) -> &TenantCtx {

@@ -158,6 +158,39 @@ pub async fn lock_claimed(tx: &mut TenantTx, job: &ClaimedJob) -> Result<bool> {
     Ok(held.is_some())
 }
 
+/// Locks several claimed jobs at once; returns the ids still held (see [`lock_claimed`]).
+pub async fn lock_claimed_many(tx: &mut TenantTx, jobs: &[&ClaimedJob]) -> Result<Vec<i64>> {
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let tokens: Vec<Uuid> = jobs.iter().map(|j| j.claim_token).collect();
+    let held = sqlx::query_scalar(
+        "SELECT j.id FROM jobs j JOIN unnest($1::bigint[], $2::uuid[]) AS c(id, token) \
+           ON j.id = c.id AND j.claim_token = c.token \
+         WHERE j.status = 'running' ORDER BY j.id FOR UPDATE OF j",
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(held)
+}
+
+/// Marks locked jobs done, like [`complete`] for each.
+pub async fn complete_many(tx: &mut TenantTx, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE jobs SET status = 'done', finished_at = now(), updated_at = now(), \
+           claim_token = NULL, locked_until = NULL, last_error = NULL, \
+           payload = CASE WHEN kind = 'mail.send' THEN payload - 'text' ELSE payload END \
+         WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
 /// Marks a locked job done (in the transaction that holds its effects). A sent mail's body
 /// is dropped: it may carry a sign-in or survey link, and nobody needs it any more.
 pub async fn complete(tx: &mut TenantTx, job: &ClaimedJob) -> Result<()> {
@@ -353,6 +386,14 @@ impl From<sqlx::Error> for JobFailure {
 pub trait JobHandler: Send + Sync {
     async fn run(&self, tx: &mut TenantTx, job: &ClaimedJob)
         -> std::result::Result<(), JobFailure>;
+
+    /// True when a run touches nothing but the database through `tx` (no mail, no HTTP, no
+    /// other outside effect). The worker may then run several such jobs of one tenant in one
+    /// transaction, and run them again one by one if any of them fails — which must be
+    /// harmless. False by default.
+    fn transactional(&self) -> bool {
+        false
+    }
 }
 
 /// The handlers a worker knows, by job kind.

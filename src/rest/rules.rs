@@ -571,6 +571,7 @@ impl RulesApi {
                 trigger: json!({ "kind": "manual", "user_id": user }),
                 key: format!("v{version_id}:m{}", Uuid::now_v7()),
                 depth: 0,
+                fresh: true,
             },
         )
         .await?;

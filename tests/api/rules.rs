@@ -917,3 +917,115 @@ async fn the_two_step_discount_approval_locks_the_opportunity_until_decided() {
     })
     .await;
 }
+
+/// The worker runs a tenant's rule jobs several to a transaction. A job that fails among them
+/// must fail alone: the group is rolled back and re-run job by job, so every good job's effect
+/// happens exactly once and the bad one ends dead, visible over the API.
+#[tokio::test]
+async fn a_failing_job_in_a_shared_transaction_fails_alone_and_the_others_run_once() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let schema = app.schema_of(&t).await;
+    let r = rule(
+        &app,
+        &t,
+        json!({"name": "新客户通知", "object": "customers", "trigger": {"event": "customer.created"},
+               "script": "notify(\"owner\", \"新客户：\" + record.name);"}),
+    )
+    .await;
+    let rid = id(&r);
+    // Hold the worker off this tenant while the jobs pile up, so it claims them together.
+    // Twice: a visit in progress when the hold is set releases the lease when it ends.
+    for _ in 0..2 {
+        sqlx::query(
+            "INSERT INTO platform.job_hints (tenant_id, next_run_at, leased_until) \
+             VALUES ($1::uuid, now(), now() + interval '1 hour') \
+             ON CONFLICT (tenant_id) DO UPDATE SET leased_until = EXCLUDED.leased_until",
+        )
+        .bind(&t.id)
+        .execute(&app.pool)
+        .await
+        .expect("hold the tenant");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    for i in 0..6 {
+        customer(&app, &t, json!({"name": format!("客户{i}")})).await;
+    }
+    // Two broken jobs among the good ones: one malformed, one about an event that is gone.
+    let version: i64 = sqlx::query_scalar(&format!(
+        "SELECT version_id FROM {schema}.rules WHERE id = $1::uuid"
+    ))
+    .bind(&rid)
+    .fetch_one(&app.pool)
+    .await
+    .expect("version");
+    let third: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(&format!(
+        "SELECT run_at FROM {schema}.jobs WHERE kind = 'rule.run' ORDER BY run_at OFFSET 2 LIMIT 1"
+    ))
+    .fetch_one(&app.pool)
+    .await
+    .expect("third job");
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.jobs (kind, payload, run_at, max_attempts) VALUES \
+           ('rule.run', '{{\"rule_id\": \"nonsense\"}}', $1, 3), \
+           ('rule.run', jsonb_build_object('rule_id', $2::text, 'version_id', $3::bigint, \
+              'outbox_id', 999999999), $1, 3)"
+    ))
+    .bind(third)
+    .bind(&rid)
+    .bind(version)
+    .execute(&app.pool)
+    .await
+    .expect("broken jobs");
+    let pending: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {schema}.jobs WHERE kind = 'rule.run' AND status = 'pending'"
+    ))
+    .fetch_one(&app.pool)
+    .await
+    .expect("pending");
+    assert_eq!(pending, 8, "the worker must not have run any yet");
+    sqlx::query(
+        "UPDATE platform.job_hints SET leased_until = NULL, next_run_at = now() WHERE tenant_id = $1::uuid",
+    )
+    .bind(&t.id)
+    .execute(&app.pool)
+    .await
+    .expect("release the tenant");
+
+    let dead = eventually("two dead rule jobs", || async {
+        let page = app
+            .get("/api/v1/jobs?status=dead&kind=rule.run", &t.token)
+            .await
+            .expect(200);
+        let items = page["items"].as_array().expect("items").clone();
+        (items.len() == 2).then_some(items)
+    })
+    .await;
+    let errors: Vec<&str> = dead
+        .iter()
+        .map(|j| j["last_error"].as_str().expect("last_error"))
+        .collect();
+    assert!(errors.iter().any(|e| e.contains("malformed")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("is gone")), "{errors:?}");
+    let done = eventually("six done rule jobs", || async {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {schema}.jobs WHERE kind = 'rule.run' AND status = 'done'"
+        ))
+        .fetch_one(&app.pool)
+        .await
+        .expect("done");
+        (n == 6).then_some(n)
+    })
+    .await;
+    assert_eq!(done, 6);
+    let runs = runs(&app, &t, &rid).await;
+    assert_eq!(runs.len(), 6, "one run per event");
+    assert!(runs.iter().all(|r| r["outcome"] == "succeeded"));
+    let notified: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {schema}.notifications WHERE kind = 'rule'"
+    ))
+    .fetch_one(&app.pool)
+    .await
+    .expect("notifications");
+    assert_eq!(notified, 6, "each notification exactly once");
+}

@@ -767,4 +767,8 @@ impl JobHandler for EscalationJob {
         .await?;
         Ok(())
     }
+
+    fn transactional(&self) -> bool {
+        true
+    }
 }

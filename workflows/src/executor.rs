@@ -50,6 +50,30 @@ pub struct RunRequest<'a> {
     pub key: String,
     /// Rules deep (0 for a person's change).
     pub depth: u8,
+    /// The caller has checked, in this transaction, that no run has `key` yet.
+    pub fresh: bool,
+}
+
+/// A role's permissions, read once per transaction.
+async fn permissions_of(tx: &mut TenantTx, role: &str) -> Result<Arc<Vec<Permission>>> {
+    let key = format!("rules.permissions:{role}");
+    if let Some(held) = tx.recall(&key) {
+        return Ok(held);
+    }
+    let held = Arc::new(crm_core::authz::policy::role_permissions(tx, role).await?);
+    tx.remember(key, held.clone());
+    Ok(held)
+}
+
+/// An object's fields, read once per transaction (rule effects never change fields).
+async fn schema_of(tx: &mut TenantTx, object: ObjectKey) -> Result<Arc<ObjectSchema>> {
+    let key = format!("rules.schema:{}", object.as_str());
+    if let Some(schema) = tx.recall(&key) {
+        return Ok(schema);
+    }
+    let schema = Arc::new(ObjectSchema::load(tx, object).await?);
+    tx.remember(key, schema.clone());
+    Ok(schema)
 }
 
 /// A run's result before it is logged.
@@ -86,7 +110,7 @@ struct EffectCtx<'a> {
     /// The record as the effects left it so far (refreshed after each change to it).
     record: Value,
     actor: Actor,
-    permissions: Vec<Permission>,
+    permissions: Arc<Vec<Permission>>,
     data_key: Option<DataKey>,
     unmask: bool,
     key: &'a str,
@@ -137,15 +161,16 @@ fn effect_error(message: impl Into<String>) -> Error {
 
 /// Runs a rule once for `req.key`: a second call with the same key returns the first run.
 pub async fn run(engine: &RuleEngine, tx: &mut TenantTx, req: RunRequest<'_>) -> Result<RuleRun> {
-    if let Some(done) = find_run(tx, &req.key).await? {
-        return Ok(done);
+    if !req.fresh {
+        if let Some(done) = find_run(tx, &req.key).await? {
+            return Ok(done);
+        }
     }
     let started = Instant::now();
     let object = req.version.object_key()?;
-    let permissions =
-        crm_core::authz::policy::role_permissions(tx, &req.version.run_as_role).await?;
+    let permissions = permissions_of(tx, &req.version.run_as_role).await?;
     let unmask = permissions.contains(&Permission::SensitiveRead);
-    let schema = ObjectSchema::load(tx, object).await?;
+    let schema = schema_of(tx, object).await?;
     let data_key = if schema.has_encrypted() {
         keys::data_key(tx, engine.master.as_deref(), false)
             .await
@@ -263,9 +288,9 @@ pub async fn run_actions(
     }
     let started = Instant::now();
     let object = version.object_key()?;
-    let permissions = crm_core::authz::policy::role_permissions(tx, &version.run_as_role).await?;
+    let permissions = permissions_of(tx, &version.run_as_role).await?;
     let unmask = permissions.contains(&Permission::SensitiveRead);
-    let schema = ObjectSchema::load(tx, object).await?;
+    let schema = schema_of(tx, object).await?;
     let data_key = if schema.has_encrypted() {
         keys::data_key(tx, engine.master.as_deref(), false)
             .await
@@ -300,6 +325,7 @@ pub async fn run_actions(
         trigger: json!({ "kind": "action", "origin": origin }),
         key,
         depth: 0,
+        fresh: true,
     };
     let outcome = if record_id.is_some() && record.is_null() {
         Outcome {
@@ -349,8 +375,11 @@ async fn log_run(
         .and_then(|e| e["message"].as_str())
         .unwrap_or_default()
         .to_owned();
+    // A run that did not fail also ends the rule's streak of failures (same statement).
     let run: RuleRun = sqlx::query_as(&format!(
-        "INSERT INTO rule_runs (rule_id, rule_version_id, version, trigger, record_id, idempotency_key, \
+        "WITH streak AS (UPDATE rules SET consecutive_failures = 0 \
+           WHERE id = $1 AND consecutive_failures <> 0 AND NOT $11) \
+         INSERT INTO rule_runs (rule_id, rule_version_id, version, trigger, record_id, idempotency_key, \
            outcome, effects, error, duration_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          RETURNING {RUN_COLUMNS}"
     ))
@@ -364,9 +393,12 @@ async fn log_run(
     .bind(Value::Array(outcome.effects))
     .bind(&outcome.error)
     .bind(i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX))
+    .bind(failed)
     .fetch_one(tx.conn())
     .await?;
-    rules::count_outcome(tx, req.version.rule_id, failed, &message).await?;
+    if failed {
+        rules::count_outcome(tx, req.version.rule_id, true, &message).await?;
+    }
     Ok(run)
 }
 
@@ -454,7 +486,7 @@ async fn apply(
             ctx.require(ctx.object.permission("update"))?;
             let id = ctx.record_id()?;
             let key = text(effect, "key")?;
-            let schema = ObjectSchema::load(tx, ctx.object).await?;
+            let schema = schema_of(tx, ctx.object).await?;
             let mut body = Map::new();
             body.insert(key.to_owned(), effect["value"].clone());
             ctx.record =
@@ -487,7 +519,7 @@ async fn apply(
             for (key, value) in related(ctx) {
                 body[key] = json!(value);
             }
-            let schema = ObjectSchema::load(tx, ObjectKey::Tasks).await?;
+            let schema = schema_of(tx, ObjectKey::Tasks).await?;
             let task = service::create(tx, &schema, &ctx.access(), &body, CreateOptions::default())
                 .await?;
             Ok(json!({ "task_id": task["id"] }))
@@ -519,7 +551,7 @@ async fn apply(
                 for (key, value) in related(ctx) {
                     note[key] = json!(value);
                 }
-                let schema = ObjectSchema::load(tx, ObjectKey::Activities).await?;
+                let schema = schema_of(tx, ObjectKey::Activities).await?;
                 let a =
                     service::create(tx, &schema, &ctx.access(), &note, CreateOptions::default())
                         .await?;
@@ -772,7 +804,7 @@ async fn assign(tx: &mut TenantTx, ctx: &mut EffectCtx<'_>, target: &str) -> Res
         let user = resolve_user(tx, ctx, target).await?;
         json!({ owner_col: user })
     };
-    let schema = ObjectSchema::load(tx, ctx.object).await?;
+    let schema = schema_of(tx, ctx.object).await?;
     ctx.record = service::update(tx, &schema, &ctx.access(), id, None, &body).await?;
     Ok(body)
 }

@@ -71,20 +71,30 @@ impl JobHandler for RunJob {
         ) else {
             return Err(permanent(RUN_JOB));
         };
-        // A rule turned off or deleted since the event: nothing to do.
-        if !matches!(live(tx, rule).await?, Some((true, _))) {
+        // One statement: is the rule still on, what was the event, and has this (version,
+        // event) run already (a redelivery after a crash)?
+        let key = format!("v{version_id}:e{outbox_id}");
+        let row: Option<(bool, Option<String>, Option<Uuid>, Option<Value>, bool)> =
+            sqlx::query_as(
+                "SELECT r.enabled, o.event, o.record_id, o.payload, \
+                   EXISTS (SELECT 1 FROM rule_runs WHERE idempotency_key = $3) \
+                 FROM rules r LEFT JOIN outbox o ON o.id = $2 \
+                 WHERE r.id = $1 AND r.deleted_at IS NULL",
+            )
+            .bind(rule)
+            .bind(outbox_id)
+            .bind(&key)
+            .fetch_optional(tx.conn())
+            .await?;
+        // A rule turned off or deleted since the event, or a run already made: nothing to do.
+        let Some((true, event, record_id, payload, false)) = row else {
             return Ok(());
-        }
-        let event: Option<(String, Uuid, Value)> =
-            sqlx::query_as("SELECT event, record_id, payload FROM outbox WHERE id = $1")
-                .bind(outbox_id)
-                .fetch_optional(tx.conn())
-                .await?;
-        let Some((event, record_id, payload)) = event else {
+        };
+        let (Some(event), Some(record_id), Some(payload)) = (event, record_id, payload) else {
             return Err(JobFailure::Permanent(format!("event {outbox_id} is gone")));
         };
         // The version current when the event happened runs (and is named in the log).
-        let version = rules::version(tx, version_id).await?;
+        let version = rules::version_memo(tx, version_id).await?;
         let changes = payload.get("changes").cloned();
         let mut trigger = json!({ "kind": "event", "event": event, "outbox_id": outbox_id });
         for key in ["approval_id", "outcome"] {
@@ -101,12 +111,17 @@ impl JobHandler for RunJob {
                 record_id: Some(record_id),
                 changes,
                 trigger,
-                key: format!("v{version_id}:e{outbox_id}"),
+                key,
                 depth,
+                fresh: true,
             },
         )
         .await?;
         Ok(())
+    }
+
+    fn transactional(&self) -> bool {
+        true
     }
 }
 
@@ -154,6 +169,7 @@ impl JobHandler for CronJob {
                     trigger: json!({ "kind": "schedule", "fire_at": fire_at }),
                     key: format!("v{version_id}:c{}:{id}", fire_at.timestamp()),
                     depth: 0,
+                    fresh: false,
                 },
             )
             .await?;
@@ -197,6 +213,10 @@ impl JobHandler for ActionJob {
         )
         .await?;
         Ok(())
+    }
+
+    fn transactional(&self) -> bool {
+        true
     }
 }
 

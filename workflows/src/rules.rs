@@ -14,6 +14,7 @@ use crm_core::{Error, FieldError, Result};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::FromRow;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Job kind of a schedule trigger's next firing.
@@ -437,6 +438,18 @@ pub async fn versions(tx: &mut TenantTx, id: Uuid) -> Result<Vec<RuleVersion>> {
 }
 
 /// One version by its id.
+/// A version through the transaction's memo: versions never change once saved, so a job
+/// group running many events of one rule reads it once.
+pub async fn version_memo(tx: &mut TenantTx, version_id: i64) -> Result<Arc<RuleVersion>> {
+    let key = format!("rules.version:{version_id}");
+    if let Some(v) = tx.recall(&key) {
+        return Ok(v);
+    }
+    let v = Arc::new(version(tx, version_id).await?);
+    tx.remember(key, v.clone());
+    Ok(v)
+}
+
 pub async fn version(tx: &mut TenantTx, version_id: i64) -> Result<RuleVersion> {
     sqlx::query_as(&format!(
         "SELECT {VERSION_COLUMNS} FROM rule_versions WHERE id = $1"
