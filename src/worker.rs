@@ -157,9 +157,10 @@ async fn claim(
     Ok(batch)
 }
 
-/// Transactional jobs run together in one transaction, at most this many. Each rule run may
-/// open a savepoint, and more than 64 subtransactions in one transaction slow every other
-/// session's snapshots down, so groups stay well below that.
+/// Transactional jobs run together in one transaction, at most this many: enough to spread a
+/// transaction's cost over many jobs, few enough that a group re-run job by job after a failure
+/// stays cheap, and that handlers which still open savepoints stay under the 64 cached
+/// subtransactions per transaction beyond which Postgres slows every session's snapshots.
 const GROUP: usize = 32;
 
 /// Runs a group of transactional jobs of one tenant in one transaction: their effects and
@@ -207,9 +208,28 @@ async fn run_together(
             .to_std()
             .unwrap_or(std::time::Duration::from_secs(1));
     let mut tx = db.tenant_tx(tenant).await?;
+    tx.set_shared();
     let held = jobs::lock_claimed_many(&mut tx, group).await?;
+    let held: Vec<&ClaimedJob> = group
+        .iter()
+        .filter(|j| held.contains(&j.id))
+        .copied()
+        .collect();
+    // Each kind first reads ahead what its jobs of the group need.
+    let mut kinds: Vec<&str> = held.iter().map(|j| j.kind.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    for kind in kinds {
+        let Some(handler) = handlers.get(kind) else {
+            return Ok(false);
+        };
+        let of_kind: Vec<&ClaimedJob> = held.iter().filter(|j| j.kind == kind).copied().collect();
+        if handler.prepare(&mut tx, &of_kind).await.is_err() {
+            return Ok(false);
+        }
+    }
     let mut done = Vec::with_capacity(held.len());
-    for job in group.iter().filter(|j| held.contains(&j.id)) {
+    for job in held {
         let Some(handler) = handlers.get(&job.kind) else {
             return Ok(false);
         };

@@ -96,6 +96,7 @@ impl Db {
             tx,
             tenant: tenant.clone(),
             memo: HashMap::new(),
+            shared: false,
         })
     }
 }
@@ -116,6 +117,7 @@ pub struct TenantTx {
     tx: Transaction<'static, Postgres>,
     tenant: TenantCtx,
     memo: HashMap<String, Arc<dyn Any + Send + Sync>>,
+    shared: bool,
 }
 
 /// The statements that confine a transaction to `tenant`. The schema name is checked
@@ -144,6 +146,7 @@ impl TenantTx {
             tx,
             tenant: tenant.clone(),
             memo: HashMap::new(),
+            shared: false,
         })
     }
 
@@ -161,6 +164,19 @@ impl TenantTx {
     /// transaction's own work does not change (a role's permissions, an object's fields).
     pub fn remember<T: Any + Send + Sync>(&mut self, key: impl Into<String>, value: Arc<T>) {
         self.memo.insert(key.into(), value);
+    }
+
+    /// Marks the transaction as shared by several jobs (see the job worker): if any of them
+    /// fails, the whole transaction is rolled back and each job runs again in its own.
+    pub fn set_shared(&mut self) {
+        self.shared = true;
+    }
+
+    /// Whether several jobs share this transaction. Work that would protect part of itself
+    /// with a savepoint (to keep going after a failure) may simply fail instead: it will be
+    /// run again alone, in a transaction of its own.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     pub fn tenant(&self) -> &TenantCtx {

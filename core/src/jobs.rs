@@ -394,6 +394,18 @@ pub trait JobHandler: Send + Sync {
     fn transactional(&self) -> bool {
         false
     }
+
+    /// Called once before a group of transactional jobs runs in one shared transaction, with
+    /// this handler's jobs of the group: a chance to read what they all need in a few
+    /// statements (into the transaction's memo, see [`TenantTx::remember`]) instead of a few
+    /// per job. An error makes the worker run the group's jobs one by one.
+    async fn prepare(
+        &self,
+        _tx: &mut TenantTx,
+        _jobs: &[&ClaimedJob],
+    ) -> std::result::Result<(), JobFailure> {
+        Ok(())
+    }
 }
 
 /// The handlers a worker knows, by job kind.

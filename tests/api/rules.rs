@@ -1027,5 +1027,20 @@ async fn a_failing_job_in_a_shared_transaction_fails_alone_and_the_others_run_on
     .fetch_one(&app.pool)
     .await
     .expect("notifications");
-    assert_eq!(notified, 6, "each notification exactly once");
+    if notified != 6 {
+        let rows: Vec<(String, Option<uuid::Uuid>, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as(&format!(
+                "SELECT title, record_id, created_at FROM {schema}.notifications ORDER BY id"
+            ))
+            .fetch_all(&app.pool)
+            .await
+            .expect("notifications");
+        let jobs: Vec<(i64, String, String, i32, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT id, kind, status, attempts, last_error FROM {schema}.jobs ORDER BY id"
+        ))
+        .fetch_all(&app.pool)
+        .await
+        .expect("jobs");
+        panic!("{notified} notifications: {rows:?}\nruns: {runs:?}\njobs: {jobs:?}");
+    }
 }

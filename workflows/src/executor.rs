@@ -159,6 +159,64 @@ fn effect_error(message: impl Into<String>) -> Error {
     Error::invalid_field("effects", "effect_failed", message)
 }
 
+/// Memo key of a record read ahead for the runs of a job group.
+fn record_memo(object: ObjectKey, unmask: bool, id: Uuid) -> String {
+    format!("rules.record:{}:{unmask}:{id}", object.as_str())
+}
+
+/// Memo flag: an effect in this transaction wrote records, so records read ahead may be stale
+/// and runs read their record afresh.
+const RECORDS_WRITTEN: &str = "rules.records_written";
+
+/// Effects that write no record (they add notifications, mail or webhook jobs, or timers).
+const RECORD_NEUTRAL: &[&str] = &["notify", "send_email", "webhook", "schedule"];
+
+/// Reads ahead, in one statement per object, the records a group of runs is about, so each
+/// run of the group finds its record in the transaction's memo. Runs after an effect that
+/// wrote records read theirs again.
+pub async fn prefetch(
+    engine: &RuleEngine,
+    tx: &mut TenantTx,
+    runs: &[(Arc<RuleVersion>, Uuid)],
+) -> Result<()> {
+    // (object, run-as role) -> record ids
+    let mut wanted: Vec<((ObjectKey, String), Vec<Uuid>)> = Vec::new();
+    for (version, id) in runs {
+        let key = (version.object_key()?, version.run_as_role.clone());
+        match wanted.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, ids)) => ids.push(*id),
+            None => wanted.push((key, vec![*id])),
+        }
+    }
+    for ((object, role), ids) in wanted {
+        let permissions = permissions_of(tx, &role).await?;
+        let unmask = permissions.contains(&Permission::SensitiveRead);
+        let schema = schema_of(tx, object).await?;
+        let data_key = if schema.has_encrypted() {
+            keys::data_key(tx, engine.master.as_deref(), false)
+                .await
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let actor = Actor::system();
+        let access = Access {
+            actor: &actor,
+            user_id: None,
+            scope: RecordScope::All,
+            customer_scope: RecordScope::All,
+            unmask,
+            data_key: data_key.as_ref(),
+        };
+        let found = engine::fetch_many(tx, &schema, &access, &ids, Visibility::Any).await?;
+        for (id, record) in found {
+            tx.remember(record_memo(object, unmask, id), Arc::new(record));
+        }
+    }
+    Ok(())
+}
+
 /// Runs a rule once for `req.key`: a second call with the same key returns the first run.
 pub async fn run(engine: &RuleEngine, tx: &mut TenantTx, req: RunRequest<'_>) -> Result<RuleRun> {
     if !req.fresh {
@@ -180,8 +238,13 @@ pub async fn run(engine: &RuleEngine, tx: &mut TenantTx, req: RunRequest<'_>) ->
         None
     };
     let actor = rules::actor(req.version, &req.key, req.depth.saturating_add(1));
-    let record = match req.record_id {
-        Some(id) => {
+    let prefetched = req
+        .record_id
+        .and_then(|id| tx.recall::<Value>(&record_memo(object, unmask, id)))
+        .filter(|_| tx.recall::<bool>(RECORDS_WRITTEN).is_none());
+    let record = match (req.record_id, prefetched) {
+        (Some(_), Some(record)) => (*record).clone(),
+        (Some(id), None) => {
             let access = Access {
                 actor: &actor,
                 user_id: None,
@@ -196,7 +259,7 @@ pub async fn run(engine: &RuleEngine, tx: &mut TenantTx, req: RunRequest<'_>) ->
                 Err(e) => return Err(e),
             }
         }
-        None => Value::Null,
+        (None, _) => Value::Null,
     };
     let context = context(
         json!({ "id": req.version.rule_id, "name": req.version.name, "version": req.version.version }),
@@ -409,9 +472,15 @@ async fn apply_all(
     mut ctx: EffectCtx<'_>,
     effects: Vec<Value>,
 ) -> Result<Outcome> {
-    sqlx::query("SAVEPOINT rule_effects")
-        .execute(tx.conn())
-        .await?;
+    // In a transaction shared by several jobs, a failed effect fails the job instead: the
+    // worker then runs it again alone, where the savepoint lets the run be logged as failed.
+    // That saves two round trips per run in the common case, where every effect succeeds.
+    let guarded = !tx.is_shared();
+    if guarded {
+        sqlx::query("SAVEPOINT rule_effects")
+            .execute(tx.conn())
+            .await?;
+    }
     // Approvals lock their record: request them after the other effects on it.
     let mut ordered: Vec<(usize, Value)> = effects.into_iter().enumerate().collect();
     ordered.sort_by_key(|(i, e)| (e["action"] == "request_approval", *i));
@@ -419,6 +488,10 @@ async fn apply_all(
     for (i, effect) in ordered {
         match apply(tx, &mut ctx, i, &effect).await {
             Ok(result) => {
+                let action = effect["action"].as_str().unwrap_or_default();
+                if !RECORD_NEUTRAL.contains(&action) {
+                    tx.remember(RECORDS_WRITTEN, Arc::new(true));
+                }
                 let mut effect = effect;
                 if let (Value::Object(map), false) = (&mut effect, result.is_null()) {
                     map.insert("result".into(), result);
@@ -426,6 +499,9 @@ async fn apply_all(
                 done[i] = effect;
             }
             Err(e) => {
+                if !guarded {
+                    return Err(e);
+                }
                 sqlx::query("ROLLBACK TO SAVEPOINT rule_effects")
                     .execute(tx.conn())
                     .await?;
@@ -458,9 +534,11 @@ async fn apply_all(
             }
         }
     }
-    sqlx::query("RELEASE SAVEPOINT rule_effects")
-        .execute(tx.conn())
-        .await?;
+    if guarded {
+        sqlx::query("RELEASE SAVEPOINT rule_effects")
+            .execute(tx.conn())
+            .await?;
+    }
     Ok(Outcome {
         outcome: "succeeded",
         effects: done,
@@ -744,12 +822,27 @@ async fn resolve_user(tx: &mut TenantTx, ctx: &EffectCtx<'_>, who: &str) -> Resu
             "'{who}' names no active user (use a user id, an e-mail, or owner / assignee / creator / manager)"
         )));
     };
-    let active: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM users WHERE id = $1 AND status = 'active'")
+    // Rule effects never change users, so within one transaction the answer holds.
+    let memo = format!("rules.active_user:{user}");
+    let active = match tx.recall::<bool>(&memo) {
+        Some(active) => *active,
+        None => {
+            let active = sqlx::query_scalar::<_, i32>(
+                "SELECT 1 FROM users WHERE id = $1 AND status = 'active'",
+            )
             .bind(user)
             .fetch_optional(tx.conn())
-            .await?;
-    active.ok_or_else(|| effect_error(format!("'{who}' is not an active user")))
+            .await?
+            .is_some();
+            tx.remember(memo, Arc::new(active));
+            active
+        }
+    };
+    if active {
+        Ok(user)
+    } else {
+        Err(effect_error(format!("'{who}' is not an active user")))
+    }
 }
 
 async fn team_id(tx: &mut TenantTx, raw: &str) -> Result<Uuid> {

@@ -60,37 +60,98 @@ async fn live(tx: &mut TenantTx, rule: Uuid) -> crm_core::Result<Option<(bool, O
 
 struct RunJob(Arc<RuleEngine>);
 
+/// What a `rule.run` job needs to know before it runs: whether the rule is still on, the
+/// event (gone if `None`), and whether this (version, event) ran already (a redelivery after a
+/// crash).
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct EventRow {
+    key: String,
+    enabled: Option<bool>,
+    event: Option<String>,
+    record_id: Option<Uuid>,
+    payload: Option<Value>,
+    ran: bool,
+}
+
+/// A run job's payload: rule, version, outbox event, and its idempotency key.
+fn run_target(job: &ClaimedJob) -> Option<(Uuid, i64, i64, String)> {
+    let p = &job.payload;
+    let rule = uuid_of(&p["rule_id"])?;
+    let version_id = p["version_id"].as_i64()?;
+    let outbox_id = p["outbox_id"].as_i64()?;
+    Some((
+        rule,
+        version_id,
+        outbox_id,
+        format!("v{version_id}:e{outbox_id}"),
+    ))
+}
+
+fn event_memo(key: &str) -> String {
+    format!("rules.event:{key}")
+}
+
+/// Looks up rule, event and prior run of several run jobs in one statement.
+async fn event_rows(
+    tx: &mut TenantTx,
+    targets: &[(Uuid, i64, i64, String)],
+) -> crm_core::Result<Vec<EventRow>> {
+    let rules: Vec<Uuid> = targets.iter().map(|t| t.0).collect();
+    let outbox: Vec<i64> = targets.iter().map(|t| t.2).collect();
+    let keys: Vec<&str> = targets.iter().map(|t| t.3.as_str()).collect();
+    Ok(sqlx::query_as(
+        "SELECT c.key, r.enabled, o.event, o.record_id, o.payload, \
+           EXISTS (SELECT 1 FROM rule_runs WHERE idempotency_key = c.key) AS ran \
+         FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS c(rule_id, outbox_id, key) \
+         LEFT JOIN rules r ON r.id = c.rule_id AND r.deleted_at IS NULL \
+         LEFT JOIN outbox o ON o.id = c.outbox_id",
+    )
+    .bind(&rules)
+    .bind(&outbox)
+    .bind(&keys)
+    .fetch_all(tx.conn())
+    .await?)
+}
+
 #[async_trait::async_trait]
 impl JobHandler for RunJob {
+    async fn prepare(&self, tx: &mut TenantTx, jobs: &[&ClaimedJob]) -> Result<(), JobFailure> {
+        let targets: Vec<_> = jobs.iter().filter_map(|j| run_target(j)).collect();
+        let rows = event_rows(tx, &targets).await?;
+        let mut runs = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let (Some(true), false, Some(record_id)) = (row.enabled, row.ran, row.record_id) {
+                if let Some(t) = targets.iter().find(|t| t.3 == row.key) {
+                    runs.push((rules::version_memo(tx, t.1).await?, record_id));
+                }
+            }
+            tx.remember(event_memo(&row.key), Arc::new(row));
+        }
+        executor::prefetch(&self.0, tx, &runs).await?;
+        Ok(())
+    }
+
     async fn run(&self, tx: &mut TenantTx, job: &ClaimedJob) -> Result<(), JobFailure> {
-        let p = &job.payload;
-        let (Some(rule), Some(version_id), Some(outbox_id)) = (
-            uuid_of(&p["rule_id"]),
-            p["version_id"].as_i64(),
-            p["outbox_id"].as_i64(),
-        ) else {
+        let Some((rule, version_id, outbox_id, key)) = run_target(job) else {
             return Err(permanent(RUN_JOB));
         };
-        // One statement: is the rule still on, what was the event, and has this (version,
-        // event) run already (a redelivery after a crash)?
-        let key = format!("v{version_id}:e{outbox_id}");
-        let row: Option<(bool, Option<String>, Option<Uuid>, Option<Value>, bool)> =
-            sqlx::query_as(
-                "SELECT r.enabled, o.event, o.record_id, o.payload, \
-                   EXISTS (SELECT 1 FROM rule_runs WHERE idempotency_key = $3) \
-                 FROM rules r LEFT JOIN outbox o ON o.id = $2 \
-                 WHERE r.id = $1 AND r.deleted_at IS NULL",
-            )
-            .bind(rule)
-            .bind(outbox_id)
-            .bind(&key)
-            .fetch_optional(tx.conn())
-            .await?;
-        // A rule turned off or deleted since the event, or a run already made: nothing to do.
-        let Some((true, event, record_id, payload, false)) = row else {
-            return Ok(());
+        let row = match tx.recall::<EventRow>(&event_memo(&key)) {
+            Some(row) => (*row).clone(),
+            None => event_rows(tx, &[(rule, version_id, outbox_id, key.clone())])
+                .await?
+                .pop()
+                .ok_or_else(|| JobFailure::Retry("the event lookup returned no row".into()))?,
         };
-        let (Some(event), Some(record_id), Some(payload)) = (event, record_id, payload) else {
+        // A rule deleted or turned off since the event (perhaps by an earlier run of this
+        // group), or a run already made: nothing to do.
+        if row.enabled != Some(true)
+            || row.ran
+            || tx.recall::<bool>(&rules::turned_off_memo(rule)).is_some()
+        {
+            return Ok(());
+        }
+        let (Some(event), Some(record_id), Some(payload)) = (row.event, row.record_id, row.payload)
+        else {
             return Err(JobFailure::Permanent(format!("event {outbox_id} is gone")));
         };
         // The version current when the event happened runs (and is named in the log).
@@ -102,7 +163,10 @@ impl JobHandler for RunJob {
                 trigger[key] = v.clone();
             }
         }
-        let depth = p["depth"].as_u64().unwrap_or(0).min(u64::from(u8::MAX)) as u8;
+        let depth = job.payload["depth"]
+            .as_u64()
+            .unwrap_or(0)
+            .min(u64::from(u8::MAX)) as u8;
         executor::run(
             &self.0,
             tx,

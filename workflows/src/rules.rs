@@ -487,6 +487,11 @@ pub async fn runs(
     Ok(Page { items, next_cursor })
 }
 
+/// Memo flag: the rule was turned off by its failures in this transaction.
+pub fn turned_off_memo(rule: Uuid) -> String {
+    format!("rules.turned_off:{rule}")
+}
+
 /// Counts a run's outcome against the rule: a failure adds one to the failures in a row, and
 /// reaching the company's limit (`settings.rule_failure_limit`) turns the rule off and tells
 /// the admins. Any other outcome resets the count. Returns whether the rule was turned off.
@@ -518,6 +523,8 @@ pub async fn count_outcome(
     if !enabled || failures < limit {
         return Ok(false);
     }
+    // Runs later in this transaction (a job group) must see the rule as off.
+    tx.remember(turned_off_memo(rule), Arc::new(true));
     let reason = format!("turned off after {failures} failed runs in a row; last error: {error}");
     sqlx::query(
         "UPDATE rules SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1",

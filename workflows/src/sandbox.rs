@@ -58,8 +58,10 @@ pub struct PoolConfig {
     pub binary: PathBuf,
     /// Number of processes (and of requests served at once).
     pub size: usize,
-    /// How long one request may take before its process is killed: the sandbox's own 100 ms
-    /// limit plus a margin for the round trip and a busy machine.
+    /// How long one request may take before its process is killed. The sandbox stops a script
+    /// itself after 100 ms; this outer bound only catches a process that stopped answering, so
+    /// it leaves room for a loaded machine not scheduling the process for a while — a script
+    /// must not be failed because the machine was busy.
     pub deadline: Duration,
     /// Address-space limit of each process (RLIMIT_AS).
     pub memory_bytes: u64,
@@ -70,7 +72,7 @@ impl Default for PoolConfig {
         Self {
             binary: default_binary(),
             size: 2,
-            deadline: Duration::from_millis(250),
+            deadline: Duration::from_millis(1000),
             memory_bytes: 256 * 1024 * 1024,
         }
     }

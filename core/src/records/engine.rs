@@ -187,6 +187,42 @@ pub async fn fetch(
     decode_record(schema, access, &row)
 }
 
+/// Several records by id in one statement (as [`fetch`] without a lock), keyed by id; ids not
+/// found or outside the scope are simply absent.
+pub async fn fetch_many(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    ids: &[Uuid],
+    visibility: Visibility,
+) -> Result<std::collections::HashMap<Uuid, Value>> {
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(found);
+    }
+    let mut q = QueryBuilder::new(format!(
+        "SELECT {} FROM {} WHERE id = ANY(",
+        select_list(schema),
+        schema.object.table()
+    ));
+    q.push_bind(ids);
+    q.push(")");
+    match visibility {
+        Visibility::Live => q.push(" AND deleted_at IS NULL"),
+        Visibility::Deleted => q.push(" AND deleted_at IS NOT NULL"),
+        Visibility::Any => &mut q,
+    };
+    access
+        .scope
+        .push_predicate(&mut q, schema.object.owner_column());
+    let rows = q.build().persistent(false).fetch_all(tx.conn()).await?;
+    for row in &rows {
+        let id: Uuid = row.try_get("id")?;
+        found.insert(id, decode_record(schema, access, row)?);
+    }
+    Ok(found)
+}
+
 /// 404 unless a record of `object` with `id` is visible in `scope` (no decoding: works
 /// without the object's data key).
 pub async fn ensure_visible(
