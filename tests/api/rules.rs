@@ -918,6 +918,35 @@ async fn the_two_step_discount_approval_locks_the_opportunity_until_decided() {
     .await;
 }
 
+/// Holds the job worker off a tenant (as if another worker were visiting it), so that jobs
+/// pile up and are then claimed together. Twice: a visit in progress when the hold is set
+/// releases the lease when it ends.
+async fn hold_jobs(app: &TestApp, t: &Tenant) {
+    for _ in 0..2 {
+        sqlx::query(
+            "INSERT INTO platform.job_hints (tenant_id, next_run_at, leased_until) \
+             VALUES ($1::uuid, now(), now() + interval '1 hour') \
+             ON CONFLICT (tenant_id) DO UPDATE SET leased_until = EXCLUDED.leased_until",
+        )
+        .bind(&t.id)
+        .execute(&app.pool)
+        .await
+        .expect("hold the tenant");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Lets the worker at a held tenant's jobs now.
+async fn release_jobs(app: &TestApp, t: &Tenant) {
+    sqlx::query(
+        "UPDATE platform.job_hints SET leased_until = NULL, next_run_at = now() WHERE tenant_id = $1::uuid",
+    )
+    .bind(&t.id)
+    .execute(&app.pool)
+    .await
+    .expect("release the tenant");
+}
+
 /// The worker runs a tenant's rule jobs several to a transaction. A job that fails among them
 /// must fail alone: the group is rolled back and re-run job by job, so every good job's effect
 /// happens exactly once and the bad one ends dead, visible over the API.
@@ -934,20 +963,7 @@ async fn a_failing_job_in_a_shared_transaction_fails_alone_and_the_others_run_on
     )
     .await;
     let rid = id(&r);
-    // Hold the worker off this tenant while the jobs pile up, so it claims them together.
-    // Twice: a visit in progress when the hold is set releases the lease when it ends.
-    for _ in 0..2 {
-        sqlx::query(
-            "INSERT INTO platform.job_hints (tenant_id, next_run_at, leased_until) \
-             VALUES ($1::uuid, now(), now() + interval '1 hour') \
-             ON CONFLICT (tenant_id) DO UPDATE SET leased_until = EXCLUDED.leased_until",
-        )
-        .bind(&t.id)
-        .execute(&app.pool)
-        .await
-        .expect("hold the tenant");
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+    hold_jobs(&app, &t).await;
     for i in 0..6 {
         customer(&app, &t, json!({"name": format!("客户{i}")})).await;
     }
@@ -984,13 +1000,7 @@ async fn a_failing_job_in_a_shared_transaction_fails_alone_and_the_others_run_on
     .await
     .expect("pending");
     assert_eq!(pending, 8, "the worker must not have run any yet");
-    sqlx::query(
-        "UPDATE platform.job_hints SET leased_until = NULL, next_run_at = now() WHERE tenant_id = $1::uuid",
-    )
-    .bind(&t.id)
-    .execute(&app.pool)
-    .await
-    .expect("release the tenant");
+    release_jobs(&app, &t).await;
 
     let dead = eventually("two dead rule jobs", || async {
         let page = app
@@ -1043,4 +1053,126 @@ async fn a_failing_job_in_a_shared_transaction_fails_alone_and_the_others_run_on
         .expect("jobs");
         panic!("{notified} notifications: {rows:?}\nruns: {runs:?}\njobs: {jobs:?}");
     }
+}
+
+/// In a shared transaction the runs read their records ahead; a run after an effect that wrote
+/// a record must still see that write. Two rules on the same event: one sets the level, the
+/// other reports the level it sees — which must be the new one whenever it ran second.
+#[tokio::test]
+async fn runs_sharing_a_transaction_see_the_writes_of_the_runs_before_them() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let setter = rule(
+        &app,
+        &t,
+        json!({"name": "定级", "object": "customers", "trigger": {"event": "customer.created"},
+               "script": "set_field(\"level\", \"B\");"}),
+    )
+    .await;
+    let reporter = rule(
+        &app,
+        &t,
+        json!({"name": "报告级别", "object": "customers", "trigger": {"event": "customer.created"},
+               "script": "notify(\"owner\", \"级别 \" + record.level);"}),
+    )
+    .await;
+    hold_jobs(&app, &t).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(id(&customer(
+            &app,
+            &t,
+            json!({"name": format!("定级客户{i}"), "level": "A"}),
+        )
+        .await));
+    }
+    release_jobs(&app, &t).await;
+    let set = wait_runs(&app, &t, &id(&setter), 4).await;
+    let reported = wait_runs(&app, &t, &id(&reporter), 4).await;
+    for cid in &ids {
+        let of = |runs: &[Value]| {
+            runs.iter()
+                .find(|r| r["record_id"] == json!(cid))
+                .cloned()
+                .expect("a run for each customer")
+        };
+        let (s, r) = (of(&set), of(&reported));
+        assert_eq!(s["outcome"], "succeeded", "{s}");
+        assert_eq!(r["outcome"], "succeeded", "{r}");
+        let seen = r["effects"][0]["text"]
+            .as_str()
+            .expect("notify text")
+            .to_owned();
+        let expected = if r["id"].as_i64() > s["id"].as_i64() {
+            "级别 B"
+        } else {
+            "级别 A"
+        };
+        assert_eq!(
+            seen, expected,
+            "reporter run {} / setter run {}",
+            r["id"], s["id"]
+        );
+        let c = app
+            .get(&format!("/api/v1/customers/{cid}"), &t.token)
+            .await
+            .expect(200);
+        assert_eq!(c["level"], "B");
+    }
+}
+
+/// A rule whose effect fails, among good rules sharing a transaction: the failure is logged as
+/// that rule's failed run, and the good rule's effects happen once each.
+#[tokio::test]
+async fn a_failing_effect_in_a_shared_transaction_is_logged_as_a_failed_run() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let schema = app.schema_of(&t).await;
+    let good = rule(
+        &app,
+        &t,
+        json!({"name": "通知", "object": "customers", "trigger": {"event": "customer.created"},
+               "script": "notify(\"owner\", \"新客户 \" + record.name);"}),
+    )
+    .await;
+    let bad = rule(
+        &app,
+        &t,
+        json!({"name": "坏规则", "object": "customers", "trigger": {"event": "customer.created"},
+               "script": "set_field(\"no_such_field\", 1);"}),
+    )
+    .await;
+    hold_jobs(&app, &t).await;
+    for i in 0..3 {
+        customer(&app, &t, json!({"name": format!("客户{i}")})).await;
+    }
+    release_jobs(&app, &t).await;
+    let good_runs = wait_runs(&app, &t, &id(&good), 3).await;
+    let bad_runs = wait_runs(&app, &t, &id(&bad), 3).await;
+    assert!(good_runs.iter().all(|r| r["outcome"] == "succeeded"));
+    for r in &bad_runs {
+        assert_eq!(r["outcome"], "failed", "{r}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no_such_field"),
+            "{r}"
+        );
+    }
+    let notified: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {schema}.notifications WHERE kind = 'rule'"
+    ))
+    .fetch_one(&app.pool)
+    .await
+    .expect("notifications");
+    assert_eq!(notified, 3);
+    // The failed runs are failed rule runs, not failed jobs: every job is done.
+    let left: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {schema}.jobs WHERE kind = 'rule.run' AND status <> 'done'"
+    ))
+    .fetch_one(&app.pool)
+    .await
+    .expect("jobs");
+    assert_eq!(left, 0);
 }
