@@ -122,7 +122,9 @@ async fn visit(
                 job.attempts <= job.max_attempts
                     && handlers.get(&job.kind).is_some_and(|h| h.transactional())
             });
-        for group in shared.chunks(GROUP) {
+        // Even groups (100 jobs make 34 + 33 + 33, not 32 + 32 + 32 + 4).
+        let groups = shared.len().div_ceil(GROUP).max(1);
+        for group in shared.chunks(shared.len().div_ceil(groups).max(1)) {
             run_group(db, handlers, settings, tenant, group).await;
         }
         for job in single {
