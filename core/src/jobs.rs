@@ -148,14 +148,7 @@ pub async fn claim_due(tx: &mut TenantTx, limit: i64, lease: Duration) -> Result
 /// Locks a claimed job for running; false when the claim was lost (the lease ran out and
 /// another worker took it, or it was cancelled) — then the caller must not run it.
 pub async fn lock_claimed(tx: &mut TenantTx, job: &ClaimedJob) -> Result<bool> {
-    let held: Option<i64> = sqlx::query_scalar(
-        "SELECT id FROM jobs WHERE id = $1 AND claim_token = $2 AND status = 'running' FOR UPDATE",
-    )
-    .bind(job.id)
-    .bind(job.claim_token)
-    .fetch_optional(tx.conn())
-    .await?;
-    Ok(held.is_some())
+    Ok(!lock_claimed_many(tx, &[job]).await?.is_empty())
 }
 
 /// Locks several claimed jobs at once; returns the ids still held (see [`lock_claimed`]).
@@ -174,7 +167,8 @@ pub async fn lock_claimed_many(tx: &mut TenantTx, jobs: &[&ClaimedJob]) -> Resul
     Ok(held)
 }
 
-/// Marks locked jobs done, like [`complete`] for each.
+/// Marks locked jobs done (in the transaction that holds their effects). A sent mail's body
+/// is dropped: it may carry a sign-in or survey link, and nobody needs it any more.
 pub async fn complete_many(tx: &mut TenantTx, ids: &[i64]) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
@@ -191,19 +185,9 @@ pub async fn complete_many(tx: &mut TenantTx, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// Marks a locked job done (in the transaction that holds its effects). A sent mail's body
-/// is dropped: it may carry a sign-in or survey link, and nobody needs it any more.
+/// Marks a locked job done (in the transaction that holds its effects).
 pub async fn complete(tx: &mut TenantTx, job: &ClaimedJob) -> Result<()> {
-    sqlx::query(
-        "UPDATE jobs SET status = 'done', finished_at = now(), updated_at = now(), \
-           claim_token = NULL, locked_until = NULL, last_error = NULL, \
-           payload = CASE WHEN kind = 'mail.send' THEN payload - 'text' ELSE payload END \
-         WHERE id = $1",
-    )
-    .bind(job.id)
-    .execute(tx.conn())
-    .await?;
-    Ok(())
+    complete_many(tx, &[job.id]).await
 }
 
 /// Delay before retry `attempt` (1-based): 10 s doubling, at most an hour.

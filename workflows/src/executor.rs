@@ -76,6 +76,34 @@ async fn schema_of(tx: &mut TenantTx, object: ObjectKey) -> Result<Arc<ObjectSch
     Ok(schema)
 }
 
+/// The tenant's data key when the object has encrypted fields (else, or without a master
+/// key, none: encrypted values then read as absent).
+async fn data_key_for(
+    engine: &RuleEngine,
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+) -> Option<DataKey> {
+    if !schema.has_encrypted() {
+        return None;
+    }
+    keys::data_key(tx, engine.master.as_deref(), false)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// How a rule reads and writes records: unscoped, as no user, masked unless its role unmasks.
+fn rule_access<'a>(actor: &'a Actor, unmask: bool, data_key: Option<&'a DataKey>) -> Access<'a> {
+    Access {
+        actor,
+        user_id: None,
+        scope: RecordScope::All,
+        customer_scope: RecordScope::All,
+        unmask,
+        data_key,
+    }
+}
+
 /// A run's result before it is logged.
 struct Outcome {
     outcome: &'static str,
@@ -118,14 +146,7 @@ struct EffectCtx<'a> {
 
 impl EffectCtx<'_> {
     fn access(&self) -> Access<'_> {
-        Access {
-            actor: &self.actor,
-            user_id: None,
-            scope: RecordScope::All,
-            customer_scope: RecordScope::All,
-            unmask: self.unmask,
-            data_key: self.data_key.as_ref(),
-        }
+        rule_access(&self.actor, self.unmask, self.data_key.as_ref())
     }
 
     fn require(&self, permission: Permission) -> Result<()> {
@@ -192,23 +213,9 @@ pub async fn prefetch(
         let permissions = permissions_of(tx, &role).await?;
         let unmask = permissions.contains(&Permission::SensitiveRead);
         let schema = schema_of(tx, object).await?;
-        let data_key = if schema.has_encrypted() {
-            keys::data_key(tx, engine.master.as_deref(), false)
-                .await
-                .ok()
-                .flatten()
-        } else {
-            None
-        };
+        let data_key = data_key_for(engine, tx, &schema).await;
         let actor = Actor::system();
-        let access = Access {
-            actor: &actor,
-            user_id: None,
-            scope: RecordScope::All,
-            customer_scope: RecordScope::All,
-            unmask,
-            data_key: data_key.as_ref(),
-        };
+        let access = rule_access(&actor, unmask, data_key.as_ref());
         let found = engine::fetch_many(tx, &schema, &access, &ids, Visibility::Any).await?;
         for (id, record) in found {
             tx.remember(record_memo(object, unmask, id), Arc::new(record));
@@ -229,14 +236,7 @@ pub async fn run(engine: &RuleEngine, tx: &mut TenantTx, req: RunRequest<'_>) ->
     let permissions = permissions_of(tx, &req.version.run_as_role).await?;
     let unmask = permissions.contains(&Permission::SensitiveRead);
     let schema = schema_of(tx, object).await?;
-    let data_key = if schema.has_encrypted() {
-        keys::data_key(tx, engine.master.as_deref(), false)
-            .await
-            .ok()
-            .flatten()
-    } else {
-        None
-    };
+    let data_key = data_key_for(engine, tx, &schema).await;
     let actor = rules::actor(req.version, &req.key, req.depth.saturating_add(1));
     let prefetched = req
         .record_id
@@ -245,14 +245,7 @@ pub async fn run(engine: &RuleEngine, tx: &mut TenantTx, req: RunRequest<'_>) ->
     let record = match (req.record_id, prefetched) {
         (Some(_), Some(record)) => (*record).clone(),
         (Some(id), None) => {
-            let access = Access {
-                actor: &actor,
-                user_id: None,
-                scope: RecordScope::All,
-                customer_scope: RecordScope::All,
-                unmask,
-                data_key: data_key.as_ref(),
-            };
+            let access = rule_access(&actor, unmask, data_key.as_ref());
             match engine::fetch(tx, &schema, &access, id, Visibility::Any, false).await {
                 Ok(r) => r,
                 Err(Error::NotFound { .. }) => json!({ "id": id, "purged": true }),
@@ -354,25 +347,11 @@ pub async fn run_actions(
     let permissions = permissions_of(tx, &version.run_as_role).await?;
     let unmask = permissions.contains(&Permission::SensitiveRead);
     let schema = schema_of(tx, object).await?;
-    let data_key = if schema.has_encrypted() {
-        keys::data_key(tx, engine.master.as_deref(), false)
-            .await
-            .ok()
-            .flatten()
-    } else {
-        None
-    };
+    let data_key = data_key_for(engine, tx, &schema).await;
     let actor = rules::actor(version, &key, 1);
     let record = match record_id {
         Some(id) => {
-            let access = Access {
-                actor: &actor,
-                user_id: None,
-                scope: RecordScope::All,
-                customer_scope: RecordScope::All,
-                unmask,
-                data_key: data_key.as_ref(),
-            };
+            let access = rule_access(&actor, unmask, data_key.as_ref());
             match engine::fetch(tx, &schema, &access, id, Visibility::Live, false).await {
                 Ok(r) => r,
                 Err(Error::NotFound { .. }) => Value::Null,
@@ -460,7 +439,7 @@ async fn log_run(
     .fetch_one(tx.conn())
     .await?;
     if failed {
-        rules::count_outcome(tx, req.version.rule_id, true, &message).await?;
+        rules::count_failure(tx, req.version.rule_id, &message).await?;
     }
     Ok(run)
 }

@@ -74,17 +74,23 @@ struct EventRow {
 }
 
 /// A run job's payload: rule, version, outbox event, and its idempotency key.
-fn run_target(job: &ClaimedJob) -> Option<(Uuid, i64, i64, String)> {
+struct RunTarget {
+    rule: Uuid,
+    version_id: i64,
+    outbox_id: i64,
+    key: String,
+}
+
+fn run_target(job: &ClaimedJob) -> Option<RunTarget> {
     let p = &job.payload;
-    let rule = uuid_of(&p["rule_id"])?;
     let version_id = p["version_id"].as_i64()?;
     let outbox_id = p["outbox_id"].as_i64()?;
-    Some((
-        rule,
+    Some(RunTarget {
+        rule: uuid_of(&p["rule_id"])?,
         version_id,
         outbox_id,
-        format!("v{version_id}:e{outbox_id}"),
-    ))
+        key: format!("v{version_id}:e{outbox_id}"),
+    })
 }
 
 fn event_memo(key: &str) -> String {
@@ -92,13 +98,10 @@ fn event_memo(key: &str) -> String {
 }
 
 /// Looks up rule, event and prior run of several run jobs in one statement.
-async fn event_rows(
-    tx: &mut TenantTx,
-    targets: &[(Uuid, i64, i64, String)],
-) -> crm_core::Result<Vec<EventRow>> {
-    let rules: Vec<Uuid> = targets.iter().map(|t| t.0).collect();
-    let outbox: Vec<i64> = targets.iter().map(|t| t.2).collect();
-    let keys: Vec<&str> = targets.iter().map(|t| t.3.as_str()).collect();
+async fn event_rows(tx: &mut TenantTx, targets: &[RunTarget]) -> crm_core::Result<Vec<EventRow>> {
+    let rules: Vec<Uuid> = targets.iter().map(|t| t.rule).collect();
+    let outbox: Vec<i64> = targets.iter().map(|t| t.outbox_id).collect();
+    let keys: Vec<&str> = targets.iter().map(|t| t.key.as_str()).collect();
     Ok(sqlx::query_as(
         "SELECT c.key, r.enabled, o.event, o.record_id, o.payload, \
            EXISTS (SELECT 1 FROM rule_runs WHERE idempotency_key = c.key) AS ran \
@@ -121,8 +124,8 @@ impl JobHandler for RunJob {
         let mut runs = Vec::with_capacity(rows.len());
         for row in rows {
             if let (Some(true), false, Some(record_id)) = (row.enabled, row.ran, row.record_id) {
-                if let Some(t) = targets.iter().find(|t| t.3 == row.key) {
-                    runs.push((rules::version_memo(tx, t.1).await?, record_id));
+                if let Some(t) = targets.iter().find(|t| t.key == row.key) {
+                    runs.push((rules::version_memo(tx, t.version_id).await?, record_id));
                 }
             }
             tx.remember(event_memo(&row.key), Arc::new(row));
@@ -132,16 +135,22 @@ impl JobHandler for RunJob {
     }
 
     async fn run(&self, tx: &mut TenantTx, job: &ClaimedJob) -> Result<(), JobFailure> {
-        let Some((rule, version_id, outbox_id, key)) = run_target(job) else {
+        let Some(target) = run_target(job) else {
             return Err(permanent(RUN_JOB));
         };
-        let row = match tx.recall::<EventRow>(&event_memo(&key)) {
+        let row = match tx.recall::<EventRow>(&event_memo(&target.key)) {
             Some(row) => (*row).clone(),
-            None => event_rows(tx, &[(rule, version_id, outbox_id, key.clone())])
+            None => event_rows(tx, std::slice::from_ref(&target))
                 .await?
                 .pop()
                 .ok_or_else(|| JobFailure::Retry("the event lookup returned no row".into()))?,
         };
+        let RunTarget {
+            rule,
+            version_id,
+            outbox_id,
+            key,
+        } = target;
         // A rule deleted or turned off since the event (perhaps by an earlier run of this
         // group), or a run already made: nothing to do.
         if row.enabled != Some(true)

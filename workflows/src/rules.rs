@@ -437,7 +437,6 @@ pub async fn versions(tx: &mut TenantTx, id: Uuid) -> Result<Vec<RuleVersion>> {
     .await?)
 }
 
-/// One version by its id.
 /// A version through the transaction's memo: versions never change once saved, so a job
 /// group running many events of one rule reads it once.
 pub async fn version_memo(tx: &mut TenantTx, version_id: i64) -> Result<Arc<RuleVersion>> {
@@ -450,6 +449,7 @@ pub async fn version_memo(tx: &mut TenantTx, version_id: i64) -> Result<Arc<Rule
     Ok(v)
 }
 
+/// One version by its id.
 pub async fn version(tx: &mut TenantTx, version_id: i64) -> Result<RuleVersion> {
     sqlx::query_as(&format!(
         "SELECT {VERSION_COLUMNS} FROM rule_versions WHERE id = $1"
@@ -492,24 +492,11 @@ pub fn turned_off_memo(rule: Uuid) -> String {
     format!("rules.turned_off:{rule}")
 }
 
-/// Counts a run's outcome against the rule: a failure adds one to the failures in a row, and
-/// reaching the company's limit (`settings.rule_failure_limit`) turns the rule off and tells
-/// the admins. Any other outcome resets the count. Returns whether the rule was turned off.
-pub async fn count_outcome(
-    tx: &mut TenantTx,
-    rule: Uuid,
-    failed: bool,
-    error: &str,
-) -> Result<bool> {
-    if !failed {
-        sqlx::query(
-            "UPDATE rules SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0",
-        )
-        .bind(rule)
-        .execute(tx.conn())
-        .await?;
-        return Ok(false);
-    }
+/// Counts a failed run against the rule: one more failure in a row, and reaching the
+/// company's limit (`settings.rule_failure_limit`) turns the rule off and tells the admins.
+/// (Any other outcome resets the count, in the statement that logs the run.) Returns whether
+/// the rule was turned off.
+pub async fn count_failure(tx: &mut TenantTx, rule: Uuid, error: &str) -> Result<bool> {
     let row: Option<(i32, i32, bool, String)> = sqlx::query_as(
         "UPDATE rules SET consecutive_failures = consecutive_failures + 1 WHERE id = $1 \
          RETURNING consecutive_failures, (SELECT rule_failure_limit FROM settings), enabled, name",

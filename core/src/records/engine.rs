@@ -152,6 +152,17 @@ pub enum Visibility {
     Any,
 }
 
+impl Visibility {
+    /// Appends the `deleted_at` condition to a query that has its WHERE clause.
+    fn push_predicate(self, q: &mut QueryBuilder<'_, Postgres>) {
+        match self {
+            Visibility::Live => q.push(" AND deleted_at IS NULL"),
+            Visibility::Deleted => q.push(" AND deleted_at IS NOT NULL"),
+            Visibility::Any => q,
+        };
+    }
+}
+
 /// One record visible to `access`; `lock` takes a row lock for an update.
 pub async fn fetch(
     tx: &mut TenantTx,
@@ -167,11 +178,7 @@ pub async fn fetch(
         schema.object.table()
     ));
     q.push_bind(id);
-    match visibility {
-        Visibility::Live => q.push(" AND deleted_at IS NULL"),
-        Visibility::Deleted => q.push(" AND deleted_at IS NOT NULL"),
-        Visibility::Any => &mut q,
-    };
+    visibility.push_predicate(&mut q);
     access
         .scope
         .push_predicate(&mut q, schema.object.owner_column());
@@ -207,11 +214,7 @@ pub async fn fetch_many(
     ));
     q.push_bind(ids);
     q.push(")");
-    match visibility {
-        Visibility::Live => q.push(" AND deleted_at IS NULL"),
-        Visibility::Deleted => q.push(" AND deleted_at IS NOT NULL"),
-        Visibility::Any => &mut q,
-    };
+    visibility.push_predicate(&mut q);
     access
         .scope
         .push_predicate(&mut q, schema.object.owner_column());
@@ -235,11 +238,7 @@ pub async fn ensure_visible(
     let mut q =
         QueryBuilder::<Postgres>::new(format!("SELECT 1 FROM {} WHERE id = ", object.table()));
     q.push_bind(id);
-    match visibility {
-        Visibility::Live => q.push(" AND deleted_at IS NULL"),
-        Visibility::Deleted => q.push(" AND deleted_at IS NOT NULL"),
-        Visibility::Any => &mut q,
-    };
+    visibility.push_predicate(&mut q);
     scope.push_predicate(&mut q, object.owner_column());
     let found = q
         .build()
