@@ -432,10 +432,18 @@ pub async fn rules(
         .await?;
         let ctx = p.tenant.ctx()?;
         let mut tx = db.tenant_tx(&ctx).await?;
+        let admin = crm_core::identity::Principal {
+            kind: crm_core::identity::PrincipalKind::User,
+            id: p.admin.id,
+            name: "Bench".into(),
+            session_id: None,
+            policy_version: 0,
+        };
+        let saver = crm_core::authz::Caller::load(&mut tx, &admin).await?;
         crm_workflows::rules::create(
             &mut tx,
             &engine.pool,
-            Some(p.admin.id),
+            &saver,
             crm_workflows::rules::RuleInput {
                 name: "A 级客户通知".into(),
                 object: "customers".into(),

@@ -141,10 +141,12 @@ async fn visit(
     }
 }
 
-/// Finished jobs are kept two weeks (for the job list), then deleted while visiting anyway.
+/// Finished jobs are kept two weeks (for the job list) and idempotency keys a day, then
+/// deleted while visiting anyway.
 async fn prune(db: &Db, tenant: &TenantCtx) -> crm_core::Result<()> {
     let mut tx = db.tenant_tx(tenant).await?;
     jobs::prune(&mut tx, Duration::days(14), 500).await?;
+    crm_core::records::idempotency::prune(&mut tx, 500).await?;
     tx.commit().await
 }
 

@@ -1,6 +1,6 @@
 //! Roles: a named set of permissions (kept as casbin `p` rules) plus record scopes per object.
 
-use crate::authz::{policy, DefaultRole, Permission, Scope, ADMIN_ROLE, SCOPED_OBJECTS};
+use crate::authz::{policy, DefaultRole, Grants, Permission, Scope, ADMIN_ROLE, SCOPED_OBJECTS};
 use crate::db::TenantTx;
 use crate::domain::RoleName;
 use crate::error::{unique_violation, Error, FieldError, Result};
@@ -118,21 +118,27 @@ fn complete_scopes(mut scopes: BTreeMap<String, Scope>) -> BTreeMap<String, Scop
     scopes
 }
 
-/// Creates a role.
+/// Creates a role. `granter` is what the creating principal holds (`None`: the system
+/// seeding defaults); a role granting more than that is 403 `auth.escalation`.
 pub async fn create(
     tx: &mut TenantTx,
+    granter: Option<&Grants>,
     name: &RoleName,
     description: &str,
     permissions: &[Permission],
     scopes: BTreeMap<String, Scope>,
     builtin: bool,
 ) -> Result<Role> {
+    let scopes = complete_scopes(scopes);
+    if let Some(granter) = granter {
+        granter.ensure_may_grant(&Grants::of_role(permissions.to_vec(), &scopes))?;
+    }
     let row: RoleRow = sqlx::query_as(&format!(
         "INSERT INTO roles (name, description, scopes, builtin) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
     ))
     .bind(name.as_str())
     .bind(description)
-    .bind(Json(complete_scopes(scopes)))
+    .bind(Json(scopes))
     .bind(builtin)
     .fetch_one(tx.conn())
     .await
@@ -154,6 +160,7 @@ pub async fn seed_defaults(tx: &mut TenantTx, roles: Vec<DefaultRole>) -> Result
             .map_err(|e| Error::internal(format!("default role name: {}", e.message)))?;
         create(
             tx,
+            None,
             &name,
             role.description,
             &role.permissions,
@@ -199,8 +206,15 @@ pub struct RolePatch {
     pub scopes: Option<BTreeMap<String, Scope>>,
 }
 
-/// Edits a role. The admin role keeps every permission and scope `all`.
-pub async fn update(tx: &mut TenantTx, name: &str, patch: RolePatch) -> Result<Role> {
+/// Edits a role. The admin role keeps every permission and scope `all`. A change of
+/// permissions or scopes must leave the role within what `granter` holds (403
+/// `auth.escalation`): nobody widens a role, their own included, beyond their own grants.
+pub async fn update(
+    tx: &mut TenantTx,
+    granter: &Grants,
+    name: &str,
+    patch: RolePatch,
+) -> Result<Role> {
     let current = get(tx, name).await?;
     if name == ADMIN_ROLE && (patch.permissions.is_some() || patch.scopes.is_some()) {
         return Err(Error::conflict(
@@ -208,6 +222,7 @@ pub async fn update(tx: &mut TenantTx, name: &str, patch: RolePatch) -> Result<R
             "the admin role always holds every permission with scope 'all'; create another role instead",
         ));
     }
+    let changes_power = patch.permissions.is_some() || patch.scopes.is_some();
     let scopes = patch
         .scopes
         .map(|s| {
@@ -216,12 +231,17 @@ pub async fn update(tx: &mut TenantTx, name: &str, patch: RolePatch) -> Result<R
             merged
         })
         .unwrap_or(current.scopes);
+    let scopes = complete_scopes(scopes);
+    if changes_power {
+        let permissions = patch.permissions.as_deref().unwrap_or(&current.permissions);
+        granter.ensure_may_grant(&Grants::of_role(permissions.to_vec(), &scopes))?;
+    }
     sqlx::query(
         "UPDATE roles SET description = $2, scopes = $3, updated_at = now() WHERE name = $1",
     )
     .bind(name)
     .bind(patch.description.unwrap_or(current.description))
-    .bind(Json(complete_scopes(scopes)))
+    .bind(Json(scopes))
     .execute(tx.conn())
     .await?;
     if let Some(permissions) = patch.permissions {
@@ -268,49 +288,7 @@ pub async fn ensure_exist(tx: &mut TenantTx, field: &str, names: &[String]) -> R
     })
 }
 
-/// The union of the permissions of several roles.
-pub async fn permissions_of(tx: &mut TenantTx, names: &[String]) -> Result<Vec<Permission>> {
-    let mut all = Vec::new();
-    for name in names {
-        all.extend(policy::role_permissions(tx, name).await?);
-    }
-    all.sort();
-    all.dedup();
-    Ok(all)
-}
-
-/// The permissions in `wanted` that `held` lacks.
-fn lacking<'a>(wanted: &'a [Permission], held: &[Permission]) -> Vec<&'a str> {
-    wanted
-        .iter()
-        .filter(|p| !held.contains(p))
-        .map(|p| p.as_str())
-        .collect()
-}
-
-fn escalation(message: String) -> Error {
-    Error::forbidden("auth.escalation", message)
-}
-
-/// Refuses to hand out permissions the granting principal does not hold itself.
-pub fn ensure_no_escalation(granted: &[Permission], held: &[Permission]) -> Result<()> {
-    match lacking(granted, held).as_slice() {
-        [] => Ok(()),
-        missing => Err(escalation(format!(
-            "you cannot grant permissions you do not hold yourself: {}",
-            missing.join(", ")
-        ))),
-    }
-}
-
-/// Refuses to manage (edit, deactivate, reset) a user holding permissions the acting
-/// principal lacks: only someone at least as privileged may take over an account.
-pub fn ensure_outranks(target: &[Permission], held: &[Permission]) -> Result<()> {
-    match lacking(target, held).as_slice() {
-        [] => Ok(()),
-        missing => Err(escalation(format!(
-            "this user holds permissions you do not ({}); ask someone who holds them",
-            missing.join(", ")
-        ))),
-    }
+/// What the named roles grant together (permissions and widest scopes).
+pub async fn grants_of(tx: &mut TenantTx, names: &[String]) -> Result<Grants> {
+    Grants::of_roles(tx, names).await
 }

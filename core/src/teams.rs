@@ -1,5 +1,6 @@
 //! Teams: groups of users. Record scope `team` means "owned by someone in one of my teams".
 
+use crate::authz::{Caller, Scope};
 use crate::db::TenantTx;
 use crate::domain::DisplayName;
 use crate::error::{unique_violation, Error, Result};
@@ -60,7 +61,7 @@ pub async fn create(
         .await
         .map_err(|e| name_taken(e, name))?;
     if let Some(lead) = lead_id {
-        add_member(tx, id, lead).await?;
+        insert_member(tx, id, lead).await?;
     }
     get(tx, id).await
 }
@@ -149,12 +150,53 @@ pub async fn members(tx: &mut TenantTx, team_id: Uuid) -> Result<Vec<Member>> {
     .await?)
 }
 
-/// Adds a user to a team (idempotent).
-pub async fn add_member(tx: &mut TenantTx, team_id: Uuid, user_id: Uuid) -> Result<()> {
+/// Refuses a team change that would widen what `caller` sees through a `team` record scope:
+/// joining teams themselves, or bringing someone (`member`; `None` for a user being created)
+/// into a team they belong to. `joined` are the teams newly joined. A caller whose scopes
+/// are all `own` or `all` is unaffected.
+pub async fn ensure_may_join(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    joined: &[Uuid],
+    member: Option<Uuid>,
+) -> Result<()> {
+    let team_scoped = caller.grants.scopes.values().any(|s| *s == Scope::Team);
+    let Some(me) = caller.user_id.filter(|_| team_scoped && !joined.is_empty()) else {
+        return Ok(());
+    };
+    let widens = member == Some(me)
+        || sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM team_members WHERE user_id = $1 AND team_id = ANY($2))",
+        )
+        .bind(me)
+        .bind(joined)
+        .fetch_one(tx.conn())
+        .await?;
+    if widens {
+        return Err(Error::forbidden(
+            "auth.escalation",
+            "your record scope is 'team', so joining a team or bringing someone into one of your teams would widen what you see; ask someone whose scope is 'all'",
+        ));
+    }
+    Ok(())
+}
+
+/// Adds a user to a team (idempotent), within [`ensure_may_join`].
+pub async fn add_member(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    team_id: Uuid,
+    user_id: Uuid,
+) -> Result<()> {
     get(tx, team_id).await?;
     crate::users::get(tx, user_id).await.map_err(|_| {
         Error::invalid_field("user_id", "unknown_user", format!("no user {user_id}"))
     })?;
+    ensure_may_join(tx, caller, &[team_id], Some(user_id)).await?;
+    insert_member(tx, team_id, user_id).await
+}
+
+async fn insert_member(tx: &mut TenantTx, team_id: Uuid, user_id: Uuid) -> Result<()> {
     sqlx::query(
         "INSERT INTO team_members (team_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )

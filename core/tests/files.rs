@@ -257,7 +257,7 @@ impl Moto {
     }
 
     const HINT: &'static str = "install it with: python3 -m pip install 'moto[server]' \
-                                (.ci/run does this in its \"Test tools\" section)";
+                                (./test.sh does this in the project virtualenv .venv-test)";
 
     fn output(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()

@@ -6,7 +6,7 @@ use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
-use crm_core::authz::Permission;
+use crm_core::authz::{Caller, Permission};
 use crm_core::domain::{DisplayName, RoleName};
 use crm_core::identity::api_keys::{self, ApiKey};
 use crm_core::roles;
@@ -90,8 +90,8 @@ impl ApiKeysApi {
         self.0.require(&ctx, Permission::ApiKeysManage).await?;
         let name = DisplayName::parse("name", &body.name)?;
         let role = RoleName::parse("role", &body.role)?;
-        let held = self.0.permissions_of(&ctx).await?;
         let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
         let role_names = [role.as_str().to_owned()];
         roles::ensure_exist(&mut tx, "role", &role_names)
             .await
@@ -103,15 +103,11 @@ impl ApiKeysApi {
                 ),
                 other => other,
             })?;
-        let granted = roles::permissions_of(&mut tx, &role_names).await?;
-        roles::ensure_no_escalation(&granted, &held)?;
-        let (key, secret) = api_keys::create(
-            &mut tx,
-            name.as_str(),
-            role.as_str(),
-            ctx.principal.user_id(),
-        )
-        .await?;
+        let granted = roles::grants_of(&mut tx, &role_names).await?;
+        caller.grants.ensure_may_grant(&granted)?;
+        // A key created with a key answers to the same user as the key that made it.
+        let (key, secret) =
+            api_keys::create(&mut tx, name.as_str(), role.as_str(), caller.user_id).await?;
         audit::record(
             &mut tx,
             &Actor::of(&ctx),

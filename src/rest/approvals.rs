@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crm_core::audit::Actor;
 use crm_core::authz::Permission;
 use crm_core::context::page_size;
-use crm_core::records::meta::ObjectKey;
+use crm_core::records::meta::{ObjectKey, RecordAction};
 use crm_core::records::scope::{acting_user, scope_for};
 use crm_core::Error;
 use crm_workflows::approvals::{self, Approval, ApprovalQuery, NewApproval, StepInput};
@@ -218,7 +218,9 @@ impl ApprovalsApi {
                 format!("'{}' is not an object", body.object),
             )
         })?;
-        self.0.require(&ctx, object.permission("update")).await?;
+        self.0
+            .require(&ctx, object.permission(RecordAction::Update))
+            .await?;
         let mut steps = Vec::with_capacity(body.steps.len());
         for (i, s) in body.steps.into_iter().enumerate() {
             steps.push(StepInput {

@@ -11,7 +11,7 @@ use crm_core::authz::Permission;
 use crm_core::business_hours::CalendarSpec;
 use crm_core::context::{page_size, RequestCtx};
 use crm_core::desk::{assignment, comments, sla, workflow};
-use crm_core::records::{engine, ObjectKey, Visibility};
+use crm_core::records::{engine, ObjectKey, RecordAction, Visibility};
 use crm_core::Error;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -391,7 +391,7 @@ impl DeskApi {
             &self.0,
             &ctx,
             id.0,
-            required_permission(ObjectKey::Tickets, "update"),
+            required_permission(ObjectKey::Tickets, RecordAction::Update),
         )
         .await?;
         let access = rc.access();
@@ -422,7 +422,7 @@ impl DeskApi {
             &self.0,
             &ctx,
             id.0,
-            required_permission(ObjectKey::Tickets, "read"),
+            required_permission(ObjectKey::Tickets, RecordAction::Read),
         )
         .await?;
         let page = comments::list(

@@ -6,7 +6,7 @@ use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
-use crm_core::authz::Permission;
+use crm_core::authz::{Caller, Permission};
 use crm_core::records::fields::{self, FieldDef, FieldPatch, NewField};
 use crm_core::records::{keys, ObjectKey, ObjectSchema};
 use crm_core::Error;
@@ -39,6 +39,8 @@ pub struct FieldOut {
     pub target: Option<String>,
     pub sensitive: bool,
     pub encrypted: bool,
+    /// Ticket fields: a customer may fill it in on the portal.
+    pub portal_editable: bool,
     pub position: i32,
     #[oai(skip_serializing_if_is_none)]
     pub created_at: Option<DateTime<Utc>>,
@@ -63,6 +65,7 @@ impl From<FieldDef> for FieldOut {
             target: d.target.map(|t| t.as_str().to_owned()),
             sensitive: d.sensitive,
             encrypted: d.encrypted,
+            portal_editable: d.portal_editable,
             position: d.position,
             created_at: Some(d.created_at),
             updated_at: Some(d.updated_at),
@@ -100,6 +103,10 @@ pub struct CreateFieldRequest {
     /// Stored AES-256-GCM encrypted (text-like types); exact-match filters still work.
     #[oai(default)]
     pub encrypted: bool,
+    /// Ticket fields only: customers may fill it in when they open a ticket on the portal
+    /// (default false: the portal refuses custom fields not marked so).
+    #[oai(default)]
+    pub portal_editable: bool,
 }
 
 #[derive(Object)]
@@ -114,6 +121,8 @@ pub struct PatchFieldRequest {
     pub options: Option<Vec<String>>,
     pub option_labels: Option<Value>,
     pub sensitive: Option<bool>,
+    /// Ticket fields only: customers may fill it in on the portal.
+    pub portal_editable: Option<bool>,
     pub position: Option<i32>,
 }
 
@@ -157,6 +166,8 @@ fn builtin_fields(object: ObjectKey) -> Vec<FieldOut> {
             target: f.target.map(|t| t.as_str().to_owned()),
             sensitive: f.sensitive,
             encrypted: false,
+            portal_editable: object == ObjectKey::Tickets
+                && crm_core::desk::portal::TICKET_FIELDS.contains(&f.key),
             position: i as i32 - 1000,
             created_at: None,
             updated_at: None,
@@ -220,6 +231,7 @@ impl FieldsApi {
                 target: b.target,
                 sensitive: b.sensitive,
                 encrypted: b.encrypted,
+                portal_editable: b.portal_editable,
             },
         )
         .await?;
@@ -267,8 +279,10 @@ impl FieldsApi {
         self.0.require(&ctx, Permission::FieldsManage).await?;
         let b = body.0;
         let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
         let def = fields::update(
             &mut tx,
+            &caller,
             object,
             &key.0,
             FieldPatch {
@@ -285,6 +299,7 @@ impl FieldsApi {
                 options: b.options,
                 option_labels: b.option_labels,
                 sensitive: b.sensitive,
+                portal_editable: b.portal_editable,
                 position: b.position,
             },
         )

@@ -6,7 +6,7 @@ use super::error::{ApiError, ApiResult};
 use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use crm_core::audit::Actor;
-use crm_core::authz::Permission;
+use crm_core::authz::{Caller, Permission};
 use crm_core::context::{page_size, RequestCtx};
 use crm_core::crypto::DataKey;
 use crm_core::db::TenantTx;
@@ -14,12 +14,12 @@ use crm_core::records::engine::{self, Access, Visibility};
 use crm_core::records::query::{self, ListQuery};
 use crm_core::records::service::{self, CreateOptions};
 use crm_core::records::{
-    customers, idempotency, keys, scope, ObjectKey, ObjectSchema, RecordScope,
+    customers, idempotency, keys, ObjectKey, ObjectSchema, RecordAction, RecordScope,
 };
 use crm_core::Error;
 use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::Json;
+use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -100,11 +100,10 @@ pub struct DuplicatesResponse {
 /// Everything a record request needs besides the transaction.
 pub struct RecordCtx {
     pub schema: ObjectSchema,
+    pub caller: Caller,
     actor: Actor,
-    user_id: Option<Uuid>,
     scope: RecordScope,
     customer_scope: RecordScope,
-    unmask: bool,
     key: Option<DataKey>,
 }
 
@@ -112,35 +111,27 @@ impl RecordCtx {
     pub fn access(&self) -> Access<'_> {
         Access {
             actor: &self.actor,
-            user_id: self.user_id,
+            user_id: self.caller.user_id,
             scope: self.scope,
             customer_scope: self.customer_scope,
-            unmask: self.unmask,
+            unmask: self.caller.unmask(),
             data_key: self.key.as_ref(),
         }
     }
 }
 
-/// Checks `permission`, opens the tenant transaction and loads schema, scope and keys.
+/// Opens the tenant transaction, builds the caller in it and checks `permission`, then
+/// loads the object's fields, the caller's scopes and the data key.
 pub async fn open(
     state: &AppState,
     ctx: &RequestCtx,
     object: ObjectKey,
     permission: Permission,
 ) -> ApiResult<(TenantTx, RecordCtx)> {
-    let held = state.permissions_of(ctx).await?;
-    if !held.contains(&permission) {
-        return Err(crm_core::authz::forbidden(permission).into());
-    }
     let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
+    let caller = Caller::load(&mut tx, &ctx.principal).await?;
+    caller.require(permission)?;
     let schema = ObjectSchema::load(&mut tx, object).await?;
-    let record_scope = scope::scope_for(&mut tx, &ctx.principal, object).await?;
-    let customer_scope = match object {
-        ObjectKey::Customers => record_scope,
-        _ => scope::scope_for(&mut tx, &ctx.principal, ObjectKey::Customers).await?,
-    };
-    // An API key acts for the user who created it (default owner, created_by).
-    let user_id = scope::acting_user(&mut tx, &ctx.principal).await?;
     let key = if schema.has_encrypted() {
         keys::data_key(&mut tx, state.master_key.as_deref(), false).await?
     } else {
@@ -150,11 +141,10 @@ pub async fn open(
         tx,
         RecordCtx {
             schema,
+            scope: caller.record_scope(object),
+            customer_scope: caller.record_scope(ObjectKey::Customers),
+            caller,
             actor: Actor::of(ctx),
-            user_id,
-            scope: record_scope,
-            customer_scope,
-            unmask: held.contains(&Permission::SensitiveRead),
             key,
         },
     ))
@@ -188,7 +178,7 @@ fn query_pairs(req: &Request) -> Vec<(String, String)> {
         .collect()
 }
 
-pub(crate) fn required_permission(object: ObjectKey, action: &str) -> Permission {
+pub(crate) fn required_permission(object: ObjectKey, action: RecordAction) -> Permission {
     object.permission(action)
 }
 
@@ -201,17 +191,32 @@ async fn create(
     allow_duplicate: bool,
 ) -> ApiResult<RecordResponse> {
     let ctx = auth.0;
-    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "create")).await?;
+    let (mut tx, rc) = open(
+        state,
+        &ctx,
+        object,
+        required_permission(object, RecordAction::Create),
+    )
+    .await?;
     let principal = ctx.principal.subject();
     let route = format!("POST /{object}?allow_duplicate={allow_duplicate}");
     if let Some(key) = &idempotency_key {
         if let Some(replay) = idempotency::claim(&mut tx, &principal, key, &route, &body).await? {
+            let record = engine::fetch(
+                &mut tx,
+                &rc.schema,
+                &rc.access(),
+                replay.record_id,
+                Visibility::Any,
+                false,
+            )
+            .await?;
             tx.commit().await?;
-            let tag = etag(&replay.body);
+            let tag = etag(&record);
             return Ok(if replay.status == 201 {
-                RecordResponse::Created(Json(replay.body), tag)
+                RecordResponse::Created(Json(record), tag)
             } else {
-                RecordResponse::Ok(Json(replay.body), tag)
+                RecordResponse::Ok(Json(record), tag)
             });
         }
     }
@@ -224,7 +229,11 @@ async fn create(
     )
     .await?;
     if let Some(key) = &idempotency_key {
-        idempotency::complete(&mut tx, &principal, key, 201, &record).await?;
+        let id = record["id"]
+            .as_str()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .ok_or_else(|| Error::internal("created record has no id"))?;
+        idempotency::complete(&mut tx, &principal, key, 201, id).await?;
     }
     tx.commit().await?;
     let tag = etag(&record);
@@ -280,7 +289,13 @@ async fn open_list(
     query::check_unknown(pairs, extras)?;
     let mut lq = ListQuery::from_pairs(pairs)?;
     lq.limit = page_size(Some(lq.limit));
-    let (mut tx, rc) = open(state, ctx, object, required_permission(object, "read")).await?;
+    let (mut tx, rc) = open(
+        state,
+        ctx,
+        object,
+        required_permission(object, RecordAction::Read),
+    )
+    .await?;
     for (key, value) in pairs {
         match (key.as_str(), value.as_str()) {
             ("mine", "true") if extras.contains(&"mine") => {
@@ -327,7 +342,13 @@ async fn get(
     id: Uuid,
 ) -> ApiResult<RecordResponse> {
     let ctx = auth.0;
-    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "read")).await?;
+    let (mut tx, rc) = open(
+        state,
+        &ctx,
+        object,
+        required_permission(object, RecordAction::Read),
+    )
+    .await?;
     let record = engine::fetch(
         &mut tx,
         &rc.schema,
@@ -352,7 +373,13 @@ async fn patch(
 ) -> ApiResult<RecordResponse> {
     let ctx = auth.0;
     let expected = if_match(if_match_header)?;
-    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "update")).await?;
+    let (mut tx, rc) = open(
+        state,
+        &ctx,
+        object,
+        required_permission(object, RecordAction::Update),
+    )
+    .await?;
     let record = service::update(&mut tx, &rc.schema, &rc.access(), id, expected, &body).await?;
     tx.commit().await?;
     let tag = etag(&record);
@@ -367,7 +394,11 @@ async fn delete(
     purge: bool,
 ) -> ApiResult<NoContent> {
     let ctx = auth.0;
-    let action = if purge { "purge" } else { "delete" };
+    let action = if purge {
+        RecordAction::Purge
+    } else {
+        RecordAction::Delete
+    };
     let (mut tx, rc) = open(state, &ctx, object, required_permission(object, action)).await?;
     if purge {
         service::purge(&mut tx, &rc.schema, &rc.access(), id).await?;
@@ -385,7 +416,13 @@ async fn restore(
     id: Uuid,
 ) -> ApiResult<RecordResponse> {
     let ctx = auth.0;
-    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "delete")).await?;
+    let (mut tx, rc) = open(
+        state,
+        &ctx,
+        object,
+        required_permission(object, RecordAction::Delete),
+    )
+    .await?;
     let record = service::restore(&mut tx, &rc.schema, &rc.access(), id).await?;
     tx.commit().await?;
     let tag = etag(&record);
@@ -401,7 +438,13 @@ async fn history(
     limit: Option<i64>,
 ) -> ApiResult<Json<HistoryPage>> {
     let ctx = auth.0;
-    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "read")).await?;
+    let (mut tx, rc) = open(
+        state,
+        &ctx,
+        object,
+        required_permission(object, RecordAction::Read),
+    )
+    .await?;
     let page = engine::history(
         &mut tx,
         &rc.schema,
@@ -438,7 +481,13 @@ async fn add_tags(
     tags: Vec<String>,
 ) -> ApiResult<RecordResponse> {
     let ctx = auth.0;
-    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "update")).await?;
+    let (mut tx, rc) = open(
+        state,
+        &ctx,
+        object,
+        required_permission(object, RecordAction::Update),
+    )
+    .await?;
     let mut v = crm_core::domain::Validator::new();
     let tags: Vec<String> = tags
         .iter()
@@ -465,7 +514,13 @@ async fn remove_tag(
     tag: &str,
 ) -> ApiResult<RecordResponse> {
     let ctx = auth.0;
-    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, "update")).await?;
+    let (mut tx, rc) = open(
+        state,
+        &ctx,
+        object,
+        required_permission(object, RecordAction::Update),
+    )
+    .await?;
     let record = service::remove_tag(&mut tx, &rc.schema, &rc.access(), id, tag).await?;
     tx.commit().await?;
     let etag_value = etag(&record);
@@ -814,11 +869,49 @@ impl ActivityExtrasApi {
     }
 }
 
+/// A CSV download.
+#[derive(ApiResponse)]
+pub enum CsvResponse {
+    #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
+    Ok(
+        PlainText<String>,
+        /// `attachment; filename="customers.csv"`.
+        #[oai(header = "Content-Disposition")]
+        String,
+    ),
+}
+
 /// What only customers have: duplicates, merge, their contacts.
 pub struct CustomerExtrasApi(pub AppState);
 
 #[OpenApi(tag = "Tag::Records")]
 impl CustomerExtrasApi {
+    /// Exports the customers a list with the same parameters would return (all pages, in
+    /// your scope, masked as you see them) as CSV, UTF-8 with a BOM. Needs `customers:read`
+    /// and `customers:export`; at most 100,000 rows (400 `export.too_large` beyond). Audited.
+    #[oai(path = "/customers/export", method = "get")]
+    async fn customer_export(&self, auth: Auth, req: &Request) -> ApiResult<CsvResponse> {
+        let ctx = auth.0;
+        let pairs = query_pairs(req);
+        let (mut tx, rc, lq) = open_list(&self.0, &ctx, ObjectKey::Customers, &pairs).await?;
+        rc.caller.require(Permission::CustomersExport)?;
+        let (csv, rows) =
+            crm_core::records::export::csv(&mut tx, &rc.schema, &rc.access(), lq).await?;
+        crm_core::audit::record(
+            &mut tx,
+            &Actor::of(&ctx),
+            "customers.exported",
+            None,
+            json!({ "rows": rows, "query": pairs }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CsvResponse::Ok(
+            PlainText(csv),
+            "attachment; filename=\"customers.csv\"".to_owned(),
+        ))
+    }
+
     /// Pairs of live customers sharing a phone or e-mail.
     #[oai(path = "/customers/duplicates", method = "get")]
     async fn customer_duplicates(
@@ -872,6 +965,7 @@ impl CustomerExtrasApi {
             &mut tx,
             &rc.schema,
             &rc.access(),
+            &rc.caller,
             id.0,
             cursor.0.as_deref(),
             page_size(limit.0),

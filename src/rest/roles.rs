@@ -6,7 +6,7 @@ use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
-use crm_core::authz::Permission;
+use crm_core::authz::{Caller, Permission};
 use crm_core::domain::RoleName;
 use crm_core::roles::{self, Role, RolePatch};
 use crm_core::Error;
@@ -141,10 +141,11 @@ impl RolesApi {
         let name = RoleName::parse("name", &body.name)?;
         let permissions = parse_permissions(&body.permissions)?;
         let scopes = parse_scopes(&body.scopes)?;
-        roles::ensure_no_escalation(&permissions, &self.0.permissions_of(&ctx).await?)?;
         let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
         let role = roles::create(
             &mut tx,
+            Some(&caller.grants),
             &name,
             body.description.trim(),
             &permissions,
@@ -191,12 +192,11 @@ impl RolesApi {
             .map(parse_permissions)
             .transpose()?;
         let scopes = body.scopes.as_ref().map(parse_scopes).transpose()?;
-        if let Some(p) = &permissions {
-            roles::ensure_no_escalation(p, &self.0.permissions_of(&ctx).await?)?;
-        }
         let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
         let role = roles::update(
             &mut tx,
+            &caller.grants,
             &name.0,
             RolePatch {
                 description: body.description.as_deref().map(|d| d.trim().to_owned()),

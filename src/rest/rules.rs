@@ -7,12 +7,13 @@ use super::error::ApiResult;
 use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
-use crm_core::authz::Permission;
+use crm_core::authz::{Caller, Permission};
 use crm_core::context::page_size;
 use crm_core::Error;
+use crm_workflows::dry_run::{self, RecordToTry, RuleToTry};
 use crm_workflows::executor::{self, RunRequest};
 use crm_workflows::rules::{self, Rule, RuleInput, RuleRun, RuleVersion};
-use crm_workflows::{EvalRequest, SandboxError};
+use crm_workflows::SandboxError;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -291,8 +292,8 @@ impl RulesApi {
         let ctx = auth.0;
         self.0.require(&ctx, Permission::WorkflowsManage).await?;
         let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let user = crm_core::records::scope::acting_user(&mut tx, &ctx.principal).await?;
-        let rule = rules::create(&mut tx, &self.0.rules.pool, user, body.0.into()).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let rule = rules::create(&mut tx, &self.0.rules.pool, &caller, body.0.into()).await?;
         crm_core::audit::record(
             &mut tx,
             &crm_core::audit::Actor::of(&ctx),
@@ -316,25 +317,14 @@ impl RulesApi {
         let ctx = auth.0;
         self.0.require(&ctx, Permission::WorkflowsManage).await?;
         let body = body.0;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let (object, condition, script, name, version) = match (body.rule, body.rule_id) {
-            (Some(rule), None) => {
-                let object =
-                    crm_core::records::meta::ObjectKey::parse(&rule.object).ok_or_else(|| {
-                        Error::invalid_field(
-                            "rule.object",
-                            "unknown_object",
-                            format!("'{}' is not an object", rule.object),
-                        )
-                    })?;
-                (object, rule.condition, rule.script, rule.name, 0)
-            }
-            (None, Some(id)) => {
-                let rule = rules::get(&mut tx, id).await?;
-                let object = crm_core::records::meta::ObjectKey::parse(&rule.object)
-                    .ok_or_else(|| Error::internal("rule on unknown object"))?;
-                (object, rule.condition, rule.script, rule.name, rule.version)
-            }
+        let rule = match (body.rule, body.rule_id) {
+            (Some(rule), None) => RuleToTry::Draft {
+                name: rule.name,
+                object: rule.object,
+                condition: rule.condition,
+                script: rule.script,
+            },
+            (None, Some(id)) => RuleToTry::Saved(id),
             _ => {
                 return Err(Error::invalid_field(
                     "rule",
@@ -345,29 +335,8 @@ impl RulesApi {
             }
         };
         let record = match (body.record, body.record_id) {
-            (Some(record @ Value::Object(_)), None) => record,
-            (None, Some(id)) => {
-                let schema = crm_core::records::schema::ObjectSchema::load(&mut tx, object).await?;
-                let actor = crm_core::audit::Actor::of(&ctx);
-                let access = crm_core::records::engine::Access {
-                    actor: &actor,
-                    user_id: None,
-                    scope: crm_core::records::scope::scope_for(&mut tx, &ctx.principal, object)
-                        .await?,
-                    customer_scope: crm_core::records::scope::RecordScope::All,
-                    unmask: false,
-                    data_key: None,
-                };
-                crm_core::records::engine::fetch(
-                    &mut tx,
-                    &schema,
-                    &access,
-                    id,
-                    crm_core::records::engine::Visibility::Any,
-                    false,
-                )
-                .await?
-            }
+            (Some(record), None) => RecordToTry::Given(record),
+            (None, Some(id)) => RecordToTry::Stored(id),
             _ => {
                 return Err(Error::invalid_field(
                     "record",
@@ -377,24 +346,19 @@ impl RulesApi {
                 .into())
             }
         };
-        tx.commit().await?;
-        let eval = self
-            .0
-            .rules
-            .pool
-            .evaluate(&EvalRequest {
-                condition: condition.filter(|c| !c.trim().is_empty()),
-                script,
-                record,
-                changes: body.changes,
-                context: executor::context(
-                    json!({ "name": name, "version": version }),
-                    object,
-                    json!({ "kind": "dry_run" }),
-                    ctx.tenant.slug.as_str(),
-                ),
-            })
-            .await;
+        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let actor = crm_core::audit::Actor::of(&ctx);
+        let eval = dry_run::dry_run(
+            &self.0.rules,
+            tx,
+            &caller,
+            &actor,
+            rule,
+            record,
+            body.changes,
+        )
+        .await?;
         Ok(Json(match eval {
             Ok(out) => DryRunResult {
                 matched: out.matched,
@@ -461,8 +425,8 @@ impl RulesApi {
         let ctx = auth.0;
         self.0.require(&ctx, Permission::WorkflowsManage).await?;
         let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let user = crm_core::records::scope::acting_user(&mut tx, &ctx.principal).await?;
-        let rule = rules::update(&mut tx, &self.0.rules.pool, user, id.0, body.0.into()).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let rule = rules::update(&mut tx, &self.0.rules.pool, &caller, id.0, body.0.into()).await?;
         crm_core::audit::record(
             &mut tx,
             &crm_core::audit::Actor::of(&ctx),

@@ -6,7 +6,7 @@ use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
-use crm_core::authz::Permission;
+use crm_core::authz::{Caller, Permission};
 use crm_core::domain::DisplayName;
 use crm_core::teams::{self, Member, Team, TeamPatch};
 use poem_openapi::param::Path;
@@ -218,7 +218,8 @@ impl TeamsApi {
         let ctx = auth.0;
         self.0.require(&ctx, Permission::UsersManage).await?;
         let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        teams::add_member(&mut tx, id.0, body.user_id).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        teams::add_member(&mut tx, &caller, id.0, body.user_id).await?;
         audit::record(
             &mut tx,
             &Actor::of(&ctx),

@@ -6,13 +6,13 @@ use super::{checked, Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
-use crm_core::authz::Permission;
+use crm_core::authz::{Caller, Permission};
 use crm_core::context::page_size;
 use crm_core::db::TenantTx;
 use crm_core::domain::{DisplayName, Email, Password, Validator};
 use crm_core::identity::{self, sessions};
 use crm_core::users::{self, NewUser, User, UserPatch, UserQuery};
-use crm_core::{roles, Error, FieldError};
+use crm_core::{roles, teams, Error, FieldError};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -106,23 +106,23 @@ pub struct ResetPasswordRequest {
     pub new_password: String,
 }
 
-/// Refuses roles that carry permissions the caller lacks (`held`: the caller's permissions,
-/// computed before the transaction so no second connection is needed inside it).
+/// Refuses roles that grant more (permissions or scopes) than the caller holds.
 async fn ensure_may_grant(
     tx: &mut TenantTx,
+    caller: &Caller,
     role_names: &[String],
-    held: &[Permission],
 ) -> ApiResult<()> {
     roles::ensure_exist(tx, "roles", role_names).await?;
-    let granted = roles::permissions_of(tx, role_names).await?;
-    Ok(roles::ensure_no_escalation(&granted, held)?)
+    let granted = roles::grants_of(tx, role_names).await?;
+    Ok(caller.grants.ensure_may_grant(&granted)?)
 }
 
-/// Refuses to touch a user who holds permissions the caller lacks (404 if absent).
-async fn ensure_may_manage(tx: &mut TenantTx, user_id: Uuid, held: &[Permission]) -> ApiResult<()> {
+/// Refuses to touch a user who holds more than the caller (404 if absent); returns the user.
+async fn ensure_may_manage(tx: &mut TenantTx, caller: &Caller, user_id: Uuid) -> ApiResult<User> {
     let target = users::get(tx, user_id).await?;
-    let theirs = roles::permissions_of(tx, &target.roles).await?;
-    Ok(roles::ensure_outranks(&theirs, held)?)
+    let theirs = roles::grants_of(tx, &target.roles).await?;
+    caller.grants.ensure_outranks(&theirs)?;
+    Ok(target)
 }
 
 fn parse_roles(field: &str, raw: &[String], v: &mut Validator) -> Vec<String> {
@@ -209,9 +209,10 @@ impl UsersApi {
             }
         }
         let password_hash = identity::hash_password(checked(password)?.expose()).await?;
-        let held = state.permissions_of(&ctx).await?;
         let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
-        ensure_may_grant(&mut tx, &role_names, &held).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        ensure_may_grant(&mut tx, &caller, &role_names).await?;
+        teams::ensure_may_join(&mut tx, &caller, &team_ids, None).await?;
         let user = users::create(
             &mut tx,
             NewUser {
@@ -283,11 +284,19 @@ impl UsersApi {
             ));
         }
         v.finish()?;
-        let held = state.permissions_of(&ctx).await?;
         let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
-        ensure_may_manage(&mut tx, id.0, &held).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let target = ensure_may_manage(&mut tx, &caller, id.0).await?;
         if let Some(r) = &role_names {
-            ensure_may_grant(&mut tx, r, &held).await?;
+            ensure_may_grant(&mut tx, &caller, r).await?;
+        }
+        if let Some(wanted) = &body.team_ids {
+            let joined: Vec<Uuid> = wanted
+                .iter()
+                .filter(|t| !target.team_ids.contains(t))
+                .copied()
+                .collect();
+            teams::ensure_may_join(&mut tx, &caller, &joined, Some(id.0)).await?;
         }
         let user = users::update(
             &mut tx,
@@ -326,9 +335,9 @@ impl UsersApi {
         if ctx.principal.user_id() == Some(id.0) {
             return Err(Error::conflict("user.self", "you cannot deactivate yourself").into());
         }
-        let held = self.0.permissions_of(&ctx).await?;
         let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        ensure_may_manage(&mut tx, id.0, &held).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        ensure_may_manage(&mut tx, &caller, id.0).await?;
         users::update(
             &mut tx,
             id.0,
@@ -362,9 +371,9 @@ impl UsersApi {
         self.0.require(&ctx, Permission::UsersManage).await?;
         let password = Password::parse("new_password", &body.new_password)?;
         let hash = identity::hash_password(password.expose()).await?;
-        let held = self.0.permissions_of(&ctx).await?;
         let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        ensure_may_manage(&mut tx, id.0, &held).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        ensure_may_manage(&mut tx, &caller, id.0).await?;
         users::set_password(&mut tx, id.0, &hash).await?;
         let keep = ctx
             .principal

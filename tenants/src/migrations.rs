@@ -51,6 +51,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 7,
         sql: include_str!("tenant_sql/0007_workflows.sql"),
     },
+    TenantMigration {
+        version: 8,
+        sql: include_str!("tenant_sql/0008_access.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.

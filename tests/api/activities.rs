@@ -1,10 +1,6 @@
-use crate::helpers::TestApp;
+use crate::helpers::{id, TestApp};
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
 
 fn rfc(t: chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

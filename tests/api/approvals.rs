@@ -1,12 +1,8 @@
 //! Approvals over the API: modes (all, quorum), the record lock, recall, escalation to the
 //! approver's manager after business time, and the "waiting for me" list.
 
-use crate::helpers::{eventually, TestApp};
+use crate::helpers::{eventually, id, TestApp};
 use serde_json::{json, Value};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
 
 #[tokio::test]
 async fn approval_modes_lock_recall_and_escalation() {
@@ -191,10 +187,12 @@ async fn approval_modes_lock_recall_and_escalation() {
     )
     .await
     .expect(200);
+    // Requested by another administrator: nobody approves their own request.
+    let (_, requester) = app.user_with_roles(&t, &["admin"]).await;
     let e = app
         .post(
             "/api/v1/approvals",
-            &t.token,
+            &requester,
             request(json!([{"approvers": [rep], "escalate_after": "2h"}])),
         )
         .await

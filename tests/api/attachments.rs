@@ -1,7 +1,7 @@
 //! Attachments over HTTP against both file stores — the local directory (default settings) and
 //! a real S3 server (moto) — with the same scenario; then limits, refusals and access.
 
-use crate::helpers::{eventually, Resp, Tenant, TestApp};
+use crate::helpers::{eventually, id, Resp, Tenant, TestApp};
 use crate::s3::{object_bytes, object_names, Moto};
 use crm_core::files::{FileStoreConfig, S3Config, S3Store};
 use serde_json::{json, Value};
@@ -15,10 +15,6 @@ const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\
 const PDF_SHA256: &str = "93e31154c364805a3ef8c904bc257f5ef77600c31b67d392704cd6e1e9cd0657";
 /// The start of a Windows program.
 const EXE: &[u8] = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\xb8\x00";
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
 
 /// One part of a multipart/form-data body.
 struct Part<'a> {

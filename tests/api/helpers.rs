@@ -102,6 +102,11 @@ async fn template() -> &'static str {
         .await
 }
 
+/// The `id` of a JSON record.
+pub fn id(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
 /// Polls `probe` every 100 ms until it returns `Some` (20 s at most): for effects of the
 /// background job worker (mail, reminders, SLA timers).
 pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T

@@ -86,7 +86,7 @@ impl SmtpServer {
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .expect("python3 runs (aiosmtpd is installed by .ci/run)");
+            .expect("python3 runs (./test.sh installs aiosmtpd into .venv-test)");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())

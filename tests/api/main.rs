@@ -2,6 +2,7 @@
 //! crate links once; every test gets its own database cloned from a template, so they run in
 //! parallel.
 
+mod access;
 mod account;
 mod activities;
 mod api_keys;

@@ -2,14 +2,10 @@
 //! tickets with public replies only, open tickets, reply and rate; the survey link rates a
 //! resolved ticket without signing in. Staff and portal credentials never cross over.
 
-use crate::helpers::{eventually, Tenant, TestApp};
+use crate::helpers::{eventually, id, Tenant, TestApp};
 use crate::mail::eml_files;
 use reqwest::Method;
 use serde_json::{json, Value};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
 
 /// A customer and one contact of it with `email`; returns (customer id, contact id).
 async fn customer_with_contact(
@@ -228,6 +224,52 @@ async fn a_contact_signs_in_by_link_opens_a_ticket_and_follows_the_public_conver
         .collect();
     fields.sort_unstable();
     assert_eq!(fields, ["customer_id", "status"]);
+    // Custom ticket fields: only those an admin opened to the portal.
+    for (key, open) in [("internal_cost", false), ("device_model", true)] {
+        app.post(
+            "/api/v1/objects/tickets/fields",
+            &t.token,
+            json!({"key": key, "label": key, "type": "text", "portal_editable": open}),
+        )
+        .await
+        .expect(201);
+    }
+    let refused = app
+        .post(
+            "/portal/api/tickets",
+            &token,
+            json!({"subject": "x", "custom": {"internal_cost": "0", "device_model": "HP 1020"}}),
+        )
+        .await
+        .expect_problem(422, "validation.failed");
+    assert_eq!(
+        refused["errors"][0]["field"], "custom.internal_cost",
+        "{refused:#}"
+    );
+    assert_eq!(refused["errors"].as_array().map(Vec::len), Some(1));
+    let with_model = app
+        .post(
+            "/portal/api/tickets",
+            &token,
+            json!({"subject": "打印机型号", "custom": {"device_model": "HP 1020"}}),
+        )
+        .await
+        .expect(201);
+    let staff = app
+        .get(&format!("/api/v1/tickets/{}", id(&with_model)), &t.token)
+        .await
+        .expect(200);
+    assert_eq!(staff["custom"]["device_model"], "HP 1020");
+    app.delete(&format!("/api/v1/tickets/{}", id(&with_model)), &t.token)
+        .await
+        .expect(204);
+    app.post(
+        "/api/v1/objects/customers/fields",
+        &t.token,
+        json!({"key": "portal_x", "label": "x", "type": "text", "portal_editable": true}),
+    )
+    .await
+    .expect_problem(422, "validation.failed");
     app.post(
         "/portal/api/tickets",
         &token,

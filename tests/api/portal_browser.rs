@@ -3,11 +3,10 @@
 //! The script acts and reports what it saw; this side sets the stage through the staff API and
 //! checks the outcome there and in the database.
 
-use crate::helpers::{Tenant, TestApp};
+use crate::helpers::{eventually, id, Tenant, TestApp};
 use crate::mail::eml_files;
 use reqwest::Method;
 use serde_json::{json, Value};
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,26 +14,8 @@ use std::time::Duration;
 /// A subject that would run script if the page ever turned data into markup.
 const XSS_SUBJECT: &str = r#"<img src=x onerror="window.__xss=1">"#;
 const EMAIL: &str = "wang.lei@example.com";
-const SETUP: &str = "run the \"Test tools\" section of .ci/run (apt-get install -y chromium; \
-                     npm ci --prefix tests/browser) before the API tests";
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..200 {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+const SETUP: &str = "run the tests with ./test.sh, which installs Debian's chromium and \
+                     playwright-core (npm ci --prefix tests/browser) when they are missing";
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")

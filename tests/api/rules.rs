@@ -2,14 +2,10 @@
 //! the run log, dry runs, hostile scripts and auto-disable, cron in a time zone, and the
 //! shipped two-step discount approval.
 
-use crate::helpers::{eventually, Tenant, TestApp};
+use crate::helpers::{eventually, id, Tenant, TestApp};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
 
 async fn rule(app: &TestApp, t: &Tenant, body: Value) -> Value {
     app.post("/api/v1/rules", &t.token, body).await.expect(201)

@@ -30,7 +30,7 @@ impl Moto {
     const STARTUP: Duration = Duration::from_secs(30);
 
     const HINT: &'static str = "install it with: python3 -m pip install 'moto[server]' \
-                                (.ci/run does this in its \"Test tools\" section)";
+                                (./test.sh does this in the project virtualenv .venv-test)";
 
     /// Starts the server and waits until it answers HTTP; panics (fails the test) with the
     /// server's output when it cannot.

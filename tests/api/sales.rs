@@ -1,9 +1,5 @@
-use crate::helpers::TestApp;
-use serde_json::{json, Value};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
+use crate::helpers::{id, TestApp};
+use serde_json::json;
 
 #[tokio::test]
 async fn opportunities_follow_their_pipeline_stages() {

@@ -2,13 +2,9 @@
 //! compliance, median business times, satisfaction, per team and per agent; the date range,
 //! the permission, the caller's ticket scope and tenant isolation.
 
-use crate::helpers::{Tenant, TestApp, PASSWORD};
+use crate::helpers::{id, Tenant, TestApp, PASSWORD};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
 
 fn at(v: &Value) -> DateTime<Utc> {
     v.as_str().expect("timestamp").parse().expect("rfc3339")

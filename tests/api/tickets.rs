@@ -1,14 +1,10 @@
 //! Tickets on the record engine: numbers, the status machine, SLA due times and timers,
 //! the conversation and team assignment.
 
-use crate::helpers::{eventually, Tenant, TestApp};
+use crate::helpers::{eventually, id, Tenant, TestApp};
 use crate::mail::eml_files;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
 
 fn at(v: &Value) -> DateTime<Utc> {
     v.as_str().expect("timestamp").parse().expect("rfc3339")

@@ -522,6 +522,12 @@ pub async fn decide(
             ),
         ));
     }
+    if approve && a.requested_by == Some(user) {
+        return Err(Error::forbidden(
+            "approval.own_request",
+            "you requested this approval, so someone else must approve it; recall it if it is no longer needed",
+        ));
+    }
     let done = sqlx::query(
         "INSERT INTO approval_decisions (approval_id, step, user_id, decision, comment) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (approval_id, step, user_id) DO NOTHING",

@@ -9,14 +9,14 @@ use crate::rules::{self, RuleRun, RuleVersion, RUN_COLUMNS};
 use crate::sandbox::{EvalRequest, SandboxError, SandboxPool};
 use chrono::{Duration, Utc};
 use crm_core::audit::Actor;
-use crm_core::authz::Permission;
+use crm_core::authz::{Grants, Permission};
 use crm_core::crypto::{DataKey, MasterKey};
 use crm_core::db::TenantTx;
 use crm_core::desk;
 use crm_core::jobs::{self, NewJob};
 use crm_core::records::engine::{self, Access, Visibility};
 use crm_core::records::keys;
-use crm_core::records::meta::ObjectKey;
+use crm_core::records::meta::{ObjectKey, RecordAction};
 use crm_core::records::schema::ObjectSchema;
 use crm_core::records::scope::RecordScope;
 use crm_core::records::service::{self, CreateOptions};
@@ -54,15 +54,58 @@ pub struct RunRequest<'a> {
     pub fresh: bool,
 }
 
-/// A role's permissions, read once per transaction.
-async fn permissions_of(tx: &mut TenantTx, role: &str) -> Result<Arc<Vec<Permission>>> {
-    let key = format!("rules.permissions:{role}");
-    if let Some(held) = tx.recall(&key) {
-        return Ok(held);
+/// What a rule version acts as: the grants of its run-as role, for the user who saved the
+/// version (whose records `own` means, and whose teams `team` means).
+pub(crate) struct RunAs {
+    role: String,
+    grants: Grants,
+    saver: Option<Uuid>,
+}
+
+impl RunAs {
+    /// Reads the version's run-as role once per transaction.
+    pub(crate) async fn of(tx: &mut TenantTx, version: &RuleVersion) -> Result<Arc<RunAs>> {
+        let role = &version.run_as_role;
+        let saver = version.created_by;
+        let key = format!("rules.run_as:{role}:{saver:?}");
+        if let Some(held) = tx.recall(&key) {
+            return Ok(held);
+        }
+        let grants = Grants::of_roles(tx, std::slice::from_ref(role)).await?;
+        let run_as = Arc::new(RunAs {
+            role: role.clone(),
+            grants,
+            saver,
+        });
+        tx.remember(key, run_as.clone());
+        Ok(run_as)
     }
-    let held = Arc::new(crm_core::authz::policy::role_permissions(tx, role).await?);
-    tx.remember(key, held.clone());
-    Ok(held)
+
+    fn unmask(&self) -> bool {
+        self.grants.holds(Permission::SensitiveRead)
+    }
+
+    fn scope(&self, object: ObjectKey) -> RecordScope {
+        RecordScope::of(self.grants.scope(object.as_str()), self.saver)
+    }
+
+    /// How the rule reads and writes `object`: within its role's scope, as no user, masked
+    /// unless its role unmasks.
+    pub(crate) fn access<'a>(
+        &self,
+        actor: &'a Actor,
+        object: ObjectKey,
+        data_key: Option<&'a DataKey>,
+    ) -> Access<'a> {
+        Access {
+            actor,
+            user_id: None,
+            scope: self.scope(object),
+            customer_scope: self.scope(ObjectKey::Customers),
+            unmask: self.unmask(),
+            data_key,
+        }
+    }
 }
 
 /// An object's fields, read once per transaction (rule effects never change fields).
@@ -92,15 +135,19 @@ async fn data_key_for(
         .flatten()
 }
 
-/// How a rule reads and writes records: unscoped, as no user, masked unless its role unmasks.
-fn rule_access<'a>(actor: &'a Actor, unmask: bool, data_key: Option<&'a DataKey>) -> Access<'a> {
-    Access {
-        actor,
-        user_id: None,
-        scope: RecordScope::All,
-        customer_scope: RecordScope::All,
-        unmask,
-        data_key,
+/// The outcome of a run whose record lies outside its run-as role's scope: the rule does not
+/// apply to records its role cannot see.
+fn out_of_scope(run_as: &RunAs) -> Outcome {
+    Outcome {
+        outcome: "not_matched",
+        effects: Vec::new(),
+        error: Some(json!({
+            "code": "rule.out_of_scope",
+            "message": format!(
+                "the record is outside the record scope of role '{}', which the rule runs as",
+                run_as.role
+            ),
+        })),
     }
 }
 
@@ -138,26 +185,26 @@ struct EffectCtx<'a> {
     /// The record as the effects left it so far (refreshed after each change to it).
     record: Value,
     actor: Actor,
-    permissions: Arc<Vec<Permission>>,
+    run_as: Arc<RunAs>,
     data_key: Option<DataKey>,
-    unmask: bool,
     key: &'a str,
 }
 
 impl EffectCtx<'_> {
-    fn access(&self) -> Access<'_> {
-        rule_access(&self.actor, self.unmask, self.data_key.as_ref())
+    fn access(&self, object: ObjectKey) -> Access<'_> {
+        self.run_as
+            .access(&self.actor, object, self.data_key.as_ref())
     }
 
     fn require(&self, permission: Permission) -> Result<()> {
-        if self.permissions.contains(&permission) {
+        if self.run_as.grants.holds(permission) {
             Ok(())
         } else {
             Err(Error::forbidden(
                 "rule.forbidden",
                 format!(
                     "the rule runs as role '{}', which lacks {}; give the role that permission or run the rule as another role",
-                    self.version.run_as_role,
+                    self.run_as.role,
                     permission.as_str()
                 ),
             ))
@@ -181,8 +228,13 @@ fn effect_error(message: impl Into<String>) -> Error {
 }
 
 /// Memo key of a record read ahead for the runs of a job group.
-fn record_memo(object: ObjectKey, unmask: bool, id: Uuid) -> String {
-    format!("rules.record:{}:{unmask}:{id}", object.as_str())
+fn record_memo(object: ObjectKey, run_as: &RunAs, id: Uuid) -> String {
+    format!(
+        "rules.record:{}:{}:{:?}:{id}",
+        object.as_str(),
+        run_as.role,
+        run_as.saver
+    )
 }
 
 /// Memo flag: an effect in this transaction wrote records, so records read ahead may be stale
@@ -200,25 +252,34 @@ pub async fn prefetch(
     tx: &mut TenantTx,
     runs: &[(Arc<RuleVersion>, Uuid)],
 ) -> Result<()> {
-    // (object, run-as role) -> record ids
-    let mut wanted: Vec<((ObjectKey, String), Vec<Uuid>)> = Vec::new();
+    // (object, run-as role, saver) -> (one of its versions, record ids)
+    type Group = (
+        (ObjectKey, String, Option<Uuid>),
+        Arc<RuleVersion>,
+        Vec<Uuid>,
+    );
+    let mut wanted: Vec<Group> = Vec::new();
     for (version, id) in runs {
-        let key = (version.object_key()?, version.run_as_role.clone());
-        match wanted.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, ids)) => ids.push(*id),
-            None => wanted.push((key, vec![*id])),
+        let key = (
+            version.object_key()?,
+            version.run_as_role.clone(),
+            version.created_by,
+        );
+        match wanted.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, ids)) => ids.push(*id),
+            None => wanted.push((key, version.clone(), vec![*id])),
         }
     }
-    for ((object, role), ids) in wanted {
-        let permissions = permissions_of(tx, &role).await?;
-        let unmask = permissions.contains(&Permission::SensitiveRead);
+    for ((object, _, _), version, ids) in wanted {
+        let run_as = RunAs::of(tx, &version).await?;
         let schema = schema_of(tx, object).await?;
         let data_key = data_key_for(engine, tx, &schema).await;
         let actor = Actor::system();
-        let access = rule_access(&actor, unmask, data_key.as_ref());
+        let access = run_as.access(&actor, object, data_key.as_ref());
+        // Records outside the role's scope are not found here; their runs look them up alone.
         let found = engine::fetch_many(tx, &schema, &access, &ids, Visibility::Any).await?;
         for (id, record) in found {
-            tx.remember(record_memo(object, unmask, id), Arc::new(record));
+            tx.remember(record_memo(object, &run_as, id), Arc::new(record));
         }
     }
     Ok(())
@@ -233,22 +294,31 @@ pub async fn run(engine: &RuleEngine, tx: &mut TenantTx, req: RunRequest<'_>) ->
     }
     let started = Instant::now();
     let object = req.version.object_key()?;
-    let permissions = permissions_of(tx, &req.version.run_as_role).await?;
-    let unmask = permissions.contains(&Permission::SensitiveRead);
+    let run_as = RunAs::of(tx, req.version).await?;
     let schema = schema_of(tx, object).await?;
     let data_key = data_key_for(engine, tx, &schema).await;
     let actor = rules::actor(req.version, &req.key, req.depth.saturating_add(1));
     let prefetched = req
         .record_id
-        .and_then(|id| tx.recall::<Value>(&record_memo(object, unmask, id)))
+        .and_then(|id| tx.recall::<Value>(&record_memo(object, &run_as, id)))
         .filter(|_| tx.recall::<bool>(RECORDS_WRITTEN).is_none());
     let record = match (req.record_id, prefetched) {
         (Some(_), Some(record)) => (*record).clone(),
         (Some(id), None) => {
-            let access = rule_access(&actor, unmask, data_key.as_ref());
+            let access = run_as.access(&actor, object, data_key.as_ref());
             match engine::fetch(tx, &schema, &access, id, Visibility::Any, false).await {
                 Ok(r) => r,
-                Err(Error::NotFound { .. }) => json!({ "id": id, "purged": true }),
+                Err(Error::NotFound { .. }) => {
+                    let exists =
+                        engine::ensure_visible(tx, object, RecordScope::All, id, Visibility::Any)
+                            .await
+                            .is_ok();
+                    if exists {
+                        let outcome = out_of_scope(&run_as);
+                        return log_run(tx, &req, outcome, started).await;
+                    }
+                    json!({ "id": id, "purged": true })
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -288,9 +358,8 @@ pub async fn run(engine: &RuleEngine, tx: &mut TenantTx, req: RunRequest<'_>) ->
                 record_id: req.record_id,
                 record,
                 actor,
-                permissions,
+                run_as,
                 data_key,
-                unmask,
                 key: &req.key,
             };
             apply_all(tx, ctx, out.effects).await?
@@ -344,14 +413,13 @@ pub async fn run_actions(
     }
     let started = Instant::now();
     let object = version.object_key()?;
-    let permissions = permissions_of(tx, &version.run_as_role).await?;
-    let unmask = permissions.contains(&Permission::SensitiveRead);
+    let run_as = RunAs::of(tx, version).await?;
     let schema = schema_of(tx, object).await?;
     let data_key = data_key_for(engine, tx, &schema).await;
     let actor = rules::actor(version, &key, 1);
     let record = match record_id {
         Some(id) => {
-            let access = rule_access(&actor, unmask, data_key.as_ref());
+            let access = run_as.access(&actor, object, data_key.as_ref());
             match engine::fetch(tx, &schema, &access, id, Visibility::Live, false).await {
                 Ok(r) => r,
                 Err(Error::NotFound { .. }) => Value::Null,
@@ -385,9 +453,8 @@ pub async fn run_actions(
             record_id,
             record,
             actor,
-            permissions,
+            run_as,
             data_key,
-            unmask,
             key: &req.key,
         };
         apply_all(tx, ctx, actions).await?
@@ -540,19 +607,26 @@ async fn apply(
 ) -> Result<Value> {
     match effect["action"].as_str().unwrap_or_default() {
         "set_field" => {
-            ctx.require(ctx.object.permission("update"))?;
+            ctx.require(ctx.object.permission(RecordAction::Update))?;
             let id = ctx.record_id()?;
             let key = text(effect, "key")?;
             let schema = schema_of(tx, ctx.object).await?;
             let mut body = Map::new();
             body.insert(key.to_owned(), effect["value"].clone());
-            ctx.record =
-                service::update(tx, &schema, &ctx.access(), id, None, &Value::Object(body)).await?;
+            ctx.record = service::update(
+                tx,
+                &schema,
+                &ctx.access(ctx.object),
+                id,
+                None,
+                &Value::Object(body),
+            )
+            .await?;
             Ok(Value::Null)
         }
         "assign_to" => assign(tx, ctx, text(effect, "target")?).await,
         "create_task" => {
-            ctx.require(ObjectKey::Tasks.permission("create"))?;
+            ctx.require(ObjectKey::Tasks.permission(RecordAction::Create))?;
             let due =
                 Utc::now() + Duration::seconds(effect["due_in_seconds"].as_i64().unwrap_or(86_400));
             let assignee = match effect["assignee"].as_str() {
@@ -577,8 +651,14 @@ async fn apply(
                 body[key] = json!(value);
             }
             let schema = schema_of(tx, ObjectKey::Tasks).await?;
-            let task = service::create(tx, &schema, &ctx.access(), &body, CreateOptions::default())
-                .await?;
+            let task = service::create(
+                tx,
+                &schema,
+                &ctx.access(ObjectKey::Tasks),
+                &body,
+                CreateOptions::default(),
+            )
+            .await?;
             Ok(json!({ "task_id": task["id"] }))
         }
         "add_comment" => {
@@ -599,7 +679,7 @@ async fn apply(
                 Ok(json!({ "comment_id": c.id }))
             } else {
                 // Other records keep notes as activities on their timeline.
-                ctx.require(ObjectKey::Activities.permission("create"))?;
+                ctx.require(ObjectKey::Activities.permission(RecordAction::Create))?;
                 let mut note = json!({
                     "kind": "note",
                     "subject": body.chars().take(120).collect::<String>(),
@@ -609,9 +689,14 @@ async fn apply(
                     note[key] = json!(value);
                 }
                 let schema = schema_of(tx, ObjectKey::Activities).await?;
-                let a =
-                    service::create(tx, &schema, &ctx.access(), &note, CreateOptions::default())
-                        .await?;
+                let a = service::create(
+                    tx,
+                    &schema,
+                    &ctx.access(ObjectKey::Activities),
+                    &note,
+                    CreateOptions::default(),
+                )
+                .await?;
                 Ok(json!({ "activity_id": a["id"] }))
             }
         }
@@ -626,7 +711,7 @@ async fn apply(
             .await
         }
         "request_approval" => {
-            ctx.require(ctx.object.permission("update"))?;
+            ctx.require(ctx.object.permission(RecordAction::Update))?;
             let id = ctx.record_id()?;
             let steps = effect["steps"]
                 .as_array()
@@ -838,7 +923,7 @@ async fn team_id(tx: &mut TenantTx, raw: &str) -> Result<Uuid> {
 /// assigns by its own mode); `round_robin` / `least_loaded` (tickets: within the ticket's
 /// team), or `round_robin:<team>` / `least_loaded:<team>` for any record.
 async fn assign(tx: &mut TenantTx, ctx: &mut EffectCtx<'_>, target: &str) -> Result<Value> {
-    ctx.require(ctx.object.permission("update"))?;
+    ctx.require(ctx.object.permission(RecordAction::Update))?;
     let id = ctx.record_id()?;
     let owner_col = ctx.object.owner_column();
     let (strategy, team) = match target.split_once(':') {
@@ -877,7 +962,7 @@ async fn assign(tx: &mut TenantTx, ctx: &mut EffectCtx<'_>, target: &str) -> Res
         json!({ owner_col: user })
     };
     let schema = schema_of(tx, ctx.object).await?;
-    ctx.record = service::update(tx, &schema, &ctx.access(), id, None, &body).await?;
+    ctx.record = service::update(tx, &schema, &ctx.access(ctx.object), id, None, &body).await?;
     Ok(body)
 }
 

@@ -7,6 +7,7 @@
 //!
 //! - `rules`: versioned definitions, the run log, auto-disable after failures in a row.
 //! - `trigger`: record events, cron schedules in a time zone, manual runs, approval decisions.
+//! - `dry_run`: a rule tried on a record, writing nothing (the caller's read rights apply).
 //! - `executor`: one run (sandbox evaluation + effects in a savepoint + the run-log entry).
 //! - `jobs`: the durable jobs (`rule.run`, `rule.cron`, `rule.action`, `webhook.send`).
 //! - `approvals`: multi-step approvals that lock their record.
@@ -14,6 +15,7 @@
 //! This crate must never depend on rhai.
 
 pub mod approvals;
+pub mod dry_run;
 pub mod executor;
 pub mod jobs;
 pub mod rules;

@@ -6,6 +6,7 @@ use crate::sandbox::{SandboxError, SandboxPool};
 use crate::trigger::Trigger;
 use chrono::{DateTime, Utc};
 use crm_core::audit::Actor;
+use crm_core::authz::{policy, scope_rank, Caller, Grants, Permission};
 use crm_core::context::{cut_page, parse_cursor, Page};
 use crm_core::db::TenantTx;
 use crm_core::jobs::{self, NewJob};
@@ -29,7 +30,8 @@ pub struct RuleInput {
     pub condition: Option<String>,
     pub script: String,
     pub enabled: bool,
-    /// The role whose permissions the rule's effects need (default `admin`).
+    /// The role the rule acts as: its permissions, record scopes and masking (default: the
+    /// saver's most powerful role). It may not hold more than the saver.
     pub run_as_role: Option<String>,
 }
 
@@ -154,7 +156,12 @@ pub fn compile_error(e: SandboxError) -> Error {
     }
 }
 
-async fn check(tx: &mut TenantTx, pool: &SandboxPool, input: RuleInput) -> Result<Checked> {
+async fn check(
+    tx: &mut TenantTx,
+    pool: &SandboxPool,
+    saver: &Caller,
+    input: RuleInput,
+) -> Result<Checked> {
     let mut errors = Vec::new();
     let name = input.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 200 {
@@ -180,10 +187,10 @@ async fn check(tx: &mut TenantTx, pool: &SandboxPool, input: RuleInput) -> Resul
             ),
         ));
     }
-    let run_as_role = input
-        .run_as_role
-        .clone()
-        .unwrap_or_else(|| crm_core::authz::ADMIN_ROLE.to_owned());
+    let run_as_role = match input.run_as_role.clone() {
+        Some(role) => role,
+        None => highest_role(tx, saver).await?,
+    };
     let role_known: Option<String> = sqlx::query_scalar("SELECT name FROM roles WHERE name = $1")
         .bind(&run_as_role)
         .fetch_optional(tx.conn())
@@ -194,6 +201,16 @@ async fn check(tx: &mut TenantTx, pool: &SandboxPool, input: RuleInput) -> Resul
             "unknown_role",
             format!("no role '{run_as_role}'"),
         ));
+    } else {
+        // A rule acts with its role's permissions and scopes: only someone who holds at
+        // least as much may make a rule act so.
+        let role_grants = Grants::of_roles(tx, std::slice::from_ref(&run_as_role)).await?;
+        saver.grants.ensure_may_grant(&role_grants).map_err(|e| {
+            Error::forbidden(
+                "auth.escalation",
+                format!("the rule would run as role '{run_as_role}': {e}; choose a role you hold"),
+            )
+        })?;
     }
     if input.script.trim().is_empty() {
         errors.push(FieldError::new(
@@ -242,14 +259,40 @@ fn not_found(id: Uuid) -> Error {
     Error::not_found("rule.not_found", format!("no rule {id}"))
 }
 
+/// The saver's most powerful role (most permissions, then widest scopes, then name): what a
+/// rule runs as when its definition names no role.
+async fn highest_role(tx: &mut TenantTx, saver: &Caller) -> Result<String> {
+    let roles = policy::subject_roles(tx, &saver.principal.subject()).await?;
+    let mut best: Option<((usize, u32), String)> = None;
+    for role in roles {
+        let g = Grants::of_roles(tx, std::slice::from_ref(&role)).await?;
+        let rank = (
+            g.permissions.len(),
+            g.scopes.values().map(|s| u32::from(scope_rank(*s))).sum(),
+        );
+        if best.as_ref().is_none_or(|(r, _)| rank > *r) {
+            best = Some((rank, role));
+        }
+    }
+    best.map(|(_, role)| role).ok_or_else(|| {
+        Error::invalid_field(
+            "run_as_role",
+            "no_role",
+            "you hold no role for the rule to run as; name one in run_as_role",
+        )
+    })
+}
+
 /// Creates a rule (version 1).
 pub async fn create(
     tx: &mut TenantTx,
     pool: &SandboxPool,
-    user: Option<Uuid>,
+    saver: &Caller,
     input: RuleInput,
 ) -> Result<Rule> {
-    let c = check(tx, pool, input).await?;
+    saver.require(Permission::WorkflowsManage)?;
+    let user = saver.user_id;
+    let c = check(tx, pool, saver, input).await?;
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO rules (id, name, object, trigger, trigger_kind, trigger_event, trigger_fields, \
@@ -278,12 +321,14 @@ pub async fn create(
 pub async fn update(
     tx: &mut TenantTx,
     pool: &SandboxPool,
-    user: Option<Uuid>,
+    saver: &Caller,
     id: Uuid,
     input: RuleInput,
 ) -> Result<Rule> {
+    saver.require(Permission::WorkflowsManage)?;
+    let user = saver.user_id;
     let current = get_for_update(tx, id).await?;
-    let c = check(tx, pool, input).await?;
+    let c = check(tx, pool, saver, input).await?;
     let version = current.version + 1;
     let reenabled = c.enabled && !current.enabled;
     sqlx::query(

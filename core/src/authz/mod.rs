@@ -4,10 +4,14 @@
 //! `policy_version`, which every policy change bumps in the same transaction.
 
 mod adapter;
+mod caller;
+mod grants;
 mod permission;
 pub mod policy;
 
 pub use adapter::TenantPolicyAdapter;
+pub use caller::{acting_user, Caller};
+pub use grants::{scope_rank, Grants};
 pub use permission::{default_roles, DefaultRole, Permission, Scope, ADMIN_ROLE, SCOPED_OBJECTS};
 
 use crate::db::{Db, TenantCtx};

@@ -393,15 +393,16 @@ pub async fn get_ticket(tx: &mut TenantTx, customer: Uuid, id: Uuid) -> Result<P
 }
 
 /// Refuses any key but [`TICKET_FIELDS`], naming each: status, assignee, team, tags,
-/// channel, customer and contact are the service team's (or fixed by the session).
-fn portal_ticket_body(body: &Value, who: &PortalPrincipal) -> Result<Value> {
+/// channel, customer and contact are the service team's (or fixed by the session). Inside
+/// `custom`, only fields an admin marked `portal_editable` are accepted.
+fn portal_ticket_body(body: &Value, who: &PortalPrincipal, schema: &ObjectSchema) -> Result<Value> {
     let Some(obj) = body.as_object() else {
         return Err(Error::bad_request(
             "request.invalid",
             "the body must be a JSON object",
         ));
     };
-    let refused: Vec<FieldError> = obj
+    let mut refused: Vec<FieldError> = obj
         .keys()
         .filter(|k| !TICKET_FIELDS.contains(&k.as_str()))
         .map(|k| {
@@ -415,6 +416,29 @@ fn portal_ticket_body(body: &Value, who: &PortalPrincipal) -> Result<Value> {
             )
         })
         .collect();
+    if let Some(custom) = obj.get("custom").and_then(Value::as_object) {
+        let open: Vec<&str> = schema
+            .custom
+            .iter()
+            .filter(|f| f.portal_editable)
+            .map(|f| f.key.as_str())
+            .collect();
+        refused.extend(
+            custom
+                .keys()
+                .filter(|k| !open.contains(&k.as_str()))
+                .map(|k| {
+                    FieldError::new(
+                        format!("custom.{k}"),
+                        "not_allowed",
+                        format!(
+                            "'{k}' is filled in by the service team; fields customers may fill in: {}",
+                            if open.is_empty() { "none".to_owned() } else { open.join(", ") }
+                        ),
+                    )
+                }),
+        );
+    }
     if !refused.is_empty() {
         return Err(Error::invalid(refused));
     }
@@ -440,8 +464,8 @@ pub async fn create_ticket(
     master: Option<&MasterKey>,
     actor: &Actor,
 ) -> Result<PortalTicket> {
-    let body = portal_ticket_body(body, who)?;
     let schema = ObjectSchema::load(tx, ObjectKey::Tickets).await?;
+    let body = portal_ticket_body(body, who, &schema)?;
     let key = if schema.has_encrypted() {
         keys::data_key(tx, master, false).await?
     } else {
@@ -585,22 +609,28 @@ mod tests {
             session_hash: String::new(),
             expires_at: Utc::now(),
         };
+        let schema = ObjectSchema {
+            object: ObjectKey::Tickets,
+            custom: Vec::new(),
+        };
         let ok = portal_ticket_body(
             &serde_json::json!({"subject": "打印机卡纸", "priority": "high"}),
             &who,
+            &schema,
         )
         .expect("accepted");
         assert_eq!(ok["channel"], "portal");
         assert_eq!(ok["customer_id"], who.customer_id.to_string());
         assert_eq!(ok["contact_id"], who.contact_id.to_string());
         let Err(Error::Invalid { fields, .. }) = portal_ticket_body(
-            &serde_json::json!({"subject": "x", "status": "closed", "assignee_id": null}),
+            &serde_json::json!({"subject": "x", "status": "closed", "assignee_id": null, "custom": {"cost": 1}}),
             &who,
+            &schema,
         ) else {
             panic!("refused");
         };
         let mut named: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
         named.sort_unstable();
-        assert_eq!(named, ["assignee_id", "status"]);
+        assert_eq!(named, ["assignee_id", "custom.cost", "status"]);
     }
 }

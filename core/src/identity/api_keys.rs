@@ -75,17 +75,34 @@ pub async fn revoke(tx: &mut TenantTx, id: Uuid) -> Result<ApiKey> {
     Ok(key)
 }
 
-/// Resolves a key's hash to its principal; `None` for unknown or revoked keys.
+/// Resolves a key's hash to its principal; `None` for unknown or revoked keys. A key whose
+/// creator has been deactivated stops working with it (401 `auth.api_key_creator_inactive`):
+/// a key must never outlive the account that answers for it.
 pub async fn authenticate(tx: &mut TenantTx, token_hash: &str) -> Result<Option<Principal>> {
-    let row: Option<(Uuid, String, i64)> = sqlx::query_as(
-        "UPDATE api_keys SET last_used_at = now() \
-         WHERE token_hash = $1 AND revoked_at IS NULL \
-         RETURNING id, name, (SELECT policy_version FROM settings)",
+    let row: Option<(Uuid, String, bool, i64)> = sqlx::query_as(
+        "WITH k AS ( \
+            SELECT k.id, k.name, coalesce(u.status = 'active', true) AS creator_active \
+            FROM api_keys k LEFT JOIN users u ON u.id = k.created_by \
+            WHERE k.token_hash = $1 AND k.revoked_at IS NULL), \
+         used AS (UPDATE api_keys SET last_used_at = now() \
+            WHERE id IN (SELECT id FROM k WHERE creator_active) RETURNING id) \
+         SELECT id, name, creator_active, (SELECT policy_version FROM settings) FROM k",
     )
     .bind(token_hash)
     .fetch_optional(tx.conn())
     .await?;
-    Ok(row.map(|(id, name, policy_version)| Principal {
+    let Some((id, name, creator_active, policy_version)) = row else {
+        return Ok(None);
+    };
+    if !creator_active {
+        return Err(Error::unauthenticated(
+            "auth.api_key_creator_inactive",
+            format!(
+                "the API key '{name}' was created by a user who has since been deactivated, so it no longer works; an active user must create a new key"
+            ),
+        ));
+    }
+    Ok(Some(Principal {
         kind: PrincipalKind::ApiKey,
         id,
         name,

@@ -4,6 +4,7 @@
 
 use super::meta::{FieldKey, FieldType, ObjectKey};
 use super::values;
+use crate::authz::{Caller, Permission};
 use crate::db::TenantTx;
 use crate::domain::Validator;
 use crate::error::{Error, FieldError, Result};
@@ -34,6 +35,8 @@ pub struct FieldDef {
     pub target: Option<ObjectKey>,
     pub sensitive: bool,
     pub encrypted: bool,
+    /// Ticket fields only: a customer may fill it in on the portal.
+    pub portal_editable: bool,
     pub position: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -56,6 +59,7 @@ struct FieldRow {
     target: Option<String>,
     sensitive: bool,
     encrypted: bool,
+    portal_editable: bool,
     position: i32,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -63,7 +67,7 @@ struct FieldRow {
 
 const COLUMNS: &str =
     "object, key, label, labels, type, required, is_unique, indexed, default_value, \
-    options, option_labels, target, sensitive, encrypted, position, created_at, updated_at";
+    options, option_labels, target, sensitive, encrypted, portal_editable, position, created_at, updated_at";
 
 fn from_row(r: FieldRow) -> Result<FieldDef> {
     let corrupt = |what: &str| Error::internal(format!("field_defs row has a bad {what}"));
@@ -82,6 +86,7 @@ fn from_row(r: FieldRow) -> Result<FieldDef> {
         target: r.target.as_deref().and_then(ObjectKey::parse),
         sensitive: r.sensitive,
         encrypted: r.encrypted,
+        portal_editable: r.portal_editable,
         position: r.position,
         created_at: r.created_at,
         updated_at: r.updated_at,
@@ -134,6 +139,19 @@ pub struct NewField {
     pub target: Option<String>,
     pub sensitive: bool,
     pub encrypted: bool,
+    /// Ticket fields only: customers may fill it in on the portal.
+    pub portal_editable: bool,
+}
+
+/// Only ticket fields can be opened to the customer portal.
+fn check_portal_editable(v: &mut Validator, object: ObjectKey, wanted: Option<bool>) {
+    if wanted == Some(true) && object != ObjectKey::Tickets {
+        v.push(FieldError::new(
+            "portal_editable",
+            "not_allowed",
+            "only ticket fields can be filled in on the customer portal",
+        ));
+    }
 }
 
 fn check_label(v: &mut Validator, field: &str, label: &str) {
@@ -317,6 +335,7 @@ pub async fn create(tx: &mut TenantTx, object: ObjectKey, new: NewField) -> Resu
     if let Some(labels) = &new.option_labels {
         check_option_labels(&mut v, labels, &new.options);
     }
+    check_portal_editable(&mut v, object, Some(new.portal_editable));
     v.finish()?;
     let (Some(key), Some(ty)) = (key, ty) else {
         return Err(Error::internal("validated field missing"));
@@ -421,8 +440,8 @@ pub async fn create(tx: &mut TenantTx, object: ObjectKey, new: NewField) -> Resu
     .await?;
     sqlx::query(
         "INSERT INTO field_defs (object, key, label, labels, type, required, is_unique, indexed, default_value, \
-         options, option_labels, target, sensitive, encrypted, position) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         options, option_labels, target, sensitive, encrypted, position, portal_editable) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(object.as_str())
     .bind(key.as_str())
@@ -439,6 +458,7 @@ pub async fn create(tx: &mut TenantTx, object: ObjectKey, new: NewField) -> Resu
     .bind(new.sensitive || new.encrypted)
     .bind(new.encrypted)
     .bind(position)
+    .bind(new.portal_editable)
     .execute(tx.conn())
     .await?;
     bump_metadata_version(tx).await?;
@@ -458,17 +478,29 @@ pub struct FieldPatch {
     pub options: Option<Vec<String>>,
     pub option_labels: Option<Value>,
     pub sensitive: Option<bool>,
+    pub portal_editable: Option<bool>,
     pub position: Option<i32>,
 }
 
 /// Changes a field's metadata (and its indexes when `unique` / `indexed` change).
 pub async fn update(
     tx: &mut TenantTx,
+    caller: &Caller,
     object: ObjectKey,
     key: &str,
     patch: FieldPatch,
 ) -> Result<FieldDef> {
+    caller.require(Permission::FieldsManage)?;
     let current = get(tx, object, key).await?;
+    if current.sensitive && patch.sensitive == Some(false) && !caller.unmask() {
+        // Clearing the flag would unmask the values for everyone, the caller included.
+        return Err(Error::forbidden(
+            "field.sensitive",
+            format!(
+                "making '{key}' no longer sensitive shows its values unmasked to everyone; that needs the permission sensitive:read, which you lack"
+            ),
+        ));
+    }
     let mut v = Validator::new();
     if let Some(label) = &patch.label {
         check_label(&mut v, "label", label);
@@ -504,6 +536,7 @@ pub async fn update(
             "encrypted fields are always sensitive",
         ));
     }
+    check_portal_editable(&mut v, object, patch.portal_editable);
     v.finish()?;
 
     let table = object.table();
@@ -554,7 +587,7 @@ pub async fn update(
     };
     sqlx::query(
         "UPDATE field_defs SET label = $3, labels = $4, required = $5, is_unique = $6, indexed = $7, \
-         default_value = $8, options = $9, option_labels = $10, sensitive = $11, position = $12, updated_at = now() \
+         default_value = $8, options = $9, option_labels = $10, sensitive = $11, position = $12, portal_editable = $13, updated_at = now() \
          WHERE object = $1 AND key = $2",
     )
     .bind(object.as_str())
@@ -569,6 +602,7 @@ pub async fn update(
     .bind(patch.option_labels.unwrap_or(current.option_labels))
     .bind(patch.sensitive.unwrap_or(current.sensitive) || current.encrypted)
     .bind(patch.position.unwrap_or(current.position))
+    .bind(patch.portal_editable.unwrap_or(current.portal_editable))
     .execute(tx.conn())
     .await?;
     bump_metadata_version(tx).await?;

@@ -1,16 +1,19 @@
-//! `Idempotency-Key` on POST: the first request with a key stores its response in the same
-//! transaction as its effect; a retry with the same key gets that response back instead of
-//! a second record. A concurrent retry waits on the key's row until the first commits.
+//! `Idempotency-Key` on POST: the first request with a key stores what it made (the record
+//! id and status, never the record itself, which may hold decrypted values) in the same
+//! transaction as its effect; a retry with the same key gets that record, read afresh as
+//! the caller may see it, instead of a second record. A concurrent retry waits on the key's
+//! row until the first commits. Keys expire after 24 hours.
 
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
-/// A stored response to replay.
+/// A stored response to replay: re-read the record and answer with `status`.
 pub struct Replay {
     pub status: u16,
-    pub body: Value,
+    pub record_id: Uuid,
 }
 
 /// Claims `key` for this principal and request; returns the stored response when the key
@@ -61,10 +64,14 @@ pub async fn claim(
             "this key was used for a different request; use a new key for each distinct request",
         ));
     }
-    match (status, stored) {
-        (Some(status), Some(body)) => Ok(Some(Replay {
+    let record_id = stored
+        .as_ref()
+        .and_then(|b| b["id"].as_str())
+        .and_then(|id| Uuid::parse_str(id).ok());
+    match (status, record_id) {
+        (Some(status), Some(record_id)) => Ok(Some(Replay {
             status: status as u16,
-            body,
+            record_id,
         })),
         _ => Err(Error::conflict(
             "idempotency.in_progress",
@@ -73,14 +80,16 @@ pub async fn claim(
     }
 }
 
-/// Stores the response of a claimed key (same transaction as the effect).
+/// Stores what a claimed key's request made (same transaction as the effect): only the
+/// record's id, so no value of the record outlives the request in this table.
 pub async fn complete(
     tx: &mut TenantTx,
     principal: &str,
     key: &str,
     status: u16,
-    body: &Value,
+    record_id: Uuid,
 ) -> Result<()> {
+    let body = serde_json::json!({ "id": record_id });
     sqlx::query(
         "UPDATE idempotency_keys SET status = $3, body = $4 WHERE principal = $1 AND key = $2",
     )
@@ -91,4 +100,16 @@ pub async fn complete(
     .execute(tx.conn())
     .await?;
     Ok(())
+}
+
+/// Deletes up to `limit` keys older than 24 hours (run while the worker visits a tenant).
+pub async fn prune(tx: &mut TenantTx, limit: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM idempotency_keys WHERE (principal, key) IN (SELECT principal, key \
+         FROM idempotency_keys WHERE created_at < now() - interval '24 hours' LIMIT $1)",
+    )
+    .bind(limit)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -18,6 +18,18 @@ pub enum ObjectKey {
     Tickets,
 }
 
+/// What a caller does to a record; with the object it names the permission required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordAction {
+    Read,
+    Create,
+    Update,
+    /// To the recycle bin (and back).
+    Delete,
+    /// For good.
+    Purge,
+}
+
 impl ObjectKey {
     pub const ALL: &'static [ObjectKey] = &[
         ObjectKey::Customers,
@@ -75,22 +87,22 @@ impl ObjectKey {
     /// The permission an action (`read`, `create`, `update`, `delete`, `purge`) on records of
     /// this object needs. Contacts, opportunities, activities and tasks belong to the customer
     /// relationship: they share the customer permissions (their record scopes are separate).
-    pub fn permission(self, action: &str) -> crate::authz::Permission {
+    pub fn permission(self, action: RecordAction) -> crate::authz::Permission {
         use crate::authz::Permission;
         if self == ObjectKey::Tickets {
             return match action {
-                "read" => Permission::TicketsRead,
-                "create" => Permission::TicketsCreate,
-                "update" => Permission::TicketsUpdate,
-                _ => Permission::TicketsDelete,
+                RecordAction::Read => Permission::TicketsRead,
+                RecordAction::Create => Permission::TicketsCreate,
+                RecordAction::Update => Permission::TicketsUpdate,
+                RecordAction::Delete | RecordAction::Purge => Permission::TicketsDelete,
             };
         }
         match action {
-            "read" => Permission::CustomersRead,
-            "create" => Permission::CustomersCreate,
-            "update" => Permission::CustomersUpdate,
-            "delete" => Permission::CustomersDelete,
-            _ => Permission::CustomersPurge,
+            RecordAction::Read => Permission::CustomersRead,
+            RecordAction::Create => Permission::CustomersCreate,
+            RecordAction::Update => Permission::CustomersUpdate,
+            RecordAction::Delete => Permission::CustomersDelete,
+            RecordAction::Purge => Permission::CustomersPurge,
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod customers;
 pub mod engine;
+pub mod export;
 pub mod fields;
 pub mod history;
 pub mod idempotency;
@@ -22,6 +23,6 @@ pub mod timeline;
 pub mod values;
 
 pub use engine::{Access, Visibility};
-pub use meta::{FieldKey, FieldType, ObjectKey};
+pub use meta::{FieldKey, FieldType, ObjectKey, RecordAction};
 pub use schema::ObjectSchema;
 pub use scope::RecordScope;

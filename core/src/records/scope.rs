@@ -2,10 +2,10 @@
 //! scopes of its roles, applied as a SQL predicate so lists and counts are filtered too.
 
 use super::meta::ObjectKey;
-use crate::authz::Scope;
+use crate::authz::{scope_rank, Caller, Scope};
 use crate::db::TenantTx;
 use crate::error::Result;
-use crate::identity::{Principal, PrincipalKind};
+use crate::identity::Principal;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -41,35 +41,25 @@ pub async fn scope_for(
     let widest = scopes
         .iter()
         .map(|s| s.as_deref().and_then(Scope::parse).unwrap_or(Scope::All))
-        .max_by_key(|s| match s {
-            Scope::Own => 0,
-            Scope::Team => 1,
-            Scope::All => 2,
-        });
+        .max_by_key(|s| scope_rank(*s));
     let user = acting_user(tx, principal).await?;
-    Ok(match (widest, user) {
-        (Some(Scope::All), _) => RecordScope::All,
-        (Some(Scope::Team), Some(u)) => RecordScope::Team(u),
-        (Some(Scope::Own), Some(u)) => RecordScope::Own(u),
-        _ => RecordScope::Nothing,
-    })
+    Ok(RecordScope::of(widest, user))
 }
 
-/// The user a principal acts for: the user itself, or the user who created an API key.
-pub async fn acting_user(tx: &mut TenantTx, principal: &Principal) -> Result<Option<Uuid>> {
-    Ok(match principal.kind {
-        PrincipalKind::User => Some(principal.id),
-        PrincipalKind::ApiKey => {
-            sqlx::query_scalar::<_, Option<Uuid>>("SELECT created_by FROM api_keys WHERE id = $1")
-                .bind(principal.id)
-                .fetch_optional(tx.conn())
-                .await?
-                .flatten()
-        }
-    })
-}
+pub use crate::authz::acting_user;
 
 impl RecordScope {
+    /// The visibility a role scope gives `user` (`None` scope: no role, nothing visible; own
+    /// or team without a user: nothing).
+    pub fn of(scope: Option<Scope>, user: Option<Uuid>) -> RecordScope {
+        match (scope, user) {
+            (Some(Scope::All), _) => RecordScope::All,
+            (Some(Scope::Team), Some(u)) => RecordScope::Team(u),
+            (Some(Scope::Own), Some(u)) => RecordScope::Own(u),
+            _ => RecordScope::Nothing,
+        }
+    }
+
     /// Appends ` AND <predicate on the owner column>` to a query over the object's table.
     /// `owner_column` is a fixed identifier from [`ObjectKey::owner_column`].
     pub fn push_predicate(&self, q: &mut QueryBuilder<'_, Postgres>, owner_column: &'static str) {
@@ -92,5 +82,12 @@ impl RecordScope {
                 q.push(" AND false");
             }
         }
+    }
+}
+
+impl Caller {
+    /// The caller's visibility on `object`, applied as a SQL predicate by the record engine.
+    pub fn record_scope(&self, object: ObjectKey) -> RecordScope {
+        RecordScope::of(self.scope(object.as_str()), self.user_id)
     }
 }

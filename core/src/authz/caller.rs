@@ -1,0 +1,67 @@
+//! The [`Caller`]: who is asking and what they may do, built once per request inside the
+//! tenant transaction and handed to services, which check it themselves.
+
+use super::{forbidden, Grants, Permission, Scope};
+use crate::db::TenantTx;
+use crate::error::Result;
+use crate::identity::{Principal, PrincipalKind};
+use uuid::Uuid;
+
+/// A principal with its grants and the user it acts for.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    /// The user itself, or the user who created an API key (default owner, own/team scope).
+    pub user_id: Option<Uuid>,
+    pub grants: Grants,
+}
+
+impl Caller {
+    /// Reads the principal's roles, permissions and scopes in the caller's transaction.
+    pub async fn load(tx: &mut TenantTx, principal: &Principal) -> Result<Caller> {
+        let grants = Grants::of_subject(tx, &principal.subject()).await?;
+        let user_id = acting_user(tx, principal).await?;
+        Ok(Caller {
+            principal: principal.clone(),
+            user_id,
+            grants,
+        })
+    }
+
+    pub fn holds(&self, permission: Permission) -> bool {
+        self.grants.holds(permission)
+    }
+
+    /// 403 `auth.forbidden` naming the permission unless the caller holds it.
+    pub fn require(&self, permission: Permission) -> Result<()> {
+        if self.holds(permission) {
+            Ok(())
+        } else {
+            Err(forbidden(permission))
+        }
+    }
+
+    /// Whether sensitive values are shown unmasked.
+    pub fn unmask(&self) -> bool {
+        self.holds(Permission::SensitiveRead)
+    }
+
+    /// The caller's widest scope on `object` (`None`: no role grants any).
+    pub fn scope(&self, object: &str) -> Option<Scope> {
+        self.grants.scope(object)
+    }
+}
+
+/// The user a principal acts for: the user itself, or the user who created an API key.
+pub async fn acting_user(tx: &mut TenantTx, principal: &Principal) -> Result<Option<Uuid>> {
+    Ok(match principal.kind {
+        PrincipalKind::User => Some(principal.id),
+        PrincipalKind::ApiKey => {
+            sqlx::query_scalar::<_, Option<Uuid>>("SELECT created_by FROM api_keys WHERE id = $1")
+                .bind(principal.id)
+                .fetch_optional(tx.conn())
+                .await?
+                .flatten()
+        }
+    })
+}

@@ -1,0 +1,236 @@
+//! What a set of roles grants: permissions plus the widest record scope per object. Every
+//! path that hands out power (role edits, user roles, API keys, rule run-as roles, managing
+//! another user) compares grants, permissions AND scopes, so nobody passes on more than
+//! they hold themselves.
+
+use super::{Permission, Scope, SCOPED_OBJECTS};
+use crate::db::TenantTx;
+use crate::error::{Error, Result};
+use std::collections::BTreeMap;
+
+/// A role's name, scopes and `object:action` permissions (casbin `p` rows of the tenant).
+type RoleGrantRow = (
+    String,
+    sqlx::types::Json<BTreeMap<String, Scope>>,
+    Vec<String>,
+);
+
+/// Roles with their permissions; `$2` is the casbin domain (the tenant id).
+const ROLE_GRANTS: &str = "SELECT r.name, r.scopes, \
+    coalesce(array_agg(p.v2 || ':' || p.v3) FILTER (WHERE p.v2 IS NOT NULL), '{}') \
+    FROM roles r LEFT JOIN casbin_rule p ON p.ptype = 'p' AND p.v0 = r.name AND p.v1 = $2";
+
+/// Permissions and per-object scopes of one or more roles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Sorted, without duplicates.
+    pub permissions: Vec<Permission>,
+    /// The widest scope among the roles, per scoped object; an object absent here is not
+    /// visible at all (no roles).
+    pub scopes: BTreeMap<String, Scope>,
+}
+
+/// Orders scopes from narrowest to widest.
+pub fn scope_rank(scope: Scope) -> u8 {
+    match scope {
+        Scope::Own => 0,
+        Scope::Team => 1,
+        Scope::All => 2,
+    }
+}
+
+impl Grants {
+    /// What one role grants on its own.
+    pub fn of_role(permissions: Vec<Permission>, scopes: &BTreeMap<String, Scope>) -> Grants {
+        let mut g = Grants {
+            permissions,
+            scopes: BTreeMap::new(),
+        };
+        g.permissions.sort();
+        g.permissions.dedup();
+        for object in SCOPED_OBJECTS {
+            // A role that does not mention an object sees all of it (roles are stored complete).
+            let s = scopes.get(*object).copied().unwrap_or(Scope::All);
+            g.scopes.insert((*object).to_owned(), s);
+        }
+        g
+    }
+
+    /// The union of several grants: every permission, the widest scope per object.
+    pub fn union(parts: impl IntoIterator<Item = Grants>) -> Grants {
+        let mut out = Grants::default();
+        for part in parts {
+            out.permissions.extend(part.permissions);
+            for (object, scope) in part.scopes {
+                let wider = out
+                    .scopes
+                    .get(&object)
+                    .is_none_or(|s| scope_rank(scope) > scope_rank(*s));
+                if wider {
+                    out.scopes.insert(object, scope);
+                }
+            }
+        }
+        out.permissions.sort();
+        out.permissions.dedup();
+        out
+    }
+
+    /// What the named roles grant together (unknown names grant nothing).
+    pub async fn of_roles(tx: &mut TenantTx, roles: &[String]) -> Result<Grants> {
+        let domain = tx.tenant().id.to_string();
+        let rows: Vec<RoleGrantRow> = sqlx::query_as(&format!(
+            "{ROLE_GRANTS} WHERE r.name = ANY($1) GROUP BY r.name, r.scopes"
+        ))
+        .bind(roles)
+        .bind(domain)
+        .fetch_all(tx.conn())
+        .await?;
+        Ok(Grants::from_rows(rows))
+    }
+
+    /// What a subject (`u:…`, `k:…`) holds through its roles, in one statement.
+    pub async fn of_subject(tx: &mut TenantTx, subject: &str) -> Result<Grants> {
+        let domain = tx.tenant().id.to_string();
+        let rows: Vec<RoleGrantRow> = sqlx::query_as(&format!(
+            "{ROLE_GRANTS} WHERE r.name IN (SELECT g.v1 FROM casbin_rule g \
+               WHERE g.ptype = 'g' AND g.v0 = $1 AND g.v2 = $2) \
+             GROUP BY r.name, r.scopes"
+        ))
+        .bind(subject)
+        .bind(domain)
+        .fetch_all(tx.conn())
+        .await?;
+        Ok(Grants::from_rows(rows))
+    }
+
+    fn from_rows(rows: Vec<RoleGrantRow>) -> Grants {
+        Grants::union(rows.into_iter().map(|(_, scopes, permissions)| {
+            let permissions = permissions
+                .iter()
+                .filter_map(|p| Permission::parse(p))
+                .collect();
+            Grants::of_role(permissions, &scopes.0)
+        }))
+    }
+
+    pub fn holds(&self, permission: Permission) -> bool {
+        self.permissions.binary_search(&permission).is_ok()
+    }
+
+    /// The scope on `object`, `None` when no role grants any.
+    pub fn scope(&self, object: &str) -> Option<Scope> {
+        self.scopes.get(object).copied()
+    }
+
+    /// What `other` grants beyond `self`: permissions `self` lacks, and objects where
+    /// `other`'s scope is wider (as "object: theirs > ours").
+    pub fn shortfall(&self, other: &Grants) -> (Vec<&'static str>, Vec<String>) {
+        let permissions = other
+            .permissions
+            .iter()
+            .filter(|p| !self.holds(**p))
+            .map(|p| p.as_str())
+            .collect();
+        let scopes = other
+            .scopes
+            .iter()
+            .filter_map(|(object, theirs)| {
+                let ours = self.scope(object);
+                let wider = ours.is_none_or(|o| scope_rank(*theirs) > scope_rank(o));
+                wider.then(|| {
+                    let ours = ours.map_or("none", scope_name);
+                    format!("{object}: {} (yours: {ours})", scope_name(*theirs))
+                })
+            })
+            .collect();
+        (permissions, scopes)
+    }
+
+    /// Whether `self` holds at least everything `other` grants.
+    pub fn covers(&self, other: &Grants) -> bool {
+        let (p, s) = self.shortfall(other);
+        p.is_empty() && s.is_empty()
+    }
+
+    /// Refuses (403 `auth.escalation`) to hand out `granted` unless `self` covers it.
+    pub fn ensure_may_grant(&self, granted: &Grants) -> Result<()> {
+        self.ensure_covers(granted, "you cannot grant more than you hold yourself")
+    }
+
+    /// Refuses (403 `auth.escalation`) to take over an account or credential holding more
+    /// than `self`: only someone at least as privileged may edit, deactivate or reset it.
+    pub fn ensure_outranks(&self, target: &Grants) -> Result<()> {
+        self.ensure_covers(
+            target,
+            "this user holds more than you do; ask someone who holds at least as much",
+        )
+    }
+
+    fn ensure_covers(&self, other: &Grants, lead: &str) -> Result<()> {
+        let (permissions, scopes) = self.shortfall(other);
+        if permissions.is_empty() && scopes.is_empty() {
+            return Ok(());
+        }
+        let mut parts = Vec::new();
+        if !permissions.is_empty() {
+            parts.push(format!("permissions {}", permissions.join(", ")));
+        }
+        if !scopes.is_empty() {
+            parts.push(format!("wider record scopes {}", scopes.join("; ")));
+        }
+        Err(Error::forbidden(
+            "auth.escalation",
+            format!("{lead}: {}", parts.join(" and ")),
+        ))
+    }
+}
+
+fn scope_name(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Own => "own",
+        Scope::Team => "team",
+        Scope::All => "all",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(perms: &[Permission], scope: Scope) -> Grants {
+        let scopes = SCOPED_OBJECTS
+            .iter()
+            .map(|o| ((*o).to_owned(), scope))
+            .collect();
+        Grants::of_role(perms.to_vec(), &scopes)
+    }
+
+    #[test]
+    fn a_wider_scope_is_a_shortfall_even_with_the_same_permissions() {
+        let mine = role(&[Permission::CustomersRead], Scope::Own);
+        let theirs = role(&[Permission::CustomersRead], Scope::All);
+        assert!(!mine.covers(&theirs));
+        assert!(theirs.covers(&mine));
+        let (p, s) = mine.shortfall(&theirs);
+        assert!(p.is_empty());
+        assert!(
+            s.iter().any(|s| s == "customers: all (yours: own)"),
+            "{s:?}"
+        );
+        let err = mine.ensure_may_grant(&theirs).err().map(|e| e.code());
+        assert_eq!(err, Some("auth.escalation"));
+    }
+
+    #[test]
+    fn union_keeps_every_permission_and_the_widest_scope() {
+        let a = role(&[Permission::CustomersRead], Scope::Own);
+        let b = role(&[Permission::TicketsRead], Scope::Team);
+        let u = Grants::union([a, b]);
+        assert!(u.holds(Permission::CustomersRead) && u.holds(Permission::TicketsRead));
+        assert_eq!(u.scope("customers"), Some(Scope::Team));
+        assert_eq!(Grants::default().scope("customers"), None);
+        assert!(!Grants::default().covers(&u));
+        assert!(u.covers(&Grants::default()));
+    }
+}

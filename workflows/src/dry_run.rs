@@ -1,0 +1,133 @@
+//! Dry run: evaluates a rule (a draft or a saved one) against a record (given inline or a
+//! stored one) and reports whether the condition held and the effects the script WOULD
+//! produce, writing nothing. A stored record is read as the caller may read it: the object's
+//! read permission, the caller's record scope and masking, encrypted fields decrypted.
+
+use crate::executor::{self, RuleEngine};
+use crate::rules;
+use crate::sandbox::{EvalOutcome, EvalRequest, SandboxError};
+use crm_core::audit::Actor;
+use crm_core::authz::{Caller, Permission};
+use crm_core::db::TenantTx;
+use crm_core::records::engine::{self, Access, Visibility};
+use crm_core::records::{keys, ObjectKey, ObjectSchema, RecordAction};
+use crm_core::{Error, Result};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// Which rule to try.
+pub enum RuleToTry {
+    /// A rule not saved yet.
+    Draft {
+        name: String,
+        object: String,
+        condition: Option<String>,
+        script: String,
+    },
+    Saved(Uuid),
+}
+
+/// Which record to try it on.
+pub enum RecordToTry {
+    /// The record as the script would see it.
+    Given(Value),
+    /// A stored record of the rule's object.
+    Stored(Uuid),
+}
+
+/// Evaluates `rule` against `record` (with `changes` for update triggers). The transaction
+/// is committed before the sandbox runs, so no connection waits on the script.
+pub async fn dry_run(
+    engine: &RuleEngine,
+    mut tx: TenantTx,
+    caller: &Caller,
+    actor: &Actor,
+    rule: RuleToTry,
+    record: RecordToTry,
+    changes: Option<Value>,
+) -> Result<std::result::Result<EvalOutcome, SandboxError>> {
+    caller.require(Permission::WorkflowsManage)?;
+    let (object, condition, script, name, version) = match rule {
+        RuleToTry::Draft {
+            name,
+            object,
+            condition,
+            script,
+        } => {
+            let object = ObjectKey::parse(&object).ok_or_else(|| {
+                Error::invalid_field(
+                    "rule.object",
+                    "unknown_object",
+                    format!("'{object}' is not an object"),
+                )
+            })?;
+            (object, condition, script, name, 0)
+        }
+        RuleToTry::Saved(id) => {
+            let rule = rules::get(&mut tx, id).await?;
+            let object = ObjectKey::parse(&rule.object)
+                .ok_or_else(|| Error::internal("rule on unknown object"))?;
+            (object, rule.condition, rule.script, rule.name, rule.version)
+        }
+    };
+    let record = match record {
+        RecordToTry::Given(record @ Value::Object(_)) => record,
+        RecordToTry::Given(_) => {
+            return Err(Error::invalid_field(
+                "record",
+                "record_or_record_id",
+                "give either `record` (a JSON object) or `record_id` (a stored record)",
+            ))
+        }
+        RecordToTry::Stored(id) => read_record(engine, &mut tx, caller, actor, object, id).await?,
+    };
+    let tenant = tx.tenant().slug.as_str().to_owned();
+    tx.commit().await?;
+    let eval = engine
+        .pool
+        .evaluate(&EvalRequest {
+            condition: condition.filter(|c| !c.trim().is_empty()),
+            script,
+            record,
+            changes,
+            context: executor::context(
+                json!({ "name": name, "version": version }),
+                object,
+                json!({ "kind": "dry_run" }),
+                &tenant,
+            ),
+        })
+        .await;
+    match eval {
+        Err(SandboxError::Unavailable(m)) => Err(Error::Unavailable(format!("rule sandbox: {m}"))),
+        other => Ok(other),
+    }
+}
+
+/// Reads a stored record as the caller may: read permission, record scope, masking; the
+/// tenant's data key is opened when the object has encrypted fields.
+async fn read_record(
+    engine: &RuleEngine,
+    tx: &mut TenantTx,
+    caller: &Caller,
+    actor: &Actor,
+    object: ObjectKey,
+    id: Uuid,
+) -> Result<Value> {
+    caller.require(object.permission(RecordAction::Read))?;
+    let schema = ObjectSchema::load(tx, object).await?;
+    let data_key = if schema.has_encrypted() {
+        keys::data_key(tx, engine.master.as_deref(), false).await?
+    } else {
+        None
+    };
+    let access = Access {
+        actor,
+        user_id: caller.user_id,
+        scope: caller.record_scope(object),
+        customer_scope: caller.record_scope(ObjectKey::Customers),
+        unmask: caller.unmask(),
+        data_key: data_key.as_ref(),
+    };
+    engine::fetch(tx, &schema, &access, id, Visibility::Any, false).await
+}
