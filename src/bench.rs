@@ -365,11 +365,11 @@ pub async fn rules(
     concurrency: usize,
     keep: bool,
 ) -> anyhow::Result<()> {
-    use crm_core::records::engine::Access;
-    use crm_core::records::meta::ObjectKey;
-    use crm_core::records::schema::ObjectSchema;
-    use crm_core::records::scope::RecordScope;
-    use crm_core::records::service::{self, CreateOptions};
+    use crm_records::engine::Access;
+    use crm_records::meta::ObjectKey;
+    use crm_records::schema::ObjectSchema;
+    use crm_records::scope::RecordScope;
+    use crm_records::service::{self, CreateOptions};
     use serde_json::json;
     let engine = crm_workflows::RuleEngine {
         pool: std::sync::Arc::new(crm_workflows::SandboxPool::new(crm_workflows::PoolConfig {
@@ -504,8 +504,7 @@ pub async fn rules(
         if let Err(e) = sqlx::query("CHECKPOINT").execute(pool).await {
             println!("  (no checkpoint before the drain: {e})");
         }
-        let mut handlers = crate::server::job_handlers(config, None)?;
-        crm_workflows::jobs::register(&mut handlers, engine.clone());
+        let handlers = crate::wiring::job_handlers(config, None, &engine, None)?;
         let started = Instant::now();
         let worker = crate::worker::Worker::spawn(
             db.clone(),

@@ -146,6 +146,7 @@ impl Database {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::wiring::install_record_hooks();
     let mut config = Config::load(cli.config.as_deref())?;
     crate::telemetry::init(&config.log_format);
     match cli.command {

@@ -1,6 +1,7 @@
 //! The `crm` server: configuration, the embedded Postgres default, the HTTP server (REST under
 //! `/api/v1`, OpenAPI, docs, health and metrics), the command line, and benchmarks. It
-//! assembles the library crates; domain logic lives in crm-core and crm-tenants.
+//! assembles the library crates (`wiring`); domain logic lives in crm-core, crm-records,
+//! crm-desk, crm-workflows and crm-tenants.
 
 pub mod bench;
 pub mod cli;
@@ -11,4 +12,5 @@ pub mod portal_pages;
 pub mod rest;
 pub mod server;
 pub mod telemetry;
+pub mod wiring;
 pub mod worker;

@@ -8,12 +8,12 @@ use crate::rest::{
     self,
     error::{panic_response, problem_from_poem, Problem, REQUEST_ID},
 };
+use crate::wiring;
 use crate::worker::{Worker, WorkerSettings};
 use chrono::Duration as ChronoDuration;
 use crm_core::authz::Authorizer;
 use crm_core::db::Db;
 use crm_core::files::FileStore;
-use crm_core::jobs::Handlers;
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::listener::{Acceptor, TcpAcceptor};
 use poem::middleware::CatchPanic;
@@ -293,6 +293,7 @@ impl Running {
 /// Migrates the platform schema, starts the background tenant upgrade if configured, binds
 /// `config.listen` and serves.
 pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
+    wiring::install_record_hooks();
     crm_tenants::migrations::migrate_platform(&pool).await?;
     if config.auto_migrate_tenants {
         let pool = pool.clone();
@@ -332,17 +333,7 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
     let worker = if config.jobs_enabled {
         Some(Worker::spawn(
             Db::new(pool.clone(), config.tenant_isolation),
-            {
-                let mut handlers = job_handlers(&config, master_key.clone())?;
-                crm_workflows::jobs::register(&mut handlers, rules.clone());
-                handlers.register(
-                    crm_core::desk::attachments::DELETE_FILES_JOB,
-                    Arc::new(crm_core::desk::attachments::DeleteFilesJob {
-                        store: files.clone(),
-                    }),
-                );
-                handlers
-            },
+            wiring::job_handlers(&config, master_key.clone(), &rules, Some(files.clone()))?,
             WorkerSettings {
                 poll: Duration::from_millis(config.jobs_poll_ms),
                 concurrency: config.jobs_concurrency,
@@ -373,28 +364,4 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
         task,
         worker,
     })
-}
-
-/// What the worker can run, by job kind.
-pub(crate) fn job_handlers(
-    config: &Config,
-    master_key: Option<Arc<crm_core::crypto::MasterKey>>,
-) -> anyhow::Result<Handlers> {
-    let mut mail = config.mail.clone();
-    if mail.base_url.is_none() {
-        mail.base_url = Some(config.public_url());
-    }
-    let send = crm_core::mail::SendMailJob::new(mail, &config.data_dir, master_key)
-        .map_err(|e| anyhow::anyhow!("mail settings: {e}"))?;
-    let mut handlers = Handlers::default();
-    handlers.register(crm_core::mail::SEND_JOB, Arc::new(send));
-    handlers.register(
-        crm_core::records::reminders::JOB,
-        Arc::new(crm_core::records::reminders::ReminderJob),
-    );
-    handlers.register(
-        crm_core::desk::tickets::SLA_JOB,
-        Arc::new(crm_core::desk::tickets::SlaTimerJob),
-    );
-    Ok(handlers)
 }

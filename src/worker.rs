@@ -146,7 +146,7 @@ async fn visit(
 async fn prune(db: &Db, tenant: &TenantCtx) -> crm_core::Result<()> {
     let mut tx = db.tenant_tx(tenant).await?;
     jobs::prune(&mut tx, Duration::days(14), 500).await?;
-    crm_core::records::idempotency::prune(&mut tx, 500).await?;
+    crm_records::idempotency::prune(&mut tx, 500).await?;
     tx.commit().await
 }
 

@@ -1,6 +1,6 @@
 //! Sign-up, login, logout, `/me` and changing one's own password.
 
-use super::auth::{request_meta, tenant_suspended, Auth};
+use super::auth::{request_meta, Auth};
 use super::error::ApiResult;
 use super::users::UserOut;
 use super::{checked, Created, NoContent, Tag};
@@ -11,7 +11,7 @@ use crm_core::authz::policy;
 use crm_core::domain::{DisplayName, Email, Password, Validator};
 use crm_core::identity::{self, sessions, PrincipalKind};
 use crm_core::{users, Error};
-use crm_tenants::throttle;
+use crm_tenants::{login, throttle};
 use crm_tenants::{provision_tenant, NewAdmin, NewTenant, TenantSlug};
 use poem::Request;
 use poem_openapi::payload::Json;
@@ -93,13 +93,6 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-fn invalid_credentials() -> Error {
-    Error::unauthenticated(
-        "auth.invalid_credentials",
-        "the tenant, e-mail or password is wrong",
-    )
-}
-
 #[OpenApi(tag = "Tag::Account")]
 impl AccountApi {
     /// Sign a company up: creates the tenant, its first administrator, and logs them in.
@@ -171,118 +164,26 @@ impl AccountApi {
         body: Json<LoginRequest>,
     ) -> ApiResult<Json<LoginResponse>> {
         let state = &self.0;
-        let pool = &state.db.pool;
         let meta = request_meta(req, state);
         let email = Email::parse("email", &body.email)?;
-        let ip_key = throttle::ip_key(meta.ip.as_deref().unwrap_or("unknown"));
-        let Some(tenant) = crm_tenants::registry::by_slug(pool, body.tenant.trim()).await? else {
-            // Count it against the address, so unknown tenants cannot be probed for free.
-            if let Some(secs) = throttle::locked_for(pool, std::slice::from_ref(&ip_key)).await? {
-                return Err(throttled(secs).into());
-            }
-            let _ = identity::verify_password(&body.password, None).await?;
-            throttle::record_failure(pool, &[ip_key], state.config.throttle_policy()).await?;
-            state.metrics.login("failed");
-            return Err(invalid_credentials().into());
-        };
-        let account_key = throttle::account_key(tenant.id, email.as_str());
-        let keys = [account_key.clone(), ip_key];
-        let ctx = tenant.ctx()?;
-        let actor = Actor::anonymous(&meta);
-
-        if let Some(secs) = throttle::locked_for(pool, &keys).await? {
-            let mut tx = state.db.tenant_tx(&ctx).await?;
-            audit::record(
-                &mut tx,
-                &actor,
-                "auth.login_throttled",
-                None,
-                serde_json::json!({ "email": email.as_str(), "retry_after": secs }),
-            )
-            .await?;
-            tx.commit().await?;
-            state.metrics.login("throttled");
-            return Err(throttled(secs).into());
-        }
-
-        // No connection is held while argon2 runs.
-        let mut tx = state.db.tenant_tx(&ctx).await?;
-        let candidate = users::find_for_login(&mut tx, &email).await?;
-        tx.commit().await?;
-        let stored = candidate.as_ref().map(|c| c.password_hash.clone());
-        let password_ok = identity::verify_password(&body.password, stored).await?;
-        let mut tx = state.db.tenant_tx(&ctx).await?;
-        let Some(user) = candidate.filter(|_| password_ok) else {
-            audit::record(
-                &mut tx,
-                &actor,
-                "auth.login_failed",
-                None,
-                serde_json::json!({ "email": email.as_str(), "reason": "invalid_credentials" }),
-            )
-            .await?;
-            tx.commit().await?;
-            throttle::record_failure(pool, &keys, state.config.throttle_policy()).await?;
-            state.metrics.login("failed");
-            return Err(invalid_credentials().into());
-        };
-        let user_actor = Actor {
-            kind: "user",
-            id: Some(user.id),
-            name: Some(user.name.clone()),
-            meta: meta.clone(),
-        };
-        if !tenant.is_active() || !user.active {
-            let reason = if tenant.is_active() {
-                "user_disabled"
-            } else {
-                "tenant_suspended"
-            };
-            audit::record(
-                &mut tx,
-                &user_actor,
-                "auth.login_failed",
-                Some(("user", user.id.to_string())),
-                serde_json::json!({ "email": email.as_str(), "reason": reason }),
-            )
-            .await?;
-            tx.commit().await?;
-            state.metrics.login("refused");
-            return Err(if tenant.is_active() {
-                Error::forbidden(
-                    "auth.user_disabled",
-                    "this user is deactivated; ask your administrator to reactivate it",
-                )
-            } else {
-                tenant_suspended()
-            }
-            .into());
-        }
-        let session = sessions::create(
-            &mut tx,
-            user.id,
+        let attempt = login::login(
+            &state.db,
+            state.config.throttle_policy(),
             state.session_ttl(),
-            meta.ip.as_deref(),
-            meta.user_agent.as_deref(),
+            login::Credentials {
+                tenant: &body.tenant,
+                email: &email,
+                password: &body.password,
+            },
+            &meta,
         )
         .await?;
-        users::record_login(&mut tx, user.id).await?;
-        audit::record(
-            &mut tx,
-            &user_actor,
-            "auth.login",
-            Some(("user", user.id.to_string())),
-            serde_json::json!({ "session_id": session.id }),
-        )
-        .await?;
-        let profile = users::get(&mut tx, user.id).await?;
-        tx.commit().await?;
-        throttle::reset(pool, &account_key).await?;
-        state.metrics.login("ok");
+        state.metrics.login(attempt.outcome.as_str());
+        let done = attempt.result?;
         Ok(Json(LoginResponse {
-            token: session.token,
-            expires_at: session.expires_at,
-            user: profile.into(),
+            token: done.token,
+            expires_at: done.expires_at,
+            user: done.user.into(),
         }))
     }
 
@@ -379,7 +280,7 @@ impl AccountApi {
         tx.commit().await?;
         let account_key = throttle::account_key(ctx.tenant.id, &profile.email);
         if let Some(secs) = throttle::locked_for(pool, std::slice::from_ref(&account_key)).await? {
-            return Err(throttled(secs).into());
+            return Err(login::throttled(secs).into());
         }
         if !identity::verify_password(&body.current_password, Some(stored)).await? {
             throttle::record_failure(pool, &[account_key], state.config.throttle_policy()).await?;
@@ -404,13 +305,5 @@ impl AccountApi {
         .await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
-    }
-}
-
-fn throttled(secs: u64) -> Error {
-    Error::TooManyRequests {
-        code: "auth.throttled",
-        message: format!("too many failed password attempts; try again in {secs} seconds"),
-        retry_after_secs: secs,
     }
 }

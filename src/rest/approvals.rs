@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use crm_core::audit::Actor;
 use crm_core::authz::Permission;
 use crm_core::context::page_size;
-use crm_core::records::meta::{ObjectKey, RecordAction};
-use crm_core::records::scope::{acting_user, scope_for};
 use crm_core::Error;
+use crm_records::meta::{ObjectKey, RecordAction};
+use crm_records::scope::{acting_user, scope_for};
 use crm_workflows::approvals::{self, Approval, ApprovalQuery, NewApproval, StepInput};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -235,12 +235,12 @@ impl ApprovalsApi {
         }
         let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
         let scope = scope_for(&mut tx, &ctx.principal, object).await?;
-        crm_core::records::engine::ensure_visible(
+        crm_records::engine::ensure_visible(
             &mut tx,
             object,
             scope,
             body.record_id,
-            crm_core::records::engine::Visibility::Live,
+            crm_records::engine::Visibility::Live,
         )
         .await?;
         let user = acting_user(&mut tx, &ctx.principal).await?;

@@ -98,13 +98,7 @@ async fn resolve(state: &AppState, req: &Request, token: &str) -> ApiResult<Requ
     })
 }
 
-/// 403 for every credential of a suspended tenant.
-pub fn tenant_suspended() -> Error {
-    Error::forbidden(
-        "tenant.suspended",
-        "this company's account is suspended; contact TC CRM support",
-    )
-}
+pub use crm_tenants::registry::suspended as tenant_suspended;
 
 impl AppState {
     /// Refuses with 403 `auth.forbidden` unless the caller holds `permission`.

@@ -7,9 +7,10 @@ use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
 use crm_core::authz::{Caller, Permission};
-use crm_core::records::fields::{self, FieldDef, FieldPatch, NewField};
-use crm_core::records::{keys, ObjectKey, ObjectSchema};
+use crm_core::keys;
 use crm_core::Error;
+use crm_records::fields::{self, FieldDef, FieldPatch, NewField};
+use crm_records::{ObjectKey, ObjectSchema};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
@@ -167,7 +168,7 @@ fn builtin_fields(object: ObjectKey) -> Vec<FieldOut> {
             sensitive: f.sensitive,
             encrypted: false,
             portal_editable: object == ObjectKey::Tickets
-                && crm_core::desk::portal::TICKET_FIELDS.contains(&f.key),
+                && crm_desk::portal::TICKET_FIELDS.contains(&f.key),
             position: i as i32 - 1000,
             created_at: None,
             updated_at: None,

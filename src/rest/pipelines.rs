@@ -8,10 +8,10 @@ use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
 use crm_core::authz::Permission;
-use crm_core::records::query::{self, Filter, ListQuery, Op};
-use crm_core::records::sales::{self, Pipeline, Stage};
-use crm_core::records::ObjectKey;
 use crm_core::Error;
+use crm_records::query::{self, Filter, ListQuery, Op};
+use crm_records::sales::{self, Pipeline, Stage};
+use crm_records::ObjectKey;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -318,8 +318,7 @@ impl PipelinesApi {
                     Error::not_found("pipeline.not_found", "there is no pipeline yet")
                 })?,
         };
-        let report =
-            crm_core::records::reports::sales(&mut tx, &rc.access(), pipeline, from, to).await?;
+        let report = crm_records::reports::sales(&mut tx, &rc.access(), pipeline, from, to).await?;
         tx.commit().await?;
         Ok(Json(
             serde_json::to_value(report).map_err(|e| Error::internal(e.to_string()))?,

@@ -11,13 +11,12 @@ use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::context::{page_size, RequestMeta};
 use crm_core::db::{TenantCtx, TenantTx};
-use crm_core::desk::comments::Comment;
-use crm_core::desk::csat::Survey;
-use crm_core::desk::portal::{self, PortalPrincipal, PortalTicket};
-use crm_core::domain::Email;
 use crm_core::identity::tokens::{self, CredentialKind, ParsedToken};
 use crm_core::Error;
-use crm_tenants::throttle::{self, ThrottlePolicy};
+use crm_desk::comments::Comment;
+use crm_desk::csat::Survey;
+use crm_desk::portal::{self, PortalPrincipal, PortalTicket};
+use crm_desk::portal_links;
 use poem::http::header;
 use poem::{Request, RequestBody};
 use poem_openapi::param::{Path, Query};
@@ -58,33 +57,6 @@ pub fn service(state: AppState) -> OpenApiService<PortalApi, ()> {
          application/problem+json with a stable `code`.",
     )
     .server("/portal/api")
-}
-
-/// Per address: link mails before a pause (each request counts, sent or not).
-const ADDRESS_POLICY: ThrottlePolicy = ThrottlePolicy {
-    max_failures: 5,
-    base_lock_secs: 600,
-    max_lock_secs: 3600,
-};
-
-/// Per client IP: link requests before a pause, whatever the addresses.
-const IP_POLICY: ThrottlePolicy = ThrottlePolicy {
-    max_failures: 30,
-    base_lock_secs: 600,
-    max_lock_secs: 3600,
-};
-
-// Portal throttle keys are hashed with a prefix of their own, so link requests never lock
-// (or unlock) staff logins from the same address or for the same e-mail.
-fn ip_key(meta: &RequestMeta) -> String {
-    throttle::ip_key(&format!(
-        "portal-link {}",
-        meta.ip.as_deref().unwrap_or("unknown")
-    ))
-}
-
-fn address_key(tenant: Uuid, email: &Email) -> String {
-    throttle::account_key(tenant, &format!("portal-link {}", email.as_str()))
 }
 
 /// A portal session, as `Authorization: Bearer tcp_…`.
@@ -425,41 +397,8 @@ impl PortalApi {
 
     /// Mails sign-in links unless the address or the client is throttled.
     async fn send_links(&self, req: &Request, body: &LinkRequest) -> ApiResult<()> {
-        let state = &self.0;
-        let pool = &state.db.pool;
-        let meta = request_meta(req, state);
-        let ip = ip_key(&meta);
-        if throttle::locked_for(pool, std::slice::from_ref(&ip))
-            .await?
-            .is_some()
-        {
-            tracing::warn!(request_id = %meta.request_id, "portal link request throttled (client address); nothing sent");
-            return Ok(());
-        }
-        throttle::record_failure(pool, std::slice::from_ref(&ip), IP_POLICY).await?;
-        let Ok(email) = Email::parse("email", &body.email) else {
-            tracing::info!(request_id = %meta.request_id, "portal link request for a malformed address; nothing sent");
-            return Ok(());
-        };
-        let tenant = crm_tenants::registry::by_slug(pool, body.tenant.trim()).await?;
-        let Some(tenant) = tenant.filter(|t| t.is_active()) else {
-            tracing::info!(request_id = %meta.request_id, "portal link request for an unknown or suspended company; nothing sent");
-            return Ok(());
-        };
-        let address = address_key(tenant.id, &email);
-        if throttle::locked_for(pool, std::slice::from_ref(&address))
-            .await?
-            .is_some()
-        {
-            tracing::warn!(request_id = %meta.request_id, tenant = %tenant.slug, "portal link request throttled (address); nothing sent");
-            return Ok(());
-        }
-        throttle::record_failure(pool, std::slice::from_ref(&address), ADDRESS_POLICY).await?;
-        let mut tx = state.db.tenant_tx(&tenant.ctx()?).await?;
-        let sent = portal::send_links(&mut tx, &email, &tenant.name).await?;
-        tx.commit().await?;
-        tracing::info!(request_id = %meta.request_id, tenant = %tenant.slug, sent, "portal link request");
-        Ok(())
+        let meta = request_meta(req, &self.0);
+        Ok(portal_links::request(&self.0.db, &body.tenant, &body.email, &meta).await?)
     }
 }
 
@@ -735,21 +674,6 @@ impl PortalApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn portal_throttle_keys_differ_from_login_keys() {
-        let meta = RequestMeta {
-            ip: Some("10.0.0.1".into()),
-            ..RequestMeta::default()
-        };
-        assert_ne!(ip_key(&meta), throttle::ip_key("10.0.0.1"));
-        let tenant = Uuid::now_v7();
-        let email = Email::parse("email", "wang.lei@example.com").expect("email");
-        assert_ne!(
-            address_key(tenant, &email),
-            throttle::account_key(tenant, email.as_str())
-        );
-    }
 
     #[test]
     fn bearer_takes_the_token_after_the_scheme() {

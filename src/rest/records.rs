@@ -10,13 +10,15 @@ use crm_core::authz::{Caller, Permission};
 use crm_core::context::{page_size, RequestCtx};
 use crm_core::crypto::DataKey;
 use crm_core::db::TenantTx;
-use crm_core::records::engine::{self, Access, Visibility};
-use crm_core::records::query::{self, ListQuery};
-use crm_core::records::service::{self, CreateOptions};
-use crm_core::records::{
-    customers, idempotency, keys, ObjectKey, ObjectSchema, RecordAction, RecordScope,
-};
+use crm_core::keys;
 use crm_core::Error;
+use crm_records::engine::{self, Access, Visibility};
+use crm_records::query::{self, ListQuery};
+use crm_records::service::{self, CreateOptions};
+use crm_records::{
+    customers, idempotency, register, CallerScope, ObjectKey, ObjectSchema, RecordAction,
+    RecordScope,
+};
 use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Json, PlainText};
@@ -493,7 +495,7 @@ async fn add_tags(
         .iter()
         .enumerate()
         .filter_map(|(i, t)| {
-            v.check(crm_core::records::values::parse_tag(
+            v.check(crm_records::values::parse_tag(
                 &format!("tags[{i}]"),
                 &json!(t),
             ))
@@ -791,80 +793,30 @@ impl ActivityExtrasApi {
         body: Json<RegisterRequest>,
     ) -> ApiResult<Created<RegisterResponse>> {
         let ctx = auth.0;
-        let state = &self.0;
         let b = body.0;
-        let phone = crm_core::records::values::normalize_phone("phone", &b.phone)?;
-        let kind = b.kind.clone().unwrap_or_else(|| "call".into());
-        if !matches!(kind.as_str(), "call" | "visit") {
-            return Err(Error::invalid_field(
-                "kind",
-                "invalid",
-                "the register logs calls and visits",
-            )
-            .into());
-        }
-        let (mut tx, rc) = open(
-            state,
-            &ctx,
-            ObjectKey::Activities,
-            Permission::CustomersCreate,
-        )
-        .await?;
-        let existing = customers::find_by_phone(&mut tx, rc.customer_scope, &phone).await?;
-        let (customer_id, created) = match existing {
-            Some((id, true)) => (id, false),
-            Some((id, false)) => {
-                return Err(Error::Duplicate {
-                    code: "register.customer_of_another",
-                    message: format!("customer {id} with this phone is looked after by someone else; ask them or an administrator"),
-                    existing_id: id,
-                }
-                .into())
-            }
-            None if !b.create_customer => {
-                return Err(Error::not_found(
-                    "register.unknown_caller",
-                    format!("no customer has the phone {phone}; repeat with \"create_customer\": true (and a \"name\") to create one and log the {kind}"),
-                )
-                .into())
-            }
-            None => {
-                let customers = ObjectSchema::load(&mut tx, ObjectKey::Customers).await?;
-                let key = if customers.has_encrypted() {
-                    keys::data_key(&mut tx, state.master_key.as_deref(), false).await?
-                } else {
-                    None
-                };
-                let access = Access { scope: rc.customer_scope, data_key: key.as_ref(), ..rc.access() };
-                let source = if kind == "visit" { "到店 walk-in" } else { "来电 inbound call" };
-                let customer = service::create(
-                    &mut tx,
-                    &customers,
-                    &access,
-                    &json!({"name": b.name.clone().unwrap_or_else(|| phone.clone()), "kind": "person", "phone": phone, "source": source}),
-                    CreateOptions::default(),
-                )
-                .await?;
-                let id = customer["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or_else(|| Error::internal("created customer has no id"))?;
-                (id, true)
-            }
-        };
-        let activity = service::create(
+        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let done = register::register(
             &mut tx,
-            &rc.schema,
-            &rc.access(),
-            &json!({
-                "kind": kind, "direction": b.direction.unwrap_or_else(|| "inbound".into()),
-                "subject": b.subject, "body": b.body, "customer_id": customer_id
-            }),
-            CreateOptions::default(),
+            &caller,
+            &Actor::of(&ctx),
+            self.0.master_key.as_deref(),
+            register::Entry {
+                phone: b.phone,
+                name: b.name,
+                kind: b.kind,
+                direction: b.direction,
+                subject: b.subject,
+                body: b.body,
+                create_customer: b.create_customer,
+            },
         )
         .await?;
         tx.commit().await?;
         Ok(Created::Created(Json(RegisterResponse {
-            customer_id,
-            customer_created: created,
-            activity,
+            customer_id: done.customer_id,
+            customer_created: done.customer_created,
+            activity: done.activity,
         })))
     }
 }
@@ -895,8 +847,7 @@ impl CustomerExtrasApi {
         let pairs = query_pairs(req);
         let (mut tx, rc, lq) = open_list(&self.0, &ctx, ObjectKey::Customers, &pairs).await?;
         rc.caller.require(Permission::CustomersExport)?;
-        let (csv, rows) =
-            crm_core::records::export::csv(&mut tx, &rc.schema, &rc.access(), lq).await?;
+        let (csv, rows) = crm_records::export::csv(&mut tx, &rc.schema, &rc.access(), lq).await?;
         crm_core::audit::record(
             &mut tx,
             &Actor::of(&ctx),
@@ -961,7 +912,7 @@ impl CustomerExtrasApi {
             Permission::CustomersRead,
         )
         .await?;
-        let page = crm_core::records::timeline::customer_timeline(
+        let page = crm_records::timeline::customer_timeline(
             &mut tx,
             &rc.schema,
             &rc.access(),

@@ -516,15 +516,15 @@ impl RulesApi {
             .ok_or_else(|| Error::internal("rule without a version"))?;
         let version = rules::version(&mut tx, version_id).await?;
         let object = version.object_key()?;
-        crm_core::records::engine::ensure_visible(
+        crm_records::engine::ensure_visible(
             &mut tx,
             object,
-            crm_core::records::scope::RecordScope::All,
+            crm_records::scope::RecordScope::All,
             body.0.record_id,
-            crm_core::records::engine::Visibility::Live,
+            crm_records::engine::Visibility::Live,
         )
         .await?;
-        let user = crm_core::records::scope::acting_user(&mut tx, &ctx.principal).await?;
+        let user = crm_records::scope::acting_user(&mut tx, &ctx.principal).await?;
         let run = executor::run(
             &self.0.rules,
             &mut tx,

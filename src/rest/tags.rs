@@ -6,8 +6,8 @@ use super::{Created, Tag as ApiTag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::authz::Permission;
-use crm_core::records::{tags, values};
 use crm_core::Error;
+use crm_records::{tags, values};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 

@@ -1,11 +1,13 @@
 //! crm-tenants: the platform side of TC CRM — the tenant registry (`platform.tenants`),
 //! self-service provisioning of a tenant's schema and role in one transaction, versioned
-//! per-tenant migrations run in bounded parallel batches, and cross-tenant login throttling.
+//! per-tenant migrations run in bounded parallel batches, password login and cross-tenant
+//! login throttling.
 //!
 //! It owns the `platform` schema and the tenant DDL; it reaches tenant data only through
 //! crm-core's services inside a [`crm_core::db::TenantTx`].
 
 pub mod jobs;
+pub mod login;
 pub mod migrations;
 pub mod provision;
 pub mod registry;

@@ -88,3 +88,11 @@ pub async fn set_active(pool: &PgPool, slug: &str, active: bool) -> Result<Tenan
     .map_err(crm_core::db::unavailable)?;
     tenant.ok_or_else(|| Error::not_found("tenant.not_found", format!("no tenant '{slug}'")))
 }
+
+/// 403 for every credential of a suspended tenant.
+pub fn suspended() -> crm_core::Error {
+    crm_core::Error::forbidden(
+        "tenant.suspended",
+        "this company's account is suspended; contact TC CRM support",
+    )
+}

@@ -2,6 +2,9 @@
 //! crate links once; every test gets its own database cloned from a template, so they run in
 //! parallel.
 
+// Tests may unwrap: a panic is how they fail.
+#![allow(clippy::unwrap_used)]
+
 mod access;
 mod account;
 mod activities;

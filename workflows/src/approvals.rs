@@ -1,7 +1,7 @@
 //! Approvals: ordered steps of approvers (users, a role, a team, the record owner or the
 //! owner's manager) deciding in a mode (any one, all, a quorum), with escalation after a
 //! business-time delay, recall by the requester, and a lock on the record while pending
-//! (`crm_core::records::service::ensure_unlocked`). The decision emits
+//! (`crm_records::service::ensure_unlocked`). The decision emits
 //! `<object>.approval_decided`, and the requesting rule's `on_approve` / `on_reject` actions
 //! run as a `rule.action` job.
 
@@ -12,9 +12,9 @@ use crm_core::context::{cut_page, parse_cursor, Page};
 use crm_core::db::TenantTx;
 use crm_core::jobs::{self, ClaimedJob, JobFailure, JobHandler, NewJob};
 use crm_core::notifications::{self, NewNotification};
-use crm_core::records::history;
-use crm_core::records::meta::ObjectKey;
 use crm_core::{Error, Result};
+use crm_records::history;
+use crm_records::meta::ObjectKey;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::FromRow;
@@ -213,7 +213,7 @@ async fn calendar(tx: &mut TenantTx) -> Result<BusinessCalendar> {
             .fetch_optional(tx.conn())
             .await?;
     if let Some(id) = id {
-        return crm_core::desk::sla::business_calendar(tx, id).await;
+        return crm_desk::sla::business_calendar(tx, id).await;
     }
     BusinessCalendar::new(&CalendarSpec::default_office())
         .map_err(|_| Error::internal("the default office calendar is invalid"))

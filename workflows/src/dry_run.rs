@@ -9,9 +9,10 @@ use crate::sandbox::{EvalOutcome, EvalRequest, SandboxError};
 use crm_core::audit::Actor;
 use crm_core::authz::{Caller, Permission};
 use crm_core::db::TenantTx;
-use crm_core::records::engine::{self, Access, Visibility};
-use crm_core::records::{keys, ObjectKey, ObjectSchema, RecordAction};
+use crm_core::keys;
 use crm_core::{Error, Result};
+use crm_records::engine::{self, Access, Visibility};
+use crm_records::{CallerScope, ObjectKey, ObjectSchema, RecordAction};
 use serde_json::{json, Value};
 use uuid::Uuid;
 

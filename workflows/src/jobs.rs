@@ -3,7 +3,7 @@
 //! `done` mark together: a job redelivered after a crash finds its run and does nothing.
 //!
 //! - `rule.run`: one rule version against one outbox event (enqueued by the event's
-//!   transaction, see `crm_core::records::history::emit`).
+//!   transaction, see `crm_records::history::emit`).
 //! - `rule.cron`: one firing of a schedule trigger: the rule runs for each live record of its
 //!   object, then the next firing is enqueued.
 //! - `rule.action`: a `schedule`d action or an approval's `on_approve` / `on_reject`.

@@ -9,6 +9,7 @@
 //! - `trigger`: record events, cron schedules in a time zone, manual runs, approval decisions.
 //! - `dry_run`: a rule tried on a record, writing nothing (the caller's read rights apply).
 //! - `executor`: one run (sandbox evaluation + effects in a savepoint + the run-log entry).
+//! - `listener`: hears record changes (rule fan-out, the approval lock) through crm-records' hooks.
 //! - `jobs`: the durable jobs (`rule.run`, `rule.cron`, `rule.action`, `webhook.send`).
 //! - `approvals`: multi-step approvals that lock their record.
 //!
@@ -18,6 +19,7 @@ pub mod approvals;
 pub mod dry_run;
 pub mod executor;
 pub mod jobs;
+pub mod listener;
 pub mod rules;
 pub mod sandbox;
 pub mod trigger;

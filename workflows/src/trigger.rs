@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use crm_core::records::meta::ObjectKey;
 use crm_core::{Error, Result};
+use crm_records::meta::ObjectKey;
 use serde_json::{json, Value};
 
 /// The actions whose events a rule may listen to (`<object>.<action>`).

@@ -1,6 +1,9 @@
 //! The rule sandbox through its pool: the real `crm-rules-sandbox` binary built by build.rs,
 //! real processes, real pipes and signals.
 
+// Tests may unwrap: a panic is how they fail.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,34 @@
+//! crm-records: the record engine and the objects it serves (customers, contacts,
+//! opportunities, activities, tasks, and tickets' columns): metadata-driven validation,
+//! dynamic SQL over validated identifiers, history, outbox events, scopes, masking and field
+//! encryption, the customer timeline and calendar feed, CSV export.
+//!
+//! Higher crates plug in through [`hooks`]: per-object hooks (the desk's tickets) and
+//! listeners (workflows' rule fan-out and approval lock). This crate never names their tables.
+//! It sits on crm-core (the kernel) and knows nothing of HTTP.
+
+pub mod calendar;
+pub mod customers;
+pub mod engine;
+pub mod export;
+pub mod fields;
+pub mod history;
+pub mod hooks;
+pub mod idempotency;
+pub mod meta;
+pub mod query;
+pub mod register;
+pub mod reminders;
+pub mod reports;
+pub mod sales;
+pub mod schema;
+pub mod scope;
+pub mod service;
+pub mod tags;
+pub mod timeline;
+pub mod values;
+
+pub use engine::{Access, Visibility};
+pub use meta::{FieldKey, FieldType, ObjectKey, RecordAction};
+pub use schema::ObjectSchema;
+pub use scope::{CallerScope, RecordScope};

@@ -1,0 +1,786 @@
+//! Lists and counts: `filter[<field>]=v` / `filter[<field>][<op>]=v`, `tag=`, `q=` search,
+//! `sort=`, keyset cursors. Every name resolves through the schema to a validated column;
+//! every value is bound.
+
+use super::engine::{decode_record, is_array, select_list, Access};
+use super::meta::FieldType;
+use super::schema::{Field, ObjectSchema};
+use super::values::{self, SqlValue};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use crm_core::context::Page;
+use crm_core::db::TenantTx;
+use crm_core::error::{Error, FieldError, Result};
+use serde_json::{json, Value};
+use sqlx::{Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+/// Comparison operators of filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    In,
+    Contains,
+    IsNull,
+}
+
+impl Op {
+    fn parse(raw: &str) -> Option<Op> {
+        Some(match raw {
+            "eq" => Op::Eq,
+            "ne" => Op::Ne,
+            "lt" => Op::Lt,
+            "lte" => Op::Lte,
+            "gt" => Op::Gt,
+            "gte" => Op::Gte,
+            "in" => Op::In,
+            "contains" => Op::Contains,
+            "is_null" => Op::IsNull,
+            _ => return None,
+        })
+    }
+}
+
+/// One filter as written in the query string.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub field: String,
+    pub op: Op,
+    pub value: String,
+}
+
+/// A list request.
+#[derive(Debug, Default, Clone)]
+pub struct ListQuery {
+    pub filters: Vec<Filter>,
+    pub tags: Vec<String>,
+    pub q: Option<String>,
+    pub sort: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: i64,
+    /// The recycle bin instead of live records.
+    pub deleted: bool,
+}
+
+impl ListQuery {
+    /// Reads `filter[...]`, `tag`, `q`, `sort`, `cursor`, `limit`, `deleted` from query pairs;
+    /// other parameters are left to the caller.
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<ListQuery> {
+        let mut q = ListQuery {
+            limit: 50,
+            ..Default::default()
+        };
+        for (k, v) in pairs {
+            if let Some(rest) = k.strip_prefix("filter[") {
+                let (field, op) = match rest.split_once("][") {
+                    Some((field, op)) => (field, op.strip_suffix(']')),
+                    None => (rest.strip_suffix(']').unwrap_or(""), Some("eq")),
+                };
+                let op = op.and_then(Op::parse).ok_or_else(|| {
+                    Error::invalid_field(k.clone(), "unknown_operator", "use filter[field]=v or filter[field][op]=v with op one of eq, ne, lt, lte, gt, gte, in, contains, is_null")
+                })?;
+                if field.is_empty() {
+                    return Err(Error::invalid_field(
+                        k.clone(),
+                        "invalid",
+                        "name a field: filter[<field>]",
+                    ));
+                }
+                q.filters.push(Filter {
+                    field: field.to_owned(),
+                    op,
+                    value: v.clone(),
+                });
+            } else {
+                match k.as_str() {
+                    "tag" => q.tags.push(v.clone()),
+                    "q" if !v.trim().is_empty() => q.q = Some(v.trim().to_owned()),
+                    "sort" => q.sort = Some(v.clone()),
+                    "cursor" => q.cursor = Some(v.clone()),
+                    "limit" => {
+                        q.limit = v
+                            .parse::<i64>()
+                            .map_err(|_| {
+                                Error::invalid_field(
+                                    "limit",
+                                    "invalid",
+                                    "expects a number from 1 to 200",
+                                )
+                            })?
+                            .clamp(1, crm_core::context::MAX_PAGE)
+                    }
+                    "deleted" => q.deleted = v == "true",
+                    _ => {}
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// System columns that can be filtered and sorted.
+const SYSTEM_ORDERED: &[(&str, FieldType)] = &[
+    ("created_at", FieldType::Datetime),
+    ("updated_at", FieldType::Datetime),
+    ("created_by", FieldType::User),
+];
+
+/// A resolved column: a schema field or a system column.
+struct Target<'a> {
+    column: String,
+    ty: FieldType,
+    field: Option<Field<'a>>,
+    /// `address.<part>`: a key inside the address object.
+    json_key: Option<&'static str>,
+}
+
+fn resolve<'s>(schema: &'s ObjectSchema, name: &str) -> Option<Target<'s>> {
+    if let Some(part) = name.strip_prefix("address.") {
+        let part = ["province", "city", "district", "street", "postcode"]
+            .into_iter()
+            .find(|p| *p == part)?;
+        schema.builtin("address")?;
+        return Some(Target {
+            column: "address".into(),
+            ty: FieldType::Text,
+            field: None,
+            json_key: Some(part),
+        });
+    }
+    if let Some((col, ty)) = SYSTEM_ORDERED
+        .iter()
+        .chain(super::engine::extra_system(schema.object))
+        .find(|(c, _)| *c == name)
+    {
+        return Some(Target {
+            column: (*col).to_owned(),
+            ty: *ty,
+            field: None,
+            json_key: None,
+        });
+    }
+    let f = schema.resolve(name)?;
+    Some(Target {
+        column: f.column.clone(),
+        ty: f.ty,
+        field: Some(f),
+        json_key: None,
+    })
+}
+
+/// The SQL expression of a target.
+fn expr(t: &Target<'_>) -> String {
+    match t.json_key {
+        Some(k) => format!("(\"{}\" ->> '{k}')", t.column),
+        None => format!("\"{}\"", t.column),
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+fn parse_filter_value(t: &Target<'_>, path: &str, raw: &str) -> Result<SqlValue> {
+    let spec_ty = if is_array(t.ty) {
+        FieldType::Text
+    } else {
+        t.ty
+    };
+    let json = match spec_ty {
+        FieldType::Boolean => match raw {
+            "true" => json!(true),
+            "false" => json!(false),
+            _ => {
+                return Err(Error::invalid_field(
+                    path,
+                    "invalid_type",
+                    "expects true or false",
+                ))
+            }
+        },
+        _ => json!(raw),
+    };
+    let options: Vec<String> = t
+        .field
+        .as_ref()
+        .map(|f| f.options.to_vec())
+        .unwrap_or_default();
+    let spec = values::Spec {
+        ty: if spec_ty == FieldType::Select || t.ty == FieldType::MultiSelect {
+            FieldType::Select
+        } else {
+            spec_ty
+        },
+        options: &options,
+        target: t.field.as_ref().and_then(|f| f.target),
+    };
+    // Tags filter on any text; selects must name an option.
+    let spec = if t.ty == FieldType::Tags {
+        values::Spec {
+            ty: FieldType::Text,
+            ..spec
+        }
+    } else {
+        spec
+    };
+    values::parse(&spec, path, &json).map_err(|e| Error::invalid(vec![e]))
+}
+
+/// Whether the field's values are masked for this caller (sensitive or encrypted, without
+/// `sensitive:read`).
+fn hidden_from(t: &Target, access: &Access<'_>) -> bool {
+    !access.unmask && t.field.as_ref().is_some_and(|f| f.sensitive || f.encrypted)
+}
+
+/// 403 for filtering, sorting or counting on a field the caller sees masked.
+fn sensitive_forbidden(field: &str, what: &str) -> Error {
+    Error::forbidden(
+        "field.sensitive",
+        format!(
+            "{what} '{field}' needs the permission sensitive:read, because its values are masked for you; ask an administrator for it or leave the field out"
+        ),
+    )
+}
+
+fn push_filter(
+    q: &mut QueryBuilder<'_, Postgres>,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    f: &Filter,
+) -> Result<()> {
+    let path = format!("filter[{}]", f.field);
+    let t = resolve(schema, &f.field).ok_or_else(|| {
+        Error::invalid_field(
+            path.clone(),
+            "unknown_field",
+            format!("{} has no field '{}' to filter on", schema.object, f.field),
+        )
+    })?;
+    let encrypted = t.field.as_ref().is_some_and(|f| f.encrypted);
+    if hidden_from(&t, access) {
+        // Any match, exact ones included, would let a caller who sees only masked values
+        // test guesses against the real ones (an oracle through lists and counts).
+        return Err(sensitive_forbidden(&f.field, "filtering on"));
+    }
+    let e = expr(&t);
+    if f.op == Op::IsNull {
+        let yes = match f.value.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => {
+                return Err(Error::invalid_field(
+                    path,
+                    "invalid_type",
+                    "is_null expects true or false",
+                ))
+            }
+        };
+        let cond = if is_array(t.ty) {
+            format!("(cardinality({e}) = 0)")
+        } else {
+            format!("({e} IS NULL)")
+        };
+        q.push(if yes {
+            format!(" AND {cond}")
+        } else {
+            format!(" AND NOT {cond}")
+        });
+        return Ok(());
+    }
+    if encrypted {
+        // Exact matches only, through the blind index.
+        let field = t
+            .field
+            .as_ref()
+            .ok_or_else(|| Error::internal("encrypted target without field"))?;
+        let key = access
+            .data_key
+            .ok_or_else(|| Error::internal("data key not loaded"))?;
+        let bidx = format!("\"{}_bidx\"", t.column);
+        let index_of = |raw: &str| -> Result<String> {
+            match values::parse(&field.spec(), &path, &json!(raw))
+                .map_err(|e| Error::invalid(vec![e]))?
+            {
+                SqlValue::Text(plain) => Ok(key.blind_index(&t.column, &plain)),
+                _ => Err(Error::invalid_field(
+                    path.clone(),
+                    "invalid",
+                    "expects a value",
+                )),
+            }
+        };
+        match f.op {
+            Op::Eq => {
+                q.push(format!(" AND {bidx} = "))
+                    .push_bind(index_of(&f.value)?);
+            }
+            Op::Ne => {
+                q.push(format!(" AND {bidx} IS DISTINCT FROM "))
+                    .push_bind(index_of(&f.value)?);
+            }
+            Op::In => {
+                let all: Vec<String> = f
+                    .value
+                    .split(',')
+                    .map(|v| index_of(v.trim()))
+                    .collect::<Result<_>>()?;
+                q.push(format!(" AND {bidx} = ANY("))
+                    .push_bind(all)
+                    .push(")");
+            }
+            _ => {
+                return Err(Error::invalid_field(
+                    path,
+                    "unsupported_operator",
+                    "encrypted fields support eq, ne, in and is_null only",
+                ))
+            }
+        }
+        return Ok(());
+    }
+    match f.op {
+        Op::Contains => {
+            if is_array(t.ty) {
+                let v = parse_filter_value(&t, &path, &f.value)?;
+                q.push(format!(" AND {e} @> ARRAY["));
+                v.push_bind(q);
+                q.push("]::text[]");
+            } else if t.ty.is_textual() || t.json_key.is_some() {
+                let needle = if t.ty == FieldType::Phone {
+                    f.value
+                        .chars()
+                        .filter(char::is_ascii_digit)
+                        .collect::<String>()
+                } else {
+                    f.value.clone()
+                };
+                q.push(format!(" AND {e} ILIKE "))
+                    .push_bind(format!("%{}%", escape_like(&needle)));
+            } else {
+                return Err(Error::invalid_field(
+                    path,
+                    "unsupported_operator",
+                    "contains works on text, tags and multi_select fields",
+                ));
+            }
+        }
+        Op::In if is_array(t.ty) => {
+            // Has any of the values.
+            q.push(format!(" AND {e} && ARRAY["));
+            for (i, raw) in f.value.split(',').enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                parse_filter_value(&t, &path, raw.trim())?.push_bind(q);
+            }
+            q.push("]::text[]");
+        }
+        Op::In => {
+            q.push(format!(" AND {e} IN ("));
+            for (i, raw) in f.value.split(',').enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                parse_filter_value(&t, &path, raw.trim())?.push_bind(q);
+            }
+            q.push(")");
+        }
+        op => {
+            if is_array(t.ty) {
+                if op != Op::Eq {
+                    return Err(Error::invalid_field(
+                        path,
+                        "unsupported_operator",
+                        "list fields support eq (has the value), contains and is_null",
+                    ));
+                }
+                let v = parse_filter_value(&t, &path, &f.value)?;
+                q.push(format!(" AND {e} @> ARRAY["));
+                v.push_bind(q);
+                q.push("]::text[]");
+                return Ok(());
+            }
+            if matches!(op, Op::Lt | Op::Lte | Op::Gt | Op::Gte) && !t.ty.is_ordered() {
+                return Err(Error::invalid_field(
+                    path,
+                    "unsupported_operator",
+                    "this field has no order; use eq, ne, in or is_null",
+                ));
+            }
+            let sql_op = match op {
+                Op::Eq => "=",
+                Op::Ne => "IS DISTINCT FROM",
+                Op::Lt => "<",
+                Op::Lte => "<=",
+                Op::Gt => ">",
+                _ => ">=",
+            };
+            q.push(format!(" AND {e} {sql_op} "));
+            parse_filter_value(&t, &path, &f.value)?.push_bind(q);
+        }
+    }
+    Ok(())
+}
+
+/// WHERE clauses shared by list and count.
+fn push_where(
+    q: &mut QueryBuilder<'_, Postgres>,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    lq: &ListQuery,
+) -> Result<()> {
+    q.push(if lq.deleted {
+        " WHERE deleted_at IS NOT NULL"
+    } else {
+        " WHERE deleted_at IS NULL"
+    });
+    access.scope.push_predicate(q, schema.object.owner_column());
+    for f in &lq.filters {
+        push_filter(q, schema, access, f)?;
+    }
+    if !lq.tags.is_empty() {
+        q.push(" AND tags @> ").push_bind(lq.tags.clone());
+    }
+    if let Some(text) = &lq.q {
+        if text.chars().count() < 3 && schema.object.has_name() {
+            // Too short for trigrams: the name's unigram/bigram index.
+            q.push(" AND name_grams @> ARRAY[")
+                .push_bind(text.to_lowercase())
+                .push("]::text[]");
+        } else {
+            let pattern = format!("%{}%", escape_like(text));
+            q.push(" AND (false");
+            let phone_like = text
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-()".contains(c));
+            // Masked values are not searchable by those who only see them masked.
+            for f in schema
+                .all()
+                .filter(|f| f.searchable && (access.unmask || !f.sensitive))
+            {
+                if f.ty == FieldType::Phone {
+                    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+                    if phone_like && digits.len() >= 3 {
+                        q.push(format!(" OR \"{}\" LIKE ", f.column))
+                            .push_bind(format!("%{digits}%"));
+                    }
+                } else {
+                    q.push(format!(" OR \"{}\" ILIKE ", f.column))
+                        .push_bind(pattern.clone());
+                }
+            }
+            q.push(")");
+        }
+    }
+    Ok(())
+}
+
+/// What a list is ordered by.
+enum SortExpr {
+    /// A column expression built from a validated column name.
+    Column(String),
+    /// Relevance of `q`: the best trigram similarity over the searchable text columns.
+    Relevance { columns: Vec<String>, text: String },
+}
+
+/// How a list is ordered: an expression, its SQL type (for cursor values) and direction.
+struct Sort {
+    expr: SortExpr,
+    sql_type: &'static str,
+    desc: bool,
+    /// Never NULL: the keyset can be a row comparison an index serves.
+    not_null: bool,
+}
+
+impl Sort {
+    /// Appends the sort expression; the search text is bound each time it appears.
+    fn push_expr(&self, q: &mut QueryBuilder<'_, Postgres>) {
+        match &self.expr {
+            SortExpr::Column(e) => {
+                q.push(format!("({e})"));
+            }
+            SortExpr::Relevance { columns, text } => {
+                q.push("greatest(0");
+                for c in columns {
+                    q.push(format!(", similarity(coalesce(\"{c}\", ''), "));
+                    q.push_bind(text.clone()).push(")");
+                }
+                q.push(")");
+            }
+        }
+    }
+}
+
+fn sort_of(schema: &ObjectSchema, access: &Access<'_>, lq: &ListQuery) -> Result<Sort> {
+    match lq.sort.as_deref() {
+        None | Some("") => match &lq.q {
+            Some(text) => Ok(Sort {
+                expr: SortExpr::Relevance {
+                    columns: schema
+                        .all()
+                        .filter(|f| {
+                            f.searchable
+                                && f.ty != FieldType::Phone
+                                && (access.unmask || !f.sensitive)
+                        })
+                        .map(|f| f.column)
+                        .collect(),
+                    text: text.clone(),
+                },
+                sql_type: "float8",
+                desc: true,
+                not_null: true,
+            }),
+            None => Ok(Sort {
+                expr: SortExpr::Column("\"id\"".into()),
+                sql_type: "uuid",
+                desc: true,
+                not_null: true,
+            }),
+        },
+        Some(raw) => {
+            let (desc, name) = match raw.strip_prefix('-') {
+                Some(n) => (true, n),
+                None => (false, raw),
+            };
+            let t = resolve(schema, name).ok_or_else(|| {
+                Error::invalid_field(
+                    "sort",
+                    "unknown_field",
+                    format!("{} has no field '{name}' to sort by", schema.object),
+                )
+            })?;
+            if !t.ty.is_ordered() || t.field.as_ref().is_some_and(|f| f.encrypted) {
+                return Err(Error::invalid_field(
+                    "sort",
+                    "unsortable",
+                    format!("'{name}' cannot be sorted"),
+                ));
+            }
+            let sql_type = match t.ty {
+                FieldType::Integer => "bigint",
+                FieldType::Decimal | FieldType::Currency => "numeric",
+                FieldType::Date => "date",
+                FieldType::Datetime => "timestamptz",
+                FieldType::User | FieldType::Relation => "uuid",
+                _ => "text",
+            };
+            if hidden_from(&t, access) {
+                return Err(sensitive_forbidden(name, "sorting by"));
+            }
+            let not_null = t.json_key.is_none()
+                && (matches!(t.column.as_str(), "created_at" | "updated_at")
+                    || t.field.as_ref().is_some_and(|f| !f.custom && f.required));
+            Ok(Sort {
+                expr: SortExpr::Column(expr(&t)),
+                sql_type,
+                desc,
+                not_null,
+            })
+        }
+    }
+}
+
+/// Continues after the row whose sort value is `value` and id is `id`.
+fn push_keyset(q: &mut QueryBuilder<'_, Postgres>, sort: &Sort, value: Option<String>, id: Uuid) {
+    let cmp = if sort.desc { "<" } else { ">" };
+    let cast = format!(")::{}", sort.sql_type);
+    if matches!(&sort.expr, SortExpr::Column(c) if c == "\"id\"") {
+        q.push(format!(" AND id {cmp} ")).push_bind(id);
+        return;
+    }
+    match value {
+        Some(v) if sort.not_null => {
+            q.push(" AND (");
+            sort.push_expr(q);
+            q.push(format!(", id) {cmp} (("))
+                .push_bind(v)
+                .push(cast)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        Some(v) => {
+            q.push(" AND (");
+            sort.push_expr(q);
+            q.push(format!(" {cmp} ("))
+                .push_bind(v.clone())
+                .push(cast.clone())
+                .push(" OR (");
+            sort.push_expr(q);
+            q.push(" = (")
+                .push_bind(v)
+                .push(cast)
+                .push(format!(" AND id {cmp} "))
+                .push_bind(id)
+                .push(")");
+            if !sort.desc {
+                // Ascending puts NULLs last: they all come after any value.
+                q.push(" OR ");
+                sort.push_expr(q);
+                q.push(" IS NULL");
+            }
+            q.push(")");
+        }
+        None => {
+            q.push(" AND ((");
+            sort.push_expr(q);
+            q.push(format!(" IS NULL AND id {cmp} "))
+                .push_bind(id)
+                .push(")");
+            if sort.desc {
+                // Descending puts NULLs first: every value comes after them.
+                q.push(" OR ");
+                sort.push_expr(q);
+                q.push(" IS NOT NULL");
+            }
+            q.push(")");
+        }
+    }
+}
+
+fn encode_cursor(value: Option<String>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(json!([value, id]).to_string())
+}
+
+fn decode_cursor(raw: &str) -> Result<(Option<String>, Uuid)> {
+    let bad = || {
+        Error::bad_request(
+            "request.invalid_cursor",
+            "cursor is not one this API returned; start again without it",
+        )
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+    let (value, id): (Option<String>, Uuid) = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    Ok((value, id))
+}
+
+/// A page of records.
+pub async fn list(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    lq: &ListQuery,
+) -> Result<Page<Value>> {
+    let sort = sort_of(schema, access, lq)?;
+    let mut q = QueryBuilder::new(format!("SELECT {}, (", select_list(schema)));
+    sort.push_expr(&mut q);
+    q.push(format!(")::text AS __sort FROM {}", schema.object.table()));
+    push_where(&mut q, schema, access, lq)?;
+    if let Some(raw) = &lq.cursor {
+        let (value, id) = decode_cursor(raw)?;
+        push_keyset(&mut q, &sort, value, id);
+    }
+    // Postgres' default null placement (ASC: last, DESC: first) is what a B-tree scanned
+    // either way yields, so an index on the sort column can serve the order.
+    let dir = if sort.desc { "DESC" } else { "ASC" };
+    q.push(" ORDER BY ");
+    sort.push_expr(&mut q);
+    q.push(format!(" {dir}, id {dir} LIMIT "));
+    q.push_bind(lq.limit + 1);
+    let rows = q.build().persistent(false).fetch_all(tx.conn()).await?;
+    let more = rows.len() as i64 > lq.limit;
+    let mut items = Vec::with_capacity(rows.len());
+    let mut last: Option<(Option<String>, Uuid)> = None;
+    for row in rows.iter().take(lq.limit as usize) {
+        items.push(decode_record(schema, access, row)?);
+        last = Some((row.try_get("__sort")?, row.try_get("id")?));
+    }
+    let next_cursor = if more {
+        last.map(|(v, id)| encode_cursor(v, id))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// How many records match (same filters as list, no paging).
+pub async fn count(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    lq: &ListQuery,
+) -> Result<i64> {
+    let mut q = QueryBuilder::new(format!("SELECT count(*) FROM {}", schema.object.table()));
+    push_where(&mut q, schema, access, lq)?;
+    Ok(q.build()
+        .persistent(false)
+        .fetch_one(tx.conn())
+        .await?
+        .try_get(0)?)
+}
+
+/// Refuses filter parameters that are not filters at all (e.g. `filter=x`).
+pub fn check_unknown(pairs: &[(String, String)], extra: &[&str]) -> Result<()> {
+    let known = ["q", "tag", "sort", "cursor", "limit", "deleted"];
+    let errors: Vec<FieldError> = pairs
+        .iter()
+        .filter(|(k, _)| {
+            !k.starts_with("filter[")
+                && !known.contains(&k.as_str())
+                && !extra.contains(&k.as_str())
+        })
+        .map(|(k, _)| {
+            FieldError::new(
+                k.clone(),
+                "unknown_parameter",
+                "not a list parameter; use filter[<field>], q, tag, sort, cursor, limit or deleted",
+            )
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(errors))
+    }
+}
+
+/// Task filters for `due=today|overdue|upcoming`, with "today" in the tenant's time zone.
+pub async fn due_filters(tx: &mut TenantTx, when: &str) -> Result<Vec<Filter>> {
+    use chrono::{Duration, TimeZone, Utc};
+    let zone: String = sqlx::query_scalar("SELECT timezone FROM settings")
+        .fetch_one(tx.conn())
+        .await?;
+    let tz: chrono_tz::Tz = zone.parse().unwrap_or_else(|_| {
+        tracing::warn!(timezone = %zone, "tenant time zone not recognised; using Asia/Shanghai");
+        chrono_tz::Asia::Shanghai
+    });
+    let now = Utc::now();
+    let today = now.with_timezone(&tz).date_naive();
+    let start_of = |d: chrono::NaiveDate| {
+        tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(now)
+    };
+    let (start, end) = (start_of(today), start_of(today + Duration::days(1)));
+    let filter = |field: &str, op, value: String| Filter {
+        field: field.into(),
+        op,
+        value,
+    };
+    let open = filter("done_at", Op::IsNull, "true".into());
+    Ok(match when {
+        "today" => vec![
+            filter("due_at", Op::Gte, start.to_rfc3339()),
+            filter("due_at", Op::Lt, end.to_rfc3339()),
+            open,
+        ],
+        "overdue" => vec![filter("due_at", Op::Lt, now.to_rfc3339()), open],
+        "upcoming" => vec![filter("due_at", Op::Gte, end.to_rfc3339()), open],
+        other => {
+            return Err(Error::invalid_field(
+                "due",
+                "invalid",
+                format!("'{other}' is not a due filter; use today, overdue or upcoming"),
+            ))
+        }
+    })
+}

@@ -1,0 +1,53 @@
+//! The one place where the server's parts are plugged together: the record engine's object
+//! hooks and change listeners, and the job handlers the worker runs. Everything the
+//! crates offer as a hook or a listener is installed here, so a reader sees all the wiring.
+
+use crate::config::Config;
+use crm_core::jobs::Handlers;
+use std::sync::Arc;
+
+/// Installs the record engine's hooks (once per process; later calls do nothing):
+/// - tickets: the desk's status machine, numbers, SLA, assignment, attachment clean-up;
+/// - every change: workflows' rule fan-out and the approval record lock.
+pub fn install_record_hooks() {
+    crm_records::hooks::install(
+        crm_records::hooks::Hooks::default()
+            .object(crm_records::ObjectKey::Tickets, crm_desk::TicketHooks)
+            .listener(crm_workflows::listener::WorkflowListener),
+    );
+}
+
+/// What the worker can run, by job kind: mail, task reminders, SLA timers, the workflows'
+/// jobs (rule runs, schedules, actions, webhooks, approval escalations) and, with a file
+/// store, the deletion of stored attachment objects.
+pub fn job_handlers(
+    config: &Config,
+    master_key: Option<Arc<crm_core::crypto::MasterKey>>,
+    rules: &crm_workflows::RuleEngine,
+    files: Option<Arc<dyn crm_core::files::FileStore>>,
+) -> anyhow::Result<Handlers> {
+    let mut mail = config.mail.clone();
+    if mail.base_url.is_none() {
+        mail.base_url = Some(config.public_url());
+    }
+    let send = crm_core::mail::SendMailJob::new(mail, &config.data_dir, master_key)
+        .map_err(|e| anyhow::anyhow!("mail settings: {e}"))?;
+    let mut handlers = Handlers::default();
+    handlers.register(crm_core::mail::SEND_JOB, Arc::new(send));
+    handlers.register(
+        crm_records::reminders::JOB,
+        Arc::new(crm_records::reminders::ReminderJob),
+    );
+    handlers.register(
+        crm_desk::tickets::SLA_JOB,
+        Arc::new(crm_desk::tickets::SlaTimerJob),
+    );
+    crm_workflows::jobs::register(&mut handlers, rules.clone());
+    if let Some(store) = files {
+        handlers.register(
+            crm_desk::attachments::DELETE_FILES_JOB,
+            Arc::new(crm_desk::attachments::DeleteFilesJob { store }),
+        );
+    }
+    Ok(handlers)
+}

@@ -1,0 +1,203 @@
+//! Password login, the use case: the tenant by slug, throttling per account and per address
+//! (unknown tenants count against the address), argon2 with no connection held, the tenant's
+//! and the user's status, a new session, the audit trail of every outcome.
+
+use crate::registry;
+use crate::throttle::{self, ThrottlePolicy};
+use chrono::{DateTime, Duration, Utc};
+use crm_core::audit::{self, Actor};
+use crm_core::context::RequestMeta;
+use crm_core::db::Db;
+use crm_core::domain::Email;
+use crm_core::identity::{self, sessions};
+use crm_core::users::{self, User};
+use crm_core::{Error, Result};
+
+/// What a login attempt says.
+pub struct Credentials<'a> {
+    /// The tenant's slug.
+    pub tenant: &'a str,
+    pub email: &'a Email,
+    pub password: &'a str,
+}
+
+/// A successful login.
+pub struct LoggedIn {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: User,
+}
+
+/// How an attempt ended, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// Wrong tenant, e-mail or password.
+    Failed,
+    /// Too many failures: refused before checking the password.
+    Throttled,
+    /// Right password, but the user is deactivated or the tenant suspended.
+    Refused,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Throttled => "throttled",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// The attempt's outcome and, unless it was `Ok`, the refusal to answer with.
+pub struct Attempt {
+    pub outcome: Outcome,
+    pub result: Result<LoggedIn>,
+}
+
+impl Attempt {
+    fn refused(outcome: Outcome, error: Error) -> Attempt {
+        Attempt {
+            outcome,
+            result: Err(error),
+        }
+    }
+}
+
+/// 401 for any wrong tenant, e-mail or password (never saying which).
+pub fn invalid_credentials() -> Error {
+    Error::unauthenticated(
+        "auth.invalid_credentials",
+        "the tenant, e-mail or password is wrong",
+    )
+}
+
+/// 429 while an account or address is locked out.
+pub fn throttled(secs: u64) -> Error {
+    Error::TooManyRequests {
+        code: "auth.throttled",
+        message: format!("too many failed password attempts; try again in {secs} seconds"),
+        retry_after_secs: secs,
+    }
+}
+
+/// Logs a user in with a password. Errors of the database are `Err`; every refusal is an
+/// [`Attempt`] carrying its outcome.
+pub async fn login(
+    db: &Db,
+    policy: ThrottlePolicy,
+    session_ttl: Duration,
+    credentials: Credentials<'_>,
+    meta: &RequestMeta,
+) -> Result<Attempt> {
+    let pool = &db.pool;
+    let email = credentials.email;
+    let ip_key = throttle::ip_key(meta.ip.as_deref().unwrap_or("unknown"));
+    let Some(tenant) = registry::by_slug(pool, credentials.tenant.trim()).await? else {
+        // Count it against the address, so unknown tenants cannot be probed for free.
+        if let Some(secs) = throttle::locked_for(pool, std::slice::from_ref(&ip_key)).await? {
+            return Ok(Attempt::refused(Outcome::Throttled, throttled(secs)));
+        }
+        let _ = identity::verify_password(credentials.password, None).await?;
+        throttle::record_failure(pool, &[ip_key], policy).await?;
+        return Ok(Attempt::refused(Outcome::Failed, invalid_credentials()));
+    };
+    let account_key = throttle::account_key(tenant.id, email.as_str());
+    let keys = [account_key.clone(), ip_key];
+    let ctx = tenant.ctx()?;
+    let actor = Actor::anonymous(meta);
+
+    if let Some(secs) = throttle::locked_for(pool, &keys).await? {
+        let mut tx = db.tenant_tx(&ctx).await?;
+        audit::record(
+            &mut tx,
+            &actor,
+            "auth.login_throttled",
+            None,
+            serde_json::json!({ "email": email.as_str(), "retry_after": secs }),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Attempt::refused(Outcome::Throttled, throttled(secs)));
+    }
+
+    // No connection is held while argon2 runs.
+    let mut tx = db.tenant_tx(&ctx).await?;
+    let candidate = users::find_for_login(&mut tx, email).await?;
+    tx.commit().await?;
+    let stored = candidate.as_ref().map(|c| c.password_hash.clone());
+    let password_ok = identity::verify_password(credentials.password, stored).await?;
+    let mut tx = db.tenant_tx(&ctx).await?;
+    let Some(user) = candidate.filter(|_| password_ok) else {
+        audit::record(
+            &mut tx,
+            &actor,
+            "auth.login_failed",
+            None,
+            serde_json::json!({ "email": email.as_str(), "reason": "invalid_credentials" }),
+        )
+        .await?;
+        tx.commit().await?;
+        throttle::record_failure(pool, &keys, policy).await?;
+        return Ok(Attempt::refused(Outcome::Failed, invalid_credentials()));
+    };
+    let user_actor = Actor {
+        kind: "user",
+        id: Some(user.id),
+        name: Some(user.name.clone()),
+        meta: meta.clone(),
+    };
+    if !tenant.is_active() || !user.active {
+        let (reason, error) = if tenant.is_active() {
+            (
+                "user_disabled",
+                Error::forbidden(
+                    "auth.user_disabled",
+                    "this user is deactivated; ask your administrator to reactivate it",
+                ),
+            )
+        } else {
+            ("tenant_suspended", registry::suspended())
+        };
+        audit::record(
+            &mut tx,
+            &user_actor,
+            "auth.login_failed",
+            Some(("user", user.id.to_string())),
+            serde_json::json!({ "email": email.as_str(), "reason": reason }),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(Attempt::refused(Outcome::Refused, error));
+    }
+    let session = sessions::create(
+        &mut tx,
+        user.id,
+        session_ttl,
+        meta.ip.as_deref(),
+        meta.user_agent.as_deref(),
+    )
+    .await?;
+    users::record_login(&mut tx, user.id).await?;
+    audit::record(
+        &mut tx,
+        &user_actor,
+        "auth.login",
+        Some(("user", user.id.to_string())),
+        serde_json::json!({ "session_id": session.id }),
+    )
+    .await?;
+    let profile = users::get(&mut tx, user.id).await?;
+    tx.commit().await?;
+    throttle::reset(pool, &account_key).await?;
+    Ok(Attempt {
+        outcome: Outcome::Ok,
+        result: Ok(LoggedIn {
+            token: session.token,
+            expires_at: session.expires_at,
+            user: profile,
+        }),
+    })
+}

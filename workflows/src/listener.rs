@@ -1,0 +1,78 @@
+//! What workflows hear from the record engine, in the transaction of each change: an event
+//! enqueues one `rule.run` job per enabled rule it triggers, and a record with a pending
+//! approval refuses changes. The engine never names the `rules` or `approvals` tables; this
+//! listener, installed by the `crm` binary, does.
+
+use async_trait::async_trait;
+use crm_core::db::TenantTx;
+use crm_core::{Error, Result};
+use crm_records::history::MAX_RULE_DEPTH;
+use crm_records::hooks::{Event, RecordListener};
+use crm_records::ObjectKey;
+use uuid::Uuid;
+
+/// Rule fan-out and the approval lock.
+pub struct WorkflowListener;
+
+#[async_trait]
+impl RecordListener for WorkflowListener {
+    /// A record waiting for an approval may not change until the approval is decided or
+    /// recalled: 409 `record.pending_approval` naming the approval.
+    async fn write_lock(
+        &self,
+        tx: &mut TenantTx,
+        object: ObjectKey,
+        id: Uuid,
+    ) -> Result<Option<Error>> {
+        let pending: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM approvals WHERE object = $1 AND record_id = $2 AND status = 'pending'",
+        )
+        .bind(object.as_str())
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?;
+        Ok(pending.map(|approval_id| Error::Locked {
+            code: "record.pending_approval",
+            message: format!(
+                "the record waits for approval {approval_id}; it can change once the approval is decided or recalled"
+            ),
+            approval_id,
+        }))
+    }
+
+    /// Enqueues a `rule.run` job for every enabled rule the event triggers, in one statement;
+    /// rules stop firing [`MAX_RULE_DEPTH`] rules deep, and a rule's own effects never trigger
+    /// that same rule again.
+    async fn on_event(&self, tx: &mut TenantTx, event: &Event<'_>) -> Result<()> {
+        let actor = event.actor;
+        if actor.meta.rule_depth >= MAX_RULE_DEPTH {
+            return Ok(());
+        }
+        let acting_rule = (actor.kind == "rule").then_some(actor.id).flatten();
+        let queued = sqlx::query(
+            "INSERT INTO jobs (kind, dedupe_key, subject_id, payload, run_at, max_attempts) \
+             SELECT 'rule.run', 'rule:' || r.version_id || ':' || $1::bigint, $2, \
+                    jsonb_build_object('rule_id', r.id, 'version_id', r.version_id, 'outbox_id', $1::bigint, \
+                                       'event', $3::text, 'depth', $6::int), \
+                    now(), 5 \
+             FROM rules r WHERE r.enabled AND r.deleted_at IS NULL AND r.trigger_event = $3 \
+               AND r.version_id IS NOT NULL \
+               AND (r.trigger_fields IS NULL OR r.trigger_fields && $4::text[]) \
+               AND r.id IS DISTINCT FROM $5 \
+             ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(event.id)
+        .bind(event.record_id)
+        .bind(event.name)
+        .bind(event.changed)
+        .bind(acting_rule)
+        .bind(i32::from(actor.meta.rule_depth))
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        if queued > 0 {
+            crm_core::jobs::wake(tx, chrono::Utc::now()).await?;
+        }
+        Ok(())
+    }
+}
