@@ -274,10 +274,23 @@ impl ApiResponse for ApiError {
                     "The credential's role lacks the permission (code auth.forbidden)",
                 ),
                 response(404, "Not found (or not visible to this tenant)"),
-                response(409, "Conflicts with the current state"),
+                response(
+                    409,
+                    "Conflicts with the current state (also: the record waits for an approval)",
+                ),
                 response(412, "The record changed since it was read (If-Match)"),
+                response(413, "The request body is larger than the server accepts"),
+                response(
+                    415,
+                    "The body is not JSON (send Content-Type: application/json)",
+                ),
                 response(422, "Invalid fields; see `errors`"),
                 response(429, "Throttled; see Retry-After"),
+                response(500, "Something went wrong on the server; it has been logged"),
+                response(
+                    503,
+                    "The database or the rule sandbox is unavailable, or the tenant is being upgraded; retry later",
+                ),
             ],
         }
     }

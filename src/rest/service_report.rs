@@ -33,6 +33,7 @@ pub struct ServiceReportTarget {
     /// Not met and not yet due.
     pub pending: i64,
     /// met / (met + breached) × 100, one decimal; null while nothing is decided.
+    #[oai(nullable)]
     pub compliance_pct: Option<f64>,
 }
 
@@ -47,6 +48,7 @@ pub struct ServiceReportSla {
 #[derive(Object)]
 pub struct ServiceReportMedian {
     /// Whole business seconds, net of SLA pauses; null when `count` is 0.
+    #[oai(nullable)]
     pub median: Option<i64>,
     pub count: i64,
 }
@@ -57,8 +59,10 @@ pub struct ServiceReportCsat {
     pub sent: i64,
     pub rated: i64,
     /// rated / sent × 100, one decimal; null when none was sent.
+    #[oai(nullable)]
     pub response_rate_pct: Option<f64>,
     /// Mean rating (1-5), two decimals; null when none was rated.
+    #[oai(nullable)]
     pub average: Option<f64>,
 }
 
@@ -81,6 +85,7 @@ pub struct ServiceReportStatus {
     pub status: String,
     pub name: String,
     /// open, resolved or closed.
+    #[oai(nullable)]
     pub category: Option<String>,
     pub count: i64,
 }
@@ -104,7 +109,9 @@ pub struct ServiceReportType {
 #[derive(Object)]
 pub struct ServiceReportTeam {
     /// Null for tickets without a team.
+    #[oai(nullable)]
     pub team_id: Option<Uuid>,
+    #[oai(nullable)]
     pub team_name: Option<String>,
     #[oai(flatten)]
     pub metrics: ServiceReportMetrics,
@@ -114,7 +121,9 @@ pub struct ServiceReportTeam {
 #[derive(Object)]
 pub struct ServiceReportAgent {
     /// Null for unassigned tickets.
+    #[oai(nullable)]
     pub user_id: Option<Uuid>,
+    #[oai(nullable)]
     pub name: Option<String>,
     #[oai(flatten)]
     pub metrics: ServiceReportMetrics,

@@ -16,9 +16,11 @@ pub struct SettingsApi(pub AppState);
 pub struct MailSettingsOut {
     /// The sender of the company's mail; absent: the server's `mail.from`.
     #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable)]
     pub from: Option<String>,
     /// The company's SMTP server, password hidden; absent: the server's transport.
     #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable)]
     pub smtp_url: Option<String>,
     /// Whether the company uses the server's transport.
     pub uses_server_transport: bool,

@@ -19,6 +19,7 @@ mod helpers;
 mod isolation;
 mod mail;
 mod migrate;
+mod openapi;
 mod ops;
 mod portal;
 mod portal_browser;
