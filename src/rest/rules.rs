@@ -362,7 +362,11 @@ impl RulesApi {
         Ok(Json(match eval {
             Ok(out) => DryRunResult {
                 matched: out.matched,
-                effects: out.effects,
+                effects: out
+                    .effects
+                    .iter()
+                    .map(|e| serde_json::to_value(e).unwrap_or_default())
+                    .collect(),
                 operations: out.operations,
                 error: None,
             },

@@ -15,6 +15,7 @@ use crm_core::notifications::{self, NewNotification};
 use crm_core::{Error, Result};
 use crm_records::history;
 use crm_records::meta::ObjectKey;
+use crm_rules_protocol::Effect;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::FromRow;
@@ -45,8 +46,8 @@ pub struct NewApproval {
     pub requested_by: Option<Uuid>,
     pub rule_id: Option<Uuid>,
     pub rule_version_id: Option<i64>,
-    pub on_approve: Vec<Value>,
-    pub on_reject: Vec<Value>,
+    pub on_approve: Vec<Effect>,
+    pub on_reject: Vec<Effect>,
 }
 
 /// A decision on a step.
@@ -368,8 +369,8 @@ pub async fn request(tx: &mut TenantTx, actor: &Actor, new: NewApproval) -> Resu
     .bind(new.requested_by)
     .bind(new.rule_id)
     .bind(new.rule_version_id)
-    .bind(Value::Array(new.on_approve))
-    .bind(Value::Array(new.on_reject))
+    .bind(sqlx::types::Json(&new.on_approve))
+    .bind(sqlx::types::Json(&new.on_reject))
     .execute(tx.conn())
     .await?;
     let mut a = get(tx, id).await?;

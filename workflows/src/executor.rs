@@ -21,6 +21,7 @@ use crm_records::meta::{ObjectKey, RecordAction};
 use crm_records::schema::ObjectSchema;
 use crm_records::scope::RecordScope;
 use crm_records::service::{self, CreateOptions};
+use crm_rules_protocol::Effect;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Instant;
@@ -241,9 +242,6 @@ fn record_memo(object: ObjectKey, run_as: &RunAs, id: Uuid) -> String {
 /// and runs read their record afresh.
 const RECORDS_WRITTEN: &str = "rules.records_written";
 
-/// Effects that write no record (they add notifications, mail or webhook jobs, or timers).
-const RECORD_NEUTRAL: &[&str] = &["notify", "send_email", "webhook", "schedule"];
-
 /// Reads ahead, in one statement per object, the records a group of runs is about, so each
 /// run of the group finds its record in the transaction's memo. Runs after an effect that
 /// wrote records read theirs again.
@@ -404,7 +402,7 @@ pub async fn run_actions(
     tx: &mut TenantTx,
     version: &RuleVersion,
     record_id: Option<Uuid>,
-    actions: Vec<Value>,
+    actions: Vec<Effect>,
     origin: &str,
 ) -> Result<RuleRun> {
     let key = format!("action:{origin}");
@@ -440,7 +438,7 @@ pub async fn run_actions(
     let outcome = if record_id.is_some() && record.is_null() {
         Outcome {
             outcome: "failed",
-            effects: actions,
+            effects: actions.iter().map(logged).collect(),
             error: Some(json!({
                 "code": "rule.record_gone",
                 "message": "the record was deleted before the action was due",
@@ -516,7 +514,7 @@ async fn log_run(
 async fn apply_all(
     tx: &mut TenantTx,
     mut ctx: EffectCtx<'_>,
-    effects: Vec<Value>,
+    effects: Vec<Effect>,
 ) -> Result<Outcome> {
     // In a transaction shared by several jobs, a failed effect fails the job instead: the
     // worker then runs it again alone, where the savepoint lets the run be logged as failed.
@@ -528,21 +526,21 @@ async fn apply_all(
             .await?;
     }
     // Approvals lock their record: request them after the other effects on it.
-    let mut ordered: Vec<(usize, Value)> = effects.into_iter().enumerate().collect();
-    ordered.sort_by_key(|(i, e)| (e["action"] == "request_approval", *i));
+    let mut ordered: Vec<(usize, Effect)> = effects.into_iter().enumerate().collect();
+    ordered.sort_by_key(|(i, e)| (matches!(e, Effect::RequestApproval { .. }), *i));
     let mut done = vec![Value::Null; ordered.len()];
     for (i, effect) in ordered {
         match apply(tx, &mut ctx, i, &effect).await {
             Ok(result) => {
-                let action = effect["action"].as_str().unwrap_or_default();
-                if !RECORD_NEUTRAL.contains(&action) {
+                if effect.writes_records() {
                     tx.remember(RECORDS_WRITTEN, Arc::new(true));
                 }
-                let mut effect = effect;
-                if let (Value::Object(map), false) = (&mut effect, result.is_null()) {
+                // The run log keeps each effect as JSON with what it made.
+                let mut logged = logged(&effect);
+                if let (Value::Object(map), false) = (&mut logged, result.is_null()) {
                     map.insert("result".into(), result);
                 }
-                done[i] = effect;
+                done[i] = logged;
             }
             Err(e) => {
                 if !guarded {
@@ -559,7 +557,7 @@ async fn apply_all(
                     return Err(e);
                 }
                 let mut effects: Vec<Value> = done.into_iter().filter(|e| !e.is_null()).collect();
-                effects.push(effect.clone());
+                effects.push(logged(&effect));
                 let message = match &e {
                     Error::Invalid { fields, .. } if !fields.is_empty() => fields
                         .iter()
@@ -573,7 +571,7 @@ async fn apply_all(
                     effects,
                     error: Some(json!({
                         "code": e.code(),
-                        "message": format!("{} (effect {}): {message}", effect["action"].as_str().unwrap_or("?"), i + 1),
+                        "message": format!("{} (effect {}): {message}", effect.action(), i + 1),
                         "effect": i,
                     })),
                 });
@@ -592,10 +590,9 @@ async fn apply_all(
     })
 }
 
-fn text<'a>(effect: &'a Value, key: &str) -> Result<&'a str> {
-    effect[key]
-        .as_str()
-        .ok_or_else(|| effect_error(format!("'{key}' is missing")))
+/// An effect as the run log and the API show it.
+fn logged(effect: &Effect) -> Value {
+    serde_json::to_value(effect).unwrap_or_else(|_| json!({ "action": effect.action() }))
 }
 
 /// Carries out one effect; returns what it made (ids) for the run log.
@@ -603,16 +600,15 @@ async fn apply(
     tx: &mut TenantTx,
     ctx: &mut EffectCtx<'_>,
     index: usize,
-    effect: &Value,
+    effect: &Effect,
 ) -> Result<Value> {
-    match effect["action"].as_str().unwrap_or_default() {
-        "set_field" => {
+    match effect {
+        Effect::SetField { key, value } => {
             ctx.require(ctx.object.permission(RecordAction::Update))?;
             let id = ctx.record_id()?;
-            let key = text(effect, "key")?;
             let schema = schema_of(tx, ctx.object).await?;
             let mut body = Map::new();
-            body.insert(key.to_owned(), effect["value"].clone());
+            body.insert(key.clone(), value.clone());
             ctx.record = service::update(
                 tx,
                 &schema,
@@ -624,27 +620,33 @@ async fn apply(
             .await?;
             Ok(Value::Null)
         }
-        "assign_to" => assign(tx, ctx, text(effect, "target")?).await,
-        "create_task" => {
+        Effect::AssignTo { target } => assign(tx, ctx, target).await,
+        Effect::CreateTask {
+            title,
+            due_in_seconds,
+            assignee,
+            notes,
+            priority,
+            ..
+        } => {
             ctx.require(ObjectKey::Tasks.permission(RecordAction::Create))?;
-            let due =
-                Utc::now() + Duration::seconds(effect["due_in_seconds"].as_i64().unwrap_or(86_400));
-            let assignee = match effect["assignee"].as_str() {
+            let due = Utc::now() + Duration::seconds(*due_in_seconds);
+            let assignee = match assignee.as_deref() {
                 Some(who) => resolve_user(tx, ctx, who).await?,
                 None => owner_of(ctx).ok_or_else(|| {
                     effect_error("the record has no owner; give the task an assignee")
                 })?,
             };
             let mut body = json!({
-                "title": text(effect, "title")?,
+                "title": title,
                 "due_at": due,
                 "remind_at": due,
                 "assignee_id": assignee,
             });
-            if let Some(notes) = effect["notes"].as_str() {
+            if let Some(notes) = notes {
                 body["notes"] = json!(notes);
             }
-            if let Some(priority) = effect["priority"].as_str() {
+            if let Some(priority) = priority {
                 body["priority"] = json!(priority);
             }
             for (key, value) in related(ctx) {
@@ -661,9 +663,8 @@ async fn apply(
             .await?;
             Ok(json!({ "task_id": task["id"] }))
         }
-        "add_comment" => {
-            let body = text(effect, "text")?;
-            let public = effect["public"].as_bool().unwrap_or(false);
+        Effect::AddComment { text: body, public } => {
+            let public = *public;
             let id = ctx.record_id()?;
             if ctx.object == ObjectKey::Tickets {
                 ctx.require(Permission::TicketsUpdate)?;
@@ -700,61 +701,48 @@ async fn apply(
                 Ok(json!({ "activity_id": a["id"] }))
             }
         }
-        "send_email" => {
-            send_email(
-                tx,
-                ctx,
-                index,
-                text(effect, "template")?,
-                text(effect, "to")?,
-            )
-            .await
-        }
-        "request_approval" => {
+        Effect::SendEmail { template, to } => send_email(tx, ctx, index, template, to).await,
+        Effect::RequestApproval {
+            title,
+            steps,
+            on_approve,
+            on_reject,
+        } => {
             ctx.require(ctx.object.permission(RecordAction::Update))?;
             let id = ctx.record_id()?;
-            let steps = effect["steps"]
-                .as_array()
-                .ok_or_else(|| effect_error("request_approval needs steps"))?
+            let steps = steps
                 .iter()
                 .map(|s| StepInput {
-                    approvers: s["approvers"]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|v| v.as_str().map(str::to_owned))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    mode: s["mode"].as_str().unwrap_or("any").to_owned(),
-                    quorum: s["quorum"].as_i64(),
-                    escalate_after_seconds: s["escalate_after_seconds"].as_i64(),
+                    approvers: s.approvers.clone(),
+                    mode: s.mode.as_str().to_owned(),
+                    quorum: s.quorum,
+                    escalate_after_seconds: s.escalate_after_seconds,
                 })
                 .collect();
-            let list = |k: &str| effect[k].as_array().cloned().unwrap_or_default();
             let approval = approvals::request(
                 tx,
                 &ctx.actor,
                 NewApproval {
                     object: ctx.object,
                     record_id: id,
-                    title: effect["title"]
-                        .as_str()
-                        .map(str::to_owned)
-                        .or_else(|| Some(ctx.version.name.clone())),
+                    title: title.clone().or_else(|| Some(ctx.version.name.clone())),
                     steps,
                     requested_by: None,
                     rule_id: Some(ctx.version.rule_id),
                     rule_version_id: Some(ctx.version.id),
-                    on_approve: list("on_approve"),
-                    on_reject: list("on_reject"),
+                    on_approve: on_approve.clone(),
+                    on_reject: on_reject.clone(),
                 },
             )
             .await?;
             Ok(json!({ "approval_id": approval.id }))
         }
-        "schedule" => {
-            let delay = effect["delay_seconds"].as_i64().unwrap_or(60);
+        Effect::Schedule {
+            delay_seconds,
+            then,
+            ..
+        } => {
+            let delay = *delay_seconds;
             let origin = format!("{}:fx{index}", ctx.key);
             let mut job = NewJob::new(
                 ACTION_JOB,
@@ -763,7 +751,7 @@ async fn apply(
                     "rule_version_id": ctx.version.id,
                     "object": ctx.object.as_str(),
                     "record_id": ctx.record_id,
-                    "actions": [effect["then"].clone()],
+                    "actions": [logged(then)],
                     "origin": origin,
                 }),
             )
@@ -773,15 +761,14 @@ async fn apply(
             let job_id = jobs::enqueue(tx, job).await?;
             Ok(json!({ "job_id": job_id, "run_at": Utc::now() + Duration::seconds(delay) }))
         }
-        "webhook" => {
-            let url = text(effect, "url")?;
+        Effect::Webhook { url, payload } => {
             check_webhook_host(tx, url).await?;
             let key = format!("{}:fx{index}", ctx.key);
             let body = json!({
                 "rule": { "id": ctx.version.rule_id, "name": ctx.version.name, "version": ctx.version.version },
                 "object": ctx.object.as_str(),
                 "record_id": ctx.record_id,
-                "payload": effect["payload"],
+                "payload": payload,
                 "idempotency_key": key,
             });
             let job_id = jobs::enqueue(
@@ -792,9 +779,8 @@ async fn apply(
             .await?;
             Ok(json!({ "job_id": job_id }))
         }
-        "notify" => {
-            let user = resolve_user(tx, ctx, text(effect, "user")?).await?;
-            let body = text(effect, "text")?;
+        Effect::Notify { user, text: body } => {
+            let user = resolve_user(tx, ctx, user).await?;
             let title: String = body.chars().take(200).collect();
             let id = crm_core::notifications::create(
                 tx,
@@ -810,7 +796,6 @@ async fn apply(
             .await?;
             Ok(json!({ "notification_id": id, "user_id": user }))
         }
-        other => Err(effect_error(format!("unknown action '{other}'"))),
     }
 }
 

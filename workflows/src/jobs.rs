@@ -15,6 +15,7 @@ use crate::trigger::Trigger;
 use chrono::{DateTime, Utc};
 use crm_core::db::TenantTx;
 use crm_core::jobs::{ClaimedJob, Handlers, JobFailure, JobHandler};
+use crm_rules_protocol::Effect;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -264,10 +265,11 @@ struct ActionJob(Arc<RuleEngine>);
 impl JobHandler for ActionJob {
     async fn run(&self, tx: &mut TenantTx, job: &ClaimedJob) -> Result<(), JobFailure> {
         let p = &job.payload;
+        let actions = serde_json::from_value::<Vec<Effect>>(p["actions"].clone()).ok();
         let (Some(rule), Some(version_id), Some(actions), Some(origin)) = (
             uuid_of(&p["rule_id"]),
             p["rule_version_id"].as_i64(),
-            p["actions"].as_array(),
+            actions,
             p["origin"].as_str(),
         ) else {
             return Err(permanent(ACTION_JOB));
@@ -281,7 +283,7 @@ impl JobHandler for ActionJob {
             tx,
             &version,
             uuid_of(&p["record_id"]),
-            actions.clone(),
+            actions,
             origin,
         )
         .await?;

@@ -24,5 +24,6 @@ pub mod rules;
 pub mod sandbox;
 pub mod trigger;
 
+pub use crm_rules_protocol::{ApprovalStep, Effect, StepMode};
 pub use executor::RuleEngine;
 pub use sandbox::{EvalOutcome, EvalRequest, PoolConfig, PoolStats, SandboxError, SandboxPool};

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crm_rules_protocol::Effect;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -98,8 +99,8 @@ pub struct EvalRequest {
 pub struct EvalOutcome {
     /// Whether the condition held (and so the script ran).
     pub matched: bool,
-    /// The declarative effects, in call order: `{"action": "set_field", "key": .., "value": ..}`…
-    pub effects: Vec<Value>,
+    /// The declarative effects, in call order.
+    pub effects: Vec<Effect>,
     /// rhai operations used by condition and script together.
     pub operations: u64,
 }
@@ -391,7 +392,7 @@ struct Reply {
     #[serde(default)]
     matched: bool,
     #[serde(default)]
-    effects: Vec<Value>,
+    effects: Vec<Effect>,
     #[serde(default)]
     operations: u64,
     #[serde(default)]

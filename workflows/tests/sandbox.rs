@@ -10,6 +10,14 @@ use std::time::{Duration, Instant};
 use crm_workflows::{EvalOutcome, EvalRequest, PoolConfig, SandboxError, SandboxPool};
 use serde_json::{json, Value};
 
+/// Effects as the API shows them (JSON tagged by `action`).
+fn json_of(effects: &[crm_workflows::Effect]) -> Vec<Value> {
+    effects
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("effects serialize"))
+        .collect()
+}
+
 fn pool() -> SandboxPool {
     SandboxPool::new(PoolConfig::default())
 }
@@ -54,7 +62,7 @@ async fn assert_healthy(pool: &SandboxPool) {
         .await
         .expect("a normal rule evaluates");
     assert_eq!(
-        out.effects,
+        json_of(&out.effects),
         vec![json!({"action": "set_field", "key": "discount", "value": 80.0})]
     );
 }
@@ -81,7 +89,7 @@ async fn every_host_api_call_produces_its_effect() {
     let out = run(&pool, script).await.expect("evaluates");
     assert!(out.matched);
     assert_eq!(
-        out.effects,
+        json_of(&out.effects),
         vec![
             json!({"action": "set_field", "key": "level", "value": "A+"}),
             json!({"action": "assign_to", "target": "round_robin"}),
@@ -167,7 +175,7 @@ async fn the_condition_decides_whether_the_script_runs() {
         .expect("evaluates");
     assert!(hit.matched);
     assert_eq!(
-        hit.effects,
+        json_of(&hit.effects),
         vec![json!({"action": "set_field", "key": "vip", "value": true})]
     );
 
@@ -213,7 +221,7 @@ async fn changes_and_context_are_visible() {
     let out = pool.evaluate(&req).await.expect("evaluates");
     assert!(out.matched);
     assert_eq!(
-        out.effects,
+        json_of(&out.effects),
         vec![
             json!({"action": "set_field", "key": "previous_level", "value": "B"}),
             json!({"action": "notify", "user": "rule-1", "text": "acme 2025-03-01T09:00:00Z"}),
@@ -238,7 +246,8 @@ async fn floats_and_decimals_work() {
     )
     .await
     .expect("evaluates");
-    let values: Vec<&Value> = out.effects.iter().map(|e| &e["value"]).collect();
+    let effects = json_of(&out.effects);
+    let values: Vec<&Value> = effects.iter().map(|e| &e["value"]).collect();
     assert_eq!(
         values,
         [&json!(80.0), &json!(59.97), &json!(3.33), &json!(2)]
@@ -257,8 +266,9 @@ async fn durations_are_parsed_and_bad_ones_refused() {
     ] {
         let script = format!(r#"schedule("{text}", #{{action: "notify", user: "u", text: "t"}})"#);
         let out = run(&pool, &script).await.expect("evaluates");
-        assert_eq!(out.effects[0]["delay"], json!(text));
-        assert_eq!(out.effects[0]["delay_seconds"], json!(seconds), "{text}");
+        let effects = json_of(&out.effects);
+        assert_eq!(effects[0]["delay"], json!(text));
+        assert_eq!(effects[0]["delay_seconds"], json!(seconds), "{text}");
     }
     for bad in [
         r#""soon""#,
@@ -525,7 +535,7 @@ async fn two_hundred_concurrent_evaluations_on_two_processes() {
         assert_eq!(out.matched, i % 2 == 0);
         if out.matched {
             assert_eq!(
-                out.effects,
+                json_of(&out.effects),
                 vec![json!({"action": "set_field", "key": "twice", "value": i * 2})]
             );
         }

@@ -95,7 +95,7 @@ impl ScriptError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub matched: bool,
-    pub effects: Vec<Value>,
+    pub effects: Vec<crm_rules_protocol::Effect>,
     pub operations: u64,
 }
 

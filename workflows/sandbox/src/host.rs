@@ -9,6 +9,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use crm_rules_protocol::Effect;
+
 use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
 use serde_json::{json, Map as JsonMap, Value};
 
@@ -47,7 +49,7 @@ pub struct HostError {
 /// The effects of the evaluation in progress, shared by the registered functions.
 #[derive(Default)]
 pub struct Effects {
-    list: RefCell<Vec<Value>>,
+    list: RefCell<Vec<Effect>>,
     error: RefCell<Option<HostError>>,
 }
 
@@ -59,7 +61,7 @@ impl Effects {
     }
 
     /// The effects recorded so far.
-    pub fn take(&self) -> Vec<Value> {
+    pub fn take(&self) -> Vec<Effect> {
         std::mem::take(&mut *self.list.borrow_mut())
     }
 
@@ -80,6 +82,13 @@ impl Effects {
     }
 
     fn push(&self, ctx: &NativeCallContext, effect: Result<Value, Refusal>) -> HostResult {
+        // What `build` made must be an effect the server knows: the shared protocol type.
+        let effect = effect.and_then(|v| {
+            serde_json::from_value::<Effect>(v).map_err(|e| Refusal {
+                code: "runtime.bad_argument",
+                message: format!("the action does not match the rule protocol: {e}"),
+            })
+        });
         let refusal = match effect {
             Ok(effect) => {
                 let mut list = self.list.borrow_mut();
