@@ -144,7 +144,7 @@ pub async fn login(
         return Ok(Attempt::refused(Outcome::Failed, invalid_credentials()));
     };
     let user_actor = Actor {
-        kind: "user",
+        kind: crm_core::audit::ActorKind::User,
         id: Some(user.id),
         name: Some(user.name.clone()),
         meta: meta.clone(),

@@ -4,6 +4,7 @@
 //! listener, installed by the `crm` binary, does.
 
 use async_trait::async_trait;
+use crm_core::audit::ActorKind;
 use crm_core::db::TenantTx;
 use crm_core::{Error, Result};
 use crm_records::history::MAX_RULE_DEPTH;
@@ -48,7 +49,9 @@ impl RecordListener for WorkflowListener {
         if actor.meta.rule_depth >= MAX_RULE_DEPTH {
             return Ok(());
         }
-        let acting_rule = (actor.kind == "rule").then_some(actor.id).flatten();
+        let acting_rule = (actor.kind == ActorKind::Rule)
+            .then_some(actor.id)
+            .flatten();
         let queued = sqlx::query(
             "INSERT INTO jobs (kind, dedupe_key, subject_id, payload, run_at, max_attempts) \
              SELECT 'rule.run', 'rule:' || r.version_id || ':' || $1::bigint, $2, \

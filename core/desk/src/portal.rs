@@ -129,7 +129,7 @@ impl PortalPrincipal {
     /// The actor of this contact's changes (history, outbox events).
     pub fn actor(&self, meta: &RequestMeta) -> Actor {
         Actor {
-            kind: "contact",
+            kind: crm_core::audit::ActorKind::Contact,
             id: Some(self.contact_id),
             name: Some(self.contact_name.clone()),
             meta: meta.clone(),

@@ -9,10 +9,48 @@ use serde::Serialize;
 use sqlx::FromRow;
 use uuid::Uuid;
 
+/// What kind of principal acted (stored as `actor_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    User,
+    ApiKey,
+    /// A customer's contact on the portal.
+    Contact,
+    /// A workflow rule acting on its own principal.
+    Rule,
+    /// The server itself (provisioning, timers, the command line).
+    System,
+    /// Someone not (yet) authenticated.
+    Anonymous,
+}
+
+impl ActorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::ApiKey => "api_key",
+            ActorKind::Contact => "contact",
+            ActorKind::Rule => "rule",
+            ActorKind::System => "system",
+            ActorKind::Anonymous => "anonymous",
+        }
+    }
+}
+
+impl From<crate::identity::PrincipalKind> for ActorKind {
+    fn from(kind: crate::identity::PrincipalKind) -> Self {
+        match kind {
+            crate::identity::PrincipalKind::User => ActorKind::User,
+            crate::identity::PrincipalKind::ApiKey => ActorKind::ApiKey,
+        }
+    }
+}
+
 /// Who did it.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    pub kind: &'static str,
+    pub kind: ActorKind,
     pub id: Option<Uuid>,
     pub name: Option<String>,
     pub meta: RequestMeta,
@@ -21,7 +59,7 @@ pub struct Actor {
 impl Actor {
     pub fn of(ctx: &RequestCtx) -> Self {
         Actor {
-            kind: ctx.principal.kind.as_str(),
+            kind: ctx.principal.kind.into(),
             id: Some(ctx.principal.id),
             name: Some(ctx.principal.name.clone()),
             meta: ctx.meta.clone(),
@@ -31,7 +69,7 @@ impl Actor {
     /// Someone not (yet) authenticated, e.g. a login attempt.
     pub fn anonymous(meta: &RequestMeta) -> Self {
         Actor {
-            kind: "anonymous",
+            kind: ActorKind::Anonymous,
             id: None,
             name: None,
             meta: meta.clone(),
@@ -41,7 +79,7 @@ impl Actor {
     /// A workflow rule acting on its own principal; `depth` counts the rules that led here.
     pub fn rule(id: Uuid, name: &str, request_id: String, depth: u8) -> Self {
         Actor {
-            kind: "rule",
+            kind: ActorKind::Rule,
             id: Some(id),
             name: Some(name.to_owned()),
             meta: RequestMeta {
@@ -55,7 +93,7 @@ impl Actor {
     /// The system itself (provisioning, CLI).
     pub fn system() -> Self {
         Actor {
-            kind: "system",
+            kind: ActorKind::System,
             id: None,
             name: None,
             meta: RequestMeta::default(),
@@ -95,7 +133,7 @@ pub async fn record(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(action)
-    .bind(actor.kind)
+    .bind(actor.kind.as_str())
     .bind(actor.id)
     .bind(&actor.name)
     .bind(target_kind)

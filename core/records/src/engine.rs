@@ -786,3 +786,58 @@ pub fn mask_changes(schema: &ObjectSchema, changes: &mut Value) {
 pub(crate) fn is_array(ty: FieldType) -> bool {
     matches!(ty, FieldType::MultiSelect | FieldType::Tags)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::ObjectKey;
+
+    fn schema(object: ObjectKey) -> ObjectSchema {
+        ObjectSchema {
+            object,
+            custom: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_select_list_names_every_column_and_never_a_star() {
+        for object in ObjectKey::ALL {
+            let list = select_list(&schema(*object));
+            assert!(!list.contains('*'), "{object}: {list}");
+            for system in ["\"id\"", "\"version\"", "\"deleted_at\""] {
+                assert!(list.contains(system), "{object} lacks {system}: {list}");
+            }
+        }
+        let tickets = select_list(&schema(ObjectKey::Tickets));
+        assert!(tickets.contains("\"number\""), "{tickets}");
+    }
+
+    #[test]
+    fn input_refuses_unknown_and_system_fields_by_name() {
+        let customers = schema(ObjectKey::Customers);
+        let named = |body: Value, creating: bool| match parse_input(&customers, &body, creating) {
+            Err(Error::Invalid { fields, .. }) => {
+                fields.into_iter().map(|f| f.field).collect::<Vec<_>>()
+            }
+            Err(other) => vec![format!("unexpected {other}")],
+            Ok(_) => Vec::new(),
+        };
+        assert!(named(json!({"name": "张伟", "level": "A"}), true).is_empty());
+        assert_eq!(
+            named(json!({"name": "x", "planet": "mars"}), true),
+            ["planet"]
+        );
+        assert_eq!(named(json!({"name": "x", "id": "a"}), true), ["id"]);
+        assert_eq!(named(json!({"name": "x", "level": "Z"}), true), ["level"]);
+        assert_eq!(
+            named(json!({"level": "A"}), true),
+            ["name"],
+            "name is required"
+        );
+        assert!(
+            named(json!({"level": "A"}), false).is_empty(),
+            "not on update"
+        );
+        assert!(parse_input(&customers, &json!(["not", "an", "object"]), true).is_err());
+    }
+}

@@ -28,7 +28,7 @@ pub async fn record(
     .bind(object.as_str())
     .bind(record_id)
     .bind(action)
-    .bind(actor.kind)
+    .bind(actor.kind.as_str())
     .bind(actor.id)
     .bind(Some(&actor.meta.request_id).filter(|r| !r.is_empty()))
     .bind(changes)
@@ -63,7 +63,7 @@ pub async fn emit(
     if let Value::Object(map) = &mut payload {
         map.insert(
             "actor".into(),
-            serde_json::json!({ "kind": actor.kind, "id": actor.id }),
+            serde_json::json!({ "kind": actor.kind.as_str(), "id": actor.id }),
         );
         map.insert(
             "request_id".into(),

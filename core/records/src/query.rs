@@ -784,3 +784,7 @@ pub async fn due_filters(tx: &mut TenantTx, when: &str) -> Result<Vec<Filter>> {
         }
     })
 }
+
+#[cfg(test)]
+#[path = "query_tests.rs"]
+mod tests;
