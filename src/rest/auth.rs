@@ -4,8 +4,9 @@
 
 use super::error::{current_request_id, ApiError, ApiResult};
 use crate::server::AppState;
-use crm_core::authz::{self, Permission};
+use crm_core::authz::{self, Caller, Permission};
 use crm_core::context::{RequestCtx, RequestMeta};
+use crm_core::db::TenantTx;
 use crm_core::identity::{api_keys, sessions, tokens, CredentialKind};
 use crm_core::Error;
 use poem::Request;
@@ -101,6 +102,14 @@ async fn resolve(state: &AppState, req: &Request, token: &str) -> ApiResult<Requ
 pub use crm_tenants::registry::suspended as tenant_suspended;
 
 impl AppState {
+    /// Opens the request's tenant transaction and builds its [`Caller`] in it; the services
+    /// called with that caller check its permissions and scopes themselves.
+    pub async fn begin(&self, ctx: &RequestCtx) -> ApiResult<(TenantTx, Caller)> {
+        let mut tx = self.db.tenant_tx(&ctx.tenant).await?;
+        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        Ok((tx, caller))
+    }
+
     /// Refuses with 403 `auth.forbidden` unless the caller holds `permission`.
     pub async fn require(&self, ctx: &RequestCtx, permission: Permission) -> ApiResult<()> {
         let allowed = self

@@ -6,7 +6,7 @@ use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
-use crm_core::authz::{Caller, Permission};
+use crm_core::authz::Permission;
 use crm_core::domain::RoleName;
 use crm_core::roles::{self, Role, RolePatch};
 use crm_core::Error;
@@ -122,9 +122,8 @@ impl RolesApi {
     #[oai(path = "/roles", method = "get")]
     async fn list(&self, auth: Auth) -> ApiResult<Json<Vec<RoleOut>>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::RolesRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let all = roles::list(&mut tx).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let all = roles::list(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(all.into_iter().map(Into::into).collect()))
     }
@@ -137,15 +136,13 @@ impl RolesApi {
         body: Json<CreateRoleRequest>,
     ) -> ApiResult<Created<RoleOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::RolesManage).await?;
         let name = RoleName::parse("name", &body.name)?;
         let permissions = parse_permissions(&body.permissions)?;
         let scopes = parse_scopes(&body.scopes)?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         let role = roles::create(
             &mut tx,
-            Some(&caller.grants),
+            Some(&caller),
             &name,
             body.description.trim(),
             &permissions,
@@ -169,9 +166,8 @@ impl RolesApi {
     #[oai(path = "/roles/:name", method = "get")]
     async fn get(&self, auth: Auth, name: Path<String>) -> ApiResult<Json<RoleOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::RolesRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let role = roles::get(&mut tx, &name.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let role = roles::get(&mut tx, &caller, &name.0).await?;
         tx.commit().await?;
         Ok(Json(role.into()))
     }
@@ -185,18 +181,16 @@ impl RolesApi {
         body: Json<PatchRoleRequest>,
     ) -> ApiResult<Json<RoleOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::RolesManage).await?;
         let permissions = body
             .permissions
             .as_deref()
             .map(parse_permissions)
             .transpose()?;
         let scopes = body.scopes.as_ref().map(parse_scopes).transpose()?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         let role = roles::update(
             &mut tx,
-            &caller.grants,
+            &caller,
             &name.0,
             RolePatch {
                 description: body.description.as_deref().map(|d| d.trim().to_owned()),
@@ -221,9 +215,8 @@ impl RolesApi {
     #[oai(path = "/roles/:name", method = "delete")]
     async fn delete(&self, auth: Auth, name: Path<String>) -> ApiResult<NoContent> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::RolesManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        roles::delete(&mut tx, &name.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        roles::delete(&mut tx, &caller, &name.0).await?;
         audit::record(
             &mut tx,
             &Actor::of(&ctx),

@@ -6,7 +6,6 @@ use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
-use crm_core::authz::{Caller, Permission};
 use crm_core::domain::DisplayName;
 use crm_core::teams::{self, Member, Team, TeamPatch};
 use poem_openapi::param::Path;
@@ -92,9 +91,8 @@ impl TeamsApi {
     #[oai(path = "/teams", method = "get")]
     async fn list(&self, auth: Auth) -> ApiResult<Json<Vec<TeamOut>>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let all = teams::list(&mut tx).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let all = teams::list(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(all.into_iter().map(Into::into).collect()))
     }
@@ -107,10 +105,16 @@ impl TeamsApi {
         body: Json<CreateTeamRequest>,
     ) -> ApiResult<Created<TeamOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersManage).await?;
         let name = DisplayName::parse("name", &body.name)?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let team = teams::create(&mut tx, &name, body.description.trim(), body.lead_id).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let team = teams::create(
+            &mut tx,
+            &caller,
+            &name,
+            body.description.trim(),
+            body.lead_id,
+        )
+        .await?;
         audit::record(
             &mut tx,
             &Actor::of(&ctx),
@@ -127,9 +131,8 @@ impl TeamsApi {
     #[oai(path = "/teams/:id", method = "get")]
     async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<TeamOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let team = teams::get(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let team = teams::get(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(team.into()))
     }
@@ -143,7 +146,6 @@ impl TeamsApi {
         body: Json<PatchTeamRequest>,
     ) -> ApiResult<Json<TeamOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersManage).await?;
         let name = body
             .name
             .as_deref()
@@ -154,9 +156,10 @@ impl TeamsApi {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(v) => Some(Some(*v)),
         };
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         let team = teams::update(
             &mut tx,
+            &caller,
             id.0,
             TeamPatch {
                 name,
@@ -181,9 +184,8 @@ impl TeamsApi {
     #[oai(path = "/teams/:id", method = "delete")]
     async fn delete(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        teams::delete(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        teams::delete(&mut tx, &caller, id.0).await?;
         audit::record(
             &mut tx,
             &Actor::of(&ctx),
@@ -200,9 +202,8 @@ impl TeamsApi {
     #[oai(path = "/teams/:id/members", method = "get")]
     async fn members(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<Vec<MemberOut>>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let members = teams::members(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let members = teams::members(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(members.into_iter().map(Into::into).collect()))
     }
@@ -216,9 +217,7 @@ impl TeamsApi {
         body: Json<AddMemberRequest>,
     ) -> ApiResult<NoContent> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         teams::add_member(&mut tx, &caller, id.0, body.user_id).await?;
         audit::record(
             &mut tx,
@@ -241,9 +240,8 @@ impl TeamsApi {
         user_id: Path<Uuid>,
     ) -> ApiResult<NoContent> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        teams::remove_member(&mut tx, id.0, user_id.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        teams::remove_member(&mut tx, &caller, id.0, user_id.0).await?;
         audit::record(
             &mut tx,
             &Actor::of(&ctx),

@@ -5,6 +5,7 @@
 //! logged once per idempotency key, so a job delivered twice runs once in effect.
 
 use crate::approvals::{self, NewApproval, StepInput};
+use crate::memo::{RecordKey, WorkflowMemo};
 use crate::rules::{self, RuleRun, RuleVersion, RUN_COLUMNS};
 use crate::sandbox::{EvalRequest, SandboxError, SandboxPool};
 use chrono::{Duration, Utc};
@@ -68,9 +69,9 @@ impl RunAs {
     pub(crate) async fn of(tx: &mut TenantTx, version: &RuleVersion) -> Result<Arc<RunAs>> {
         let role = &version.run_as_role;
         let saver = version.created_by;
-        let key = format!("rules.run_as:{role}:{saver:?}");
-        if let Some(held) = tx.recall(&key) {
-            return Ok(held);
+        let key = (role.clone(), saver);
+        if let Some(held) = tx.memo::<WorkflowMemo>().run_as.get(&key) {
+            return Ok(held.clone());
         }
         let grants = Grants::of_roles(tx, std::slice::from_ref(role)).await?;
         let run_as = Arc::new(RunAs {
@@ -78,7 +79,7 @@ impl RunAs {
             grants,
             saver,
         });
-        tx.remember(key, run_as.clone());
+        tx.memo::<WorkflowMemo>().run_as.insert(key, run_as.clone());
         Ok(run_as)
     }
 
@@ -111,12 +112,13 @@ impl RunAs {
 
 /// An object's fields, read once per transaction (rule effects never change fields).
 async fn schema_of(tx: &mut TenantTx, object: ObjectKey) -> Result<Arc<ObjectSchema>> {
-    let key = format!("rules.schema:{}", object.as_str());
-    if let Some(schema) = tx.recall(&key) {
-        return Ok(schema);
+    if let Some(schema) = tx.memo::<WorkflowMemo>().schemas.get(&object) {
+        return Ok(schema.clone());
     }
     let schema = Arc::new(ObjectSchema::load(tx, object).await?);
-    tx.remember(key, schema.clone());
+    tx.memo::<WorkflowMemo>()
+        .schemas
+        .insert(object, schema.clone());
     Ok(schema)
 }
 
@@ -229,18 +231,9 @@ fn effect_error(message: impl Into<String>) -> Error {
 }
 
 /// Memo key of a record read ahead for the runs of a job group.
-fn record_memo(object: ObjectKey, run_as: &RunAs, id: Uuid) -> String {
-    format!(
-        "rules.record:{}:{}:{:?}:{id}",
-        object.as_str(),
-        run_as.role,
-        run_as.saver
-    )
+fn record_memo(object: ObjectKey, run_as: &RunAs, id: Uuid) -> RecordKey {
+    (object, run_as.role.clone(), run_as.saver, id)
 }
-
-/// Memo flag: an effect in this transaction wrote records, so records read ahead may be stale
-/// and runs read their record afresh.
-const RECORDS_WRITTEN: &str = "rules.records_written";
 
 /// Reads ahead, in one statement per object, the records a group of runs is about, so each
 /// run of the group finds its record in the transaction's memo. Runs after an effect that
@@ -277,7 +270,9 @@ pub async fn prefetch(
         // Records outside the role's scope are not found here; their runs look them up alone.
         let found = engine::fetch_many(tx, &schema, &access, &ids, Visibility::Any).await?;
         for (id, record) in found {
-            tx.remember(record_memo(object, &run_as, id), Arc::new(record));
+            tx.memo::<WorkflowMemo>()
+                .records
+                .insert(record_memo(object, &run_as, id), Arc::new(record));
         }
     }
     Ok(())
@@ -296,10 +291,13 @@ pub async fn run(engine: &RuleEngine, tx: &mut TenantTx, req: RunRequest<'_>) ->
     let schema = schema_of(tx, object).await?;
     let data_key = data_key_for(engine, tx, &schema).await;
     let actor = rules::actor(req.version, &req.key, req.depth.saturating_add(1));
-    let prefetched = req
-        .record_id
-        .and_then(|id| tx.recall::<Value>(&record_memo(object, &run_as, id)))
-        .filter(|_| tx.recall::<bool>(RECORDS_WRITTEN).is_none());
+    let prefetched = req.record_id.and_then(|id| {
+        let memo = tx.memo::<WorkflowMemo>();
+        let fresh = !memo.records_written;
+        fresh
+            .then(|| memo.records.get(&record_memo(object, &run_as, id)).cloned())
+            .flatten()
+    });
     let record = match (req.record_id, prefetched) {
         (Some(_), Some(record)) => (*record).clone(),
         (Some(id), None) => {
@@ -533,7 +531,7 @@ async fn apply_all(
         match apply(tx, &mut ctx, i, &effect).await {
             Ok(result) => {
                 if effect.writes_records() {
-                    tx.remember(RECORDS_WRITTEN, Arc::new(true));
+                    tx.memo::<WorkflowMemo>().records_written = true;
                 }
                 // The run log keeps each effect as JSON with what it made.
                 let mut logged = logged(&effect);
@@ -872,9 +870,9 @@ async fn resolve_user(tx: &mut TenantTx, ctx: &EffectCtx<'_>, who: &str) -> Resu
         )));
     };
     // Rule effects never change users, so within one transaction the answer holds.
-    let memo = format!("rules.active_user:{user}");
-    let active = match tx.recall::<bool>(&memo) {
-        Some(active) => *active,
+    let known = tx.memo::<WorkflowMemo>().active_users.get(&user).copied();
+    let active = match known {
+        Some(active) => active,
         None => {
             let active = sqlx::query_scalar::<_, i32>(
                 "SELECT 1 FROM users WHERE id = $1 AND status = 'active'",
@@ -883,7 +881,7 @@ async fn resolve_user(tx: &mut TenantTx, ctx: &EffectCtx<'_>, who: &str) -> Resu
             .fetch_optional(tx.conn())
             .await?
             .is_some();
-            tx.remember(memo, Arc::new(active));
+            tx.memo::<WorkflowMemo>().active_users.insert(user, active);
             active
         }
     };

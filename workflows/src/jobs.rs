@@ -10,6 +10,7 @@
 //! - `webhook.send`: an outgoing webhook call, retried with backoff.
 
 use crate::executor::{self, RuleEngine, RunRequest, ACTION_JOB, WEBHOOK_JOB};
+use crate::memo::WorkflowMemo;
 use crate::rules::{self, CRON_JOB};
 use crate::trigger::Trigger;
 use chrono::{DateTime, Utc};
@@ -65,7 +66,7 @@ struct RunJob(Arc<RuleEngine>);
 /// event (gone if `None`), and whether this (version, event) ran already (a redelivery after a
 /// crash).
 #[derive(Debug, Clone, sqlx::FromRow)]
-struct EventRow {
+pub(crate) struct EventRow {
     key: String,
     enabled: Option<bool>,
     event: Option<String>,
@@ -92,10 +93,6 @@ fn run_target(job: &ClaimedJob) -> Option<RunTarget> {
         outbox_id,
         key: format!("v{version_id}:e{outbox_id}"),
     })
-}
-
-fn event_memo(key: &str) -> String {
-    format!("rules.event:{key}")
 }
 
 /// Looks up rule, event and prior run of several run jobs in one statement.
@@ -129,7 +126,9 @@ impl JobHandler for RunJob {
                     runs.push((rules::version_memo(tx, t.version_id).await?, record_id));
                 }
             }
-            tx.remember(event_memo(&row.key), Arc::new(row));
+            tx.memo::<WorkflowMemo>()
+                .events
+                .insert(row.key.clone(), row);
         }
         executor::prefetch(&self.0, tx, &runs).await?;
         Ok(())
@@ -139,8 +138,8 @@ impl JobHandler for RunJob {
         let Some(target) = run_target(job) else {
             return Err(permanent(RUN_JOB));
         };
-        let row = match tx.recall::<EventRow>(&event_memo(&target.key)) {
-            Some(row) => (*row).clone(),
+        let row = match tx.memo::<WorkflowMemo>().events.get(&target.key).cloned() {
+            Some(row) => row,
             None => event_rows(tx, std::slice::from_ref(&target))
                 .await?
                 .pop()
@@ -156,7 +155,7 @@ impl JobHandler for RunJob {
         // group), or a run already made: nothing to do.
         if row.enabled != Some(true)
             || row.ran
-            || tx.recall::<bool>(&rules::turned_off_memo(rule)).is_some()
+            || tx.memo::<WorkflowMemo>().turned_off.contains(&rule)
         {
             return Ok(());
         }

@@ -20,6 +20,7 @@ pub mod dry_run;
 pub mod executor;
 pub mod jobs;
 pub mod listener;
+mod memo;
 pub mod rules;
 pub mod sandbox;
 pub mod trigger;

@@ -2,6 +2,7 @@
 //! version; runs name the version that ran), the run log, and the bookkeeping that turns a
 //! rule off after too many failures in a row.
 
+use crate::memo::WorkflowMemo;
 use crate::sandbox::{SandboxError, SandboxPool};
 use crate::trigger::Trigger;
 use chrono::{DateTime, Utc};
@@ -485,12 +486,13 @@ pub async fn versions(tx: &mut TenantTx, id: Uuid) -> Result<Vec<RuleVersion>> {
 /// A version through the transaction's memo: versions never change once saved, so a job
 /// group running many events of one rule reads it once.
 pub async fn version_memo(tx: &mut TenantTx, version_id: i64) -> Result<Arc<RuleVersion>> {
-    let key = format!("rules.version:{version_id}");
-    if let Some(v) = tx.recall(&key) {
-        return Ok(v);
+    if let Some(v) = tx.memo::<WorkflowMemo>().versions.get(&version_id) {
+        return Ok(v.clone());
     }
     let v = Arc::new(version(tx, version_id).await?);
-    tx.remember(key, v.clone());
+    tx.memo::<WorkflowMemo>()
+        .versions
+        .insert(version_id, v.clone());
     Ok(v)
 }
 
@@ -532,11 +534,6 @@ pub async fn runs(
     Ok(Page { items, next_cursor })
 }
 
-/// Memo flag: the rule was turned off by its failures in this transaction.
-pub fn turned_off_memo(rule: Uuid) -> String {
-    format!("rules.turned_off:{rule}")
-}
-
 /// Counts a failed run against the rule: one more failure in a row, and reaching the
 /// company's limit (`settings.rule_failure_limit`) turns the rule off and tells the admins.
 /// (Any other outcome resets the count, in the statement that logs the run.) Returns whether
@@ -556,7 +553,7 @@ pub async fn count_failure(tx: &mut TenantTx, rule: Uuid, error: &str) -> Result
         return Ok(false);
     }
     // Runs later in this transaction (a job group) must see the rule as off.
-    tx.remember(turned_off_memo(rule), Arc::new(true));
+    tx.memo::<WorkflowMemo>().turned_off.insert(rule);
     let reason = format!("turned off after {failures} failed runs in a row; last error: {error}");
     sqlx::query(
         "UPDATE rules SET enabled = false, disabled_reason = $2, updated_at = now() WHERE id = $1",

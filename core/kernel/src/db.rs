@@ -5,10 +5,9 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sqlx::{Executor, PgConnection, PgPool, Postgres, Transaction};
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use uuid::Uuid;
 
 /// How a tenant transaction is walled off.
@@ -116,7 +115,8 @@ pub fn unavailable(err: sqlx::Error) -> Error {
 pub struct TenantTx {
     tx: Transaction<'static, Postgres>,
     tenant: TenantCtx,
-    memo: HashMap<String, Arc<dyn Any + Send + Sync>>,
+    /// Per-transaction memos, one per type (see [`TenantTx::memo`]).
+    memo: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     shared: bool,
 }
 
@@ -150,20 +150,24 @@ impl TenantTx {
         })
     }
 
-    /// A value remembered under `key` for the rest of this transaction (see
-    /// [`TenantTx::remember`]).
-    pub fn recall<T: Any + Send + Sync>(&self, key: &str) -> Option<Arc<T>> {
-        self.memo
-            .get(key)
-            .cloned()
-            .and_then(|v| v.downcast::<T>().ok())
-    }
-
-    /// Remembers a value read in this transaction, for later work in the same transaction
-    /// (the job worker runs several jobs of a tenant in one). Only for reference data the
-    /// transaction's own work does not change (a role's permissions, an object's fields).
-    pub fn remember<T: Any + Send + Sync>(&mut self, key: impl Into<String>, value: Arc<T>) {
-        self.memo.insert(key.into(), value);
+    /// The transaction's memo of type `M`, created empty on first use: what a crate read in
+    /// this transaction and may reuse in later work of the same transaction (the job worker
+    /// runs several jobs of a tenant in one). Each crate defines its own memo type, so memos
+    /// never collide and need no string keys. Only for data the transaction's own work does
+    /// not change, or that the memo's owner keeps up to date.
+    pub fn memo<M: Default + Send + Sync + 'static>(&mut self) -> &mut M {
+        let slot = self
+            .memo
+            .entry(TypeId::of::<M>())
+            .or_insert_with(|| Box::new(M::default()));
+        match slot.downcast_mut::<M>() {
+            Some(memo) => memo,
+            // The map is keyed by the type id of what it holds, so this cannot happen.
+            None => unreachable!(
+                "a memo of another type under {}",
+                std::any::type_name::<M>()
+            ),
+        }
     }
 
     /// Marks the transaction as shared by several jobs (see the job worker): if any of them

@@ -1,6 +1,8 @@
 //! Roles: a named set of permissions (kept as casbin `p` rules) plus record scopes per object.
 
-use crate::authz::{policy, DefaultRole, Grants, Permission, Scope, ADMIN_ROLE, SCOPED_OBJECTS};
+use crate::authz::{
+    policy, Caller, DefaultRole, Grants, Permission, Scope, ADMIN_ROLE, SCOPED_OBJECTS,
+};
 use crate::db::TenantTx;
 use crate::domain::RoleName;
 use crate::error::{unique_violation, Error, FieldError, Result};
@@ -118,11 +120,12 @@ fn complete_scopes(mut scopes: BTreeMap<String, Scope>) -> BTreeMap<String, Scop
     scopes
 }
 
-/// Creates a role. `granter` is what the creating principal holds (`None`: the system
-/// seeding defaults); a role granting more than that is 403 `auth.escalation`.
+/// Creates a role (needs `roles:manage`). `granter` is the creating caller (`None`: the
+/// system seeding defaults); a role granting more than the caller holds is 403
+/// `auth.escalation`.
 pub async fn create(
     tx: &mut TenantTx,
-    granter: Option<&Grants>,
+    granter: Option<&Caller>,
     name: &RoleName,
     description: &str,
     permissions: &[Permission],
@@ -131,7 +134,10 @@ pub async fn create(
 ) -> Result<Role> {
     let scopes = complete_scopes(scopes);
     if let Some(granter) = granter {
-        granter.ensure_may_grant(&Grants::of_role(permissions.to_vec(), &scopes))?;
+        granter.require(Permission::RolesManage)?;
+        granter
+            .grants
+            .ensure_may_grant(&Grants::of_role(permissions.to_vec(), &scopes))?;
     }
     let row: RoleRow = sqlx::query_as(&format!(
         "INSERT INTO roles (name, description, scopes, builtin) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
@@ -173,7 +179,8 @@ pub async fn seed_defaults(tx: &mut TenantTx, roles: Vec<DefaultRole>) -> Result
 }
 
 /// All roles, by name.
-pub async fn list(tx: &mut TenantTx) -> Result<Vec<Role>> {
+pub async fn list(tx: &mut TenantTx, caller: &Caller) -> Result<Vec<Role>> {
+    caller.require(Permission::RolesRead)?;
     let rows: Vec<RoleRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM roles ORDER BY name"))
         .fetch_all(tx.conn())
         .await?;
@@ -189,7 +196,12 @@ fn not_found(name: &str) -> Error {
 }
 
 /// One role.
-pub async fn get(tx: &mut TenantTx, name: &str) -> Result<Role> {
+pub async fn get(tx: &mut TenantTx, caller: &Caller, name: &str) -> Result<Role> {
+    caller.require(Permission::RolesRead)?;
+    load(tx, name).await
+}
+
+async fn load(tx: &mut TenantTx, name: &str) -> Result<Role> {
     let row: Option<RoleRow> =
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM roles WHERE name = $1"))
             .bind(name)
@@ -211,11 +223,12 @@ pub struct RolePatch {
 /// `auth.escalation`): nobody widens a role, their own included, beyond their own grants.
 pub async fn update(
     tx: &mut TenantTx,
-    granter: &Grants,
+    granter: &Caller,
     name: &str,
     patch: RolePatch,
 ) -> Result<Role> {
-    let current = get(tx, name).await?;
+    granter.require(Permission::RolesManage)?;
+    let current = load(tx, name).await?;
     if name == ADMIN_ROLE && (patch.permissions.is_some() || patch.scopes.is_some()) {
         return Err(Error::conflict(
             "role.protected",
@@ -234,7 +247,9 @@ pub async fn update(
     let scopes = complete_scopes(scopes);
     if changes_power {
         let permissions = patch.permissions.as_deref().unwrap_or(&current.permissions);
-        granter.ensure_may_grant(&Grants::of_role(permissions.to_vec(), &scopes))?;
+        granter
+            .grants
+            .ensure_may_grant(&Grants::of_role(permissions.to_vec(), &scopes))?;
     }
     sqlx::query(
         "UPDATE roles SET description = $2, scopes = $3, updated_at = now() WHERE name = $1",
@@ -249,12 +264,13 @@ pub async fn update(
     } else {
         policy::bump_version(tx).await?;
     }
-    get(tx, name).await
+    load(tx, name).await
 }
 
 /// Deletes a role that nobody holds. The admin role cannot be deleted.
-pub async fn delete(tx: &mut TenantTx, name: &str) -> Result<()> {
-    get(tx, name).await?;
+pub async fn delete(tx: &mut TenantTx, caller: &Caller, name: &str) -> Result<()> {
+    caller.require(Permission::RolesManage)?;
+    load(tx, name).await?;
     if name == ADMIN_ROLE {
         return Err(Error::conflict(
             "role.protected",

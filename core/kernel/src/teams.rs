@@ -1,6 +1,6 @@
 //! Teams: groups of users. Record scope `team` means "owned by someone in one of my teams".
 
-use crate::authz::{Caller, Scope};
+use crate::authz::{Caller, Permission, Scope};
 use crate::db::TenantTx;
 use crate::domain::DisplayName;
 use crate::error::{unique_violation, Error, Result};
@@ -42,10 +42,12 @@ fn name_taken(e: sqlx::Error, name: &DisplayName) -> Error {
 /// Creates a team.
 pub async fn create(
     tx: &mut TenantTx,
+    caller: &Caller,
     name: &DisplayName,
     description: &str,
     lead_id: Option<Uuid>,
 ) -> Result<Team> {
+    caller.require(Permission::UsersManage)?;
     if let Some(lead) = lead_id {
         crate::users::get(tx, lead).await.map_err(|_| {
             Error::invalid_field("lead_id", "unknown_user", format!("no user {lead}"))
@@ -63,18 +65,25 @@ pub async fn create(
     if let Some(lead) = lead_id {
         insert_member(tx, id, lead).await?;
     }
-    get(tx, id).await
+    load(tx, id).await
 }
 
 /// All teams by name.
-pub async fn list(tx: &mut TenantTx) -> Result<Vec<Team>> {
+pub async fn list(tx: &mut TenantTx, caller: &Caller) -> Result<Vec<Team>> {
+    caller.require(Permission::UsersRead)?;
     Ok(sqlx::query_as(&format!("{SELECT} ORDER BY t.name"))
         .fetch_all(tx.conn())
         .await?)
 }
 
 /// One team.
-pub async fn get(tx: &mut TenantTx, id: Uuid) -> Result<Team> {
+/// One team (needs `users:read`).
+pub async fn get(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<Team> {
+    caller.require(Permission::UsersRead)?;
+    load(tx, id).await
+}
+
+async fn load(tx: &mut TenantTx, id: Uuid) -> Result<Team> {
     let team: Option<Team> = sqlx::query_as(&format!("{SELECT} WHERE t.id = $1"))
         .bind(id)
         .fetch_optional(tx.conn())
@@ -92,8 +101,14 @@ pub struct TeamPatch {
 }
 
 /// Edits a team.
-pub async fn update(tx: &mut TenantTx, id: Uuid, patch: TeamPatch) -> Result<Team> {
-    let current = get(tx, id).await?;
+pub async fn update(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    id: Uuid,
+    patch: TeamPatch,
+) -> Result<Team> {
+    caller.require(Permission::UsersManage)?;
+    let current = load(tx, id).await?;
     if let Some(Some(lead)) = patch.lead_id {
         crate::users::get(tx, lead).await.map_err(|_| {
             Error::invalid_field("lead_id", "unknown_user", format!("no user {lead}"))
@@ -113,11 +128,12 @@ pub async fn update(tx: &mut TenantTx, id: Uuid, patch: TeamPatch) -> Result<Tea
         Some(n) => name_taken(e, n),
         None => e.into(),
     })?;
-    get(tx, id).await
+    load(tx, id).await
 }
 
 /// Deletes a team (memberships go with it; users stay).
-pub async fn delete(tx: &mut TenantTx, id: Uuid) -> Result<()> {
+pub async fn delete(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<()> {
+    caller.require(Permission::UsersManage)?;
     let done = sqlx::query("DELETE FROM teams WHERE id = $1")
         .bind(id)
         .execute(tx.conn())
@@ -139,8 +155,9 @@ pub struct Member {
 }
 
 /// Members of a team, by name.
-pub async fn members(tx: &mut TenantTx, team_id: Uuid) -> Result<Vec<Member>> {
-    get(tx, team_id).await?;
+pub async fn members(tx: &mut TenantTx, caller: &Caller, team_id: Uuid) -> Result<Vec<Member>> {
+    caller.require(Permission::UsersRead)?;
+    load(tx, team_id).await?;
     Ok(sqlx::query_as(
         "SELECT u.id AS user_id, u.name, u.email, u.status, m.added_at \
          FROM team_members m JOIN users u ON u.id = m.user_id WHERE m.team_id = $1 ORDER BY u.name, u.id",
@@ -188,7 +205,8 @@ pub async fn add_member(
     team_id: Uuid,
     user_id: Uuid,
 ) -> Result<()> {
-    get(tx, team_id).await?;
+    caller.require(Permission::UsersManage)?;
+    load(tx, team_id).await?;
     crate::users::get(tx, user_id).await.map_err(|_| {
         Error::invalid_field("user_id", "unknown_user", format!("no user {user_id}"))
     })?;
@@ -208,8 +226,14 @@ async fn insert_member(tx: &mut TenantTx, team_id: Uuid, user_id: Uuid) -> Resul
 }
 
 /// Removes a user from a team.
-pub async fn remove_member(tx: &mut TenantTx, team_id: Uuid, user_id: Uuid) -> Result<()> {
-    get(tx, team_id).await?;
+pub async fn remove_member(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    team_id: Uuid,
+    user_id: Uuid,
+) -> Result<()> {
+    caller.require(Permission::UsersManage)?;
+    load(tx, team_id).await?;
     let done = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
         .bind(team_id)
         .bind(user_id)
