@@ -33,21 +33,16 @@ pub fn job_handlers(
     let send = crm_core::mail::SendMailJob::new(mail, &config.data_dir, master_key)
         .map_err(|e| anyhow::anyhow!("mail settings: {e}"))?;
     let mut handlers = Handlers::default();
-    handlers.register(crm_core::mail::SEND_JOB, Arc::new(send));
-    handlers.register(
-        crm_records::reminders::JOB,
-        Arc::new(crm_records::reminders::ReminderJob),
-    );
-    handlers.register(
-        crm_desk::tickets::SLA_JOB,
-        Arc::new(crm_desk::tickets::SlaTimerJob),
-    );
+    handlers.register::<crm_core::mail::OutgoingMail>(Arc::new(send));
+    handlers.register::<crm_records::reminders::ReminderPayload>(Arc::new(
+        crm_records::reminders::ReminderJob,
+    ));
+    handlers.register::<crm_desk::tickets::SlaTimer>(Arc::new(crm_desk::tickets::SlaTimerJob));
     crm_workflows::jobs::register(&mut handlers, rules.clone());
     if let Some(store) = files {
-        handlers.register(
-            crm_desk::attachments::DELETE_FILES_JOB,
-            Arc::new(crm_desk::attachments::DeleteFilesJob { store }),
-        );
+        handlers.register::<crm_desk::attachments::DeleteFiles>(Arc::new(
+            crm_desk::attachments::DeleteFilesJob { store },
+        ));
     }
     Ok(handlers)
 }

@@ -5,6 +5,7 @@
 //! `<object>.approval_decided`, and the requesting rule's `on_approve` / `on_reject` actions
 //! run as a `rule.action` job.
 
+use crate::payloads::{Escalation, FollowUp};
 use chrono::{DateTime, Utc};
 use crm_core::audit::Actor;
 use crm_core::business_hours::{BusinessCalendar, CalendarSpec};
@@ -263,10 +264,13 @@ async fn start_step(tx: &mut TenantTx, a: &mut Approval, index: usize) -> Result
         let at = cal.add_business_seconds(Utc::now(), seconds);
         jobs::enqueue(
             tx,
-            NewJob::new(ESCALATE_JOB, json!({ "approval_id": a.id, "step": index }))
-                .dedupe(format!("approval:{}:step:{index}:escalate", a.id))
-                .about(a.record_id)
-                .at(at),
+            NewJob::of(&Escalation {
+                approval_id: a.id,
+                step: index as i64,
+            })?
+            .dedupe(format!("approval:{}:step:{index}:escalate", a.id))
+            .about(a.record_id)
+            .at(at),
         )
         .await?;
     }
@@ -619,17 +623,15 @@ async fn finish(
         let origin = format!("approval:{}:{outcome}", a.id);
         jobs::enqueue(
             tx,
-            NewJob::new(
-                FOLLOW_UP_JOB,
-                json!({
-                    "rule_id": rule,
-                    "rule_version_id": version,
-                    "object": a.object,
-                    "record_id": a.record_id,
-                    "actions": actions,
-                    "origin": origin,
-                }),
-            )
+            NewJob::of(&FollowUp {
+                rule_id: rule,
+                rule_version_id: version,
+                object: Some(a.object.clone()),
+                record_id: Some(a.record_id),
+                actions: serde_json::from_value(Value::Array(actions))
+                    .map_err(|e| Error::internal(format!("stored follow-up effects: {e}")))?,
+                origin: origin.clone(),
+            })?
             .dedupe(origin.clone())
             .about(a.record_id),
         )
@@ -695,14 +697,10 @@ impl JobHandler for EscalationJob {
         tx: &mut TenantTx,
         job: &ClaimedJob,
     ) -> std::result::Result<(), JobFailure> {
-        let (Some(id), Some(step)) = (
-            job.payload["approval_id"]
-                .as_str()
-                .and_then(|s| Uuid::parse_str(s).ok()),
-            job.payload["step"].as_i64(),
-        ) else {
-            return Err(JobFailure::Permanent("malformed escalation job".into()));
-        };
+        let Escalation {
+            approval_id: id,
+            step,
+        } = job.payload_as()?;
         let mut a = match lock(tx, id).await {
             Ok(a) => a,
             Err(Error::NotFound { .. }) => return Ok(()),

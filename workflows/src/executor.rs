@@ -6,6 +6,7 @@
 
 use crate::approvals::{self, NewApproval, StepInput};
 use crate::memo::{RecordKey, WorkflowMemo};
+use crate::payloads::{FollowUp, WebhookCall};
 use crate::rules::{self, RuleRun, RuleVersion, RUN_COLUMNS};
 use crate::sandbox::{EvalRequest, SandboxError, SandboxPool};
 use chrono::{Duration, Utc};
@@ -742,17 +743,14 @@ async fn apply(
         } => {
             let delay = *delay_seconds;
             let origin = format!("{}:fx{index}", ctx.key);
-            let mut job = NewJob::new(
-                ACTION_JOB,
-                json!({
-                    "rule_id": ctx.version.rule_id,
-                    "rule_version_id": ctx.version.id,
-                    "object": ctx.object.as_str(),
-                    "record_id": ctx.record_id,
-                    "actions": [logged(then)],
-                    "origin": origin,
-                }),
-            )
+            let mut job = NewJob::of(&FollowUp {
+                rule_id: ctx.version.rule_id,
+                rule_version_id: Some(ctx.version.id),
+                object: Some(ctx.object.as_str().to_owned()),
+                record_id: ctx.record_id,
+                actions: vec![(**then).clone()],
+                origin: origin.clone(),
+            })?
             .dedupe(origin.clone())
             .at(Utc::now() + Duration::seconds(delay));
             job.subject_id = ctx.record_id;
@@ -771,8 +769,12 @@ async fn apply(
             });
             let job_id = jobs::enqueue(
                 tx,
-                NewJob::new(WEBHOOK_JOB, json!({ "url": url, "body": body, "key": key }))
-                    .dedupe(format!("webhook:{key}")),
+                NewJob::of(&WebhookCall {
+                    url: url.clone(),
+                    body,
+                    key: key.clone(),
+                })?
+                .dedupe(format!("webhook:{key}")),
             )
             .await?;
             Ok(json!({ "job_id": job_id }))

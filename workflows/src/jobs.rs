@@ -9,14 +9,14 @@
 //! - `rule.action`: a `schedule`d action or an approval's `on_approve` / `on_reject`.
 //! - `webhook.send`: an outgoing webhook call, retried with backoff.
 
-use crate::executor::{self, RuleEngine, RunRequest, ACTION_JOB, WEBHOOK_JOB};
+use crate::executor::{self, RuleEngine, RunRequest, ACTION_JOB};
 use crate::memo::WorkflowMemo;
-use crate::rules::{self, CRON_JOB};
+use crate::payloads::{CronFiring, Escalation, FollowUp, RunRule, WebhookCall};
+use crate::rules;
 use crate::trigger::Trigger;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use crm_core::db::TenantTx;
 use crm_core::jobs::{ClaimedJob, Handlers, JobFailure, JobHandler};
-use crm_rules_protocol::Effect;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -30,18 +30,11 @@ pub const CRON_MAX_RECORDS: i64 = 10_000;
 /// Registers the workflow jobs.
 pub fn register(handlers: &mut Handlers, engine: RuleEngine) {
     let engine = Arc::new(engine);
-    handlers.register(RUN_JOB, Arc::new(RunJob(engine.clone())));
-    handlers.register(CRON_JOB, Arc::new(CronJob(engine.clone())));
-    handlers.register(ACTION_JOB, Arc::new(ActionJob(engine)));
-    handlers.register(WEBHOOK_JOB, Arc::new(WebhookJob::new()));
-    handlers.register(
-        crate::approvals::ESCALATE_JOB,
-        Arc::new(crate::approvals::EscalationJob),
-    );
-}
-
-fn uuid_of(v: &Value) -> Option<Uuid> {
-    v.as_str().and_then(|s| Uuid::parse_str(s).ok())
+    handlers.register::<RunRule>(Arc::new(RunJob(engine.clone())));
+    handlers.register::<CronFiring>(Arc::new(CronJob(engine.clone())));
+    handlers.register::<FollowUp>(Arc::new(ActionJob(engine)));
+    handlers.register::<WebhookCall>(Arc::new(WebhookJob::new()));
+    handlers.register::<Escalation>(Arc::new(crate::approvals::EscalationJob));
 }
 
 fn permanent(what: &str) -> JobFailure {
@@ -84,14 +77,12 @@ struct RunTarget {
 }
 
 fn run_target(job: &ClaimedJob) -> Option<RunTarget> {
-    let p = &job.payload;
-    let version_id = p["version_id"].as_i64()?;
-    let outbox_id = p["outbox_id"].as_i64()?;
+    let p = job.payload_as::<RunRule>().ok()?;
     Some(RunTarget {
-        rule: uuid_of(&p["rule_id"])?,
-        version_id,
-        outbox_id,
-        key: format!("v{version_id}:e{outbox_id}"),
+        rule: p.rule_id,
+        version_id: p.version_id,
+        outbox_id: p.outbox_id,
+        key: format!("v{}:e{}", p.version_id, p.outbox_id),
     })
 }
 
@@ -172,10 +163,7 @@ impl JobHandler for RunJob {
                 trigger[key] = v.clone();
             }
         }
-        let depth = job.payload["depth"]
-            .as_u64()
-            .unwrap_or(0)
-            .min(u64::from(u8::MAX)) as u8;
+        let depth = job.payload_as::<RunRule>()?.depth;
         executor::run(
             &self.0,
             tx,
@@ -203,16 +191,11 @@ struct CronJob(Arc<RuleEngine>);
 #[async_trait::async_trait]
 impl JobHandler for CronJob {
     async fn run(&self, tx: &mut TenantTx, job: &ClaimedJob) -> Result<(), JobFailure> {
-        let p = &job.payload;
-        let (Some(rule), Some(version_id), Some(fire_at)) = (
-            uuid_of(&p["rule_id"]),
-            p["version_id"].as_i64(),
-            p["fire_at"]
-                .as_str()
-                .and_then(|s| s.parse::<DateTime<Utc>>().ok()),
-        ) else {
-            return Err(permanent(CRON_JOB));
-        };
+        let CronFiring {
+            rule_id: rule,
+            version_id,
+            fire_at,
+        } = job.payload_as()?;
         // Only the current version of an enabled rule fires; an edit enqueued its own.
         match live(tx, rule).await? {
             Some((true, Some(current))) if current == version_id => {}
@@ -263,29 +246,22 @@ struct ActionJob(Arc<RuleEngine>);
 #[async_trait::async_trait]
 impl JobHandler for ActionJob {
     async fn run(&self, tx: &mut TenantTx, job: &ClaimedJob) -> Result<(), JobFailure> {
-        let p = &job.payload;
-        let actions = serde_json::from_value::<Vec<Effect>>(p["actions"].clone()).ok();
-        let (Some(rule), Some(version_id), Some(actions), Some(origin)) = (
-            uuid_of(&p["rule_id"]),
-            p["rule_version_id"].as_i64(),
+        let FollowUp {
+            rule_id: rule,
+            rule_version_id,
+            record_id,
             actions,
-            p["origin"].as_str(),
-        ) else {
+            origin,
+            ..
+        } = job.payload_as()?;
+        let Some(version_id) = rule_version_id else {
             return Err(permanent(ACTION_JOB));
         };
         if live(tx, rule).await?.is_none() {
             return Ok(());
         }
         let version = rules::version(tx, version_id).await?;
-        executor::run_actions(
-            &self.0,
-            tx,
-            &version,
-            uuid_of(&p["record_id"]),
-            actions,
-            origin,
-        )
-        .await?;
+        executor::run_actions(&self.0, tx, &version, record_id, actions, &origin).await?;
         Ok(())
     }
 
@@ -321,10 +297,8 @@ impl Default for WebhookJob {
 #[async_trait::async_trait]
 impl JobHandler for WebhookJob {
     async fn run(&self, tx: &mut TenantTx, job: &ClaimedJob) -> Result<(), JobFailure> {
-        let p = &job.payload;
-        let (Some(url), Some(key)) = (p["url"].as_str(), p["key"].as_str()) else {
-            return Err(permanent(WEBHOOK_JOB));
-        };
+        let WebhookCall { url, body, key } = job.payload_as()?;
+        let (url, key) = (url.as_str(), key.as_str());
         // The allow-list may have changed since the rule ran.
         executor::check_webhook_host(tx, url)
             .await
@@ -333,7 +307,7 @@ impl JobHandler for WebhookJob {
             .client
             .post(url)
             .header("Idempotency-Key", key)
-            .json(&p["body"])
+            .json(&body)
             .send()
             .await
             .map_err(|e| JobFailure::Retry(format!("webhook {url}: {e}")))?;

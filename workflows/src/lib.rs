@@ -21,6 +21,7 @@ pub mod executor;
 pub mod jobs;
 pub mod listener;
 mod memo;
+pub mod payloads;
 pub mod rules;
 pub mod sandbox;
 pub mod trigger;

@@ -409,10 +409,11 @@ pub async fn schedule_next(
     if let Some(at) = next {
         jobs::enqueue(
             tx,
-            NewJob::new(
-                CRON_JOB,
-                serde_json::json!({ "rule_id": rule, "version_id": version_id, "fire_at": at }),
-            )
+            NewJob::of(&crate::payloads::CronFiring {
+                rule_id: rule,
+                version_id,
+                fire_at: at,
+            })?
             .dedupe(format!("cron:{version_id}:{}", at.timestamp()))
             .at(at),
         )

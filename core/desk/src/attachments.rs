@@ -29,6 +29,16 @@ use uuid::Uuid;
 /// Job kind that deletes stored objects whose rows are gone (`payload.keys`).
 pub const DELETE_FILES_JOB: &str = "attachment.delete_files";
 
+/// The stored objects to delete.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct DeleteFiles {
+    pub keys: Vec<String>,
+}
+
+impl crm_core::jobs::Payload for DeleteFiles {
+    const KIND: &'static str = DELETE_FILES_JOB;
+}
+
 /// Longest file name kept, in characters; longer names are shortened, keeping the extension.
 pub const MAX_FILE_NAME_CHARS: usize = 255;
 
@@ -433,7 +443,7 @@ async fn enqueue_deletion(
     ticket: Option<Uuid>,
     keys: Vec<String>,
 ) -> Result<()> {
-    let mut job = NewJob::new(DELETE_FILES_JOB, json!({ "keys": keys }));
+    let mut job = NewJob::of(&DeleteFiles { keys })?;
     job.subject_id = ticket;
     jobs::enqueue(tx, job).await?;
     Ok(())
@@ -451,11 +461,7 @@ impl JobHandler for DeleteFilesJob {
         tx: &mut TenantTx,
         job: &ClaimedJob,
     ) -> std::result::Result<(), JobFailure> {
-        let raw: Vec<String> = job
-            .payload
-            .get("keys")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .ok_or_else(|| JobFailure::Permanent("the job has no `keys` list".into()))?;
+        let raw = job.payload_as::<DeleteFiles>()?.keys;
         // A key still on a row is in use (never expected, but never worth losing a file over).
         let in_use: Vec<String> = sqlx::query_scalar(
             "SELECT storage_key FROM ticket_attachments WHERE storage_key = ANY($1)",

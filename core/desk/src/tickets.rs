@@ -27,6 +27,18 @@ use uuid::Uuid;
 /// The SLA timer job kind.
 pub const SLA_JOB: &str = "ticket.sla";
 
+/// An SLA timer of a ticket (the job's subject): which target (`first_response` or
+/// `resolution`) and which event (`warning` or `breach`).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SlaTimer {
+    pub target: String,
+    pub event: String,
+}
+
+impl crm_core::jobs::Payload for SlaTimer {
+    const KIND: &'static str = SLA_JOB;
+}
+
 /// The SLA-relevant state of a ticket.
 #[derive(Debug, Clone, FromRow)]
 pub struct SlaRow {
@@ -480,10 +492,13 @@ async fn schedule_timers(tx: &mut TenantTx, id: Uuid) -> Result<()> {
             let key = format!("{SLA_JOB}:{id}:{target}:{event}:{}", at.timestamp_millis());
             jobs::enqueue(
                 tx,
-                NewJob::new(SLA_JOB, json!({ "target": target, "event": event }))
-                    .dedupe(key.clone())
-                    .about(id)
-                    .at(at),
+                NewJob::of(&SlaTimer {
+                    target: target.to_owned(),
+                    event: event.to_owned(),
+                })?
+                .dedupe(key.clone())
+                .about(id)
+                .at(at),
             )
             .await?;
             keys.push(key);
@@ -591,11 +606,7 @@ impl JobHandler for SlaTimerJob {
         let Some(id) = job.subject_id else {
             return Err(JobFailure::Permanent("SLA timer without a ticket".into()));
         };
-        let target = job.payload["target"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let event = job.payload["event"].as_str().unwrap_or_default().to_owned();
+        let SlaTimer { target, event } = job.payload_as()?;
         let row = match load(tx, id).await {
             Ok(r) => r,
             Err(Error::NotFound { .. }) => return Ok(()),

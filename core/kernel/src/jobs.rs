@@ -21,6 +21,13 @@ use serde_json::Value;
 use sqlx::FromRow;
 use uuid::Uuid;
 
+/// A job's payload type: one type per job kind, stored as JSON under its `KIND` (the shape of
+/// crates.io's background jobs). Handlers read it back with [`ClaimedJob::payload_as`].
+pub trait Payload: Serialize + serde::de::DeserializeOwned + Send + Sync {
+    /// The job kind this payload is stored under (`"task.reminder"`).
+    const KIND: &'static str;
+}
+
 /// A job to enqueue.
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -35,8 +42,14 @@ pub struct NewJob {
 }
 
 impl NewJob {
-    /// A job of `kind` due now, retried up to 8 times.
-    pub fn new(kind: &'static str, payload: Value) -> Self {
+    /// A job carrying `payload` (of its type's kind), due now, retried up to 8 times.
+    pub fn of<P: Payload>(payload: &P) -> Result<Self> {
+        let value = serde_json::to_value(payload)
+            .map_err(|e| Error::internal(format!("cannot store a {} job: {e}", P::KIND)))?;
+        Ok(NewJob::new(P::KIND, value))
+    }
+
+    fn new(kind: &'static str, payload: Value) -> Self {
         NewJob {
             kind,
             dedupe_key: None,
@@ -125,6 +138,14 @@ pub struct ClaimedJob {
     pub attempts: i32,
     pub max_attempts: i32,
     pub claim_token: Uuid,
+}
+
+impl ClaimedJob {
+    /// The payload as its type; a payload that is not one fails the job for good.
+    pub fn payload_as<P: Payload>(&self) -> std::result::Result<P, JobFailure> {
+        serde_json::from_value(self.payload.clone())
+            .map_err(|e| JobFailure::Permanent(format!("malformed {} payload: {e}", P::KIND)))
+    }
 }
 
 /// Claims up to `limit` due jobs (and running jobs whose lease ran out) for `lease`.
@@ -381,7 +402,7 @@ pub trait JobHandler: Send + Sync {
 
     /// Called once before a group of transactional jobs runs in one shared transaction, with
     /// this handler's jobs of the group: a chance to read what they all need in a few
-    /// statements (into the transaction's memo, see [`TenantTx::remember`]) instead of a few
+    /// statements (into the transaction's memo, see [`TenantTx::memo`]) instead of a few
     /// per job. An error makes the worker run the group's jobs one by one.
     async fn prepare(
         &self,
@@ -399,8 +420,9 @@ pub struct Handlers {
 }
 
 impl Handlers {
-    pub fn register(&mut self, kind: &'static str, handler: std::sync::Arc<dyn JobHandler>) {
-        self.by_kind.insert(kind, handler);
+    /// Registers the handler of the jobs whose payload is `P`.
+    pub fn register<P: Payload>(&mut self, handler: std::sync::Arc<dyn JobHandler>) {
+        self.by_kind.insert(P::KIND, handler);
     }
 
     pub fn get(&self, kind: &str) -> Option<&std::sync::Arc<dyn JobHandler>> {

@@ -54,6 +54,10 @@ impl Default for MailSettings {
     }
 }
 
+impl crate::jobs::Payload for OutgoingMail {
+    const KIND: &'static str = SEND_JOB;
+}
+
 /// A rendered message, as stored in a `mail.send` job.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OutgoingMail {
@@ -200,9 +204,7 @@ pub async fn enqueue(
     dedupe_key: String,
     subject: Option<uuid::Uuid>,
 ) -> Result<Option<i64>> {
-    let payload = serde_json::to_value(mail)
-        .map_err(|e| Error::internal(format!("cannot store mail: {e}")))?;
-    let mut job = NewJob::new(SEND_JOB, payload).dedupe(dedupe_key);
+    let mut job = NewJob::of(mail)?.dedupe(dedupe_key);
     job.subject_id = subject;
     crate::jobs::enqueue(tx, job).await
 }
@@ -365,8 +367,7 @@ impl JobHandler for SendMailJob {
         tx: &mut TenantTx,
         job: &ClaimedJob,
     ) -> std::result::Result<(), JobFailure> {
-        let mail: OutgoingMail = serde_json::from_value(job.payload.clone())
-            .map_err(|e| JobFailure::Permanent(format!("malformed mail job: {e}")))?;
+        let mail: OutgoingMail = job.payload_as()?;
         let tenant = tenant_settings(tx, self.master.as_deref()).await?;
         let mailer = self.mailer_for(tenant)?;
         let slug = tx.tenant().slug.clone();

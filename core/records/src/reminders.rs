@@ -20,6 +20,18 @@ use uuid::Uuid;
 /// The job kind.
 pub const JOB: &str = "task.reminder";
 
+/// A reminder job: the task and the reminder time it was planned for (a task whose time has
+/// moved since is not reminded by this job).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ReminderPayload {
+    pub task_id: Uuid,
+    pub remind_at: DateTime<Utc>,
+}
+
+impl crm_core::jobs::Payload for ReminderPayload {
+    const KIND: &'static str = JOB;
+}
+
 /// Schedules, moves or cancels the reminder of task `id` after the task changed.
 pub async fn sync(tx: &mut TenantTx, id: Uuid) -> Result<()> {
     let row: Option<(Option<DateTime<Utc>>, bool)> = sqlx::query_as(
@@ -36,10 +48,13 @@ pub async fn sync(tx: &mut TenantTx, id: Uuid) -> Result<()> {
             let key = format!("{JOB}:{id}:{}", at.timestamp_millis());
             jobs::enqueue(
                 tx,
-                NewJob::new(JOB, json!({ "task_id": id, "remind_at": at }))
-                    .dedupe(key.clone())
-                    .about(id)
-                    .at(at),
+                NewJob::of(&ReminderPayload {
+                    task_id: id,
+                    remind_at: at,
+                })?
+                .dedupe(key.clone())
+                .about(id)
+                .at(at),
             )
             .await?;
             jobs::cancel_for(tx, JOB, id, &[key]).await?;
@@ -83,10 +98,10 @@ impl JobHandler for ReminderJob {
         let Some(task_id) = job.subject_id else {
             return Err(JobFailure::Permanent("reminder without a task".into()));
         };
-        let planned: Option<DateTime<Utc>> = job
-            .payload
-            .get("remind_at")
-            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        let planned = job
+            .payload_as::<ReminderPayload>()
+            .ok()
+            .map(|p| p.remind_at);
         let task: Option<DueTask> = sqlx::query_as(
             "SELECT title, notes, due_at, remind_at, done_at IS NULL AND deleted_at IS NULL AS live, \
                COALESCE(assignee_id, created_by) AS recipient FROM tasks WHERE id = $1 FOR SHARE",
