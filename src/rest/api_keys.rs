@@ -6,10 +6,8 @@ use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
-use crm_core::authz::{Caller, Permission};
 use crm_core::domain::{DisplayName, RoleName};
 use crm_core::identity::api_keys::{self, ApiKey};
-use crm_core::roles;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -72,9 +70,8 @@ impl ApiKeysApi {
     #[oai(path = "/api-keys", method = "get")]
     async fn list(&self, auth: Auth) -> ApiResult<Json<Vec<ApiKeyOut>>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::ApiKeysManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let keys = api_keys::list(&mut tx).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let keys = api_keys::list(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(keys.into_iter().map(Into::into).collect()))
     }
@@ -87,27 +84,11 @@ impl ApiKeysApi {
         body: Json<CreateApiKeyRequest>,
     ) -> ApiResult<Created<CreatedApiKey>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::ApiKeysManage).await?;
         let name = DisplayName::parse("name", &body.name)?;
         let role = RoleName::parse("role", &body.role)?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
-        let role_names = [role.as_str().to_owned()];
-        roles::ensure_exist(&mut tx, "role", &role_names)
-            .await
-            .map_err(|e| match e {
-                crm_core::Error::Invalid { .. } => crm_core::Error::invalid_field(
-                    "role",
-                    "unknown_role",
-                    format!("there is no role '{role}'; list roles with GET /api/v1/roles"),
-                ),
-                other => other,
-            })?;
-        let granted = roles::grants_of(&mut tx, &role_names).await?;
-        caller.grants.ensure_may_grant(&granted)?;
-        // A key created with a key answers to the same user as the key that made it.
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         let (key, secret) =
-            api_keys::create(&mut tx, name.as_str(), role.as_str(), caller.user_id).await?;
+            api_keys::create(&mut tx, &caller, name.as_str(), role.as_str()).await?;
         audit::record(
             &mut tx,
             &Actor::of(&ctx),
@@ -127,9 +108,8 @@ impl ApiKeysApi {
     #[oai(path = "/api-keys/:id", method = "delete")]
     async fn revoke(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::ApiKeysManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let key = api_keys::revoke(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let key = api_keys::revoke(&mut tx, &caller, id.0).await?;
         audit::record(
             &mut tx,
             &Actor::of(&ctx),

@@ -3,7 +3,7 @@
 
 use super::tokens::{self, CredentialKind};
 use super::{Principal, PrincipalKind};
-use crate::authz::policy;
+use crate::authz::{policy, Caller, Permission};
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -26,13 +26,30 @@ pub struct ApiKey {
 
 const COLUMNS: &str = "id, name, prefix, role, created_by, created_at, last_used_at, revoked_at";
 
-/// Creates a key acting with `role`; returns it with its secret (shown once).
+/// Creates a key acting with `role` (needs `api_keys:manage`; the role may not grant more than
+/// the caller holds); returns it with its secret (shown once). The key answers to the
+/// caller's user, also when the caller is itself a key.
 pub async fn create(
     tx: &mut TenantTx,
+    caller: &Caller,
     name: &str,
     role: &str,
-    created_by: Option<Uuid>,
 ) -> Result<(ApiKey, String)> {
+    caller.require(Permission::ApiKeysManage)?;
+    let role_names = [role.to_owned()];
+    crate::roles::ensure_exist(tx, "role", &role_names)
+        .await
+        .map_err(|e| match e {
+            Error::Invalid { .. } => Error::invalid_field(
+                "role",
+                "unknown_role",
+                format!("there is no role '{role}'; list roles with GET /api/v1/roles"),
+            ),
+            other => other,
+        })?;
+    let granted = crate::roles::grants_of(tx, &role_names).await?;
+    caller.grants.ensure_may_grant(&granted)?;
+    let created_by = caller.user_id;
     let token = tokens::generate(CredentialKind::ApiKey, tx.tenant().id);
     let id = Uuid::now_v7();
     let key: ApiKey = sqlx::query_as(&format!(
@@ -51,8 +68,9 @@ pub async fn create(
     Ok((key, token))
 }
 
-/// All keys, newest first (revoked ones too, marked).
-pub async fn list(tx: &mut TenantTx) -> Result<Vec<ApiKey>> {
+/// All keys, newest first (revoked ones too, marked); needs `api_keys:manage`.
+pub async fn list(tx: &mut TenantTx, caller: &Caller) -> Result<Vec<ApiKey>> {
+    caller.require(Permission::ApiKeysManage)?;
     let keys = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id DESC"
     ))
@@ -61,8 +79,9 @@ pub async fn list(tx: &mut TenantTx) -> Result<Vec<ApiKey>> {
     Ok(keys)
 }
 
-/// Revokes a key for good.
-pub async fn revoke(tx: &mut TenantTx, id: Uuid) -> Result<ApiKey> {
+/// Revokes a key for good; needs `api_keys:manage`.
+pub async fn revoke(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<ApiKey> {
+    caller.require(Permission::ApiKeysManage)?;
     let key: Option<ApiKey> = sqlx::query_as(&format!(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING {COLUMNS}"
     ))
