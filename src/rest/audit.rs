@@ -6,7 +6,6 @@ use super::Tag;
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, AuditEntry, AuditQuery};
-use crm_core::authz::Permission;
 use crm_core::context::page_size;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
@@ -83,10 +82,10 @@ impl AuditApi {
         until: Query<Option<DateTime<Utc>>>,
     ) -> ApiResult<Json<AuditPage>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::AuditRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         let page = audit::list(
             &mut tx,
+            &caller,
             AuditQuery {
                 cursor: cursor.0,
                 limit: page_size(limit.0),

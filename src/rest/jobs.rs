@@ -6,7 +6,6 @@ use super::error::ApiResult;
 use super::Tag;
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
-use crm_core::authz::Permission;
 use crm_core::context::page_size;
 use crm_core::jobs::{self, JobQuery, JobView};
 use poem_openapi::param::{Path, Query};
@@ -77,10 +76,10 @@ impl JobsApi {
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<JobPage>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         let page = jobs::list(
             &mut tx,
+            &caller,
             JobQuery {
                 status: status.0.as_deref(),
                 kind: kind.0.as_deref(),
@@ -101,9 +100,8 @@ impl JobsApi {
     #[oai(path = "/jobs/:id", method = "get")]
     async fn get(&self, auth: Auth, id: Path<i64>) -> ApiResult<Json<JobOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let job = jobs::get(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let job = jobs::get(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(job.into()))
     }
@@ -112,9 +110,8 @@ impl JobsApi {
     #[oai(path = "/jobs/:id/retry", method = "post")]
     async fn retry(&self, auth: Auth, id: Path<i64>) -> ApiResult<Json<JobOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let job = jobs::retry(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let job = jobs::retry(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(job.into()))
     }

@@ -5,7 +5,6 @@ use super::error::ApiResult;
 use super::{Created, Tag as ApiTag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
-use crm_core::authz::Permission;
 use crm_core::Error;
 use crm_records::{tags, values};
 use poem_openapi::payload::Json;
@@ -50,9 +49,8 @@ impl TagsApi {
     #[oai(path = "/tags", method = "get")]
     async fn list(&self, auth: Auth) -> ApiResult<Json<Vec<TagOut>>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::CustomersRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let all = tags::list(&mut tx).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let all = tags::list(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(all.into_iter().map(Into::into).collect()))
     }
@@ -61,7 +59,6 @@ impl TagsApi {
     #[oai(path = "/tags", method = "post")]
     async fn create(&self, auth: Auth, body: Json<CreateTagRequest>) -> ApiResult<Created<TagOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::CustomersUpdate).await?;
         let name = values::parse_tag("name", &serde_json::json!(body.name))?;
         if let Some(c) = body.color.as_deref() {
             if !tags::valid_color(c) {
@@ -70,8 +67,8 @@ impl TagsApi {
                 );
             }
         }
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let tag = tags::create(&mut tx, &name, body.color.as_deref()).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let tag = tags::create(&mut tx, &caller, &name, body.color.as_deref()).await?;
         tx.commit().await?;
         Ok(Created::Created(Json(tag.into())))
     }

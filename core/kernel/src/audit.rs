@@ -159,7 +159,12 @@ pub struct AuditQuery {
 }
 
 /// Newest first; the cursor is the last id seen.
-pub async fn list(tx: &mut TenantTx, q: AuditQuery) -> Result<Page<AuditEntry>> {
+pub async fn list(
+    tx: &mut TenantTx,
+    caller: &crate::authz::Caller,
+    q: AuditQuery,
+) -> Result<Page<AuditEntry>> {
+    caller.require(crate::authz::Permission::AuditRead)?;
     let before: Option<i64> = parse_cursor(q.cursor.as_deref())?;
     let mut items: Vec<AuditEntry> = sqlx::query_as(
         "SELECT id, at, action, actor_kind, actor_id, actor_name, target_kind, target_id, ip, \

@@ -295,7 +295,12 @@ pub struct JobQuery<'a> {
 }
 
 /// Jobs, newest first.
-pub async fn list(tx: &mut TenantTx, q: JobQuery<'_>) -> Result<Page<JobView>> {
+pub async fn list(
+    tx: &mut TenantTx,
+    caller: &crate::authz::Caller,
+    q: JobQuery<'_>,
+) -> Result<Page<JobView>> {
+    caller.require(crate::authz::Permission::TenantManage)?;
     if let Some(status) = q.status {
         if !STATUSES.contains(&status) {
             return Err(Error::invalid_field(
@@ -326,7 +331,12 @@ pub async fn list(tx: &mut TenantTx, q: JobQuery<'_>) -> Result<Page<JobView>> {
 }
 
 /// One job.
-pub async fn get(tx: &mut TenantTx, id: i64) -> Result<JobView> {
+pub async fn get(tx: &mut TenantTx, caller: &crate::authz::Caller, id: i64) -> Result<JobView> {
+    caller.require(crate::authz::Permission::TenantManage)?;
+    view(tx, id).await
+}
+
+async fn view(tx: &mut TenantTx, id: i64) -> Result<JobView> {
     sqlx::query_as(&format!("SELECT {VIEW_COLUMNS} FROM jobs WHERE id = $1"))
         .bind(id)
         .fetch_optional(tx.conn())
@@ -335,8 +345,9 @@ pub async fn get(tx: &mut TenantTx, id: i64) -> Result<JobView> {
 }
 
 /// Runs a dead (or cancelled) job again now, with a fresh set of attempts.
-pub async fn retry(tx: &mut TenantTx, id: i64) -> Result<JobView> {
-    let current = get(tx, id).await?;
+pub async fn retry(tx: &mut TenantTx, caller: &crate::authz::Caller, id: i64) -> Result<JobView> {
+    caller.require(crate::authz::Permission::TenantManage)?;
+    let current = view(tx, id).await?;
     if !matches!(current.status.as_str(), "dead" | "cancelled") {
         return Err(Error::conflict(
             "job.not_retryable",
@@ -356,7 +367,7 @@ pub async fn retry(tx: &mut TenantTx, id: i64) -> Result<JobView> {
     .execute(tx.conn())
     .await?;
     wake(tx, now).await?;
-    get(tx, id).await
+    view(tx, id).await
 }
 
 /// Why a job run failed.

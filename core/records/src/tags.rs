@@ -2,6 +2,7 @@
 //! a record is also in the catalogue, so pickers can offer it.
 
 use chrono::{DateTime, Utc};
+use crm_core::authz::{Caller, Permission};
 use crm_core::db::TenantTx;
 use crm_core::error::{unique_violation, Error, Result};
 use serde::Serialize;
@@ -18,7 +19,12 @@ pub struct Tag {
 }
 
 /// Every tag, by name.
-pub async fn list(tx: &mut TenantTx) -> Result<Vec<Tag>> {
+pub async fn list(tx: &mut TenantTx, caller: &Caller) -> Result<Vec<Tag>> {
+    caller.require(Permission::CustomersRead)?;
+    catalogue(tx).await
+}
+
+async fn catalogue(tx: &mut TenantTx) -> Result<Vec<Tag>> {
     Ok(sqlx::query_as(
         "SELECT t.name, t.color, \
            (SELECT count(*) FROM customers c WHERE c.deleted_at IS NULL AND c.tags @> ARRAY[t.name]) AS customers, \
@@ -31,7 +37,13 @@ pub async fn list(tx: &mut TenantTx) -> Result<Vec<Tag>> {
 }
 
 /// Adds a tag to the catalogue (409 if it exists).
-pub async fn create(tx: &mut TenantTx, name: &str, color: Option<&str>) -> Result<Tag> {
+pub async fn create(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    name: &str,
+    color: Option<&str>,
+) -> Result<Tag> {
+    caller.require(Permission::CustomersUpdate)?;
     sqlx::query("INSERT INTO tags (name, color) VALUES ($1, $2)")
         .bind(name)
         .bind(color)
@@ -41,7 +53,7 @@ pub async fn create(tx: &mut TenantTx, name: &str, color: Option<&str>) -> Resul
             Some(_) => Error::conflict("tag.exists", format!("the tag '{name}' exists already")),
             None => e.into(),
         })?;
-    list(tx)
+    catalogue(tx)
         .await?
         .into_iter()
         .find(|t| t.name == name)
