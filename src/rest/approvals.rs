@@ -7,11 +7,12 @@ use super::{Created, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::Actor;
+use crm_core::authz::acting_user;
 use crm_core::authz::Permission;
 use crm_core::context::page_size;
 use crm_core::Error;
 use crm_records::meta::{ObjectKey, RecordAction};
-use crm_records::scope::{acting_user, scope_for};
+use crm_records::CallerScope;
 use crm_workflows::approvals::{self, Approval, ApprovalQuery, NewApproval, StepInput};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -233,17 +234,16 @@ impl ApprovalsApi {
                 },
             });
         }
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let scope = scope_for(&mut tx, &ctx.principal, object).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         crm_records::engine::ensure_visible(
             &mut tx,
             object,
-            scope,
+            caller.record_scope(object),
             body.record_id,
             crm_records::engine::Visibility::Live,
         )
         .await?;
-        let user = acting_user(&mut tx, &ctx.principal).await?;
+        let user = caller.user_id;
         let a = approvals::request(
             &mut tx,
             &Actor::of(&ctx),

@@ -6,7 +6,7 @@ use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
-use crm_core::authz::{Caller, Permission};
+use crm_core::authz::Permission;
 use crm_core::keys;
 use crm_core::Error;
 use crm_records::fields::{self, FieldDef, FieldPatch, NewField};
@@ -279,8 +279,7 @@ impl FieldsApi {
         let object = object_of(&object.0)?;
         self.0.require(&ctx, Permission::FieldsManage).await?;
         let b = body.0;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         let def = fields::update(
             &mut tx,
             &caller,

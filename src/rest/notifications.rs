@@ -9,7 +9,6 @@ use crm_core::context::{page_size, RequestCtx};
 use crm_core::db::TenantTx;
 use crm_core::notifications::{self, Notification};
 use crm_core::Error;
-use crm_records::scope;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -67,7 +66,7 @@ pub struct MarkedRead {
 
 /// The user whose inbox the caller reads (an API key reads its creator's).
 async fn inbox_owner(tx: &mut TenantTx, ctx: &RequestCtx) -> ApiResult<Uuid> {
-    scope::acting_user(tx, &ctx.principal)
+    crm_core::authz::acting_user(tx, &ctx.principal)
         .await?
         .ok_or_else(|| {
             Error::forbidden(

@@ -10,15 +10,11 @@ use crm_core::authz::{Caller, Permission};
 use crm_core::context::{page_size, RequestCtx};
 use crm_core::crypto::DataKey;
 use crm_core::db::TenantTx;
-use crm_core::keys;
 use crm_core::Error;
 use crm_records::engine::{self, Access, Visibility};
 use crm_records::query::{self, ListQuery};
 use crm_records::service::{self, CreateOptions};
-use crm_records::{
-    customers, idempotency, register, CallerScope, ObjectKey, ObjectSchema, RecordAction,
-    RecordScope,
-};
+use crm_records::{customers, idempotency, register, ObjectKey, ObjectSchema, RecordAction};
 use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Json, PlainText};
@@ -104,21 +100,17 @@ pub struct RecordCtx {
     pub schema: ObjectSchema,
     pub caller: Caller,
     actor: Actor,
-    scope: RecordScope,
-    customer_scope: RecordScope,
     key: Option<DataKey>,
 }
 
 impl RecordCtx {
     pub fn access(&self) -> Access<'_> {
-        Access {
-            actor: &self.actor,
-            user_id: self.caller.user_id,
-            scope: self.scope,
-            customer_scope: self.customer_scope,
-            unmask: self.caller.unmask(),
-            data_key: self.key.as_ref(),
-        }
+        Access::of_caller(
+            &self.caller,
+            &self.actor,
+            self.schema.object,
+            self.key.as_ref(),
+        )
     }
 }
 
@@ -130,21 +122,16 @@ pub async fn open(
     object: ObjectKey,
     permission: Permission,
 ) -> ApiResult<(TenantTx, RecordCtx)> {
-    let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
-    let caller = Caller::load(&mut tx, &ctx.principal).await?;
+    let (mut tx, caller) = state.begin(ctx).await?;
     caller.require(permission)?;
     let schema = ObjectSchema::load(&mut tx, object).await?;
-    let key = if schema.has_encrypted() {
-        keys::data_key(&mut tx, state.master_key.as_deref(), false).await?
-    } else {
-        None
-    };
+    let key = schema
+        .data_key(&mut tx, state.master_key.as_deref())
+        .await?;
     Ok((
         tx,
         RecordCtx {
             schema,
-            scope: caller.record_scope(object),
-            customer_scope: caller.record_scope(ObjectKey::Customers),
             caller,
             actor: Actor::of(ctx),
             key,
@@ -256,7 +243,7 @@ async fn list(
         engine::ensure_visible(
             &mut tx,
             ObjectKey::Customers,
-            rc.customer_scope,
+            rc.access().customer_scope,
             customer,
             Visibility::Any,
         )
@@ -794,8 +781,7 @@ impl ActivityExtrasApi {
     ) -> ApiResult<Created<RegisterResponse>> {
         let ctx = auth.0;
         let b = body.0;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         let done = register::register(
             &mut tx,
             &caller,

@@ -7,7 +7,7 @@ use super::error::ApiResult;
 use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
-use crm_core::authz::{Caller, Permission};
+use crm_core::authz::Permission;
 use crm_core::context::page_size;
 use crm_core::Error;
 use crm_workflows::dry_run::{self, RecordToTry, RuleToTry};
@@ -291,8 +291,7 @@ impl RulesApi {
     async fn create(&self, auth: Auth, body: Json<RuleRequest>) -> ApiResult<Created<RuleOut>> {
         let ctx = auth.0;
         self.0.require(&ctx, Permission::WorkflowsManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         let rule = rules::create(&mut tx, &self.0.rules.pool, &caller, body.0.into()).await?;
         crm_core::audit::record(
             &mut tx,
@@ -346,8 +345,7 @@ impl RulesApi {
                 .into())
             }
         };
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let (tx, caller) = self.0.begin(&ctx).await?;
         let actor = crm_core::audit::Actor::of(&ctx);
         let eval = dry_run::dry_run(
             &self.0.rules,
@@ -428,8 +426,7 @@ impl RulesApi {
     ) -> ApiResult<Json<RuleOut>> {
         let ctx = auth.0;
         self.0.require(&ctx, Permission::WorkflowsManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         let rule = rules::update(&mut tx, &self.0.rules.pool, &caller, id.0, body.0.into()).await?;
         crm_core::audit::record(
             &mut tx,
@@ -528,7 +525,7 @@ impl RulesApi {
             crm_records::engine::Visibility::Live,
         )
         .await?;
-        let user = crm_records::scope::acting_user(&mut tx, &ctx.principal).await?;
+        let user = crm_core::authz::acting_user(&mut tx, &ctx.principal).await?;
         let run = executor::run(
             &self.0.rules,
             &mut tx,

@@ -6,7 +6,7 @@ use super::{checked, Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
-use crm_core::authz::{Caller, Permission};
+use crm_core::authz::{Caller, Grants, Permission};
 use crm_core::context::page_size;
 use crm_core::db::TenantTx;
 use crm_core::domain::{DisplayName, Email, Password, Validator};
@@ -113,14 +113,14 @@ async fn ensure_may_grant(
     role_names: &[String],
 ) -> ApiResult<()> {
     roles::ensure_exist(tx, "roles", role_names).await?;
-    let granted = roles::grants_of(tx, role_names).await?;
+    let granted = Grants::of_roles(tx, role_names).await?;
     Ok(caller.grants.ensure_may_grant(&granted)?)
 }
 
 /// Refuses to touch a user who holds more than the caller (404 if absent); returns the user.
 async fn ensure_may_manage(tx: &mut TenantTx, caller: &Caller, user_id: Uuid) -> ApiResult<User> {
     let target = users::get(tx, user_id).await?;
-    let theirs = roles::grants_of(tx, &target.roles).await?;
+    let theirs = Grants::of_roles(tx, &target.roles).await?;
     caller.grants.ensure_outranks(&theirs)?;
     Ok(target)
 }
@@ -209,8 +209,7 @@ impl UsersApi {
             }
         }
         let password_hash = identity::hash_password(checked(password)?.expose()).await?;
-        let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let (mut tx, caller) = state.begin(&ctx).await?;
         ensure_may_grant(&mut tx, &caller, &role_names).await?;
         teams::ensure_may_join(&mut tx, &caller, &team_ids, None).await?;
         let user = users::create(
@@ -284,8 +283,7 @@ impl UsersApi {
             ));
         }
         v.finish()?;
-        let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let (mut tx, caller) = state.begin(&ctx).await?;
         let target = ensure_may_manage(&mut tx, &caller, id.0).await?;
         if let Some(r) = &role_names {
             ensure_may_grant(&mut tx, &caller, r).await?;
@@ -335,8 +333,7 @@ impl UsersApi {
         if ctx.principal.user_id() == Some(id.0) {
             return Err(Error::conflict("user.self", "you cannot deactivate yourself").into());
         }
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         ensure_may_manage(&mut tx, &caller, id.0).await?;
         users::update(
             &mut tx,
@@ -371,8 +368,7 @@ impl UsersApi {
         self.0.require(&ctx, Permission::UsersManage).await?;
         let password = Password::parse("new_password", &body.new_password)?;
         let hash = identity::hash_password(password.expose()).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
         ensure_may_manage(&mut tx, &caller, id.0).await?;
         users::set_password(&mut tx, id.0, &hash).await?;
         let keep = ctx

@@ -9,10 +9,9 @@ use crate::sandbox::{EvalOutcome, EvalRequest, SandboxError};
 use crm_core::audit::Actor;
 use crm_core::authz::{Caller, Permission};
 use crm_core::db::TenantTx;
-use crm_core::keys;
 use crm_core::{Error, Result};
 use crm_records::engine::{self, Access, Visibility};
-use crm_records::{CallerScope, ObjectKey, ObjectSchema, RecordAction};
+use crm_records::{ObjectKey, ObjectSchema, RecordAction};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -117,18 +116,7 @@ async fn read_record(
 ) -> Result<Value> {
     caller.require(object.permission(RecordAction::Read))?;
     let schema = ObjectSchema::load(tx, object).await?;
-    let data_key = if schema.has_encrypted() {
-        keys::data_key(tx, engine.master.as_deref(), false).await?
-    } else {
-        None
-    };
-    let access = Access {
-        actor,
-        user_id: caller.user_id,
-        scope: caller.record_scope(object),
-        customer_scope: caller.record_scope(ObjectKey::Customers),
-        unmask: caller.unmask(),
-        data_key: data_key.as_ref(),
-    };
+    let data_key = schema.data_key(tx, engine.master.as_deref()).await?;
+    let access = Access::of_caller(caller, actor, object, data_key.as_ref());
     engine::fetch(tx, &schema, &access, id, Visibility::Any, false).await
 }

@@ -7,10 +7,13 @@ use async_trait::async_trait;
 use crm_core::audit::ActorKind;
 use crm_core::db::TenantTx;
 use crm_core::{Error, Result};
-use crm_records::history::MAX_RULE_DEPTH;
 use crm_records::hooks::{Event, RecordListener};
 use crm_records::ObjectKey;
 use uuid::Uuid;
+
+/// Rules stop firing on changes this many rules deep (a rule's effect triggering a rule whose
+/// effect triggers a rule …).
+pub const MAX_RULE_DEPTH: u8 = 5;
 
 /// Rule fan-out and the approval lock.
 pub struct WorkflowListener;

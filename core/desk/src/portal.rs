@@ -15,7 +15,6 @@ use crm_core::db::TenantTx;
 use crm_core::domain::Email;
 use crm_core::error::{Error, FieldError, Result};
 use crm_core::identity::tokens::{self, CredentialKind};
-use crm_core::keys;
 use crm_core::mail::{self, Lang, OutgoingMail};
 use crm_records::engine::Access;
 use crm_records::service::{self, CreateOptions};
@@ -467,11 +466,7 @@ pub async fn create_ticket(
 ) -> Result<PortalTicket> {
     let schema = ObjectSchema::load(tx, ObjectKey::Tickets).await?;
     let body = portal_ticket_body(body, who, &schema)?;
-    let key = if schema.has_encrypted() {
-        keys::data_key(tx, master, false).await?
-    } else {
-        None
-    };
+    let key = schema.data_key(tx, master).await?;
     let access = Access {
         actor,
         user_id: None,

@@ -303,8 +303,3 @@ pub async fn ensure_exist(tx: &mut TenantTx, field: &str, names: &[String]) -> R
         format!("there is no role '{n}'; list roles with GET /api/v1/roles")
     })
 }
-
-/// What the named roles grant together (permissions and widest scopes).
-pub async fn grants_of(tx: &mut TenantTx, names: &[String]) -> Result<Grants> {
-    Grants::of_roles(tx, names).await
-}

@@ -37,10 +37,6 @@ pub async fn record(
     Ok(())
 }
 
-/// Rules stop firing on changes this many rules deep (a rule's effect triggering a rule whose
-/// effect triggers a rule …).
-pub const MAX_RULE_DEPTH: u8 = 5;
-
 /// Appends an event (`customer.updated`, …) for workflows and plugins and hands it to the
 /// installed listeners in the same transaction (workflows enqueue the rule runs it triggers
 /// there), so the change, its event and what listeners make of it commit together or not at

@@ -124,10 +124,11 @@ pub fn install(hooks: Hooks) -> bool {
 }
 
 fn installed() -> &'static Hooks {
-    static NONE: OnceLock<Hooks> = OnceLock::new();
-    INSTALLED
-        .get()
-        .unwrap_or_else(|| NONE.get_or_init(Hooks::default))
+    static NONE: Hooks = Hooks {
+        objects: Vec::new(),
+        listeners: Vec::new(),
+    };
+    INSTALLED.get().unwrap_or(&NONE)
 }
 
 /// The hooks of `object`, if any are installed.

@@ -9,9 +9,9 @@ use crate::service::{self, CreateOptions};
 use crate::{customers, values};
 use crm_core::audit::Actor;
 use crm_core::authz::{Caller, Permission};
-use crm_core::crypto::{DataKey, MasterKey};
+use crm_core::crypto::MasterKey;
 use crm_core::db::TenantTx;
-use crm_core::{keys, Error, Result};
+use crm_core::{Error, Result};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -36,18 +36,6 @@ pub struct Registered {
     pub customer_id: Uuid,
     pub customer_created: bool,
     pub activity: Value,
-}
-
-async fn data_key(
-    tx: &mut TenantTx,
-    schema: &ObjectSchema,
-    master: Option<&MasterKey>,
-) -> Result<Option<DataKey>> {
-    if schema.has_encrypted() {
-        keys::data_key(tx, master, false).await
-    } else {
-        Ok(None)
-    }
 }
 
 /// Logs the entry as an activity (needs `customers:create`). A phone of a customer outside the
@@ -89,8 +77,8 @@ pub async fn register(
         }
         None => {
             let schema = ObjectSchema::load(tx, ObjectKey::Customers).await?;
-            let key = data_key(tx, &schema, master).await?;
-            let access = access_for(caller, actor, ObjectKey::Customers, key.as_ref());
+            let key = schema.data_key(tx, master).await?;
+            let access = Access::of_caller(caller, actor, ObjectKey::Customers, key.as_ref());
             let source = if kind == "visit" { "到店 walk-in" } else { "来电 inbound call" };
             let name = entry.name.unwrap_or_else(|| phone.clone());
             let customer = service::create(
@@ -109,8 +97,8 @@ pub async fn register(
         }
     };
     let schema = ObjectSchema::load(tx, ObjectKey::Activities).await?;
-    let key = data_key(tx, &schema, master).await?;
-    let access = access_for(caller, actor, ObjectKey::Activities, key.as_ref());
+    let key = schema.data_key(tx, master).await?;
+    let access = Access::of_caller(caller, actor, ObjectKey::Activities, key.as_ref());
     let activity = service::create(
         tx,
         &schema,
@@ -127,20 +115,4 @@ pub async fn register(
         customer_created: created,
         activity,
     })
-}
-
-fn access_for<'a>(
-    caller: &Caller,
-    actor: &'a Actor,
-    object: ObjectKey,
-    data_key: Option<&'a DataKey>,
-) -> Access<'a> {
-    Access {
-        actor,
-        user_id: caller.user_id,
-        scope: caller.record_scope(object),
-        customer_scope: caller.record_scope(ObjectKey::Customers),
-        unmask: caller.unmask(),
-        data_key,
-    }
 }

@@ -3,6 +3,7 @@
 
 use super::fields::{self, FieldDef};
 use super::meta::{FieldType, ObjectKey};
+use crm_core::crypto::{DataKey, MasterKey};
 use crm_core::db::TenantTx;
 use crm_core::error::Result;
 use serde_json::Value;
@@ -128,5 +129,18 @@ impl ObjectSchema {
     /// Whether any field is encrypted (the data key is needed).
     pub fn has_encrypted(&self) -> bool {
         self.custom.iter().any(|d| d.encrypted)
+    }
+
+    /// The tenant's data key when the object has encrypted fields (else `None`, with no query).
+    pub async fn data_key(
+        &self,
+        tx: &mut TenantTx,
+        master: Option<&MasterKey>,
+    ) -> Result<Option<DataKey>> {
+        if self.has_encrypted() {
+            crm_core::keys::data_key(tx, master, false).await
+        } else {
+            Ok(None)
+        }
     }
 }

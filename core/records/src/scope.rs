@@ -1,11 +1,12 @@
-//! Record scope: which records of an object a principal sees (own / team / all), from the
-//! scopes of its roles, applied as a SQL predicate so lists and counts are filtered too.
+//! Record scope: which records of an object a caller sees (own / team / all), from the
+//! scopes of its roles ([`Caller`]), applied as a SQL predicate so lists and counts are
+//! filtered too.
 
+use super::engine::Access;
 use super::meta::ObjectKey;
-use crm_core::authz::{scope_rank, Caller, Scope};
-use crm_core::db::TenantTx;
-use crm_core::error::Result;
-use crm_core::identity::Principal;
+use crm_core::audit::Actor;
+use crm_core::authz::{Caller, Scope};
+use crm_core::crypto::DataKey;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -20,33 +21,6 @@ pub enum RecordScope {
     /// Nothing (e.g. an API key with scope own but no creating user).
     Nothing,
 }
-
-/// The widest scope among the principal's roles for `object`. An API key's own/team scope
-/// is that of the user who created it.
-pub async fn scope_for(
-    tx: &mut TenantTx,
-    principal: &Principal,
-    object: ObjectKey,
-) -> Result<RecordScope> {
-    let domain = tx.tenant().id.to_string();
-    let scopes: Vec<Option<String>> = sqlx::query_scalar(
-        "SELECT r.scopes ->> $1 FROM roles r WHERE r.name IN \
-         (SELECT v1 FROM casbin_rule WHERE ptype = 'g' AND v0 = $2 AND v2 = $3)",
-    )
-    .bind(object.as_str())
-    .bind(principal.subject())
-    .bind(domain)
-    .fetch_all(tx.conn())
-    .await?;
-    let widest = scopes
-        .iter()
-        .map(|s| s.as_deref().and_then(Scope::parse).unwrap_or(Scope::All))
-        .max_by_key(|s| scope_rank(*s));
-    let user = acting_user(tx, principal).await?;
-    Ok(RecordScope::of(widest, user))
-}
-
-pub use crm_core::authz::acting_user;
 
 impl RecordScope {
     /// The visibility a role scope gives `user` (`None` scope: no role, nothing visible; own
@@ -94,5 +68,25 @@ pub trait CallerScope {
 impl CallerScope for Caller {
     fn record_scope(&self, object: ObjectKey) -> RecordScope {
         RecordScope::of(self.scope(object.as_str()), self.user_id)
+    }
+}
+
+impl<'a> Access<'a> {
+    /// How `caller` reads and writes `object`: as its user, within its scopes, masked unless
+    /// it holds `sensitive:read`.
+    pub fn of_caller(
+        caller: &Caller,
+        actor: &'a Actor,
+        object: ObjectKey,
+        data_key: Option<&'a DataKey>,
+    ) -> Access<'a> {
+        Access {
+            actor,
+            user_id: caller.user_id,
+            scope: caller.record_scope(object),
+            customer_scope: caller.record_scope(ObjectKey::Customers),
+            unmask: caller.unmask(),
+            data_key,
+        }
     }
 }

@@ -147,12 +147,6 @@ impl Grants {
         (permissions, scopes)
     }
 
-    /// Whether `self` holds at least everything `other` grants.
-    pub fn covers(&self, other: &Grants) -> bool {
-        let (p, s) = self.shortfall(other);
-        p.is_empty() && s.is_empty()
-    }
-
     /// Refuses (403 `auth.escalation`) to hand out `granted` unless `self` covers it.
     pub fn ensure_may_grant(&self, granted: &Grants) -> Result<()> {
         self.ensure_covers(granted, "you cannot grant more than you hold yourself")
@@ -210,8 +204,8 @@ mod tests {
     fn a_wider_scope_is_a_shortfall_even_with_the_same_permissions() {
         let mine = role(&[Permission::CustomersRead], Scope::Own);
         let theirs = role(&[Permission::CustomersRead], Scope::All);
-        assert!(!mine.covers(&theirs));
-        assert!(theirs.covers(&mine));
+        assert!(mine.ensure_may_grant(&theirs).is_err());
+        assert!(theirs.ensure_may_grant(&mine).is_ok());
         let (p, s) = mine.shortfall(&theirs);
         assert!(p.is_empty());
         assert!(
@@ -230,7 +224,7 @@ mod tests {
         assert!(u.holds(Permission::CustomersRead) && u.holds(Permission::TicketsRead));
         assert_eq!(u.scope("customers"), Some(Scope::Team));
         assert_eq!(Grants::default().scope("customers"), None);
-        assert!(!Grants::default().covers(&u));
-        assert!(u.covers(&Grants::default()));
+        assert!(Grants::default().ensure_may_grant(&u).is_err());
+        assert!(u.ensure_may_grant(&Grants::default()).is_ok());
     }
 }

@@ -3,7 +3,7 @@
 
 use super::tokens::{self, CredentialKind};
 use super::{Principal, PrincipalKind};
-use crate::authz::{policy, Caller, Permission};
+use crate::authz::{policy, Caller, Grants, Permission};
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -47,7 +47,7 @@ pub async fn create(
             ),
             other => other,
         })?;
-    let granted = crate::roles::grants_of(tx, &role_names).await?;
+    let granted = Grants::of_roles(tx, &role_names).await?;
     caller.grants.ensure_may_grant(&granted)?;
     let created_by = caller.user_id;
     let token = tokens::generate(CredentialKind::ApiKey, tx.tenant().id);
