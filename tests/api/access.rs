@@ -592,6 +592,20 @@ async fn customers_export_needs_customers_export_and_keeps_scope_and_masking() {
     let all = csv(&t.token, "").await;
     assert_eq!(all.trim_end().split("\r\n").count(), 3, "{all}");
     assert!(all.contains("13900001111"), "the admin sees values: {all}");
+    // Another company's administrator exports its own customers only, never these.
+    let other = app.signup().await;
+    let theirs = csv(&other.token, "").await;
+    assert_eq!(
+        theirs.trim_end().split("\r\n").count(),
+        1,
+        "header only: {theirs}"
+    );
+    // A bad filter is a 422 problem naming it, as on the list.
+    let bad = app
+        .get("/api/v1/customers/export?filter[planet]=x", &t.token)
+        .await
+        .expect_problem(422, "validation.failed");
+    assert_eq!(bad["errors"][0]["field"], "filter[planet]");
     let audit = app
         .get("/api/v1/audit?action=customers.exported", &t.token)
         .await
