@@ -368,7 +368,6 @@ pub async fn rules(
     use crm_records::engine::Access;
     use crm_records::meta::ObjectKey;
     use crm_records::schema::ObjectSchema;
-    use crm_records::scope::RecordScope;
     use crm_records::service::{self, CreateOptions};
     use serde_json::json;
     let engine = crm_workflows::RuleEngine {
@@ -471,14 +470,7 @@ pub async fn rules(
                 let n = left.min(200);
                 let mut tx = db.tenant_tx(&ctx).await?;
                 let schema = ObjectSchema::load(&mut tx, ObjectKey::Customers).await?;
-                let access = Access {
-                    actor: &actor,
-                    user_id: Some(*admin),
-                    scope: RecordScope::All,
-                    customer_scope: RecordScope::All,
-                    unmask: true,
-                    data_key: None,
-                };
+                let access = Access::platform(&actor, Some(*admin), None);
                 for k in 0..n {
                     service::create(
                         &mut tx,

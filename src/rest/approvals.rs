@@ -7,13 +7,11 @@ use super::{Created, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::Actor;
-use crm_core::authz::acting_user;
-use crm_core::authz::Permission;
 use crm_core::context::page_size;
 use crm_core::Error;
-use crm_records::meta::{ObjectKey, RecordAction};
-use crm_records::CallerScope;
-use crm_workflows::approvals::{self, Approval, ApprovalQuery, NewApproval, StepInput};
+use crm_records::meta::ObjectKey;
+use crm_workflows::approval_service::{self, ApprovalFilter};
+use crm_workflows::approvals::{Approval, StepInput};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -169,33 +167,16 @@ impl ApprovalsApi {
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<ApprovalPage>> {
-        let ctx = auth.0;
-        let manage = self
-            .0
-            .permissions_of(&ctx)
-            .await?
-            .contains(&Permission::WorkflowsManage);
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let user = acting_user(&mut tx, &ctx.principal).await?;
-        let mine = mine.0.unwrap_or(false);
-        if (mine || !manage) && user.is_none() {
-            return Err(
-                Error::forbidden("approval.no_user", "this credential acts for no user").into(),
-            );
-        }
-        let page = approvals::list(
-            &mut tx,
-            ApprovalQuery {
-                status: status.0.as_deref(),
-                object: object.0.as_deref(),
-                record_id: record_id.0,
-                waiting_for: if mine { user } else { None },
-                involving: if manage { None } else { user },
-                cursor: cursor.0.as_deref(),
-                limit: page_size(limit.0),
-            },
-        )
-        .await?;
+        let filter = ApprovalFilter {
+            status: status.0.as_deref(),
+            mine: mine.0.unwrap_or(false),
+            object: object.0.as_deref(),
+            record_id: record_id.0,
+            cursor: cursor.0.as_deref(),
+            limit: page_size(limit.0),
+        };
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let page = approval_service::list(&mut tx, &caller, filter).await?;
         tx.commit().await?;
         Ok(Json(ApprovalPage {
             items: page.items.into_iter().map(Into::into).collect(),
@@ -219,9 +200,6 @@ impl ApprovalsApi {
                 format!("'{}' is not an object", body.object),
             )
         })?;
-        self.0
-            .require(&ctx, object.permission(RecordAction::Update))
-            .await?;
         let mut steps = Vec::with_capacity(body.steps.len());
         for (i, s) in body.steps.into_iter().enumerate() {
             steps.push(StepInput {
@@ -235,29 +213,15 @@ impl ApprovalsApi {
             });
         }
         let (mut tx, caller) = self.0.begin(&ctx).await?;
-        crm_records::engine::ensure_visible(
+        let (actor, title) = (Actor::of(&ctx), body.title);
+        let a = approval_service::request(
             &mut tx,
+            &caller,
+            &actor,
             object,
-            caller.record_scope(object),
             body.record_id,
-            crm_records::engine::Visibility::Live,
-        )
-        .await?;
-        let user = caller.user_id;
-        let a = approvals::request(
-            &mut tx,
-            &Actor::of(&ctx),
-            NewApproval {
-                object,
-                record_id: body.record_id,
-                title: body.title,
-                steps,
-                requested_by: user,
-                rule_id: None,
-                rule_version_id: None,
-                on_approve: Vec::new(),
-                on_reject: Vec::new(),
-            },
+            title,
+            steps,
         )
         .await?;
         tx.commit().await?;
@@ -267,20 +231,8 @@ impl ApprovalsApi {
     /// One approval with its decisions.
     #[oai(path = "/approvals/:id", method = "get")]
     async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<ApprovalOut>> {
-        let ctx = auth.0;
-        let manage = self
-            .0
-            .permissions_of(&ctx)
-            .await?
-            .contains(&Permission::WorkflowsManage);
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let a = approvals::get(&mut tx, id.0).await?;
-        let user = acting_user(&mut tx, &ctx.principal).await?;
-        if !manage && !user.is_some_and(|u| approvals::involves(&a, u)) {
-            return Err(
-                Error::not_found("approval.not_found", format!("no approval {}", id.0)).into(),
-            );
-        }
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let a = approval_service::get(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(a.into()))
     }
@@ -310,15 +262,8 @@ impl ApprovalsApi {
     /// Recalls a pending approval (its requester, or `workflows:manage`).
     #[oai(path = "/approvals/:id/recall", method = "post")]
     async fn recall(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<ApprovalOut>> {
-        let ctx = auth.0;
-        let manage = self
-            .0
-            .permissions_of(&ctx)
-            .await?
-            .contains(&Permission::WorkflowsManage);
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let user = acting_user(&mut tx, &ctx.principal).await?;
-        let a = approvals::recall(&mut tx, &Actor::of(&ctx), user, id.0, manage).await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let a = approval_service::recall(&mut tx, &caller, &Actor::of(&auth.0), id.0).await?;
         tx.commit().await?;
         Ok(Json(a.into()))
     }
@@ -332,24 +277,10 @@ impl ApprovalsApi {
         approve: bool,
         comment: Option<String>,
     ) -> ApiResult<Json<ApprovalOut>> {
-        let ctx = auth.0;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let Some(user) = acting_user(&mut tx, &ctx.principal).await? else {
-            return Err(Error::forbidden(
-                "approval.not_an_approver",
-                "this credential acts for no user",
-            )
-            .into());
-        };
-        let a = approvals::decide(
-            &mut tx,
-            &Actor::of(&ctx),
-            user,
-            id,
-            approve,
-            comment.as_deref(),
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let actor = Actor::of(&auth.0);
+        let comment = comment.as_deref();
+        let a = approval_service::decide(&mut tx, &caller, &actor, id, approve, comment).await?;
         tx.commit().await?;
         Ok(Json(a.into()))
     }

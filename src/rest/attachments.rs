@@ -4,16 +4,15 @@
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
-use super::records::{open, RecordCtx};
+use super::records::open;
 use super::{Created, NoContent};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
-use crm_core::authz::Permission;
-use crm_core::context::{page_size, RequestCtx};
-use crm_core::db::TenantTx;
+use crm_core::context::page_size;
 use crm_core::Error;
-use crm_desk::attachments::{self, Attachment, Target, Upload, Uploader};
-use crm_records::{engine, ObjectKey, Visibility};
+use crm_desk::attachments::{self, Attachment, Target, Upload};
+use crm_desk::staff;
+use crm_records::{ObjectKey, RecordAction};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::types::multipart::Upload as FilePart;
@@ -105,49 +104,6 @@ pub enum FileResponse {
     ),
 }
 
-/// Opens a ticket request and checks the caller sees ticket `id` (as `DeskApi` does).
-async fn visible_ticket(
-    state: &AppState,
-    ctx: &RequestCtx,
-    id: Uuid,
-    permission: Permission,
-) -> ApiResult<(TenantTx, RecordCtx)> {
-    let (mut tx, rc) = open(state, ctx, ObjectKey::Tickets, permission).await?;
-    engine::ensure_visible(
-        &mut tx,
-        ObjectKey::Tickets,
-        rc.access().scope,
-        id,
-        Visibility::Live,
-    )
-    .await?;
-    Ok((tx, rc))
-}
-
-/// Opens a request on attachment `id` whose ticket the caller must see; 404 otherwise.
-async fn visible_attachment(
-    state: &AppState,
-    ctx: &RequestCtx,
-    id: Uuid,
-    permission: Permission,
-) -> ApiResult<(TenantTx, RecordCtx, attachments::Stored)> {
-    let (mut tx, rc) = open(state, ctx, ObjectKey::Tickets, permission).await?;
-    let stored = attachments::get(&mut tx, id).await?;
-    engine::ensure_visible(
-        &mut tx,
-        ObjectKey::Tickets,
-        rc.access().scope,
-        stored.attachment.ticket_id,
-        Visibility::Live,
-    )
-    .await
-    .map_err(|e| match e {
-        Error::NotFound { .. } => attachments::not_found(id),
-        other => other,
-    })?;
-    Ok((tx, rc, stored))
-}
-
 fn parse_comment_id(raw: Option<&str>) -> ApiResult<Option<Uuid>> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
@@ -210,15 +166,13 @@ impl AttachmentsApi {
         form: UploadForm,
     ) -> ApiResult<Created<AttachmentOut>> {
         let ctx = auth.0;
-        let (mut tx, rc) = visible_ticket(&self.0, &ctx, id.0, Permission::TicketsUpdate).await?;
         let target = Target {
             ticket: id.0,
             comment: parse_comment_id(form.comment_id.as_deref())?,
         };
-        let access = rc.access();
-        let uploader = Uploader::Staff(access.user_id);
-        let actor = access.actor.clone();
-        attachments::check_target(&mut tx, target, uploader).await?;
+        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Tickets).await?;
+        let uploader = staff::attachment_target(&mut tx, &rc.access(), target).await?;
+        let actor = rc.access().actor().clone();
         // No connection is held while the bytes travel to the store.
         tx.commit().await?;
         let Some(part) = form.file else {
@@ -265,15 +219,9 @@ impl AttachmentsApi {
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<AttachmentPage>> {
         let ctx = auth.0;
-        let (mut tx, _) = visible_ticket(&self.0, &ctx, id.0, Permission::TicketsRead).await?;
-        let page = attachments::list(
-            &mut tx,
-            id.0,
-            false,
-            cursor.0.as_deref(),
-            page_size(limit.0),
-        )
-        .await?;
+        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Tickets).await?;
+        let (cursor, limit) = (cursor.0.as_deref(), page_size(limit.0));
+        let page = staff::list_attachments(&mut tx, &rc.access(), id.0, cursor, limit).await?;
         tx.commit().await?;
         Ok(Json(AttachmentPage {
             items: page.items.into_iter().map(Into::into).collect(),
@@ -285,8 +233,8 @@ impl AttachmentsApi {
     #[oai(path = "/attachments/:id/content", method = "get")]
     async fn content(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<FileResponse> {
         let ctx = auth.0;
-        let (tx, _, stored) =
-            visible_attachment(&self.0, &ctx, id.0, Permission::TicketsRead).await?;
+        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Tickets).await?;
+        let stored = staff::attachment(&mut tx, &rc.access(), id.0, RecordAction::Read).await?;
         tx.commit().await?;
         let bytes = self.0.files.get(&stored.key).await.map_err(|e| match e {
             // The row exists but the bytes do not: that is our fault, not a missing file.
@@ -312,9 +260,8 @@ impl AttachmentsApi {
     #[oai(path = "/attachments/:id", method = "delete")]
     async fn delete(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
         let ctx = auth.0;
-        let (mut tx, rc, stored) =
-            visible_attachment(&self.0, &ctx, id.0, Permission::TicketsUpdate).await?;
-        let key = attachments::remove(&mut tx, &stored, rc.access().actor).await?;
+        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Tickets).await?;
+        let key = staff::remove_attachment(&mut tx, &rc.access(), id.0).await?;
         tx.commit().await?;
         attachments::discard(&self.0.db, &ctx.tenant, self.0.files.as_ref(), key).await;
         Ok(NoContent::NoContent)

@@ -4,7 +4,7 @@
 
 use super::error::{current_request_id, ApiError, ApiResult};
 use crate::server::AppState;
-use crm_core::authz::{self, Caller, Permission};
+use crm_core::authz::{Caller, Permission};
 use crm_core::context::{RequestCtx, RequestMeta};
 use crm_core::db::TenantTx;
 use crm_core::identity::{api_keys, sessions, tokens, CredentialKind};
@@ -108,25 +108,6 @@ impl AppState {
         let mut tx = self.db.tenant_tx(&ctx.tenant).await?;
         let caller = Caller::load(&mut tx, &ctx.principal).await?;
         Ok((tx, caller))
-    }
-
-    /// Refuses with 403 `auth.forbidden` unless the caller holds `permission`.
-    pub async fn require(&self, ctx: &RequestCtx, permission: Permission) -> ApiResult<()> {
-        let allowed = self
-            .authz
-            .allows(
-                &self.db,
-                &ctx.tenant,
-                ctx.principal.policy_version,
-                &ctx.principal.subject(),
-                permission,
-            )
-            .await?;
-        if allowed {
-            Ok(())
-        } else {
-            Err(authz::forbidden(permission).into())
-        }
     }
 
     /// Every permission the caller holds.

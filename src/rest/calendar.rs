@@ -5,9 +5,7 @@ use super::auth::Auth;
 use super::error::ApiResult;
 use super::{Created, NoContent, Tag};
 use crate::server::AppState;
-use crm_core::audit::{self, Actor};
-use crm_core::authz::Permission;
-use crm_core::context::RequestCtx;
+use crm_core::audit::Actor;
 use crm_core::identity::tokens::{self, CredentialKind};
 use crm_core::Error;
 use crm_records::calendar;
@@ -34,14 +32,6 @@ pub enum IcsResponse {
     Ok(PlainText<String>),
 }
 
-/// Only the user themself, or someone who manages users, handles a user's feed token.
-async fn ensure_self_or_manager(state: &AppState, ctx: &RequestCtx, user: Uuid) -> ApiResult<()> {
-    if ctx.principal.user_id() == Some(user) {
-        return Ok(());
-    }
-    state.require(ctx, Permission::UsersManage).await
-}
-
 #[OpenApi(tag = "Tag::Records")]
 impl CalendarApi {
     /// Issue the user's calendar feed token (a new one replaces the old).
@@ -53,18 +43,8 @@ impl CalendarApi {
         id: Path<Uuid>,
     ) -> ApiResult<Created<CalendarToken>> {
         let ctx = auth.0;
-        ensure_self_or_manager(&self.0, &ctx, id.0).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        crm_core::users::get(&mut tx, id.0).await?;
-        let token = calendar::issue_token(&mut tx, id.0).await?;
-        audit::record(
-            &mut tx,
-            &Actor::of(&ctx),
-            "calendar_token.issued",
-            Some(("user", id.0.to_string())),
-            serde_json::json!({}),
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let token = calendar::issue_token(&mut tx, &caller, &Actor::of(&ctx), id.0).await?;
         tx.commit().await?;
         let host = req.header("host").unwrap_or("127.0.0.1:8080");
         // Behind a trusted TLS-terminating proxy the public scheme is the proxy's.
@@ -87,23 +67,8 @@ impl CalendarApi {
     #[oai(path = "/users/:id/calendar-token", method = "delete")]
     async fn revoke(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
         let ctx = auth.0;
-        ensure_self_or_manager(&self.0, &ctx, id.0).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        if !calendar::revoke_token(&mut tx, id.0).await? {
-            return Err(Error::not_found(
-                "calendar_token.not_found",
-                "this user has no calendar feed token",
-            )
-            .into());
-        }
-        audit::record(
-            &mut tx,
-            &Actor::of(&ctx),
-            "calendar_token.revoked",
-            Some(("user", id.0.to_string())),
-            serde_json::json!({}),
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        calendar::revoke_token(&mut tx, &caller, &Actor::of(&ctx), id.0).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }

@@ -3,16 +3,15 @@
 
 use super::auth::Auth;
 use super::error::ApiResult;
-use super::records::{open, required_permission};
+use super::records::open;
 use super::{Created, NoContent};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
-use crm_core::authz::Permission;
 use crm_core::business_hours::CalendarSpec;
-use crm_core::context::{page_size, RequestCtx};
+use crm_core::context::page_size;
 use crm_core::Error;
-use crm_desk::{assignment, comments, sla, workflow};
-use crm_records::{engine, ObjectKey, RecordAction, Visibility};
+use crm_desk::{assignment, comments, sla, staff, workflow};
+use crm_records::ObjectKey;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
@@ -202,25 +201,6 @@ pub struct AvailabilityRequest {
     pub available: bool,
 }
 
-/// Opens a ticket request and checks the caller sees ticket `id`.
-async fn visible_ticket(
-    state: &AppState,
-    ctx: &RequestCtx,
-    id: Uuid,
-    permission: Permission,
-) -> ApiResult<(crm_core::db::TenantTx, super::records::RecordCtx)> {
-    let (mut tx, rc) = open(state, ctx, ObjectKey::Tickets, permission).await?;
-    engine::ensure_visible(
-        &mut tx,
-        ObjectKey::Tickets,
-        rc.access().scope,
-        id,
-        Visibility::Live,
-    )
-    .await?;
-    Ok((tx, rc))
-}
-
 #[OpenApi(tag = "DeskTag::ServiceDesk")]
 impl DeskApi {
     /// The ticket status machine: states (with `sla`: counting|paused and `category`:
@@ -228,9 +208,8 @@ impl DeskApi {
     #[oai(path = "/ticket-workflow", method = "get")]
     async fn get_workflow(&self, auth: Auth) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TicketsRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let wf = workflow::load(&mut tx).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let wf = workflow::get(&mut tx, &caller).await?;
         tx.commit().await?;
         to_json(&wf)
     }
@@ -239,10 +218,9 @@ impl DeskApi {
     #[oai(path = "/ticket-workflow", method = "put")]
     async fn put_workflow(&self, auth: Auth, body: Json<Value>) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
         let wf: workflow::Workflow = parse_doc(body.0, "workflow")?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let saved = workflow::save(&mut tx, &wf).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let saved = workflow::save(&mut tx, &caller, &wf).await?;
         tx.commit().await?;
         to_json(&saved)
     }
@@ -251,9 +229,8 @@ impl DeskApi {
     #[oai(path = "/sla-policies", method = "get")]
     async fn list_policies(&self, auth: Auth) -> ApiResult<Json<Vec<PolicyOut>>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TicketsRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let all = sla::list_policies(&mut tx).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let all = sla::list_policies(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(all.into_iter().map(Into::into).collect()))
     }
@@ -266,9 +243,8 @@ impl DeskApi {
         body: Json<PolicyRequest>,
     ) -> ApiResult<Created<PolicyOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let p = sla::create_policy(&mut tx, &body.0.into()).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let p = sla::create_policy(&mut tx, &caller, &body.0.into()).await?;
         tx.commit().await?;
         Ok(Created::Created(Json(p.into())))
     }
@@ -277,9 +253,8 @@ impl DeskApi {
     #[oai(path = "/sla-policies/:id", method = "get")]
     async fn get_policy(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<PolicyOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TicketsRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let p = sla::get_policy(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let p = sla::get_policy(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(p.into()))
     }
@@ -293,9 +268,8 @@ impl DeskApi {
         body: Json<PolicyRequest>,
     ) -> ApiResult<Json<PolicyOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let p = sla::update_policy(&mut tx, id.0, &body.0.into()).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let p = sla::update_policy(&mut tx, &caller, id.0, &body.0.into()).await?;
         tx.commit().await?;
         Ok(Json(p.into()))
     }
@@ -304,9 +278,8 @@ impl DeskApi {
     #[oai(path = "/sla-policies/:id", method = "delete")]
     async fn delete_policy(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        sla::delete_policy(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        sla::delete_policy(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }
@@ -315,9 +288,8 @@ impl DeskApi {
     #[oai(path = "/business-calendars", method = "get")]
     async fn list_calendars(&self, auth: Auth) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TicketsRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let all = sla::list_calendars(&mut tx).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let all = sla::list_calendars(&mut tx, &caller).await?;
         tx.commit().await?;
         to_json(&all)
     }
@@ -330,10 +302,10 @@ impl DeskApi {
         body: Json<CalendarRequest>,
     ) -> ApiResult<Created<Value>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
         let spec: CalendarSpec = parse_doc(body.0.spec, "spec")?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let c = sla::create_calendar(&mut tx, &body.0.name, &spec, body.0.is_default).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let c =
+            sla::create_calendar(&mut tx, &caller, &body.0.name, &spec, body.0.is_default).await?;
         tx.commit().await?;
         Ok(Created::Created(to_json(&c)?))
     }
@@ -342,9 +314,8 @@ impl DeskApi {
     #[oai(path = "/business-calendars/:id", method = "get")]
     async fn get_calendar(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TicketsRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let c = sla::get_calendar(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let c = sla::get_calendar(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         to_json(&c)
     }
@@ -358,10 +329,17 @@ impl DeskApi {
         body: Json<CalendarRequest>,
     ) -> ApiResult<Json<Value>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
         let spec: CalendarSpec = parse_doc(body.0.spec, "spec")?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let c = sla::update_calendar(&mut tx, id.0, &body.0.name, &spec, body.0.is_default).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let c = sla::update_calendar(
+            &mut tx,
+            &caller,
+            id.0,
+            &body.0.name,
+            &spec,
+            body.0.is_default,
+        )
+        .await?;
         tx.commit().await?;
         to_json(&c)
     }
@@ -370,9 +348,8 @@ impl DeskApi {
     #[oai(path = "/business-calendars/:id", method = "delete")]
     async fn delete_calendar(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        sla::delete_calendar(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        sla::delete_calendar(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }
@@ -387,23 +364,9 @@ impl DeskApi {
         body: Json<CommentRequest>,
     ) -> ApiResult<Created<CommentOut>> {
         let ctx = auth.0;
-        let (mut tx, rc) = visible_ticket(
-            &self.0,
-            &ctx,
-            id.0,
-            required_permission(ObjectKey::Tickets, RecordAction::Update),
-        )
-        .await?;
-        let access = rc.access();
-        let c = comments::add(
-            &mut tx,
-            id.0,
-            comments::Author::Staff(access.user_id),
-            &body.0.body,
-            body.0.public,
-            access.actor,
-        )
-        .await?;
+        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Tickets).await?;
+        let (text, public) = (&body.0.body, body.0.public);
+        let c = staff::add_comment(&mut tx, &rc.access(), id.0, text, public).await?;
         tx.commit().await?;
         Ok(Created::Created(Json(c.into())))
     }
@@ -418,21 +381,9 @@ impl DeskApi {
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<CommentPage>> {
         let ctx = auth.0;
-        let (mut tx, _) = visible_ticket(
-            &self.0,
-            &ctx,
-            id.0,
-            required_permission(ObjectKey::Tickets, RecordAction::Read),
-        )
-        .await?;
-        let page = comments::list(
-            &mut tx,
-            id.0,
-            false,
-            cursor.0.as_deref(),
-            page_size(limit.0),
-        )
-        .await?;
+        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Tickets).await?;
+        let (cursor, limit) = (cursor.0.as_deref(), page_size(limit.0));
+        let page = staff::list_comments(&mut tx, &rc.access(), id.0, cursor, limit).await?;
         tx.commit().await?;
         Ok(Json(CommentPage {
             items: page.items.into_iter().map(Into::into).collect(),
@@ -444,9 +395,8 @@ impl DeskApi {
     #[oai(path = "/teams/:id/assignment", method = "get")]
     async fn get_assignment(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<AssignmentOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let (mode, members) = assignment::overview(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mode, members) = assignment::overview(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(AssignmentOut {
             mode,
@@ -472,9 +422,8 @@ impl DeskApi {
         body: Json<AssignmentRequest>,
     ) -> ApiResult<Json<AssignmentOut>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        assignment::set_mode(&mut tx, id.0, &body.0.mode).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        assignment::set_mode(&mut tx, &caller, id.0, &body.0.mode).await?;
         tx.commit().await?;
         self.get_assignment(Auth(ctx), id).await
     }
@@ -489,13 +438,8 @@ impl DeskApi {
         body: Json<AvailabilityRequest>,
     ) -> ApiResult<NoContent> {
         let ctx = auth.0;
-        let own = ctx.principal.kind == crm_core::identity::PrincipalKind::User
-            && ctx.principal.id == id.0;
-        if !own {
-            self.0.require(&ctx, Permission::UsersManage).await?;
-        }
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        assignment::set_available(&mut tx, id.0, body.0.available).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        assignment::set_available(&mut tx, &caller, id.0, body.0.available).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }

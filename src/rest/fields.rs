@@ -5,11 +5,10 @@ use super::error::ApiResult;
 use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
-use crm_core::audit::{self, Actor};
-use crm_core::authz::Permission;
-use crm_core::keys;
+use crm_core::audit::Actor;
 use crm_core::Error;
-use crm_records::fields::{self, FieldDef, FieldPatch, NewField};
+use crm_records::field_service;
+use crm_records::fields::{FieldDef, FieldPatch, NewField};
 use crm_records::{ObjectKey, ObjectSchema};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -183,9 +182,8 @@ impl FieldsApi {
     async fn list(&self, auth: Auth, object: Path<String>) -> ApiResult<Json<Vec<FieldOut>>> {
         let ctx = auth.0;
         let object = object_of(&object.0)?;
-        self.0.require(&ctx, Permission::CustomersRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let custom = fields::list(&mut tx, object).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let custom = field_service::list(&mut tx, &caller, object).await?;
         tx.commit().await?;
         let mut all = builtin_fields(object);
         all.extend(custom.into_iter().map(FieldOut::from));
@@ -202,21 +200,13 @@ impl FieldsApi {
     ) -> ApiResult<Created<FieldOut>> {
         let ctx = auth.0;
         let object = object_of(&object.0)?;
-        self.0.require(&ctx, Permission::FieldsManage).await?;
         let b = body.0;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        if b.encrypted {
-            keys::data_key(&mut tx, self.0.master_key.as_deref(), true)
-                .await
-                .map_err(|e| match e {
-                    Error::Conflict { message, .. } => {
-                        Error::invalid_field("encrypted", "unavailable", message)
-                    }
-                    other => other,
-                })?;
-        }
-        let def = fields::create(
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let def = field_service::create(
             &mut tx,
+            &caller,
+            &Actor::of(&ctx),
+            self.0.master_key.as_deref(),
             object,
             NewField {
                 key: b.key,
@@ -236,14 +226,6 @@ impl FieldsApi {
             },
         )
         .await?;
-        audit::record(
-            &mut tx,
-            &Actor::of(&ctx),
-            "field.created",
-            Some(("field", format!("{object}.{}", def.key))),
-            serde_json::json!({ "type": def.ty.as_str() }),
-        )
-        .await?;
         tx.commit().await?;
         Ok(Created::Created(Json(def.into())))
     }
@@ -258,9 +240,8 @@ impl FieldsApi {
     ) -> ApiResult<Json<FieldOut>> {
         let ctx = auth.0;
         let object = object_of(&object.0)?;
-        self.0.require(&ctx, Permission::CustomersRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let def = fields::get(&mut tx, object, &key.0).await?;
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let def = field_service::get(&mut tx, &caller, object, &key.0).await?;
         tx.commit().await?;
         Ok(Json(def.into()))
     }
@@ -277,12 +258,12 @@ impl FieldsApi {
     ) -> ApiResult<Json<FieldOut>> {
         let ctx = auth.0;
         let object = object_of(&object.0)?;
-        self.0.require(&ctx, Permission::FieldsManage).await?;
         let b = body.0;
         let (mut tx, caller) = self.0.begin(&ctx).await?;
-        let def = fields::update(
+        let def = field_service::update(
             &mut tx,
             &caller,
+            &Actor::of(&ctx),
             object,
             &key.0,
             FieldPatch {
@@ -304,14 +285,6 @@ impl FieldsApi {
             },
         )
         .await?;
-        audit::record(
-            &mut tx,
-            &Actor::of(&ctx),
-            "field.updated",
-            Some(("field", format!("{object}.{}", def.key))),
-            serde_json::json!({}),
-        )
-        .await?;
         tx.commit().await?;
         Ok(Json(def.into()))
     }
@@ -327,22 +300,15 @@ impl FieldsApi {
     ) -> ApiResult<NoContent> {
         let ctx = auth.0;
         let object = object_of(&object.0)?;
-        self.0.require(&ctx, Permission::FieldsManage).await?;
-        if confirm.0 != Some(true) {
-            return Err(Error::bad_request(
-                "field.confirm_required",
-                "deleting a field drops its column and every value in it for good; repeat with ?confirm=true",
-            )
-            .into());
-        }
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        fields::delete(&mut tx, object, &key.0).await?;
-        audit::record(
+        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let confirmed = confirm.0 == Some(true);
+        field_service::delete(
             &mut tx,
+            &caller,
             &Actor::of(&ctx),
-            "field.deleted",
-            Some(("field", format!("{object}.{}", key.0))),
-            serde_json::json!({}),
+            object,
+            &key.0,
+            confirmed,
         )
         .await?;
         tx.commit().await?;

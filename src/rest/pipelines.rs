@@ -6,11 +6,11 @@ use super::records::open;
 use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
-use crm_core::audit::{self, Actor};
-use crm_core::authz::Permission;
+use crm_core::audit::Actor;
 use crm_core::Error;
-use crm_records::query::{self, Filter, ListQuery, Op};
-use crm_records::sales::{self, Pipeline, Stage};
+use crm_records::pipelines;
+use crm_records::reports;
+use crm_records::sales::{Pipeline, Stage};
 use crm_records::ObjectKey;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -111,15 +111,28 @@ fn stages_of(input: &[StageIn]) -> Vec<Stage> {
         .collect()
 }
 
+impl From<pipelines::BoardColumn> for BoardColumn {
+    fn from(c: pipelines::BoardColumn) -> Self {
+        BoardColumn {
+            key: c.stage.key,
+            name: c.stage.name,
+            probability: c.stage.probability,
+            count: c.count,
+            amount: c.amount,
+            weighted_amount: c.weighted_amount,
+            items: c.items,
+            next_cursor: c.next_cursor,
+        }
+    }
+}
+
 #[OpenApi(tag = "Tag::Records")]
 impl PipelinesApi {
     /// All pipelines.
     #[oai(path = "/pipelines", method = "get")]
     async fn list(&self, auth: Auth) -> ApiResult<Json<Vec<PipelineOut>>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::CustomersRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let all = sales::list(&mut tx).await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let all = pipelines::list(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(all.into_iter().map(Into::into).collect()))
     }
@@ -131,18 +144,10 @@ impl PipelinesApi {
         auth: Auth,
         body: Json<CreatePipelineRequest>,
     ) -> ApiResult<Created<PipelineOut>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let p = sales::create(&mut tx, &body.name, &stages_of(&body.stages)).await?;
-        audit::record(
-            &mut tx,
-            &Actor::of(&ctx),
-            "pipeline.created",
-            Some(("pipeline", p.id.to_string())),
-            serde_json::json!({"name": p.name}),
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let actor = Actor::of(&auth.0);
+        let stages = stages_of(&body.stages);
+        let p = pipelines::create(&mut tx, &caller, &actor, &body.name, &stages).await?;
         tx.commit().await?;
         Ok(Created::Created(Json(p.into())))
     }
@@ -150,10 +155,8 @@ impl PipelinesApi {
     /// One pipeline.
     #[oai(path = "/pipelines/:id", method = "get")]
     async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<PipelineOut>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::CustomersRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let p = sales::get(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let p = pipelines::get(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(p.into()))
     }
@@ -166,19 +169,11 @@ impl PipelinesApi {
         id: Path<Uuid>,
         body: Json<PatchPipelineRequest>,
     ) -> ApiResult<Json<PipelineOut>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
         let stages = body.stages.as_deref().map(stages_of);
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let p = sales::update(&mut tx, id.0, body.name.as_deref(), stages.as_deref()).await?;
-        audit::record(
-            &mut tx,
-            &Actor::of(&ctx),
-            "pipeline.updated",
-            Some(("pipeline", p.id.to_string())),
-            serde_json::json!({"name": p.name}),
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let actor = Actor::of(&auth.0);
+        let name = body.name.as_deref();
+        let p = pipelines::update(&mut tx, &caller, &actor, id.0, name, stages.as_deref()).await?;
         tx.commit().await?;
         Ok(Json(p.into()))
     }
@@ -186,18 +181,8 @@ impl PipelinesApi {
     /// Delete a pipeline no opportunity uses.
     #[oai(path = "/pipelines/:id", method = "delete")]
     async fn delete(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        sales::delete(&mut tx, id.0).await?;
-        audit::record(
-            &mut tx,
-            &Actor::of(&ctx),
-            "pipeline.deleted",
-            Some(("pipeline", id.0.to_string())),
-            serde_json::json!({}),
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        pipelines::delete(&mut tx, &caller, &Actor::of(&auth.0), id.0).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }
@@ -211,73 +196,14 @@ impl PipelinesApi {
         id: Path<Uuid>,
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<Board>> {
-        let ctx = auth.0;
-        let (mut tx, rc) = open(
-            &self.0,
-            &ctx,
-            ObjectKey::Opportunities,
-            Permission::CustomersRead,
-        )
-        .await?;
-        let pipeline = sales::get(&mut tx, id.0).await?;
-        let access = rc.access();
-        let sums = sales::stage_sums(&mut tx, access.scope, pipeline.id).await?;
-        let mut columns = Vec::new();
-        let terminal = [
-            Stage {
-                key: sales::WON.into(),
-                name: "赢单 Won".into(),
-                probability: 100,
-            },
-            Stage {
-                key: sales::LOST.into(),
-                name: "输单 Lost".into(),
-                probability: 0,
-            },
-        ];
-        for stage in pipeline.stages.iter().chain(terminal.iter()) {
-            let mut column = BoardColumn {
-                key: stage.key.clone(),
-                name: stage.name.clone(),
-                probability: stage.probability,
-                count: 0,
-                amount: BTreeMap::new(),
-                weighted_amount: BTreeMap::new(),
-                items: Vec::new(),
-                next_cursor: None,
-            };
-            for sum in sums.iter().filter(|s| s.stage == stage.key) {
-                column.count += sum.count;
-                column.amount.insert(sum.currency.clone(), sum.amount);
-                column
-                    .weighted_amount
-                    .insert(sum.currency.clone(), sum.weighted);
-            }
-            let lq = ListQuery {
-                filters: vec![
-                    Filter {
-                        field: "pipeline_id".into(),
-                        op: Op::Eq,
-                        value: pipeline.id.to_string(),
-                    },
-                    Filter {
-                        field: "stage".into(),
-                        op: Op::Eq,
-                        value: stage.key.clone(),
-                    },
-                ],
-                limit: limit.0.unwrap_or(20).clamp(1, 200),
-                ..ListQuery::default()
-            };
-            let page = query::list(&mut tx, &rc.schema, &access, &lq).await?;
-            column.items = page.items;
-            column.next_cursor = page.next_cursor;
-            columns.push(column);
-        }
+        let (mut tx, rc) = open(&self.0, &auth.0, ObjectKey::Opportunities).await?;
+        let limit = limit.0.unwrap_or(20);
+        let (pipeline, columns) =
+            pipelines::board(&mut tx, &rc.schema, &rc.access(), id.0, limit).await?;
         tx.commit().await?;
         Ok(Json(Board {
             pipeline: pipeline.into(),
-            columns,
+            columns: columns.into_iter().map(Into::into).collect(),
         }))
     }
 
@@ -294,31 +220,11 @@ impl PipelinesApi {
         from: Query<Option<DateTime<Utc>>>,
         to: Query<Option<DateTime<Utc>>>,
     ) -> ApiResult<Json<Value>> {
-        let ctx = auth.0;
         let now = Utc::now();
         let from = from.0.unwrap_or(now - chrono::Duration::days(90));
         let to = to.0.unwrap_or(now + chrono::Duration::days(180));
-        if from >= to {
-            return Err(Error::invalid_field("from", "invalid", "from must be before to").into());
-        }
-        let (mut tx, rc) = open(
-            &self.0,
-            &ctx,
-            ObjectKey::Opportunities,
-            Permission::ReportsRead,
-        )
-        .await?;
-        let pipeline = match pipeline_id.0 {
-            Some(id) => id,
-            None => sales::list(&mut tx)
-                .await?
-                .first()
-                .map(|p| p.id)
-                .ok_or_else(|| {
-                    Error::not_found("pipeline.not_found", "there is no pipeline yet")
-                })?,
-        };
-        let report = crm_records::reports::sales(&mut tx, &rc.access(), pipeline, from, to).await?;
+        let (mut tx, rc) = open(&self.0, &auth.0, ObjectKey::Opportunities).await?;
+        let report = reports::sales(&mut tx, &rc.access(), pipeline_id.0, from, to).await?;
         tx.commit().await?;
         Ok(Json(
             serde_json::to_value(report).map_err(|e| Error::internal(e.to_string()))?,

@@ -6,7 +6,7 @@ use super::error::{ApiError, ApiResult};
 use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use crm_core::audit::Actor;
-use crm_core::authz::{Caller, Permission};
+use crm_core::authz::Caller;
 use crm_core::context::{page_size, RequestCtx};
 use crm_core::crypto::DataKey;
 use crm_core::db::TenantTx;
@@ -14,7 +14,7 @@ use crm_core::Error;
 use crm_records::engine::{self, Access, Visibility};
 use crm_records::query::{self, ListQuery};
 use crm_records::service::{self, CreateOptions};
-use crm_records::{customers, idempotency, register, ObjectKey, ObjectSchema, RecordAction};
+use crm_records::{customers, register, ObjectKey, ObjectSchema};
 use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Json, PlainText};
@@ -114,16 +114,14 @@ impl RecordCtx {
     }
 }
 
-/// Opens the tenant transaction, builds the caller in it and checks `permission`, then
-/// loads the object's fields, the caller's scopes and the data key.
+/// Opens the tenant transaction, builds the caller in it, then loads the object's fields and
+/// the data key. The services called with [`RecordCtx::access`] check the permission.
 pub async fn open(
     state: &AppState,
     ctx: &RequestCtx,
     object: ObjectKey,
-    permission: Permission,
 ) -> ApiResult<(TenantTx, RecordCtx)> {
     let (mut tx, caller) = state.begin(ctx).await?;
-    caller.require(permission)?;
     let schema = ObjectSchema::load(&mut tx, object).await?;
     let key = schema
         .data_key(&mut tx, state.master_key.as_deref())
@@ -167,10 +165,6 @@ fn query_pairs(req: &Request) -> Vec<(String, String)> {
         .collect()
 }
 
-pub(crate) fn required_permission(object: ObjectKey, action: RecordAction) -> Permission {
-    object.permission(action)
-}
-
 async fn create(
     state: &AppState,
     auth: Auth,
@@ -180,53 +174,31 @@ async fn create(
     allow_duplicate: bool,
 ) -> ApiResult<RecordResponse> {
     let ctx = auth.0;
-    let (mut tx, rc) = open(
-        state,
-        &ctx,
-        object,
-        required_permission(object, RecordAction::Create),
-    )
-    .await?;
+    let (mut tx, rc) = open(state, &ctx, object).await?;
     let principal = ctx.principal.subject();
     let route = format!("POST /{object}?allow_duplicate={allow_duplicate}");
-    if let Some(key) = &idempotency_key {
-        if let Some(replay) = idempotency::claim(&mut tx, &principal, key, &route, &body).await? {
-            let record = engine::fetch(
-                &mut tx,
-                &rc.schema,
-                &rc.access(),
-                replay.record_id,
-                Visibility::Any,
-                false,
-            )
-            .await?;
-            tx.commit().await?;
-            let tag = etag(&record);
-            return Ok(if replay.status == 201 {
-                RecordResponse::Created(Json(record), tag)
-            } else {
-                RecordResponse::Ok(Json(record), tag)
-            });
-        }
-    }
-    let record = service::create(
+    let idempotent = idempotency_key.as_deref().map(|key| service::Idempotent {
+        principal: &principal,
+        key,
+        route: &route,
+    });
+    let options = CreateOptions { allow_duplicate };
+    let (status, record) = service::create_once(
         &mut tx,
         &rc.schema,
         &rc.access(),
         &body,
-        CreateOptions { allow_duplicate },
+        options,
+        idempotent,
     )
     .await?;
-    if let Some(key) = &idempotency_key {
-        let id = record["id"]
-            .as_str()
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .ok_or_else(|| Error::internal("created record has no id"))?;
-        idempotency::complete(&mut tx, &principal, key, 201, id).await?;
-    }
     tx.commit().await?;
     let tag = etag(&record);
-    Ok(RecordResponse::Created(Json(record), tag))
+    Ok(if status == 201 {
+        RecordResponse::Created(Json(record), tag)
+    } else {
+        RecordResponse::Ok(Json(record), tag)
+    })
 }
 
 async fn list(
@@ -238,23 +210,14 @@ async fn list(
 ) -> ApiResult<Json<RecordPage>> {
     let ctx = auth.0;
     let pairs = query_pairs(req);
-    let (mut tx, rc, mut lq) = open_list(state, &ctx, object, &pairs).await?;
-    if let Some(customer) = parent {
-        engine::ensure_visible(
-            &mut tx,
-            ObjectKey::Customers,
-            rc.access().customer_scope,
-            customer,
-            Visibility::Any,
-        )
-        .await?;
-        lq.filters.push(query::Filter {
-            field: "customer_id".into(),
-            op: query::Op::Eq,
-            value: customer.to_string(),
-        });
-    }
-    let page = query::list(&mut tx, &rc.schema, &rc.access(), &lq).await?;
+    let (mut tx, rc, lq) = open_list(state, &ctx, object, &pairs).await?;
+    let access = rc.access();
+    let page = match parent {
+        Some(customer) => {
+            query::list_of_customer(&mut tx, &rc.schema, &access, customer, &lq).await?
+        }
+        None => query::list(&mut tx, &rc.schema, &access, &lq).await?,
+    };
     tx.commit().await?;
     Ok(Json(RecordPage {
         items: page.items,
@@ -278,17 +241,11 @@ async fn open_list(
     query::check_unknown(pairs, extras)?;
     let mut lq = ListQuery::from_pairs(pairs)?;
     lq.limit = page_size(Some(lq.limit));
-    let (mut tx, rc) = open(
-        state,
-        ctx,
-        object,
-        required_permission(object, RecordAction::Read),
-    )
-    .await?;
+    let (mut tx, rc) = open(state, ctx, object).await?;
     for (key, value) in pairs {
         match (key.as_str(), value.as_str()) {
             ("mine", "true") if extras.contains(&"mine") => {
-                let me = rc.access().user_id.ok_or_else(|| {
+                let me = rc.access().user_id().ok_or_else(|| {
                     Error::invalid_field("mine", "no_user", "this credential acts for no user")
                 })?;
                 lq.filters.push(query::Filter {
@@ -331,13 +288,7 @@ async fn get(
     id: Uuid,
 ) -> ApiResult<RecordResponse> {
     let ctx = auth.0;
-    let (mut tx, rc) = open(
-        state,
-        &ctx,
-        object,
-        required_permission(object, RecordAction::Read),
-    )
-    .await?;
+    let (mut tx, rc) = open(state, &ctx, object).await?;
     let record = engine::fetch(
         &mut tx,
         &rc.schema,
@@ -362,13 +313,7 @@ async fn patch(
 ) -> ApiResult<RecordResponse> {
     let ctx = auth.0;
     let expected = if_match(if_match_header)?;
-    let (mut tx, rc) = open(
-        state,
-        &ctx,
-        object,
-        required_permission(object, RecordAction::Update),
-    )
-    .await?;
+    let (mut tx, rc) = open(state, &ctx, object).await?;
     let record = service::update(&mut tx, &rc.schema, &rc.access(), id, expected, &body).await?;
     tx.commit().await?;
     let tag = etag(&record);
@@ -383,12 +328,7 @@ async fn delete(
     purge: bool,
 ) -> ApiResult<NoContent> {
     let ctx = auth.0;
-    let action = if purge {
-        RecordAction::Purge
-    } else {
-        RecordAction::Delete
-    };
-    let (mut tx, rc) = open(state, &ctx, object, required_permission(object, action)).await?;
+    let (mut tx, rc) = open(state, &ctx, object).await?;
     if purge {
         service::purge(&mut tx, &rc.schema, &rc.access(), id).await?;
     } else {
@@ -405,13 +345,7 @@ async fn restore(
     id: Uuid,
 ) -> ApiResult<RecordResponse> {
     let ctx = auth.0;
-    let (mut tx, rc) = open(
-        state,
-        &ctx,
-        object,
-        required_permission(object, RecordAction::Delete),
-    )
-    .await?;
+    let (mut tx, rc) = open(state, &ctx, object).await?;
     let record = service::restore(&mut tx, &rc.schema, &rc.access(), id).await?;
     tx.commit().await?;
     let tag = etag(&record);
@@ -427,13 +361,7 @@ async fn history(
     limit: Option<i64>,
 ) -> ApiResult<Json<HistoryPage>> {
     let ctx = auth.0;
-    let (mut tx, rc) = open(
-        state,
-        &ctx,
-        object,
-        required_permission(object, RecordAction::Read),
-    )
-    .await?;
+    let (mut tx, rc) = open(state, &ctx, object).await?;
     let page = engine::history(
         &mut tx,
         &rc.schema,
@@ -470,13 +398,7 @@ async fn add_tags(
     tags: Vec<String>,
 ) -> ApiResult<RecordResponse> {
     let ctx = auth.0;
-    let (mut tx, rc) = open(
-        state,
-        &ctx,
-        object,
-        required_permission(object, RecordAction::Update),
-    )
-    .await?;
+    let (mut tx, rc) = open(state, &ctx, object).await?;
     let mut v = crm_core::domain::Validator::new();
     let tags: Vec<String> = tags
         .iter()
@@ -503,13 +425,7 @@ async fn remove_tag(
     tag: &str,
 ) -> ApiResult<RecordResponse> {
     let ctx = auth.0;
-    let (mut tx, rc) = open(
-        state,
-        &ctx,
-        object,
-        required_permission(object, RecordAction::Update),
-    )
-    .await?;
+    let (mut tx, rc) = open(state, &ctx, object).await?;
     let record = service::remove_tag(&mut tx, &rc.schema, &rc.access(), id, tag).await?;
     tx.commit().await?;
     let etag_value = etag(&record);
@@ -832,7 +748,6 @@ impl CustomerExtrasApi {
         let ctx = auth.0;
         let pairs = query_pairs(req);
         let (mut tx, rc, lq) = open_list(&self.0, &ctx, ObjectKey::Customers, &pairs).await?;
-        rc.caller.require(Permission::CustomersExport)?;
         let (csv, rows) = crm_records::export::csv(&mut tx, &rc.schema, &rc.access(), lq).await?;
         crm_core::audit::record(
             &mut tx,
@@ -857,13 +772,7 @@ impl CustomerExtrasApi {
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<DuplicatesResponse>> {
         let ctx = auth.0;
-        let (mut tx, rc) = open(
-            &self.0,
-            &ctx,
-            ObjectKey::Customers,
-            Permission::CustomersRead,
-        )
-        .await?;
+        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Customers).await?;
         let pairs = customers::duplicates(&mut tx, &rc.access(), page_size(limit.0)).await?;
         tx.commit().await?;
         Ok(Json(DuplicatesResponse {
@@ -891,13 +800,7 @@ impl CustomerExtrasApi {
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<TimelinePage>> {
         let ctx = auth.0;
-        let (mut tx, rc) = open(
-            &self.0,
-            &ctx,
-            ObjectKey::Customers,
-            Permission::CustomersRead,
-        )
-        .await?;
+        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Customers).await?;
         let page = crm_records::timeline::customer_timeline(
             &mut tx,
             &rc.schema,
@@ -946,14 +849,7 @@ impl CustomerExtrasApi {
     ) -> ApiResult<RecordResponse> {
         let ctx = auth.0;
         let state = &self.0;
-        state.require(&ctx, Permission::CustomersDelete).await?;
-        let (mut tx, rc) = open(
-            state,
-            &ctx,
-            ObjectKey::Customers,
-            Permission::CustomersUpdate,
-        )
-        .await?;
+        let (mut tx, rc) = open(state, &ctx, ObjectKey::Customers).await?;
         let keep: serde_json::Map<String, Value> = body
             .keep
             .iter()

@@ -7,17 +7,17 @@ use super::error::ApiResult;
 use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
-use crm_core::authz::Permission;
+use crm_core::audit::Actor;
 use crm_core::context::page_size;
 use crm_core::Error;
 use crm_workflows::dry_run::{self, RecordToTry, RuleToTry};
-use crm_workflows::executor::{self, RunRequest};
-use crm_workflows::rules::{self, Rule, RuleInput, RuleRun, RuleVersion};
+use crm_workflows::manage;
+use crm_workflows::rules::{Rule, RuleInput, RuleRun, RuleVersion};
 use crm_workflows::SandboxError;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 pub struct RulesApi(pub AppState);
@@ -252,18 +252,6 @@ pub struct WorkflowSettings {
     pub failure_limit: i32,
 }
 
-fn valid_host(h: &str) -> bool {
-    let h = h.strip_prefix("*.").unwrap_or(h);
-    !h.is_empty()
-        && h.len() <= 253
-        && h.contains('.')
-        && h.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-}
-
 #[OpenApi(tag = "Tag::Account")]
 impl RulesApi {
     /// Rules, oldest first.
@@ -274,10 +262,9 @@ impl RulesApi {
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<RulePage>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::WorkflowsManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let page = rules::list(&mut tx, cursor.0.as_deref(), page_size(limit.0)).await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (cursor, limit) = (cursor.0.as_deref(), page_size(limit.0));
+        let page = manage::list(&mut tx, &caller, cursor, limit).await?;
         tx.commit().await?;
         Ok(Json(RulePage {
             items: page.items.into_iter().map(Into::into).collect(),
@@ -289,18 +276,9 @@ impl RulesApi {
     /// with `part`, `line` and `column` when they do not.
     #[oai(path = "/rules", method = "post")]
     async fn create(&self, auth: Auth, body: Json<RuleRequest>) -> ApiResult<Created<RuleOut>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::WorkflowsManage).await?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
-        let rule = rules::create(&mut tx, &self.0.rules.pool, &caller, body.0.into()).await?;
-        crm_core::audit::record(
-            &mut tx,
-            &crm_core::audit::Actor::of(&ctx),
-            "rule.created",
-            Some(("rule", rule.id.to_string())),
-            json!({ "name": rule.name }),
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let actor = Actor::of(&auth.0);
+        let rule = manage::create(&mut tx, &self.0.rules, &caller, &actor, body.0.into()).await?;
         tx.commit().await?;
         Ok(Created::Created(Json(rule.into())))
     }
@@ -314,7 +292,6 @@ impl RulesApi {
         body: Json<DryRunRequest>,
     ) -> ApiResult<Json<DryRunResult>> {
         let ctx = auth.0;
-        self.0.require(&ctx, Permission::WorkflowsManage).await?;
         let body = body.0;
         let rule = match (body.rule, body.rule_id) {
             (Some(rule), None) => RuleToTry::Draft {
@@ -346,7 +323,7 @@ impl RulesApi {
             }
         };
         let (tx, caller) = self.0.begin(&ctx).await?;
-        let actor = crm_core::audit::Actor::of(&ctx);
+        let actor = Actor::of(&ctx);
         let eval = dry_run::dry_run(
             &self.0.rules,
             tx,
@@ -407,10 +384,8 @@ impl RulesApi {
     /// One rule.
     #[oai(path = "/rules/:id", method = "get")]
     async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<RuleOut>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::WorkflowsManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let rule = rules::get(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let rule = manage::get(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(rule.into()))
     }
@@ -424,18 +399,10 @@ impl RulesApi {
         id: Path<Uuid>,
         body: Json<RuleRequest>,
     ) -> ApiResult<Json<RuleOut>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::WorkflowsManage).await?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
-        let rule = rules::update(&mut tx, &self.0.rules.pool, &caller, id.0, body.0.into()).await?;
-        crm_core::audit::record(
-            &mut tx,
-            &crm_core::audit::Actor::of(&ctx),
-            "rule.updated",
-            Some(("rule", rule.id.to_string())),
-            json!({ "version": rule.version, "enabled": rule.enabled }),
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let actor = Actor::of(&auth.0);
+        let input = body.0.into();
+        let rule = manage::update(&mut tx, &self.0.rules, &caller, &actor, id.0, input).await?;
         tx.commit().await?;
         Ok(Json(rule.into()))
     }
@@ -443,18 +410,8 @@ impl RulesApi {
     /// Deletes a rule: it stops firing; versions and runs stay readable in the audit log.
     #[oai(path = "/rules/:id", method = "delete")]
     async fn delete(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::WorkflowsManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        rules::delete(&mut tx, id.0).await?;
-        crm_core::audit::record(
-            &mut tx,
-            &crm_core::audit::Actor::of(&ctx),
-            "rule.deleted",
-            Some(("rule", id.0.to_string())),
-            json!({}),
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        manage::delete(&mut tx, &caller, &Actor::of(&auth.0), id.0).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }
@@ -462,10 +419,8 @@ impl RulesApi {
     /// The rule's versions, newest first.
     #[oai(path = "/rules/:id/versions", method = "get")]
     async fn versions(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<RuleVersions>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::WorkflowsManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let items = rules::versions(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let items = manage::versions(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(RuleVersions {
             items: items.into_iter().map(Into::into).collect(),
@@ -481,10 +436,9 @@ impl RulesApi {
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<RuleRunPage>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::WorkflowsManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let page = rules::runs(&mut tx, id.0, cursor.0.as_deref(), page_size(limit.0)).await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (cursor, limit) = (cursor.0.as_deref(), page_size(limit.0));
+        let page = manage::runs(&mut tx, &caller, id.0, cursor, limit).await?;
         tx.commit().await?;
         Ok(Json(RuleRunPage {
             items: page.items.into_iter().map(Into::into).collect(),
@@ -501,45 +455,9 @@ impl RulesApi {
         id: Path<Uuid>,
         body: Json<RunRuleRequest>,
     ) -> ApiResult<Json<RuleRunOut>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::WorkflowsManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let rule = rules::get(&mut tx, id.0).await?;
-        if !rule.enabled {
-            return Err(Error::conflict(
-                "rule.disabled",
-                "the rule is turned off; enable it first (PUT with enabled: true)",
-            )
-            .into());
-        }
-        let version_id = rule
-            .version_id
-            .ok_or_else(|| Error::internal("rule without a version"))?;
-        let version = rules::version(&mut tx, version_id).await?;
-        let object = version.object_key()?;
-        crm_records::engine::ensure_visible(
-            &mut tx,
-            object,
-            crm_records::scope::RecordScope::All,
-            body.0.record_id,
-            crm_records::engine::Visibility::Live,
-        )
-        .await?;
-        let user = crm_core::authz::acting_user(&mut tx, &ctx.principal).await?;
-        let run = executor::run(
-            &self.0.rules,
-            &mut tx,
-            RunRequest {
-                version: &version,
-                record_id: Some(body.0.record_id),
-                changes: None,
-                trigger: json!({ "kind": "manual", "user_id": user }),
-                key: format!("v{version_id}:m{}", Uuid::now_v7()),
-                depth: 0,
-                fresh: true,
-            },
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let rules = &self.0.rules;
+        let run = manage::run_now(&mut tx, rules, &caller, id.0, body.0.record_id).await?;
         tx.commit().await?;
         Ok(Json(run.into()))
     }
@@ -547,10 +465,8 @@ impl RulesApi {
     /// The workflow settings: webhook allow-list and failure limit.
     #[oai(path = "/settings/workflows", method = "get")]
     async fn settings(&self, auth: Auth) -> ApiResult<Json<WorkflowSettings>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::WorkflowsManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let (webhook_hosts, failure_limit) = rules::settings(&mut tx).await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (webhook_hosts, failure_limit) = manage::settings(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(WorkflowSettings {
             webhook_hosts,
@@ -565,42 +481,10 @@ impl RulesApi {
         auth: Auth,
         body: Json<WorkflowSettings>,
     ) -> ApiResult<Json<WorkflowSettings>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
-        let mut hosts: Vec<String> = body
-            .0
-            .webhook_hosts
-            .iter()
-            .map(|h| h.trim().to_ascii_lowercase())
-            .collect();
-        if let Some(bad) = hosts.iter().find(|h| !valid_host(h)) {
-            return Err(Error::invalid_field(
-                "webhook_hosts",
-                "invalid_host",
-                format!("'{bad}' is not a host name; write hooks.example.com or *.example.com"),
-            )
-            .into());
-        }
-        hosts.sort();
-        hosts.dedup();
-        if !(1..=1000).contains(&body.0.failure_limit) {
-            return Err(Error::invalid_field(
-                "failure_limit",
-                "out_of_range",
-                "between 1 and 1000",
-            )
-            .into());
-        }
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        rules::set_settings(&mut tx, &hosts, body.0.failure_limit).await?;
-        crm_core::audit::record(
-            &mut tx,
-            &crm_core::audit::Actor::of(&ctx),
-            "settings.workflows_updated",
-            None,
-            json!({ "webhook_hosts": hosts, "failure_limit": body.0.failure_limit }),
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let actor = Actor::of(&auth.0);
+        let (hosts, limit) = (&body.0.webhook_hosts, body.0.failure_limit);
+        let hosts = manage::set_settings(&mut tx, &caller, &actor, hosts, limit).await?;
         tx.commit().await?;
         Ok(Json(WorkflowSettings {
             webhook_hosts: hosts,

@@ -5,11 +5,9 @@ use super::auth::Auth;
 use super::error::ApiResult;
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
-use crm_core::authz::Permission;
 use crm_core::Error;
 use crm_desk::reports::{self, Bound};
 use crm_desk::workflow::StateCategory;
-use crm_records::{CallerScope, ObjectKey};
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
@@ -290,12 +288,8 @@ impl ServiceReportApi {
     ) -> ApiResult<Json<ServiceReport>> {
         let ctx = auth.0;
         let (from, to) = bounds(from.0.as_deref(), to.0.as_deref())?;
-        self.0.require(&ctx, Permission::ReportsRead).await?;
         let (mut tx, caller) = self.0.begin(&ctx).await?;
-        let scope = caller.record_scope(ObjectKey::Tickets);
-        let now = Utc::now();
-        let (from, to) = reports::range(&mut tx, from, to, now).await?;
-        let report = reports::service(&mut tx, scope, from, to, now).await?;
+        let report = reports::service(&mut tx, &caller, from, to, Utc::now()).await?;
         tx.commit().await?;
         Ok(Json(report.into()))
     }

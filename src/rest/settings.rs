@@ -5,7 +5,7 @@ use super::auth::Auth;
 use super::error::ApiResult;
 use super::Tag;
 use crate::server::AppState;
-use crm_core::authz::Permission;
+use crm_core::audit::Actor;
 use crm_core::mail::{self, TenantMail};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -48,10 +48,8 @@ impl SettingsApi {
     /// The company's mail settings.
     #[oai(path = "/settings/mail", method = "get")]
     async fn get_mail(&self, auth: Auth) -> ApiResult<Json<MailSettingsOut>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let m = mail::tenant_settings(&mut tx, self.0.master_key.as_deref()).await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let m = mail::settings_of(&mut tx, &caller, self.0.master_key.as_deref()).await?;
         tx.commit().await?;
         Ok(Json(out(&m)))
     }
@@ -63,24 +61,14 @@ impl SettingsApi {
         auth: Auth,
         body: Json<MailSettingsRequest>,
     ) -> ApiResult<Json<MailSettingsOut>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::TenantManage).await?;
         let blank = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         let wanted = TenantMail {
             from: blank(body.0.from),
             smtp_url: blank(body.0.smtp_url),
         };
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let saved =
-            mail::set_tenant_settings(&mut tx, self.0.master_key.as_deref(), &wanted).await?;
-        crm_core::audit::record(
-            &mut tx,
-            &crm_core::audit::Actor::of(&ctx),
-            "settings.mail_updated",
-            None,
-            serde_json::json!({ "from": saved.from, "smtp": saved.smtp_url.as_deref().map(mail::mask_url) }),
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (actor, master) = (Actor::of(&auth.0), self.0.master_key.as_deref());
+        let saved = mail::change_settings(&mut tx, &caller, &actor, master, &wanted).await?;
         tx.commit().await?;
         Ok(Json(out(&saved)))
     }

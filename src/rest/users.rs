@@ -2,19 +2,16 @@
 
 use super::auth::Auth;
 use super::error::ApiResult;
-use super::{checked, Created, NoContent, Tag};
+use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
-use crm_core::audit::{self, Actor};
-use crm_core::authz::{Caller, Grants, Permission};
+use crm_core::audit::Actor;
 use crm_core::context::page_size;
-use crm_core::db::TenantTx;
-use crm_core::domain::{DisplayName, Email, Password, Validator};
-use crm_core::identity::{self, sessions};
-use crm_core::users::{self, NewUser, User, UserPatch, UserQuery};
-use crm_core::{roles, teams, Error, FieldError};
+use crm_core::staff::{self, NewStaff, StaffPatch};
+use crm_core::users::{User, UserQuery};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
@@ -106,38 +103,6 @@ pub struct ResetPasswordRequest {
     pub new_password: String,
 }
 
-/// Refuses roles that grant more (permissions or scopes) than the caller holds.
-async fn ensure_may_grant(
-    tx: &mut TenantTx,
-    caller: &Caller,
-    role_names: &[String],
-) -> ApiResult<()> {
-    roles::ensure_exist(tx, "roles", role_names).await?;
-    let granted = Grants::of_roles(tx, role_names).await?;
-    Ok(caller.grants.ensure_may_grant(&granted)?)
-}
-
-/// Refuses to touch a user who holds more than the caller (404 if absent); returns the user.
-async fn ensure_may_manage(tx: &mut TenantTx, caller: &Caller, user_id: Uuid) -> ApiResult<User> {
-    let target = users::get(tx, user_id).await?;
-    let theirs = Grants::of_roles(tx, &target.roles).await?;
-    caller.grants.ensure_outranks(&theirs)?;
-    Ok(target)
-}
-
-fn parse_roles(field: &str, raw: &[String], v: &mut Validator) -> Vec<String> {
-    raw.iter()
-        .enumerate()
-        .filter_map(|(i, r)| {
-            v.check(crm_core::domain::RoleName::parse(
-                &format!("{field}[{i}]"),
-                r,
-            ))
-            .map(|r| r.as_str().to_owned())
-        })
-        .collect()
-}
-
 #[OpenApi(tag = "Tag::Users")]
 impl UsersApi {
     /// List users (filter by `q` on name/e-mail, `status`, `role`, `team_id`).
@@ -153,28 +118,16 @@ impl UsersApi {
         role: Query<Option<String>>,
         team_id: Query<Option<Uuid>>,
     ) -> ApiResult<Json<UserPage>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersRead).await?;
-        if let Some(s) = status.0.as_deref() {
-            if !matches!(s, "active" | "disabled") {
-                return Err(
-                    Error::invalid_field("status", "invalid", "use active or disabled").into(),
-                );
-            }
-        }
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let page = users::list(
-            &mut tx,
-            UserQuery {
-                cursor: cursor.0,
-                limit: page_size(limit.0),
-                q: q.0.filter(|s| !s.trim().is_empty()),
-                status: status.0,
-                role: role.0,
-                team_id: team_id.0,
-            },
-        )
-        .await?;
+        let query = UserQuery {
+            cursor: cursor.0,
+            limit: page_size(limit.0),
+            q: q.0.filter(|s| !s.trim().is_empty()),
+            status: status.0,
+            role: role.0,
+            team_id: team_id.0,
+        };
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let page = staff::list(&mut tx, &caller, query).await?;
         tx.commit().await?;
         Ok(Json(UserPage {
             items: page.items.into_iter().map(Into::into).collect(),
@@ -189,49 +142,21 @@ impl UsersApi {
         auth: Auth,
         body: Json<CreateUserRequest>,
     ) -> ApiResult<Created<UserOut>> {
-        let state = &self.0;
-        let ctx = auth.0;
-        state.require(&ctx, Permission::UsersManage).await?;
-        let mut v = Validator::new();
-        let email = v.check(Email::parse("email", &body.email));
-        let name = v.check(DisplayName::parse("name", &body.name));
-        let password = v.check(Password::parse("password", &body.password));
-        let role_names = parse_roles("roles", &body.roles, &mut v);
-        let locale = body
-            .locale
-            .as_deref()
-            .and_then(|l| v.check(users::parse_locale("locale", l)));
-        v.finish()?;
-        let mut team_ids = body.team_ids.clone();
-        if let Some(t) = body.team_id {
-            if !team_ids.contains(&t) {
-                team_ids.insert(0, t);
-            }
+        let body = body.0;
+        let mut team_ids = body.team_ids;
+        if let Some(t) = body.team_id.filter(|t| !team_ids.contains(t)) {
+            team_ids.insert(0, t);
         }
-        let password_hash = identity::hash_password(checked(password)?.expose()).await?;
-        let (mut tx, caller) = state.begin(&ctx).await?;
-        ensure_may_grant(&mut tx, &caller, &role_names).await?;
-        teams::ensure_may_join(&mut tx, &caller, &team_ids, None).await?;
-        let user = users::create(
-            &mut tx,
-            NewUser {
-                email: checked(email)?,
-                name: checked(name)?,
-                password_hash,
-                roles: role_names,
-                team_ids,
-                locale,
-            },
-        )
-        .await?;
-        audit::record(
-            &mut tx,
-            &Actor::of(&ctx),
-            "user.created",
-            Some(("user", user.id.to_string())),
-            serde_json::json!({ "email": user.email, "roles": user.roles }),
-        )
-        .await?;
+        let new = NewStaff {
+            email: body.email,
+            name: body.name,
+            password: body.password,
+            roles: body.roles,
+            team_ids,
+            locale: body.locale,
+        };
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let user = staff::create(&mut tx, &caller, &Actor::of(&auth.0), new).await?;
         tx.commit().await?;
         Ok(Created::Created(Json(user.into())))
     }
@@ -239,10 +164,8 @@ impl UsersApi {
     /// One user.
     #[oai(path = "/users/:id", method = "get")]
     async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<UserOut>> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersRead).await?;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let user = users::get(&mut tx, id.0).await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let user = staff::get(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(user.into()))
     }
@@ -255,72 +178,22 @@ impl UsersApi {
         id: Path<Uuid>,
         body: Json<PatchUserRequest>,
     ) -> ApiResult<Json<UserOut>> {
-        let state = &self.0;
-        let ctx = auth.0;
-        state.require(&ctx, Permission::UsersManage).await?;
-        let mut v = Validator::new();
-        let name = body
-            .name
-            .as_deref()
-            .and_then(|n| v.check(DisplayName::parse("name", n)));
-        let email = body
-            .email
-            .as_deref()
-            .and_then(|e| v.check(Email::parse("email", e)));
-        let role_names = body
-            .roles
-            .as_deref()
-            .map(|r| parse_roles("roles", r, &mut v));
-        let locale = body
-            .locale
-            .as_deref()
-            .and_then(|l| v.check(users::parse_locale("locale", l)));
-        if body.active == Some(false) && ctx.principal.user_id() == Some(id.0) {
-            v.push(FieldError::new(
-                "active",
-                "self",
-                "you cannot deactivate yourself",
-            ));
-        }
-        v.finish()?;
-        let (mut tx, caller) = state.begin(&ctx).await?;
-        let target = ensure_may_manage(&mut tx, &caller, id.0).await?;
-        if let Some(r) = &role_names {
-            ensure_may_grant(&mut tx, &caller, r).await?;
-        }
-        if let Some(wanted) = &body.team_ids {
-            let joined: Vec<Uuid> = wanted
-                .iter()
-                .filter(|t| !target.team_ids.contains(t))
-                .copied()
-                .collect();
-            teams::ensure_may_join(&mut tx, &caller, &joined, Some(id.0)).await?;
-        }
-        let user = users::update(
-            &mut tx,
-            id.0,
-            UserPatch {
-                name,
-                email,
-                roles: role_names,
-                team_ids: body.team_ids.clone(),
-                active: body.active,
-                locale,
-                manager_id: match body.manager_id {
-                    poem_openapi::types::MaybeUndefined::Undefined => None,
-                    poem_openapi::types::MaybeUndefined::Null => Some(None),
-                    poem_openapi::types::MaybeUndefined::Value(m) => Some(Some(m)),
-                },
+        let body = body.0;
+        let patch = StaffPatch {
+            name: body.name,
+            email: body.email,
+            roles: body.roles,
+            team_ids: body.team_ids,
+            active: body.active,
+            locale: body.locale,
+            manager_id: match body.manager_id {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(m) => Some(Some(m)),
             },
-        )
-        .await?;
-        let action = match body.active {
-            Some(false) => "user.deactivated",
-            Some(true) => "user.reactivated",
-            None => "user.updated",
         };
-        audit::record(&mut tx, &Actor::of(&ctx), action, Some(("user", user.id.to_string())),
-            serde_json::json!({ "roles": body.roles, "team_ids": body.team_ids, "email": body.email, "name": body.name })).await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let user = staff::update(&mut tx, &caller, &Actor::of(&auth.0), id.0, patch).await?;
         tx.commit().await?;
         Ok(Json(user.into()))
     }
@@ -328,30 +201,8 @@ impl UsersApi {
     /// Deactivate a user: it can no longer log in and its sessions end; its records stay.
     #[oai(path = "/users/:id", method = "delete")]
     async fn deactivate(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersManage).await?;
-        if ctx.principal.user_id() == Some(id.0) {
-            return Err(Error::conflict("user.self", "you cannot deactivate yourself").into());
-        }
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
-        ensure_may_manage(&mut tx, &caller, id.0).await?;
-        users::update(
-            &mut tx,
-            id.0,
-            UserPatch {
-                active: Some(false),
-                ..Default::default()
-            },
-        )
-        .await?;
-        audit::record(
-            &mut tx,
-            &Actor::of(&ctx),
-            "user.deactivated",
-            Some(("user", id.0.to_string())),
-            serde_json::json!({}),
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        staff::deactivate(&mut tx, &caller, &Actor::of(&auth.0), id.0).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }
@@ -364,26 +215,9 @@ impl UsersApi {
         id: Path<Uuid>,
         body: Json<ResetPasswordRequest>,
     ) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        self.0.require(&ctx, Permission::UsersManage).await?;
-        let password = Password::parse("new_password", &body.new_password)?;
-        let hash = identity::hash_password(password.expose()).await?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
-        ensure_may_manage(&mut tx, &caller, id.0).await?;
-        users::set_password(&mut tx, id.0, &hash).await?;
-        let keep = ctx
-            .principal
-            .session_id
-            .filter(|_| ctx.principal.user_id() == Some(id.0));
-        sessions::revoke_all_of_user(&mut tx, id.0, keep).await?;
-        audit::record(
-            &mut tx,
-            &Actor::of(&ctx),
-            "user.password_reset",
-            Some(("user", id.0.to_string())),
-            serde_json::json!({}),
-        )
-        .await?;
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let actor = Actor::of(&auth.0);
+        staff::reset_password(&mut tx, &caller, &actor, id.0, &body.new_password).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }

@@ -32,6 +32,7 @@ mod rules_crash;
 mod s3;
 mod sales;
 mod service_report;
+mod services;
 mod teams;
 mod tickets;
 mod users;

@@ -84,30 +84,15 @@ impl RunAs {
         Ok(run_as)
     }
 
-    fn unmask(&self) -> bool {
-        self.grants.holds(Permission::SensitiveRead)
-    }
-
-    fn scope(&self, object: ObjectKey) -> RecordScope {
-        RecordScope::of(self.grants.scope(object.as_str()), self.saver)
-    }
-
     /// How the rule reads and writes `object`: within its role's scope, as no user, masked
     /// unless its role unmasks.
     pub(crate) fn access<'a>(
-        &self,
+        &'a self,
         actor: &'a Actor,
         object: ObjectKey,
         data_key: Option<&'a DataKey>,
     ) -> Access<'a> {
-        Access {
-            actor,
-            user_id: None,
-            scope: self.scope(object),
-            customer_scope: self.scope(ObjectKey::Customers),
-            unmask: self.unmask(),
-            data_key,
-        }
+        Access::of_grants(&self.grants, self.saver, actor, object, data_key)
     }
 }
 

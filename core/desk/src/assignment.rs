@@ -2,8 +2,10 @@
 //! tickets; only active members marked available take tickets.
 
 use super::workflow::{self, StateCategory};
+use crm_core::authz::{Caller, Permission};
 use crm_core::db::TenantTx;
 use crm_core::error::{Error, Result};
+use crm_core::identity::PrincipalKind;
 use uuid::Uuid;
 
 /// Assignment modes of a team.
@@ -96,8 +98,13 @@ pub struct Candidate {
     pub open_tickets: i64,
 }
 
-/// A team's mode and its members with their load.
-pub async fn overview(tx: &mut TenantTx, team: Uuid) -> Result<(String, Vec<Candidate>)> {
+/// A team's mode and its members with their load (`users:read`).
+pub async fn overview(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    team: Uuid,
+) -> Result<(String, Vec<Candidate>)> {
+    caller.require(Permission::UsersRead)?;
     let mode: Option<String> = sqlx::query_scalar("SELECT assignment FROM teams WHERE id = $1")
         .bind(team)
         .fetch_optional(tx.conn())
@@ -123,8 +130,9 @@ pub async fn overview(tx: &mut TenantTx, team: Uuid) -> Result<(String, Vec<Cand
     Ok((mode, members))
 }
 
-/// Sets a team's assignment mode.
-pub async fn set_mode(tx: &mut TenantTx, team: Uuid, mode: &str) -> Result<()> {
+/// Sets a team's assignment mode (`users:manage`).
+pub async fn set_mode(tx: &mut TenantTx, caller: &Caller, team: Uuid, mode: &str) -> Result<()> {
+    caller.require(Permission::UsersManage)?;
     if !MODES.contains(&mode) {
         return Err(Error::invalid_field(
             "mode",
@@ -146,8 +154,18 @@ pub async fn set_mode(tx: &mut TenantTx, team: Uuid, mode: &str) -> Result<()> {
     Ok(())
 }
 
-/// Marks a user available (takes automatic assignments) or away.
-pub async fn set_available(tx: &mut TenantTx, user: Uuid, available: bool) -> Result<()> {
+/// Marks a user available (takes automatic assignments) or away: the user themself, or a
+/// holder of `users:manage`.
+pub async fn set_available(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    user: Uuid,
+    available: bool,
+) -> Result<()> {
+    let own = caller.principal.kind == PrincipalKind::User && caller.principal.id == user;
+    if !own {
+        caller.require(Permission::UsersManage)?;
+    }
     let done = sqlx::query("UPDATE users SET available = $2, updated_at = now() WHERE id = $1")
         .bind(user)
         .bind(available)

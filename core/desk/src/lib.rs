@@ -12,6 +12,7 @@ pub mod portal;
 pub mod portal_links;
 pub mod reports;
 pub mod sla;
+pub mod staff;
 pub mod tickets;
 pub mod workflow;
 

@@ -18,7 +18,7 @@ use crm_core::identity::tokens::{self, CredentialKind};
 use crm_core::mail::{self, Lang, OutgoingMail};
 use crm_records::engine::Access;
 use crm_records::service::{self, CreateOptions};
-use crm_records::{ObjectKey, ObjectSchema, RecordScope};
+use crm_records::{ObjectKey, ObjectSchema};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::FromRow;
@@ -467,14 +467,7 @@ pub async fn create_ticket(
     let schema = ObjectSchema::load(tx, ObjectKey::Tickets).await?;
     let body = portal_ticket_body(body, who, &schema)?;
     let key = schema.data_key(tx, master).await?;
-    let access = Access {
-        actor,
-        user_id: None,
-        scope: RecordScope::All,
-        customer_scope: RecordScope::All,
-        unmask: false,
-        data_key: key.as_ref(),
-    };
+    let access = Access::portal(actor, key.as_ref());
     let record = service::create(tx, &schema, &access, &body, CreateOptions::default()).await?;
     let id = record["id"]
         .as_str()

@@ -5,10 +5,11 @@
 
 use super::workflow::{self, StateCategory};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use crm_core::authz::{Caller, Permission};
 use crm_core::db::TenantTx;
 use crm_core::error::{Error, FieldError, Result};
 use crm_records::meta::{ObjectKey, TICKET_PRIORITIES};
-use crm_records::scope::RecordScope;
+use crm_records::scope::CallerScope;
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 use std::collections::HashMap;
@@ -76,7 +77,7 @@ async fn tenant_zone(tx: &mut TenantTx) -> Result<chrono_tz::Tz> {
 
 /// The range `[from, to)`: `to` defaults to `now`, `from` to [`DEFAULT_DAYS`] before `to`;
 /// days are read in the tenant's time zone. 422 on `from` when it is not before `to`.
-pub async fn range(
+async fn range(
     tx: &mut TenantTx,
     from: Option<Bound>,
     to: Option<Bound>,
@@ -306,15 +307,19 @@ fn in_name_order(
     out
 }
 
-/// Builds the report over the live tickets created in `[from, to)` that `scope` lets the
-/// caller see; SLA targets not met by `now` are pending or breached against `now`.
+/// Builds the report over the live tickets created in `[from, to)` (see [`range`]) that the
+/// caller's ticket scope shows (`reports:read`); SLA targets not met by `now` are pending or
+/// breached against `now`.
 pub async fn service(
     tx: &mut TenantTx,
-    scope: RecordScope,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    caller: &Caller,
+    from: Option<Bound>,
+    to: Option<Bound>,
     now: DateTime<Utc>,
 ) -> Result<ServiceReport> {
+    caller.require(Permission::ReportsRead)?;
+    let scope = caller.record_scope(ObjectKey::Tickets);
+    let (from, to) = range(tx, from, to, now).await?;
     let wf = workflow::load(tx).await?;
     let mut q = QueryBuilder::<Postgres>::new(
         "WITH base AS (SELECT id, team_id, assignee_id, status, priority, \"type\" AS ticket_type, \

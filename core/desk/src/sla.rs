@@ -8,6 +8,7 @@
 //! the business time spent paused.
 
 use chrono::{DateTime, Utc};
+use crm_core::authz::{Caller, Permission};
 use crm_core::business_hours::{BusinessCalendar, CalendarSpec};
 use crm_core::db::TenantTx;
 use crm_core::error::{unique_violation, Error, FieldError, Result};
@@ -83,7 +84,9 @@ fn calendar_name_taken(e: sqlx::Error, name: &str) -> Error {
     }
 }
 
-pub async fn list_calendars(tx: &mut TenantTx) -> Result<Vec<Calendar>> {
+/// Every calendar, the default first (`tickets:read`).
+pub async fn list_calendars(tx: &mut TenantTx, caller: &Caller) -> Result<Vec<Calendar>> {
+    caller.require(Permission::TicketsRead)?;
     let rows: Vec<CalendarRow> = sqlx::query_as(&format!(
         "SELECT {CALENDAR_COLUMNS} FROM business_calendars ORDER BY is_default DESC, name"
     ))
@@ -92,7 +95,13 @@ pub async fn list_calendars(tx: &mut TenantTx) -> Result<Vec<Calendar>> {
     Ok(rows.into_iter().map(calendar).collect())
 }
 
-pub async fn get_calendar(tx: &mut TenantTx, id: Uuid) -> Result<Calendar> {
+/// One calendar (`tickets:read`).
+pub async fn get_calendar(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<Calendar> {
+    caller.require(Permission::TicketsRead)?;
+    calendar_by_id(tx, id).await
+}
+
+async fn calendar_by_id(tx: &mut TenantTx, id: Uuid) -> Result<Calendar> {
     let row: Option<CalendarRow> = sqlx::query_as(&format!(
         "SELECT {CALENDAR_COLUMNS} FROM business_calendars WHERE id = $1"
     ))
@@ -103,13 +112,15 @@ pub async fn get_calendar(tx: &mut TenantTx, id: Uuid) -> Result<Calendar> {
         .ok_or_else(|| Error::not_found("calendar.not_found", format!("no calendar {id}")))
 }
 
-/// Creates a calendar; `is_default` moves the default to it.
+/// Creates a calendar; `is_default` moves the default to it (`tenant:manage`).
 pub async fn create_calendar(
     tx: &mut TenantTx,
+    caller: &Caller,
     name: &str,
     spec: &CalendarSpec,
     is_default: bool,
 ) -> Result<Calendar> {
+    caller.require(Permission::TenantManage)?;
     let name = check_name(name)?;
     check_spec(spec)?;
     if is_default {
@@ -128,20 +139,23 @@ pub async fn create_calendar(
     .execute(tx.conn())
     .await
     .map_err(|e| calendar_name_taken(e, &name))?;
-    get_calendar(tx, id).await
+    calendar_by_id(tx, id).await
 }
 
-/// Replaces a calendar. Due times of open tickets move when their clock next changes.
+/// Replaces a calendar (`tenant:manage`). Due times of open tickets move when their clock
+/// next changes.
 pub async fn update_calendar(
     tx: &mut TenantTx,
+    caller: &Caller,
     id: Uuid,
     name: &str,
     spec: &CalendarSpec,
     is_default: bool,
 ) -> Result<Calendar> {
+    caller.require(Permission::TenantManage)?;
     let name = check_name(name)?;
     check_spec(spec)?;
-    let current = get_calendar(tx, id).await?;
+    let current = calendar_by_id(tx, id).await?;
     if current.is_default && !is_default {
         return Err(Error::conflict(
             "calendar.default_required",
@@ -166,12 +180,13 @@ pub async fn update_calendar(
     .execute(tx.conn())
     .await
     .map_err(|e| calendar_name_taken(e, &name))?;
-    get_calendar(tx, id).await
+    calendar_by_id(tx, id).await
 }
 
-/// Deletes a calendar no policy uses (never the default).
-pub async fn delete_calendar(tx: &mut TenantTx, id: Uuid) -> Result<()> {
-    let current = get_calendar(tx, id).await?;
+/// Deletes a calendar no policy uses (never the default; `tenant:manage`).
+pub async fn delete_calendar(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<()> {
+    caller.require(Permission::TenantManage)?;
+    let current = calendar_by_id(tx, id).await?;
     if current.is_default {
         return Err(Error::conflict(
             "calendar.default_required",
@@ -299,7 +314,7 @@ async fn check_policy(tx: &mut TenantTx, input: &PolicyInput) -> Result<(String,
     }
     let calendar = match input.calendar_id {
         Some(id) => {
-            get_calendar(tx, id)
+            calendar_by_id(tx, id)
                 .await
                 .map_err(|_| {
                     Error::invalid_field(
@@ -325,7 +340,9 @@ async fn default_calendar(tx: &mut TenantTx) -> Result<Calendar> {
         .ok_or_else(|| Error::conflict("calendar.none", "create a business calendar first"))
 }
 
-pub async fn list_policies(tx: &mut TenantTx) -> Result<Vec<Policy>> {
+/// SLA policies in the order they are tried (`tickets:read`).
+pub async fn list_policies(tx: &mut TenantTx, caller: &Caller) -> Result<Vec<Policy>> {
+    caller.require(Permission::TicketsRead)?;
     Ok(sqlx::query_as(&format!(
         "SELECT {POLICY_COLUMNS} FROM sla_policies ORDER BY position, created_at"
     ))
@@ -333,7 +350,14 @@ pub async fn list_policies(tx: &mut TenantTx) -> Result<Vec<Policy>> {
     .await?)
 }
 
-pub async fn get_policy(tx: &mut TenantTx, id: Uuid) -> Result<Policy> {
+/// One SLA policy (`tickets:read`).
+pub async fn get_policy(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<Policy> {
+    caller.require(Permission::TicketsRead)?;
+    policy(tx, id).await
+}
+
+/// A policy by id, for the ticket hooks.
+pub(crate) async fn policy(tx: &mut TenantTx, id: Uuid) -> Result<Policy> {
     sqlx::query_as(&format!(
         "SELECT {POLICY_COLUMNS} FROM sla_policies WHERE id = $1"
     ))
@@ -343,7 +367,13 @@ pub async fn get_policy(tx: &mut TenantTx, id: Uuid) -> Result<Policy> {
     .ok_or_else(|| Error::not_found("sla_policy.not_found", format!("no SLA policy {id}")))
 }
 
-pub async fn create_policy(tx: &mut TenantTx, input: &PolicyInput) -> Result<Policy> {
+/// Adds a policy (`tenant:manage`).
+pub async fn create_policy(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    input: &PolicyInput,
+) -> Result<Policy> {
+    caller.require(Permission::TenantManage)?;
     let (name, calendar) = check_policy(tx, input).await?;
     let id = Uuid::now_v7();
     sqlx::query(
@@ -364,12 +394,19 @@ pub async fn create_policy(tx: &mut TenantTx, input: &PolicyInput) -> Result<Pol
     .bind(input.enabled)
     .execute(tx.conn())
     .await?;
-    get_policy(tx, id).await
+    policy(tx, id).await
 }
 
-/// Replaces a policy. Tickets keep the due times they have until their clock next changes.
-pub async fn update_policy(tx: &mut TenantTx, id: Uuid, input: &PolicyInput) -> Result<Policy> {
-    get_policy(tx, id).await?;
+/// Replaces a policy (`tenant:manage`). Tickets keep the due times they have until their
+/// clock next changes.
+pub async fn update_policy(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    id: Uuid,
+    input: &PolicyInput,
+) -> Result<Policy> {
+    caller.require(Permission::TenantManage)?;
+    policy(tx, id).await?;
     let (name, calendar) = check_policy(tx, input).await?;
     sqlx::query(
         "UPDATE sla_policies SET name = $2, position = COALESCE($3, position), priorities = $4, \
@@ -388,11 +425,13 @@ pub async fn update_policy(tx: &mut TenantTx, id: Uuid, input: &PolicyInput) -> 
     .bind(input.enabled)
     .execute(tx.conn())
     .await?;
-    get_policy(tx, id).await
+    policy(tx, id).await
 }
 
-/// Deletes a policy; tickets under it keep their due times but get no new ones.
-pub async fn delete_policy(tx: &mut TenantTx, id: Uuid) -> Result<()> {
+/// Deletes a policy (`tenant:manage`); tickets under it keep their due times but get no new
+/// ones.
+pub async fn delete_policy(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<()> {
+    caller.require(Permission::TenantManage)?;
     let done = sqlx::query("DELETE FROM sla_policies WHERE id = $1")
         .bind(id)
         .execute(tx.conn())
@@ -434,7 +473,7 @@ pub async fn matching(
 
 /// A calendar ready to compute with.
 pub async fn business_calendar(tx: &mut TenantTx, id: Uuid) -> Result<BusinessCalendar> {
-    let spec = get_calendar(tx, id).await?.spec;
+    let spec = calendar_by_id(tx, id).await?.spec;
     BusinessCalendar::new(&spec)
         .map_err(|_| Error::internal(format!("stored calendar {id} does not validate")))
 }

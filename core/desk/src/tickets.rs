@@ -233,7 +233,7 @@ fn clock_runs(state: &State) -> bool {
 /// The calendar SLA time of a ticket is measured in: its policy's, else the default one.
 async fn calendar_of(tx: &mut TenantTx, row: &SlaRow) -> Result<BusinessCalendar> {
     let id = match row.sla_policy_id {
-        Some(p) => Some(sla::get_policy(tx, p).await?.calendar_id),
+        Some(p) => Some(sla::policy(tx, p).await?.calendar_id),
         None => None,
     };
     let id =
@@ -363,7 +363,7 @@ pub async fn refresh_sla(tx: &mut TenantTx, id: Uuid, rematch: bool) -> Result<(
         .map(|(p, _)| p)
     } else {
         match row.sla_policy_id {
-            Some(p) => Some(sla::get_policy(tx, p).await?),
+            Some(p) => Some(sla::policy(tx, p).await?),
             None => None,
         }
     };
@@ -486,7 +486,7 @@ async fn schedule_timers(tx: &mut TenantTx, id: Uuid) -> Result<()> {
     let row = load(tx, id).await?;
     let mut keys = Vec::new();
     if let Some(policy_id) = row.sla_policy_id {
-        let policy = sla::get_policy(tx, policy_id).await?;
+        let policy = sla::policy(tx, policy_id).await?;
         let cal = sla::business_calendar(tx, policy.calendar_id).await?;
         for (target, event, at) in pending_events(&row, &policy, &cal) {
             let key = format!("{SLA_JOB}:{id}:{target}:{event}:{}", at.timestamp_millis());
@@ -615,7 +615,7 @@ impl JobHandler for SlaTimerJob {
         let Some(policy_id) = row.sla_policy_id else {
             return Ok(());
         };
-        let policy = sla::get_policy(tx, policy_id).await?;
+        let policy = sla::policy(tx, policy_id).await?;
         let cal = sla::business_calendar(tx, policy.calendar_id).await?;
         // Still due now? A ticket changed since the job was scheduled has newer timers.
         let due = pending_events(&row, &policy, &cal)

@@ -2,6 +2,7 @@
 //! open, resolved or closed), the initial state, the allowed transitions and the ticket types.
 //! One JSON document per tenant, replaced as a whole.
 
+use crm_core::authz::{Caller, Permission};
 use crm_core::db::TenantTx;
 use crm_core::error::{Error, FieldError, Result};
 use serde::{Deserialize, Serialize};
@@ -239,6 +240,12 @@ impl Workflow {
     }
 }
 
+/// The tenant's status machine, as a caller reads it (`tickets:read`).
+pub async fn get(tx: &mut TenantTx, caller: &Caller) -> Result<Workflow> {
+    caller.require(Permission::TicketsRead)?;
+    load(tx).await
+}
+
 /// The tenant's status machine.
 pub async fn load(tx: &mut TenantTx) -> Result<Workflow> {
     let spec: Json<Workflow> = sqlx::query_scalar("SELECT spec FROM ticket_workflow")
@@ -248,8 +255,9 @@ pub async fn load(tx: &mut TenantTx) -> Result<Workflow> {
 }
 
 /// Replaces the status machine. States that live tickets are in, and types they have, must
-/// stay (409 naming them).
-pub async fn save(tx: &mut TenantTx, workflow: &Workflow) -> Result<Workflow> {
+/// stay (409 naming them). Needs `tenant:manage`.
+pub async fn save(tx: &mut TenantTx, caller: &Caller, workflow: &Workflow) -> Result<Workflow> {
+    caller.require(Permission::TenantManage)?;
     workflow.validate()?;
     sqlx::query("SELECT spec FROM ticket_workflow FOR UPDATE")
         .execute(tx.conn())

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod mail;
 pub mod notifications;
 pub mod roles;
+pub mod staff;
 pub mod teams;
 pub mod users;
 

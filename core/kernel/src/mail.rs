@@ -6,6 +6,7 @@
 //! — a re-run overwrites the same file, so a job retried after a crash never leaves two —
 //! and `smtp` (plain, STARTTLS or implicit TLS, from a URL).
 
+use crate::authz::{Caller, Permission};
 use crate::crypto::MasterKey;
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
@@ -219,6 +220,35 @@ pub struct TenantMail {
 
 const SMTP_URL_AAD: &[u8] = b"settings.mail_smtp_url";
 
+/// The company's mail settings as a caller reads them (`tenant:manage`).
+pub async fn settings_of(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    master: Option<&MasterKey>,
+) -> Result<TenantMail> {
+    caller.require(Permission::TenantManage)?;
+    tenant_settings(tx, master).await
+}
+
+/// Replaces the company's mail settings (`tenant:manage`; the SMTP URL is stored encrypted),
+/// audited with the URL's password masked.
+pub async fn change_settings(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    actor: &crate::audit::Actor,
+    master: Option<&MasterKey>,
+    wanted: &TenantMail,
+) -> Result<TenantMail> {
+    caller.require(Permission::TenantManage)?;
+    let saved = set_tenant_settings(tx, master, wanted).await?;
+    let detail = serde_json::json!({
+        "from": saved.from,
+        "smtp": saved.smtp_url.as_deref().map(mask_url),
+    });
+    crate::audit::record(tx, actor, "settings.mail_updated", None, detail).await?;
+    Ok(saved)
+}
+
 /// The tenant's mail settings, decrypting the SMTP URL with its data key.
 pub async fn tenant_settings(tx: &mut TenantTx, master: Option<&MasterKey>) -> Result<TenantMail> {
     let (from, sealed): (Option<String>, Option<Vec<u8>>) =
@@ -242,7 +272,7 @@ pub async fn tenant_settings(tx: &mut TenantTx, master: Option<&MasterKey>) -> R
 
 /// Replaces the tenant's mail settings (`None` = use the server's). The SMTP URL is checked
 /// by building a transport from it and stored encrypted under the tenant's data key.
-pub async fn set_tenant_settings(
+async fn set_tenant_settings(
     tx: &mut TenantTx,
     master: Option<&MasterKey>,
     settings: &TenantMail,

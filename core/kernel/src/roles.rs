@@ -178,6 +178,12 @@ pub async fn seed_defaults(tx: &mut TenantTx, roles: Vec<DefaultRole>) -> Result
     Ok(())
 }
 
+/// Every permission there is, for granting in roles (`roles:read`).
+pub fn permissions(caller: &Caller) -> Result<&'static [Permission]> {
+    caller.require(Permission::RolesRead)?;
+    Ok(Permission::ALL)
+}
+
 /// All roles, by name.
 pub async fn list(tx: &mut TenantTx, caller: &Caller) -> Result<Vec<Role>> {
     caller.require(Permission::RolesRead)?;

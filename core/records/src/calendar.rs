@@ -2,13 +2,32 @@
 //! a calendar app polls (Google Calendar, Outlook, Apple Calendar), and RFC 5545 output.
 
 use chrono::{DateTime, Duration, Utc};
+use crm_core::audit::{self, Actor};
+use crm_core::authz::{Caller, Permission};
 use crm_core::db::TenantTx;
-use crm_core::error::Result;
+use crm_core::error::{Error, Result};
 use crm_core::identity::tokens::{self, CredentialKind};
+use serde_json::json;
 use uuid::Uuid;
 
+/// Only the user themself, or a holder of `users:manage`, handles a user's feed token.
+fn ensure_self_or_manager(caller: &Caller, user: Uuid) -> Result<()> {
+    if caller.principal.user_id() == Some(user) {
+        return Ok(());
+    }
+    caller.require(Permission::UsersManage)
+}
+
 /// Issues a new feed token for `user`, replacing any previous one (which stops working).
-pub async fn issue_token(tx: &mut TenantTx, user: Uuid) -> Result<String> {
+/// Audited.
+pub async fn issue_token(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    actor: &Actor,
+    user: Uuid,
+) -> Result<String> {
+    ensure_self_or_manager(caller, user)?;
+    crm_core::users::get(tx, user).await?;
     let token = tokens::generate(CredentialKind::Calendar, tx.tenant().id);
     sqlx::query(
         "INSERT INTO calendar_tokens (user_id, token_hash) VALUES ($1, $2) \
@@ -18,16 +37,32 @@ pub async fn issue_token(tx: &mut TenantTx, user: Uuid) -> Result<String> {
     .bind(tokens::hash(&token))
     .execute(tx.conn())
     .await?;
+    let target = Some(("user", user.to_string()));
+    audit::record(tx, actor, "calendar_token.issued", target, json!({})).await?;
     Ok(token)
 }
 
-/// Revokes the feed token of `user`.
-pub async fn revoke_token(tx: &mut TenantTx, user: Uuid) -> Result<bool> {
+/// Revokes the feed token of `user` (404 `calendar_token.not_found` when there is none).
+/// Audited.
+pub async fn revoke_token(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    actor: &Actor,
+    user: Uuid,
+) -> Result<()> {
+    ensure_self_or_manager(caller, user)?;
     let done = sqlx::query("DELETE FROM calendar_tokens WHERE user_id = $1")
         .bind(user)
         .execute(tx.conn())
         .await?;
-    Ok(done.rows_affected() > 0)
+    if done.rows_affected() == 0 {
+        return Err(Error::not_found(
+            "calendar_token.not_found",
+            "this user has no calendar feed token",
+        ));
+    }
+    let target = Some(("user", user.to_string()));
+    audit::record(tx, actor, "calendar_token.revoked", target, json!({})).await
 }
 
 /// Whether `token_hash` is the current feed token of an active `user`.

@@ -3,7 +3,7 @@
 
 use super::engine::{self, Access, Input, Visibility};
 use super::history;
-use super::meta::ObjectKey;
+use super::meta::{ObjectKey, RecordAction};
 use super::schema::ObjectSchema;
 use super::values::SqlValue;
 use crm_core::db::TenantTx;
@@ -89,6 +89,7 @@ pub async fn duplicates(
     access: &Access<'_>,
     limit: i64,
 ) -> Result<Vec<DuplicatePair>> {
+    access.require(ObjectKey::Customers, RecordAction::Read)?;
     let mut q = QueryBuilder::<Postgres>::new(
         "WITH visible AS (SELECT id, name, phone, email FROM customers WHERE deleted_at IS NULL",
     );
@@ -125,6 +126,9 @@ pub async fn merge(
     other_id: Uuid,
     keep: &Map<String, Value>,
 ) -> Result<Value> {
+    // The other customer goes to the recycle bin: both permissions are needed.
+    access.require(ObjectKey::Customers, RecordAction::Update)?;
+    access.require(ObjectKey::Customers, RecordAction::Delete)?;
     if this_id == other_id {
         return Err(Error::invalid_field(
             "other_id",
@@ -136,8 +140,8 @@ pub async fn merge(
         unmask: true,
         ..*access
     };
-    let this = engine::fetch(tx, schema, &unmasked, this_id, Visibility::Live, true).await?;
-    let other = engine::fetch(tx, schema, &unmasked, other_id, Visibility::Live, true)
+    let this = engine::read(tx, schema, &unmasked, this_id, Visibility::Live, true).await?;
+    let other = engine::read(tx, schema, &unmasked, other_id, Visibility::Live, true)
         .await
         .map_err(|_| {
             Error::invalid_field(
@@ -259,5 +263,5 @@ pub async fn merge(
     // The other customer: merged in its history, deleted for consumers of events.
     history::record(tx, schema.object, other_id, "merged", access.actor, &detail).await?;
     history::emit(tx, schema.object, other_id, "deleted", access.actor, detail).await?;
-    engine::fetch(tx, schema, access, this_id, Visibility::Live, false).await
+    engine::read(tx, schema, access, this_id, Visibility::Live, false).await
 }

@@ -2,13 +2,12 @@
 //! purge for every object, driven by its [`ObjectSchema`]. Each write lands in the caller's
 //! tenant transaction together with its history row and outbox event.
 
+pub use super::access::Access;
 use super::history;
-use super::meta::{FieldType, ObjectKey, SYSTEM_FIELDS};
+use super::meta::{FieldType, ObjectKey, RecordAction, SYSTEM_FIELDS};
 use super::schema::{Field, ObjectSchema};
 use super::scope::RecordScope;
 use super::values::{self, SqlValue};
-use crm_core::audit::Actor;
-use crm_core::crypto::DataKey;
 use crm_core::db::TenantTx;
 use crm_core::domain::Validator;
 use crm_core::error::{foreign_key_violation, unique_violation, Error, FieldError, Result};
@@ -16,20 +15,6 @@ use serde_json::{json, Map, Value};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
-
-/// Who is acting and what they may see.
-pub struct Access<'a> {
-    pub actor: &'a Actor,
-    /// The acting user (default owner, `created_by`); `None` for keys without one.
-    pub user_id: Option<Uuid>,
-    pub scope: RecordScope,
-    /// The caller's scope on customers: which parent customers a contact may name.
-    pub customer_scope: RecordScope,
-    /// Holds `sensitive:read`: sensitive values are shown unmasked.
-    pub unmask: bool,
-    /// The tenant's data key, when the object has encrypted fields.
-    pub data_key: Option<&'a DataKey>,
-}
 
 /// Object-specific read-only columns beyond [`SYSTEM_FIELDS`], maintained by the server.
 pub(crate) fn extra_system(object: ObjectKey) -> &'static [(&'static str, FieldType)] {
@@ -163,8 +148,22 @@ impl Visibility {
     }
 }
 
-/// One record visible to `access`; `lock` takes a row lock for an update.
+/// One record visible to `access` (which must allow reading the object); `lock` takes a row
+/// lock for an update.
 pub async fn fetch(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    id: Uuid,
+    visibility: Visibility,
+    lock: bool,
+) -> Result<Value> {
+    access.require(schema.object, RecordAction::Read)?;
+    read(tx, schema, access, id, visibility, lock).await
+}
+
+/// [`fetch`] without the permission check: the services re-read what they write.
+pub(crate) async fn read(
     tx: &mut TenantTx,
     schema: &ObjectSchema,
     access: &Access<'_>,
@@ -203,6 +202,7 @@ pub async fn fetch_many(
     ids: &[Uuid],
     visibility: Visibility,
 ) -> Result<std::collections::HashMap<Uuid, Value>> {
+    access.require(schema.object, RecordAction::Read)?;
     let mut found = std::collections::HashMap::with_capacity(ids.len());
     if ids.is_empty() {
         return Ok(found);
@@ -260,7 +260,7 @@ async fn fetch_written(
         scope: RecordScope::All,
         ..*access
     };
-    fetch(tx, schema, &unscoped, id, Visibility::Live, false).await
+    read(tx, schema, &unscoped, id, Visibility::Live, false).await
 }
 
 /// A validated input: the fields it sets, in schema order.
@@ -567,7 +567,7 @@ pub async fn update(
         unmask: true,
         ..*access
     };
-    let current = fetch(tx, schema, &unmasked, id, Visibility::Live, true).await?;
+    let current = read(tx, schema, &unmasked, id, Visibility::Live, true).await?;
     let version = current["version"].as_i64().unwrap_or_default();
     if let Some(expected) = expected_version {
         if expected != version {
@@ -600,7 +600,7 @@ pub async fn update(
         })
         .collect();
     if changed.is_empty() {
-        return fetch(tx, schema, access, id, Visibility::Live, false).await;
+        return read(tx, schema, access, id, Visibility::Live, false).await;
     }
     let subset = Input {
         values: changed
@@ -665,7 +665,7 @@ pub async fn restore(
     id: Uuid,
 ) -> Result<Value> {
     set_deleted(tx, schema, access, id, false).await?;
-    fetch(tx, schema, access, id, Visibility::Live, false).await
+    read(tx, schema, access, id, Visibility::Live, false).await
 }
 
 async fn set_deleted(
@@ -755,7 +755,8 @@ pub async fn history(
     cursor: Option<&str>,
     limit: i64,
 ) -> Result<crm_core::context::Page<history::HistoryEntry>> {
-    fetch(tx, schema, access, id, Visibility::Any, false).await?;
+    access.require(schema.object, RecordAction::Read)?;
+    read(tx, schema, access, id, Visibility::Any, false).await?;
     let mut page = history::list(tx, schema.object, id, cursor, limit).await?;
     if !access.unmask {
         for entry in &mut page.items {

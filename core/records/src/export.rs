@@ -19,6 +19,8 @@ pub async fn csv(
     access: &Access<'_>,
     mut lq: ListQuery,
 ) -> Result<(String, usize)> {
+    access.require(schema.object, crate::RecordAction::Read)?;
+    access.require_permission(crm_core::authz::Permission::CustomersExport)?;
     let fields: Vec<(String, bool, String)> = schema
         .all()
         .map(|f| (f.path(), f.custom, f.key.to_owned()))

@@ -94,7 +94,7 @@ fn from_row(r: FieldRow) -> Result<FieldDef> {
 }
 
 /// The custom fields of an object, in display order.
-pub async fn list(tx: &mut TenantTx, object: ObjectKey) -> Result<Vec<FieldDef>> {
+pub(crate) async fn list(tx: &mut TenantTx, object: ObjectKey) -> Result<Vec<FieldDef>> {
     let rows: Vec<FieldRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM field_defs WHERE object = $1 ORDER BY position, key"
     ))
@@ -112,7 +112,7 @@ fn not_found(object: ObjectKey, key: &str) -> Error {
 }
 
 /// One custom field.
-pub async fn get(tx: &mut TenantTx, object: ObjectKey, key: &str) -> Result<FieldDef> {
+pub(crate) async fn get(tx: &mut TenantTx, object: ObjectKey, key: &str) -> Result<FieldDef> {
     let row: Option<FieldRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM field_defs WHERE object = $1 AND key = $2"
     ))
@@ -249,7 +249,11 @@ fn check_default(
 }
 
 /// Creates a custom field: metadata row and column (and indexes) in one transaction.
-pub async fn create(tx: &mut TenantTx, object: ObjectKey, new: NewField) -> Result<FieldDef> {
+pub(crate) async fn create(
+    tx: &mut TenantTx,
+    object: ObjectKey,
+    new: NewField,
+) -> Result<FieldDef> {
     let mut v = Validator::new();
     let key = v.check(FieldKey::parse("key", &new.key));
     let ty = FieldType::parse_custom(&new.ty);
@@ -483,7 +487,7 @@ pub struct FieldPatch {
 }
 
 /// Changes a field's metadata (and its indexes when `unique` / `indexed` change).
-pub async fn update(
+pub(crate) async fn update(
     tx: &mut TenantTx,
     caller: &Caller,
     object: ObjectKey,
@@ -610,7 +614,7 @@ pub async fn update(
 }
 
 /// Deletes a field and drops its column with all its data.
-pub async fn delete(tx: &mut TenantTx, object: ObjectKey, key: &str) -> Result<()> {
+pub(crate) async fn delete(tx: &mut TenantTx, object: ObjectKey, key: &str) -> Result<()> {
     let def = get(tx, object, key).await?;
     let table = object.table();
     let mut sql = format!("ALTER TABLE {table} DROP COLUMN \"{}\"", def.key.column());

@@ -7,15 +7,18 @@
 //! listeners (workflows' rule fan-out and approval lock). This crate never names their tables.
 //! It sits on crm-core (the kernel) and knows nothing of HTTP.
 
+mod access;
 pub mod calendar;
 pub mod customers;
 pub mod engine;
 pub mod export;
+pub mod field_service;
 pub mod fields;
 pub mod history;
 pub mod hooks;
 pub mod idempotency;
 pub mod meta;
+pub mod pipelines;
 pub mod query;
 pub mod register;
 pub mod reminders;
@@ -28,7 +31,8 @@ pub mod tags;
 pub mod timeline;
 pub mod values;
 
-pub use engine::{Access, Visibility};
+pub use access::Access;
+pub use engine::Visibility;
 pub use meta::{FieldKey, FieldType, ObjectKey, RecordAction};
 pub use schema::ObjectSchema;
 pub use scope::{CallerScope, RecordScope};

@@ -3,7 +3,7 @@
 //! every value is bound.
 
 use super::engine::{decode_record, is_array, select_list, Access};
-use super::meta::FieldType;
+use super::meta::{FieldType, ObjectKey, RecordAction};
 use super::schema::{Field, ObjectSchema};
 use super::values::{self, SqlValue};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -669,6 +669,7 @@ pub async fn list(
     access: &Access<'_>,
     lq: &ListQuery,
 ) -> Result<Page<Value>> {
+    access.require(schema.object, RecordAction::Read)?;
     let sort = sort_of(schema, access, lq)?;
     let mut q = QueryBuilder::new(format!("SELECT {}, (", select_list(schema)));
     sort.push_expr(&mut q);
@@ -701,6 +702,33 @@ pub async fn list(
     Ok(Page { items, next_cursor })
 }
 
+/// A page of the records that belong to customer `customer` (a customer's contacts, say):
+/// 404 unless the customer is one the caller sees.
+pub async fn list_of_customer(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    customer: Uuid,
+    lq: &ListQuery,
+) -> Result<Page<Value>> {
+    access.require(schema.object, RecordAction::Read)?;
+    crate::engine::ensure_visible(
+        tx,
+        ObjectKey::Customers,
+        access.customer_scope,
+        customer,
+        crate::engine::Visibility::Any,
+    )
+    .await?;
+    let mut lq = lq.clone();
+    lq.filters.push(Filter {
+        field: "customer_id".into(),
+        op: Op::Eq,
+        value: customer.to_string(),
+    });
+    list(tx, schema, access, &lq).await
+}
+
 /// How many records match (same filters as list, no paging).
 pub async fn count(
     tx: &mut TenantTx,
@@ -708,6 +736,7 @@ pub async fn count(
     access: &Access<'_>,
     lq: &ListQuery,
 ) -> Result<i64> {
+    access.require(schema.object, RecordAction::Read)?;
     let mut q = QueryBuilder::new(format!("SELECT count(*) FROM {}", schema.object.table()));
     push_where(&mut q, schema, access, lq)?;
     Ok(q.build()

@@ -21,6 +21,7 @@ fn access(actor: &Actor, scope: RecordScope, unmask: bool) -> Access<'_> {
         customer_scope: RecordScope::All,
         unmask,
         data_key: None,
+        authority: crate::access::Authority::Platform,
     }
 }
 

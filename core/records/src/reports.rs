@@ -5,8 +5,9 @@ use super::engine::Access;
 use super::meta::ObjectKey;
 use super::sales::{self, LOST, WON};
 use chrono::{DateTime, Utc};
+use crm_core::authz::Permission;
 use crm_core::db::TenantTx;
-use crm_core::error::Result;
+use crm_core::error::{Error, Result};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{Postgres, QueryBuilder, Row};
@@ -81,14 +82,31 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
-/// Builds the report for opportunities of `pipeline` visible to `access`.
+/// Builds the report for opportunities of `pipeline` (default: the first) visible to
+/// `access`, which needs `reports:read`.
 pub async fn sales(
     tx: &mut TenantTx,
     access: &Access<'_>,
-    pipeline: Uuid,
+    pipeline: Option<Uuid>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<SalesReport> {
+    access.require_permission(Permission::ReportsRead)?;
+    if from >= to {
+        return Err(Error::invalid_field(
+            "from",
+            "invalid",
+            "from must be before to",
+        ));
+    }
+    let pipeline = match pipeline {
+        Some(id) => id,
+        None => sales::list(tx)
+            .await?
+            .first()
+            .map(|p| p.id)
+            .ok_or_else(|| Error::not_found("pipeline.not_found", "there is no pipeline yet"))?,
+    };
     let p = sales::get(tx, pipeline).await?;
     let mut q = QueryBuilder::<Postgres>::new(
         "SELECT o.id, o.stage, coalesce(o.amount, 0)::float8, o.currency, o.status, o.owner_id, c.source, o.created_at, \

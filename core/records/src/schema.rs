@@ -54,6 +54,17 @@ pub struct ObjectSchema {
 }
 
 impl ObjectSchema {
+    /// An object's fields as a caller reads them (the tenant's API document, say): needs
+    /// `customers:read`, as the field list does.
+    pub async fn of_caller(
+        tx: &mut TenantTx,
+        caller: &crm_core::authz::Caller,
+        object: ObjectKey,
+    ) -> Result<ObjectSchema> {
+        caller.require(crm_core::authz::Permission::CustomersRead)?;
+        ObjectSchema::load(tx, object).await
+    }
+
     pub async fn load(tx: &mut TenantTx, object: ObjectKey) -> Result<ObjectSchema> {
         Ok(ObjectSchema {
             object,

@@ -2,11 +2,8 @@
 //! scopes of its roles ([`Caller`]), applied as a SQL predicate so lists and counts are
 //! filtered too.
 
-use super::engine::Access;
 use super::meta::ObjectKey;
-use crm_core::audit::Actor;
 use crm_core::authz::{Caller, Scope};
-use crm_core::crypto::DataKey;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -68,25 +65,5 @@ pub trait CallerScope {
 impl CallerScope for Caller {
     fn record_scope(&self, object: ObjectKey) -> RecordScope {
         RecordScope::of(self.scope(object.as_str()), self.user_id)
-    }
-}
-
-impl<'a> Access<'a> {
-    /// How `caller` reads and writes `object`: as its user, within its scopes, masked unless
-    /// it holds `sensitive:read`.
-    pub fn of_caller(
-        caller: &Caller,
-        actor: &'a Actor,
-        object: ObjectKey,
-        data_key: Option<&'a DataKey>,
-    ) -> Access<'a> {
-        Access {
-            actor,
-            user_id: caller.user_id,
-            scope: caller.record_scope(object),
-            customer_scope: caller.record_scope(ObjectKey::Customers),
-            unmask: caller.unmask(),
-            data_key,
-        }
     }
 }

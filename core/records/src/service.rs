@@ -3,7 +3,8 @@
 
 use super::customers;
 use super::engine::{self, Access, Input};
-use super::meta::ObjectKey;
+use super::idempotency;
+use super::meta::{ObjectKey, RecordAction};
 use super::reminders;
 use super::sales;
 use super::schema::ObjectSchema;
@@ -176,6 +177,7 @@ pub async fn create(
     body: &Value,
     options: CreateOptions,
 ) -> Result<Value> {
+    access.require(schema.object, RecordAction::Create)?;
     let mut input = engine::parse_input(schema, body, true)?;
     let mut default_owner = access.user_id;
     match schema.object {
@@ -230,10 +232,52 @@ pub async fn create(
     sync_reminder(tx, schema.object, record_id(&record)).await?;
     if let (Some(h), Some(id)) = (hooks::of(schema.object), record_id(&record)) {
         if h.after_create(tx, id, access.actor).await? {
-            return engine::fetch(tx, schema, access, id, engine::Visibility::Live, false).await;
+            return engine::read(tx, schema, access, id, engine::Visibility::Live, false).await;
         }
     }
     Ok(record)
+}
+
+/// An `Idempotency-Key` sent with a create: who sent it and the request it names.
+pub struct Idempotent<'r> {
+    pub principal: &'r str,
+    pub key: &'r str,
+    /// Method, path and options of the request (a key reused for another request is 422).
+    pub route: &'r str,
+}
+
+/// [`create`], once per idempotency key: a repeat of the same request answers what the first
+/// one did (the record re-read, so no decrypted value is ever stored). Returns the status to
+/// answer (201 for a create) and the record.
+pub async fn create_once(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    body: &Value,
+    options: CreateOptions,
+    idempotent: Option<Idempotent<'_>>,
+) -> Result<(u16, Value)> {
+    access.require(schema.object, RecordAction::Create)?;
+    let Some(idem) = idempotent else {
+        return Ok((201, create(tx, schema, access, body, options).await?));
+    };
+    if let Some(replay) = idempotency::claim(tx, idem.principal, idem.key, idem.route, body).await?
+    {
+        let record = engine::read(
+            tx,
+            schema,
+            access,
+            replay.record_id,
+            engine::Visibility::Any,
+            false,
+        )
+        .await?;
+        return Ok((replay.status, record));
+    }
+    let record = create(tx, schema, access, body, options).await?;
+    let id = record_id(&record).ok_or_else(|| Error::internal("created record has no id"))?;
+    idempotency::complete(tx, idem.principal, idem.key, 201, id).await?;
+    Ok((201, record))
 }
 
 /// Refuses a change to a record a listener has locked (a pending approval: 409
@@ -262,6 +306,7 @@ pub async fn update(
     expected_version: Option<i64>,
     body: &Value,
 ) -> Result<Value> {
+    access.require(schema.object, RecordAction::Update)?;
     let mut input = engine::parse_input(schema, body, false)?;
     ensure_unlocked(tx, access, schema.object, id).await?;
     let mut before: Option<Value> = None;
@@ -281,7 +326,7 @@ pub async fn update(
                 ..*access
             };
             let current =
-                engine::fetch(tx, schema, &unmasked, id, engine::Visibility::Live, true).await?;
+                engine::read(tx, schema, &unmasked, id, engine::Visibility::Live, true).await?;
             check_related(tx, access, &input, Some(&current)).await?;
             if schema.object == ObjectKey::Opportunities {
                 sales::prepare_opportunity(tx, schema, &mut input, Some(&current)).await?;
@@ -307,7 +352,7 @@ pub async fn update(
         if h.after_update(tx, id, before, &record, access.actor)
             .await?
         {
-            return engine::fetch(tx, schema, access, id, engine::Visibility::Live, false).await;
+            return engine::read(tx, schema, access, id, engine::Visibility::Live, false).await;
         }
     }
     Ok(record)
@@ -335,6 +380,7 @@ pub async fn soft_delete(
     access: &Access<'_>,
     id: Uuid,
 ) -> Result<()> {
+    access.require(schema.object, RecordAction::Delete)?;
     ensure_unlocked(tx, access, schema.object, id).await?;
     let customer = followup_customer(tx, schema.object, id).await?;
     engine::soft_delete(tx, schema, access, id).await?;
@@ -349,6 +395,7 @@ pub async fn restore(
     access: &Access<'_>,
     id: Uuid,
 ) -> Result<Value> {
+    access.require(schema.object, RecordAction::Delete)?;
     let record = engine::restore(tx, schema, access, id).await?;
     if tracks_followups(schema.object) {
         refresh_followups(tx, customer_of(&record)).await?;
@@ -364,6 +411,7 @@ pub async fn purge(
     access: &Access<'_>,
     id: Uuid,
 ) -> Result<()> {
+    access.require(schema.object, RecordAction::Purge)?;
     ensure_unlocked(tx, access, schema.object, id).await?;
     let customer = followup_customer(tx, schema.object, id).await?;
     if let Some(h) = hooks::of(schema.object) {
@@ -381,7 +429,7 @@ async fn current_tags(
     access: &Access<'_>,
     id: Uuid,
 ) -> Result<Vec<Value>> {
-    let current = engine::fetch(tx, schema, access, id, engine::Visibility::Live, true).await?;
+    let current = engine::read(tx, schema, access, id, engine::Visibility::Live, true).await?;
     Ok(current["tags"].as_array().cloned().unwrap_or_default())
 }
 
@@ -411,6 +459,7 @@ pub async fn add_tags(
     id: Uuid,
     add: &[String],
 ) -> Result<Value> {
+    access.require(schema.object, RecordAction::Update)?;
     let mut all = current_tags(tx, schema, access, id).await?;
     for t in add {
         let t = Value::String(t.clone());
@@ -429,6 +478,7 @@ pub async fn remove_tag(
     id: Uuid,
     tag: &str,
 ) -> Result<Value> {
+    access.require(schema.object, RecordAction::Update)?;
     let tags = current_tags(tx, schema, access, id).await?;
     if !tags.iter().any(|t| t == tag) {
         return Err(Error::not_found(

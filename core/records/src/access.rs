@@ -1,0 +1,158 @@
+//! [`Access`]: who is acting on records, what they may do (their grants) and where (their
+//! record scopes, masking). Built only through the constructors here, from a [`Caller`], a
+//! rule's run-as grants, the portal or the platform itself; the record services check it
+//! themselves ([`Access::require`]) before they read or write.
+
+use super::meta::{ObjectKey, RecordAction};
+use super::scope::{CallerScope, RecordScope};
+use crm_core::audit::Actor;
+use crm_core::authz::{forbidden, Caller, Grants, Permission};
+use crm_core::crypto::DataKey;
+use crm_core::error::Result;
+use uuid::Uuid;
+
+/// What decides whether an action on an object is allowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Authority<'a> {
+    /// A staff caller, or a rule acting as a role: the grants decide.
+    Grants(&'a Grants),
+    /// A portal contact: opens and reads tickets (the portal narrows them to the contact's
+    /// customer before it calls the engine); nothing else.
+    Portal,
+    /// The platform itself (benchmarks, seed data): everything.
+    Platform,
+}
+
+/// Who is acting and what they may do and see.
+#[derive(Debug, Clone, Copy)]
+pub struct Access<'a> {
+    pub(crate) actor: &'a Actor,
+    /// The acting user (default owner, `created_by`); `None` for keys without one.
+    pub(crate) user_id: Option<Uuid>,
+    pub(crate) scope: RecordScope,
+    /// The caller's scope on customers: which parent customers a contact may name.
+    pub(crate) customer_scope: RecordScope,
+    /// Holds `sensitive:read`: sensitive values are shown unmasked.
+    pub(crate) unmask: bool,
+    /// The tenant's data key, when the object has encrypted fields.
+    pub(crate) data_key: Option<&'a DataKey>,
+    pub(crate) authority: Authority<'a>,
+}
+
+impl<'a> Access<'a> {
+    /// How `caller` reads and writes `object`: as its user, within its scopes, masked unless
+    /// it holds `sensitive:read`.
+    pub fn of_caller(
+        caller: &'a Caller,
+        actor: &'a Actor,
+        object: ObjectKey,
+        data_key: Option<&'a DataKey>,
+    ) -> Access<'a> {
+        Access {
+            actor,
+            user_id: caller.user_id,
+            scope: caller.record_scope(object),
+            customer_scope: caller.record_scope(ObjectKey::Customers),
+            unmask: caller.unmask(),
+            data_key,
+            authority: Authority::Grants(&caller.grants),
+        }
+    }
+
+    /// How a rule acting as a role reads and writes `object`: the role's grants, its scopes
+    /// read relative to `user` (the user who saved the rule), as no user.
+    pub fn of_grants(
+        grants: &'a Grants,
+        user: Option<Uuid>,
+        actor: &'a Actor,
+        object: ObjectKey,
+        data_key: Option<&'a DataKey>,
+    ) -> Access<'a> {
+        Access {
+            actor,
+            user_id: None,
+            scope: RecordScope::of(grants.scope(object.as_str()), user),
+            customer_scope: RecordScope::of(grants.scope(ObjectKey::Customers.as_str()), user),
+            unmask: grants.holds(Permission::SensitiveRead),
+            data_key,
+            authority: Authority::Grants(grants),
+        }
+    }
+
+    /// A portal contact opening a ticket: masked, as no user.
+    pub fn portal(actor: &'a Actor, data_key: Option<&'a DataKey>) -> Access<'a> {
+        Access {
+            actor,
+            user_id: None,
+            scope: RecordScope::All,
+            customer_scope: RecordScope::All,
+            unmask: false,
+            data_key,
+            authority: Authority::Portal,
+        }
+    }
+
+    /// The platform acting for `user` (benchmarks, seed data): every record, unmasked.
+    pub fn platform(
+        actor: &'a Actor,
+        user: Option<Uuid>,
+        data_key: Option<&'a DataKey>,
+    ) -> Access<'a> {
+        Access {
+            actor,
+            user_id: user,
+            scope: RecordScope::All,
+            customer_scope: RecordScope::All,
+            unmask: true,
+            data_key,
+            authority: Authority::Platform,
+        }
+    }
+
+    /// 403 `auth.forbidden` naming the permission unless the access allows `action` on
+    /// `object`.
+    pub fn require(&self, object: ObjectKey, action: RecordAction) -> Result<()> {
+        let permission = object.permission(action);
+        let allowed = match self.authority {
+            Authority::Grants(grants) => grants.holds(permission),
+            Authority::Portal => {
+                object == ObjectKey::Tickets
+                    && matches!(action, RecordAction::Create | RecordAction::Read)
+            }
+            Authority::Platform => true,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(forbidden(permission))
+        }
+    }
+
+    /// 403 `auth.forbidden` unless the access holds `permission` (reports, say); the portal
+    /// holds none, the platform all.
+    pub fn require_permission(&self, permission: Permission) -> Result<()> {
+        let allowed = match self.authority {
+            Authority::Grants(grants) => grants.holds(permission),
+            Authority::Portal => false,
+            Authority::Platform => true,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(forbidden(permission))
+        }
+    }
+
+    pub fn actor(&self) -> &'a Actor {
+        self.actor
+    }
+
+    pub fn user_id(&self) -> Option<Uuid> {
+        self.user_id
+    }
+
+    /// The records of the object this access was built for that it sees.
+    pub fn scope(&self) -> RecordScope {
+        self.scope
+    }
+}
