@@ -3,16 +3,17 @@
 use super::auth::{request_meta, Auth};
 use super::error::ApiResult;
 use super::users::UserOut;
-use super::{checked, Created, NoContent, Tag};
+use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
 use crm_core::authz::policy;
-use crm_core::domain::{DisplayName, Email, Password, Validator};
-use crm_core::identity::{self, sessions, PrincipalKind};
+use crm_core::domain::Email;
+use crm_core::identity::{sessions, PrincipalKind};
 use crm_core::{users, Error};
-use crm_tenants::{login, throttle};
-use crm_tenants::{provision_tenant, NewAdmin, NewTenant, TenantSlug};
+use crm_tenants::login;
+use crm_tenants::password;
+use crm_tenants::signup::{self, SignupForm};
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -103,45 +104,20 @@ impl AccountApi {
         body: Json<SignupRequest>,
     ) -> ApiResult<Created<SignupResponse>> {
         let state = &self.0;
-        let mut v = Validator::new();
-        let slug = v.check(TenantSlug::parse("tenant_slug", &body.tenant_slug));
-        let tenant_name = v.check(DisplayName::parse("tenant_name", &body.tenant_name));
-        let email = v.check(Email::parse("admin_email", &body.admin_email));
-        let admin_name = v.check(DisplayName::parse("admin_name", &body.admin_name));
-        let password = v.check(Password::parse("admin_password", &body.admin_password));
-        v.finish()?;
-        let password_hash = identity::hash_password(checked(password)?.expose()).await?;
-        let provisioned = provision_tenant(
-            &state.db,
-            NewTenant {
-                slug: checked(slug)?,
-                name: checked(tenant_name)?,
-            },
-            NewAdmin {
-                email: checked(email)?,
-                name: checked(admin_name)?,
-                password_hash,
-            },
-        )
-        .await;
-        state.metrics.signup(if provisioned.is_ok() {
-            "created"
-        } else {
-            "refused"
-        });
-        let provisioned = provisioned?;
-        let ctx = provisioned.tenant.ctx()?;
+        let form = SignupForm {
+            tenant_slug: &body.tenant_slug,
+            tenant_name: &body.tenant_name,
+            admin_email: &body.admin_email,
+            admin_name: &body.admin_name,
+            admin_password: &body.admin_password,
+        };
         let meta = request_meta(req, state);
-        let mut tx = state.db.tenant_tx(&ctx).await?;
-        let session = sessions::create(
-            &mut tx,
-            provisioned.admin.id,
-            state.session_ttl(),
-            meta.ip.as_deref(),
-            meta.user_agent.as_deref(),
-        )
-        .await?;
-        tx.commit().await?;
+        let signed_up = signup::sign_up(&state.db, form, state.session_ttl(), &meta).await;
+        state.metrics.signup(match &signed_up {
+            Ok(_) => "created",
+            Err(_) => "refused",
+        });
+        let (provisioned, session) = signed_up?;
         tracing::info!(tenant = %provisioned.tenant.slug, "tenant signed up");
         Ok(Created::Created(Json(SignupResponse {
             tenant: TenantOut {
@@ -259,51 +235,19 @@ impl AccountApi {
     ) -> ApiResult<NoContent> {
         let state = &self.0;
         let ctx = auth.0;
-        let user_id = ctx
-            .principal
-            .user_id()
-            .ok_or_else(|| Error::bad_request("auth.not_a_user", "API keys have no password"))?;
-        let new_password = Password::parse("new_password", &body.new_password)?;
-        if body.new_password == body.current_password {
-            return Err(Error::invalid_field(
-                "new_password",
-                "unchanged",
-                "must differ from the current password",
-            )
-            .into());
-        }
-        // Guessing the current password with a stolen session is throttled like a login.
-        let pool = &state.db.pool;
-        let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
-        let profile = users::get(&mut tx, user_id).await?;
-        let stored = users::password_hash(&mut tx, user_id).await?;
-        tx.commit().await?;
-        let account_key = throttle::account_key(ctx.tenant.id, &profile.email);
-        if let Some(secs) = throttle::locked_for(pool, std::slice::from_ref(&account_key)).await? {
-            return Err(login::throttled(secs).into());
-        }
-        if !identity::verify_password(&body.current_password, Some(stored)).await? {
-            throttle::record_failure(pool, &[account_key], state.config.throttle_policy()).await?;
-            return Err(Error::invalid_field(
-                "current_password",
-                "incorrect",
-                "the current password is wrong",
-            )
-            .into());
-        }
-        let hash = identity::hash_password(new_password.expose()).await?;
-        let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
-        users::set_password(&mut tx, user_id, &hash).await?;
-        sessions::revoke_all_of_user(&mut tx, user_id, ctx.principal.session_id).await?;
-        audit::record(
-            &mut tx,
-            &Actor::of(&ctx),
-            "user.password_changed",
-            Some(("user", user_id.to_string())),
-            serde_json::json!({}),
+        let (current, new) = (&body.current_password, &body.new_password);
+        let policy = state.config.throttle_policy();
+        let actor = Actor::of(&ctx);
+        password::change_own(
+            &state.db,
+            &ctx.tenant,
+            &ctx.principal,
+            &actor,
+            current,
+            new,
+            policy,
         )
         .await?;
-        tx.commit().await?;
         Ok(NoContent::NoContent)
     }
 }

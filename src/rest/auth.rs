@@ -102,11 +102,18 @@ async fn resolve(state: &AppState, req: &Request, token: &str) -> ApiResult<Requ
 pub use crm_tenants::registry::suspended as tenant_suspended;
 
 impl AppState {
-    /// Opens the request's tenant transaction and builds its [`Caller`] in it; the services
-    /// called with that caller check its permissions and scopes themselves.
+    /// Opens the request's tenant transaction and builds its [`Caller`] in it, with the
+    /// tenant's casbin enforcer deciding its permissions; the services called with that
+    /// caller check its permissions and scopes themselves.
     pub async fn begin(&self, ctx: &RequestCtx) -> ApiResult<(TenantTx, Caller)> {
+        let principal = &ctx.principal;
+        let enforcement = (self.authz)
+            .enforcement(&self.db, &ctx.tenant, principal.policy_version)
+            .await?;
         let mut tx = self.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, &ctx.principal).await?;
+        let caller = Caller::load(&mut tx, principal)
+            .await?
+            .enforced_by(enforcement);
         Ok((tx, caller))
     }
 

@@ -13,7 +13,7 @@ use crm_core::Error;
 use crm_workflows::dry_run::{self, RecordToTry, RuleToTry};
 use crm_workflows::manage;
 use crm_workflows::rules::{Rule, RuleInput, RuleRun, RuleVersion};
-use crm_workflows::SandboxError;
+use crm_workflows::{EvalOutcome, SandboxError};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -252,6 +252,56 @@ pub struct WorkflowSettings {
     pub failure_limit: i32,
 }
 
+/// The answer to a dry run: a sandbox error is part of the answer (the rule would fail so);
+/// an unavailable sandbox is 503.
+fn result_of(eval: Result<EvalOutcome, SandboxError>) -> ApiResult<Json<DryRunResult>> {
+    Ok(Json(match eval {
+        Ok(out) => DryRunResult {
+            matched: out.matched,
+            effects: out
+                .effects
+                .iter()
+                .map(|e| serde_json::to_value(e).unwrap_or_default())
+                .collect(),
+            operations: out.operations,
+            error: None,
+        },
+        Err(SandboxError::Script {
+            code,
+            message,
+            part,
+            line,
+            column,
+        }) => DryRunResult {
+            matched: false,
+            effects: Vec::new(),
+            operations: 0,
+            error: Some(DryRunError {
+                code,
+                message,
+                part,
+                line,
+                column,
+            }),
+        },
+        Err(SandboxError::Killed { reason }) => DryRunResult {
+            matched: false,
+            effects: Vec::new(),
+            operations: 0,
+            error: Some(DryRunError {
+                code: "limit.time".into(),
+                message: format!("the rule was stopped: {reason}"),
+                part: None,
+                line: None,
+                column: None,
+            }),
+        },
+        Err(SandboxError::Unavailable(m)) => {
+            return Err(Error::Unavailable(format!("rule sandbox: {m}")).into())
+        }
+    }))
+}
+
 #[OpenApi(tag = "Tag::Account")]
 impl RulesApi {
     /// Rules, oldest first.
@@ -293,92 +343,20 @@ impl RulesApi {
     ) -> ApiResult<Json<DryRunResult>> {
         let ctx = auth.0;
         let body = body.0;
-        let rule = match (body.rule, body.rule_id) {
-            (Some(rule), None) => RuleToTry::Draft {
-                name: rule.name,
-                object: rule.object,
-                condition: rule.condition,
-                script: rule.script,
-            },
-            (None, Some(id)) => RuleToTry::Saved(id),
-            _ => {
-                return Err(Error::invalid_field(
-                    "rule",
-                    "rule_or_rule_id",
-                    "give either `rule` (a rule to try) or `rule_id` (a saved rule)",
-                )
-                .into())
-            }
-        };
-        let record = match (body.record, body.record_id) {
-            (Some(record), None) => RecordToTry::Given(record),
-            (None, Some(id)) => RecordToTry::Stored(id),
-            _ => {
-                return Err(Error::invalid_field(
-                    "record",
-                    "record_or_record_id",
-                    "give either `record` (a JSON object) or `record_id` (a stored record)",
-                )
-                .into())
-            }
-        };
+        let draft = body.rule.map(|rule| RuleToTry::Draft {
+            name: rule.name,
+            object: rule.object,
+            condition: rule.condition,
+            script: rule.script,
+        });
+        let rule = RuleToTry::either(draft, body.rule_id)?;
+        let record = RecordToTry::either(body.record, body.record_id)?;
         let (tx, caller) = self.0.begin(&ctx).await?;
         let actor = Actor::of(&ctx);
-        let eval = dry_run::dry_run(
-            &self.0.rules,
-            tx,
-            &caller,
-            &actor,
-            rule,
-            record,
-            body.changes,
-        )
-        .await?;
-        Ok(Json(match eval {
-            Ok(out) => DryRunResult {
-                matched: out.matched,
-                effects: out
-                    .effects
-                    .iter()
-                    .map(|e| serde_json::to_value(e).unwrap_or_default())
-                    .collect(),
-                operations: out.operations,
-                error: None,
-            },
-            Err(SandboxError::Script {
-                code,
-                message,
-                part,
-                line,
-                column,
-            }) => DryRunResult {
-                matched: false,
-                effects: Vec::new(),
-                operations: 0,
-                error: Some(DryRunError {
-                    code,
-                    message,
-                    part,
-                    line,
-                    column,
-                }),
-            },
-            Err(SandboxError::Killed { reason }) => DryRunResult {
-                matched: false,
-                effects: Vec::new(),
-                operations: 0,
-                error: Some(DryRunError {
-                    code: "limit.time".into(),
-                    message: format!("the rule was stopped: {reason}"),
-                    part: None,
-                    line: None,
-                    column: None,
-                }),
-            },
-            Err(SandboxError::Unavailable(m)) => {
-                return Err(Error::Unavailable(format!("rule sandbox: {m}")).into())
-            }
-        }))
+        let engine = &self.0.rules;
+        let eval =
+            dry_run::dry_run(engine, tx, &caller, &actor, rule, record, body.changes).await?;
+        result_of(eval)
     }
 
     /// One rule.

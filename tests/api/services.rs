@@ -44,7 +44,14 @@ async fn services_refuse_a_caller_without_the_permission_when_called_directly() 
     };
     let actor = Actor::system();
     let mut tx = db.tenant_tx(&ctx).await.expect("tx");
-    let caller = Caller::load(&mut tx, &principal).await.expect("caller");
+    let enforcement = crm_core::authz::Authorizer::new(4)
+        .enforcement(&db, &ctx, 0)
+        .await
+        .expect("casbin enforcer");
+    let caller = Caller::load(&mut tx, &principal)
+        .await
+        .expect("caller")
+        .enforced_by(enforcement);
 
     let schema = ObjectSchema::load(&mut tx, ObjectKey::Customers)
         .await

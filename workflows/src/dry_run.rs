@@ -27,12 +27,42 @@ pub enum RuleToTry {
     Saved(Uuid),
 }
 
+impl RuleToTry {
+    /// Exactly one of a draft (`rule`) and a saved rule (`rule_id`), or 422 naming `rule`.
+    pub fn either(draft: Option<RuleToTry>, saved: Option<Uuid>) -> Result<RuleToTry> {
+        match (draft, saved) {
+            (Some(draft), None) => Ok(draft),
+            (None, Some(id)) => Ok(RuleToTry::Saved(id)),
+            _ => Err(Error::invalid_field(
+                "rule",
+                "rule_or_rule_id",
+                "give either `rule` (a rule to try) or `rule_id` (a saved rule)",
+            )),
+        }
+    }
+}
+
 /// Which record to try it on.
 pub enum RecordToTry {
     /// The record as the script would see it.
     Given(Value),
     /// A stored record of the rule's object.
     Stored(Uuid),
+}
+
+impl RecordToTry {
+    /// Exactly one of an inline `record` and a stored `record_id`, or 422 naming `record`.
+    pub fn either(given: Option<Value>, stored: Option<Uuid>) -> Result<RecordToTry> {
+        match (given, stored) {
+            (Some(record), None) => Ok(RecordToTry::Given(record)),
+            (None, Some(id)) => Ok(RecordToTry::Stored(id)),
+            _ => Err(Error::invalid_field(
+                "record",
+                "record_or_record_id",
+                "give either `record` (a JSON object) or `record_id` (a stored record)",
+            )),
+        }
+    }
 }
 
 /// Evaluates `rule` against `record` (with `changes` for update triggers). The transaction

@@ -9,7 +9,8 @@
 //! - `trigger`: record events, cron schedules in a time zone, manual runs, approval decisions.
 //! - `manage`: what callers do with rules and the workflow settings, checked and audited.
 //! - `dry_run`: a rule tried on a record, writing nothing (the caller's read rights apply).
-//! - `executor`: one run (sandbox evaluation + effects in a savepoint + the run-log entry).
+//! - `executor`: one run (sandbox evaluation + effects in a savepoint + the run-log entry);
+//!   `effects` carries out what a script returned.
 //! - `listener`: hears record changes (rule fan-out, the approval lock) through crm-records' hooks.
 //! - `jobs`: the durable jobs (`rule.run`, `rule.cron`, `rule.action`, `webhook.send`).
 //! - `approvals`: multi-step approvals that lock their record; `approval_service`: what
@@ -20,12 +21,14 @@
 pub mod approval_service;
 pub mod approvals;
 pub mod dry_run;
+mod effects;
 pub mod executor;
 pub mod jobs;
 pub mod listener;
 pub mod manage;
 mod memo;
 pub mod payloads;
+mod rule_mail;
 pub mod rules;
 pub mod sandbox;
 pub mod trigger;

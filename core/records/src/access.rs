@@ -14,7 +14,9 @@ use uuid::Uuid;
 /// What decides whether an action on an object is allowed.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Authority<'a> {
-    /// A staff caller, or a rule acting as a role: the grants decide.
+    /// A staff caller: its checks decide (casbin, for a request).
+    Caller(&'a Caller),
+    /// A rule acting as a role: the role's grants decide.
     Grants(&'a Grants),
     /// A portal contact: opens and reads tickets (the portal narrows them to the contact's
     /// customer before it calls the engine); nothing else.
@@ -55,7 +57,7 @@ impl<'a> Access<'a> {
             customer_scope: caller.record_scope(ObjectKey::Customers),
             unmask: caller.unmask(),
             data_key,
-            authority: Authority::Grants(&caller.grants),
+            authority: Authority::Caller(caller),
         }
     }
 
@@ -114,6 +116,7 @@ impl<'a> Access<'a> {
     pub fn require(&self, object: ObjectKey, action: RecordAction) -> Result<()> {
         let permission = object.permission(action);
         let allowed = match self.authority {
+            Authority::Caller(caller) => caller.holds(permission),
             Authority::Grants(grants) => grants.holds(permission),
             Authority::Portal => {
                 object == ObjectKey::Tickets
@@ -132,6 +135,7 @@ impl<'a> Access<'a> {
     /// holds none, the platform all.
     pub fn require_permission(&self, permission: Permission) -> Result<()> {
         let allowed = match self.authority {
+            Authority::Caller(caller) => caller.holds(permission),
             Authority::Grants(grants) => grants.holds(permission),
             Authority::Portal => false,
             Authority::Platform => true,

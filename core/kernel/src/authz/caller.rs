@@ -1,7 +1,7 @@
 //! The [`Caller`]: who is asking and what they may do, built once per request inside the
 //! tenant transaction and handed to services, which check it themselves.
 
-use super::{forbidden, Grants, Permission, Scope};
+use super::{forbidden, Enforcement, Grants, Permission, Scope};
 use crate::db::TenantTx;
 use crate::error::Result;
 use crate::identity::{Principal, PrincipalKind};
@@ -14,6 +14,9 @@ pub struct Caller {
     /// The user itself, or the user who created an API key (default owner, own/team scope).
     pub user_id: Option<Uuid>,
     pub grants: Grants,
+    /// The tenant's casbin enforcer: when present (every HTTP request), casbin decides each
+    /// permission; otherwise the grants read in SQL do.
+    enforcement: Option<Enforcement>,
 }
 
 impl Caller {
@@ -25,11 +28,21 @@ impl Caller {
             principal: principal.clone(),
             user_id,
             grants,
+            enforcement: None,
         })
     }
 
+    /// The same caller with casbin deciding its permission checks.
+    pub fn enforced_by(mut self, enforcement: Enforcement) -> Caller {
+        self.enforcement = Some(enforcement);
+        self
+    }
+
     pub fn holds(&self, permission: Permission) -> bool {
-        self.grants.holds(permission)
+        match &self.enforcement {
+            Some(e) => e.allows(&self.principal.subject(), permission),
+            None => self.grants.holds(permission),
+        }
     }
 
     /// 403 `auth.forbidden` naming the permission unless the caller holds it.

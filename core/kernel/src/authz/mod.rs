@@ -1,7 +1,10 @@
 //! Authorization: casbin RBAC with domains (domain = tenant). Policies live in the tenant's own
 //! `casbin_rule` table and are read by [`TenantPolicyAdapter`] with exact matching; one
 //! enforcer per tenant sits in a bounded LRU keyed by tenant and invalidated by the tenant's
-//! `policy_version`, which every policy change bumps in the same transaction.
+//! `policy_version`, which every policy change bumps in the same transaction. A request's
+//! [`Caller`] carries its tenant's enforcer ([`Enforcement`]), and casbin decides each
+//! permission check; [`Grants`] (the same rows read in SQL, with the role scopes casbin's model
+//! has no place for) decide scopes and the escalation comparisons.
 
 mod adapter;
 mod caller;
@@ -102,6 +105,20 @@ impl Authorizer {
         Ok(enforcer)
     }
 
+    /// The tenant's enforcer as one request uses it: [`Caller::enforced_by`] hands it to the
+    /// caller, whose permission checks it then decides.
+    pub async fn enforcement(
+        &self,
+        db: &Db,
+        tenant: &TenantCtx,
+        policy_version: i64,
+    ) -> Result<Enforcement> {
+        Ok(Enforcement {
+            enforcer: self.enforcer(db, tenant, policy_version).await?,
+            tenant: tenant.clone(),
+        })
+    }
+
     /// Whether `subject` holds `permission` in `tenant`.
     pub async fn allows(
         &self,
@@ -133,6 +150,36 @@ impl Authorizer {
             }
         }
         Ok(held)
+    }
+}
+
+/// One tenant's casbin enforcer, loaded (or found in the cache) for a request.
+#[derive(Clone)]
+pub struct Enforcement {
+    enforcer: Arc<Mutex<Enforcer>>,
+    tenant: TenantCtx,
+}
+
+impl Enforcement {
+    /// Whether `subject` holds `permission`; an enforcer error refuses (fails closed).
+    pub fn allows(&self, subject: &str, permission: Permission) -> bool {
+        let decided = self
+            .enforcer
+            .lock()
+            .map_err(|_| poisoned())
+            .and_then(|guard| check(&guard, &self.tenant, subject, permission));
+        decided.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "casbin refused to decide; denying");
+            false
+        })
+    }
+}
+
+impl std::fmt::Debug for Enforcement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enforcement")
+            .field("tenant", &self.tenant.id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
-use super::{Created, NoContent, Tag};
+use super::{NoContent, Tag};
 use crate::server::AppState;
 use crm_core::audit::Actor;
 use crm_core::authz::Caller;
@@ -14,13 +14,16 @@ use crm_core::Error;
 use crm_records::engine::{self, Access, Visibility};
 use crm_records::query::{self, ListQuery};
 use crm_records::service::{self, CreateOptions};
-use crm_records::{customers, register, ObjectKey, ObjectSchema};
+use crm_records::{ObjectKey, ObjectSchema};
 use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
-use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{json, Value};
 use uuid::Uuid;
+
+mod extras;
+pub use extras::{ActivityExtrasApi, CustomerExtrasApi};
 
 /// A record with its version as ETag (send it back as If-Match when updating).
 #[derive(ApiResponse)]
@@ -67,32 +70,8 @@ pub struct HistoryPage {
 }
 
 #[derive(Object)]
-pub struct MergeRequest {
-    /// The customer merged into this one (it goes to the recycle bin).
-    pub other_id: Uuid,
-    /// Per field, whose value to keep: "this" or "other".
-    #[oai(default)]
-    pub keep: std::collections::BTreeMap<String, String>,
-}
-
-#[derive(Object)]
 pub struct AddTagsRequest {
     pub tags: Vec<String>,
-}
-
-#[derive(Object)]
-pub struct DuplicatePairOut {
-    pub customer_id: Uuid,
-    pub customer_name: String,
-    pub other_id: Uuid,
-    pub other_name: String,
-    /// `phone` or `email`.
-    pub reason: String,
-}
-
-#[derive(Object)]
-pub struct DuplicatesResponse {
-    pub items: Vec<DuplicatePairOut>,
 }
 
 /// Everything a record request needs besides the transaction.
@@ -640,232 +619,3 @@ record_endpoints!(
     "/tasks/:id/tags",
     "/tasks/:id/tags/:tag"
 );
-
-#[derive(Object)]
-pub struct TimelineEntryOut {
-    /// `activity`, `task`, `stage_change` or `history`.
-    pub kind: String,
-    pub at: chrono::DateTime<chrono::Utc>,
-    pub id: String,
-    pub data: Value,
-}
-
-#[derive(Object)]
-pub struct TimelinePage {
-    pub items: Vec<TimelineEntryOut>,
-    #[oai(skip_serializing_if_is_none)]
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Object)]
-pub struct RegisterRequest {
-    /// The caller's or visitor's phone (any common format; China is the default region).
-    pub phone: String,
-    /// Name for a new customer (default: the phone number).
-    pub name: Option<String>,
-    /// `call` (default) or `visit`.
-    pub kind: Option<String>,
-    /// `inbound` (default) or `outbound`.
-    pub direction: Option<String>,
-    pub subject: Option<String>,
-    pub body: Option<String>,
-    /// Create the customer when no customer has this phone.
-    #[oai(default)]
-    pub create_customer: bool,
-}
-
-#[derive(Object)]
-pub struct RegisterResponse {
-    pub customer_id: Uuid,
-    pub customer_created: bool,
-    pub activity: Value,
-}
-
-/// What only activities have: the walk-in and call register.
-pub struct ActivityExtrasApi(pub AppState);
-
-#[OpenApi(tag = "Tag::Records")]
-impl ActivityExtrasApi {
-    /// Register a call or visit by phone: logs it on the customer with that phone. For an
-    /// unknown phone it answers 404 `register.unknown_caller`, offering `create_customer: true`
-    /// to create the customer and log the activity in one step.
-    #[oai(path = "/activities/register", method = "post")]
-    async fn register(
-        &self,
-        auth: Auth,
-        body: Json<RegisterRequest>,
-    ) -> ApiResult<Created<RegisterResponse>> {
-        let ctx = auth.0;
-        let b = body.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
-        let done = register::register(
-            &mut tx,
-            &caller,
-            &Actor::of(&ctx),
-            self.0.master_key.as_deref(),
-            register::Entry {
-                phone: b.phone,
-                name: b.name,
-                kind: b.kind,
-                direction: b.direction,
-                subject: b.subject,
-                body: b.body,
-                create_customer: b.create_customer,
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Created::Created(Json(RegisterResponse {
-            customer_id: done.customer_id,
-            customer_created: done.customer_created,
-            activity: done.activity,
-        })))
-    }
-}
-
-/// A CSV download.
-#[derive(ApiResponse)]
-pub enum CsvResponse {
-    #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
-    Ok(
-        PlainText<String>,
-        /// `attachment; filename="customers.csv"`.
-        #[oai(header = "Content-Disposition")]
-        String,
-    ),
-}
-
-/// What only customers have: duplicates, merge, their contacts.
-pub struct CustomerExtrasApi(pub AppState);
-
-#[OpenApi(tag = "Tag::Records")]
-impl CustomerExtrasApi {
-    /// Exports the customers a list with the same parameters would return (all pages, in
-    /// your scope, masked as you see them) as CSV, UTF-8 with a BOM. Needs `customers:read`
-    /// and `customers:export`; at most 100,000 rows (400 `export.too_large` beyond). Audited.
-    #[oai(path = "/customers/export", method = "get")]
-    async fn customer_export(&self, auth: Auth, req: &Request) -> ApiResult<CsvResponse> {
-        let ctx = auth.0;
-        let pairs = query_pairs(req);
-        let (mut tx, rc, lq) = open_list(&self.0, &ctx, ObjectKey::Customers, &pairs).await?;
-        let (csv, rows) = crm_records::export::csv(&mut tx, &rc.schema, &rc.access(), lq).await?;
-        crm_core::audit::record(
-            &mut tx,
-            &Actor::of(&ctx),
-            "customers.exported",
-            None,
-            json!({ "rows": rows, "query": pairs }),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(CsvResponse::Ok(
-            PlainText(csv),
-            "attachment; filename=\"customers.csv\"".to_owned(),
-        ))
-    }
-
-    /// Pairs of live customers sharing a phone or e-mail.
-    #[oai(path = "/customers/duplicates", method = "get")]
-    async fn customer_duplicates(
-        &self,
-        auth: Auth,
-        limit: Query<Option<i64>>,
-    ) -> ApiResult<Json<DuplicatesResponse>> {
-        let ctx = auth.0;
-        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Customers).await?;
-        let pairs = customers::duplicates(&mut tx, &rc.access(), page_size(limit.0)).await?;
-        tx.commit().await?;
-        Ok(Json(DuplicatesResponse {
-            items: pairs
-                .into_iter()
-                .map(|p| DuplicatePairOut {
-                    customer_id: p.customer_id,
-                    customer_name: p.customer_name,
-                    other_id: p.other_id,
-                    other_name: p.other_name,
-                    reason: p.reason,
-                })
-                .collect(),
-        }))
-    }
-
-    /// The customer's timeline: activities, tasks, stage moves of its opportunities and its
-    /// own change history, newest first.
-    #[oai(path = "/customers/:id/timeline", method = "get")]
-    async fn customer_timeline(
-        &self,
-        auth: Auth,
-        id: Path<Uuid>,
-        cursor: Query<Option<String>>,
-        limit: Query<Option<i64>>,
-    ) -> ApiResult<Json<TimelinePage>> {
-        let ctx = auth.0;
-        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Customers).await?;
-        let page = crm_records::timeline::customer_timeline(
-            &mut tx,
-            &rc.schema,
-            &rc.access(),
-            &rc.caller,
-            id.0,
-            cursor.0.as_deref(),
-            page_size(limit.0),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Json(TimelinePage {
-            items: page
-                .items
-                .into_iter()
-                .map(|e| TimelineEntryOut {
-                    kind: e.kind,
-                    at: e.at,
-                    id: e.id,
-                    data: e.data,
-                })
-                .collect(),
-            next_cursor: page.next_cursor,
-        }))
-    }
-
-    /// Contacts of a customer (same list parameters as /contacts).
-    #[oai(path = "/customers/:id/contacts", method = "get")]
-    async fn customer_contacts(
-        &self,
-        auth: Auth,
-        id: Path<Uuid>,
-        req: &Request,
-    ) -> ApiResult<Json<RecordPage>> {
-        list(&self.0, auth, ObjectKey::Contacts, req, Some(id.0)).await
-    }
-
-    /// Merge another customer into this one: contacts move over, the other goes to the
-    /// recycle bin, both histories stay.
-    #[oai(path = "/customers/:id/merge", method = "post")]
-    async fn merge_customer(
-        &self,
-        auth: Auth,
-        id: Path<Uuid>,
-        body: Json<MergeRequest>,
-    ) -> ApiResult<RecordResponse> {
-        let ctx = auth.0;
-        let state = &self.0;
-        let (mut tx, rc) = open(state, &ctx, ObjectKey::Customers).await?;
-        let keep: serde_json::Map<String, Value> = body
-            .keep
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        let record = customers::merge(
-            &mut tx,
-            &rc.schema,
-            &rc.access(),
-            id.0,
-            body.other_id,
-            &keep,
-        )
-        .await?;
-        tx.commit().await?;
-        let tag = etag(&record);
-        Ok(RecordResponse::Ok(Json(record), tag))
-    }
-}

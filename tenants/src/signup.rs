@@ -1,0 +1,66 @@
+//! Sign-up, the use case: the company's and its administrator's details validated together
+//! (every bad field named at once), the password hashed before any connection is taken, the
+//! tenant provisioned, and the administrator logged in.
+
+use crate::provision::{provision_tenant, NewAdmin, NewTenant, Provisioned};
+use crate::slug::TenantSlug;
+use chrono::Duration;
+use crm_core::context::RequestMeta;
+use crm_core::db::Db;
+use crm_core::domain::{DisplayName, Email, Password, Validator};
+use crm_core::identity::{self, sessions, sessions::NewSession};
+use crm_core::{Error, Result};
+
+/// A sign-up form as sent.
+pub struct SignupForm<'a> {
+    pub tenant_slug: &'a str,
+    pub tenant_name: &'a str,
+    pub admin_email: &'a str,
+    pub admin_name: &'a str,
+    pub admin_password: &'a str,
+}
+
+/// Validates the form, creates the tenant with its administrator and opens the
+/// administrator's first session (lasting `ttl`).
+pub async fn sign_up(
+    db: &Db,
+    form: SignupForm<'_>,
+    ttl: Duration,
+    meta: &RequestMeta,
+) -> Result<(Provisioned, NewSession)> {
+    let mut v = Validator::new();
+    let slug = v.check(TenantSlug::parse("tenant_slug", form.tenant_slug));
+    let tenant_name = v.check(DisplayName::parse("tenant_name", form.tenant_name));
+    let email = v.check(Email::parse("admin_email", form.admin_email));
+    let admin_name = v.check(DisplayName::parse("admin_name", form.admin_name));
+    let password = v.check(Password::parse("admin_password", form.admin_password));
+    v.finish()?;
+    let (Some(slug), Some(name), Some(email), Some(admin_name), Some(password)) =
+        (slug, tenant_name, email, admin_name, password)
+    else {
+        return Err(Error::internal("validated value missing"));
+    };
+    let password_hash = identity::hash_password(password.expose()).await?;
+    let provisioned = provision_tenant(
+        db,
+        NewTenant { slug, name },
+        NewAdmin {
+            email,
+            name: admin_name,
+            password_hash,
+        },
+    )
+    .await?;
+    let ctx = provisioned.tenant.ctx()?;
+    let mut tx = db.tenant_tx(&ctx).await?;
+    let session = sessions::create(
+        &mut tx,
+        provisioned.admin.id,
+        ttl,
+        meta.ip.as_deref(),
+        meta.user_agent.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((provisioned, session))
+}
