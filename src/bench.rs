@@ -556,7 +556,10 @@ pub async fn rules(
             took.as_secs_f64(),
             total as f64 / took.as_secs_f64()
         );
-        anyhow::Ok(())
+        let (tenant, admin) = created
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no benchmark tenant"))?;
+        event_to_effect(config, &db, &engine, &tenant.ctx()?, *admin).await
     }
     .await;
     if !keep {
@@ -566,4 +569,81 @@ pub async fn rules(
         }
     }
     result
+}
+
+/// Event → effect: single customer.created events, one at a time, into an idle worker that
+/// polls at the configured interval (so only its wake-up on commit can make it faster); the
+/// latency is from the event's transaction to the end of the rule run it caused, both by the
+/// database's clock.
+async fn event_to_effect(
+    config: &crate::config::Config,
+    db: &Db,
+    engine: &crm_workflows::RuleEngine,
+    ctx: &crm_core::db::TenantCtx,
+    admin: uuid::Uuid,
+) -> anyhow::Result<()> {
+    use crm_records::{service, Access, ObjectKey, ObjectSchema};
+    const SAMPLES: usize = 50;
+    let poll = Duration::from_millis(config.jobs_poll_ms);
+    let handlers = crate::wiring::job_handlers(config, None, engine, None)?;
+    let worker = crate::worker::Worker::spawn(
+        db.clone(),
+        handlers,
+        crate::worker::WorkerSettings {
+            poll,
+            concurrency: 1,
+            batch: 100,
+            job_lease: chrono::Duration::minutes(5),
+            tenant_lease: chrono::Duration::minutes(2),
+        },
+    );
+    let actor = crm_core::audit::Actor::system();
+    let mut millis = Vec::with_capacity(SAMPLES);
+    for i in 0..SAMPLES {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut tx = db.tenant_tx(ctx).await?;
+        let schema = ObjectSchema::load(&mut tx, ObjectKey::Customers).await?;
+        let access = Access::platform(&actor, Some(admin), None);
+        let body = serde_json::json!({"name": format!("延迟测试 {i}"), "level": "A"});
+        let options = service::CreateOptions {
+            allow_duplicate: true,
+        };
+        let record = service::create(&mut tx, &schema, &access, &body, options).await?;
+        tx.commit().await?;
+        let id: uuid::Uuid = record["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("created customer without an id"))?;
+        let waited = Instant::now();
+        let ms = loop {
+            let mut tx = db.tenant_tx(ctx).await?;
+            let ms: Option<f64> = sqlx::query_scalar(
+                "SELECT (extract(epoch FROM r.created_at - c.created_at) * 1000 \
+                   + r.duration_us / 1000.0)::float8 \
+                 FROM rule_runs r JOIN customers c ON c.id = r.record_id WHERE r.record_id = $1",
+            )
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?;
+            tx.commit().await?;
+            if let Some(ms) = ms {
+                break ms;
+            }
+            if waited.elapsed() > Duration::from_secs(60) {
+                anyhow::bail!("no rule run a minute after event {i}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        millis.push(ms);
+    }
+    worker.stop().await;
+    millis.sort_by(f64::total_cmp);
+    let at = |q: f64| millis[((millis.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "event → effect: {SAMPLES} single events into an idle worker (poll {} ms): p50 {:.0} ms, p99 {:.0} ms",
+        poll.as_millis(),
+        at(0.5),
+        at(0.99)
+    );
+    Ok(())
 }

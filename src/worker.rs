@@ -3,14 +3,18 @@
 //! transaction that commits the job's effects with its `done` mark. Jobs whose handlers only
 //! write to the database run several to a transaction, re-run one by one if any of them fails.
 //! Any number of servers may run it against one database; a job is run by one of them at a
-//! time.
+//! time. An idle worker sleeps until its next poll or until a transaction commits a job due
+//! now (`NOTIFY crm_jobs`, sent by `platform_api.wake_jobs`), so an effect follows its event
+//! without waiting for the poll.
 
 use chrono::Duration;
 use crm_core::db::{Db, TenantCtx};
 use crm_core::jobs::{self, ClaimedJob, Handlers, JobFailure};
 use futures::StreamExt;
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::PgPool;
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 /// How the worker paces itself.
@@ -37,7 +41,9 @@ pub struct Worker {
 impl Worker {
     pub fn spawn(db: Db, handlers: Handlers, settings: WorkerSettings) -> Worker {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(db, Arc::new(handlers), settings, stopped));
+        let wake = Arc::new(Notify::new());
+        tokio::spawn(listen(db.pool.clone(), wake.clone(), stopped.clone()));
+        let task = tokio::spawn(run(db, Arc::new(handlers), settings, wake, stopped));
         Worker { stop, task }
     }
 
@@ -48,10 +54,47 @@ impl Worker {
     }
 }
 
+/// The channel `platform_api.wake_jobs` notifies when a job falls due now.
+pub const WAKE_CHANNEL: &str = "crm_jobs";
+
+/// Listens on [`WAKE_CHANNEL`] over a connection of its own and wakes the worker on each
+/// notification; reconnects after a lost connection (the poll covers the gap).
+async fn listen(pool: PgPool, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            result = listen_once(&pool, &wake) => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "job wake-up listener lost its connection; polling meanwhile");
+                }
+            }
+            _ = stopped.changed() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Listens until the connection fails.
+async fn listen_once(pool: &PgPool, wake: &Notify) -> Result<(), sqlx::Error> {
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(pool.connect_options().as_ref().clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&own).await?;
+    listener.listen(WAKE_CHANNEL).await?;
+    loop {
+        listener.recv().await?;
+        wake.notify_one();
+    }
+}
+
 async fn run(
     db: Db,
     handlers: Arc<Handlers>,
     settings: WorkerSettings,
+    wake: Arc<Notify>,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
@@ -86,6 +129,7 @@ async fn run(
         if idle {
             tokio::select! {
                 _ = tokio::time::sleep(settings.poll) => {}
+                _ = wake.notified() => {}
                 _ = stopped.changed() => {}
             }
         }

@@ -1172,3 +1172,25 @@ async fn a_failing_effect_in_a_shared_transaction_is_logged_as_a_failed_run() {
     .expect("jobs");
     assert_eq!(left, 0);
 }
+
+/// The worker does not wait for its poll: the commit that makes a job due wakes it
+/// (`NOTIFY crm_jobs`). With the poll at an hour, the rule still runs right after the event.
+#[tokio::test]
+async fn a_committed_event_wakes_the_worker_without_waiting_for_its_poll() {
+    let app = TestApp::spawn_with(|c| c.jobs_poll_ms = 3_600_000).await;
+    let t = app.signup().await;
+    let r = rule(
+        &app,
+        &t,
+        json!({
+            "name": "新客户回访",
+            "object": "customers",
+            "trigger": {"event": "customer.created"},
+            "script": r#"create_task(#{title: "回访 " + record.name, due_in: "1d"});"#,
+        }),
+    )
+    .await;
+    customer(&app, &t, json!({"name": "北京星河科技有限公司"})).await;
+    let done = wait_runs(&app, &t, &id(&r), 1).await;
+    assert_eq!(done[0]["outcome"], "succeeded", "{}", done[0]);
+}
