@@ -16,10 +16,34 @@ use serde::Serialize;
 use std::sync::OnceLock;
 use uuid::Uuid;
 
-/// Hashes a password with argon2id (default parameters) off the async threads.
+/// argon2id with the default parameters takes 19 MiB per hash: at most this many hashes run
+/// at once (one per core), the rest wait their turn, so a burst of logins or sign-ups costs
+/// bounded memory and CPU instead of one blocking thread and 19 MiB each.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// Runs one argon2 computation in a hashing slot, off the async threads.
+async fn in_slot<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let _slot = hashing_slots()
+        .acquire()
+        .await
+        .map_err(|e| Error::internal(format!("password hashing closed: {e}")))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::internal(format!("hashing task: {e}")))?
+}
+
+/// Hashes a password with argon2id (default parameters) in a hashing slot.
 pub async fn hash_password(password: &str) -> Result<String> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
+    in_slot(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -27,14 +51,13 @@ pub async fn hash_password(password: &str) -> Result<String> {
             .map_err(|e| Error::internal(format!("hashing password: {e}")))
     })
     .await
-    .map_err(|e| Error::internal(format!("hashing task: {e}")))?
 }
 
 /// Checks a password against a stored hash. With `None` (unknown user) it still spends the
 /// same time on a dummy hash, so response times do not reveal which accounts exist.
 pub async fn verify_password(password: &str, stored: Option<String>) -> Result<bool> {
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
+    in_slot(move || {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| dummy_hash().to_owned());
         let parsed = PasswordHash::new(&stored)
@@ -45,7 +68,6 @@ pub async fn verify_password(password: &str, stored: Option<String>) -> Result<b
         Ok(ok && known)
     })
     .await
-    .map_err(|e| Error::internal(format!("verify task: {e}")))?
 }
 
 fn dummy_hash() -> &'static str {
