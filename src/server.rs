@@ -84,21 +84,23 @@ pub async fn connect(config: &Config, url: &str) -> anyhow::Result<PgPool> {
 /// The whole HTTP application.
 pub fn app(state: AppState) -> impl Endpoint {
     let api = rest::service(state.clone());
-    let _ = state.base_spec.set(api.spec());
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let generated = api.spec();
+    let spec = rest::limits::document(&generated);
+    // The UI embeds the document verbatim: show it the one that states the limits.
+    let docs = api.swagger_ui_html().replacen(&generated, &spec, 1);
+    let _ = state.base_spec.set(spec.clone());
     let portal = rest::portal::service(state.clone());
-    let portal_spec = portal.spec_endpoint();
+    let portal_spec = rest::limits::portal_document(&portal.spec());
     Route::new()
         .nest("/api/v1", api)
-        .at("/portal/api/openapi.json", portal_spec)
+        .at("/portal/api/openapi.json", json_document(portal_spec))
         .nest("/portal/api", portal)
         // The pages the portal mails link to; the API stays under /portal/api.
         .at("/portal", poem::get(portal_pages::portal_page))
         .at("/portal/login", poem::get(portal_pages::portal_page))
         .at("/portal/survey", poem::get(portal_pages::portal_page))
-        .at("/api/openapi.json", spec)
-        .nest("/api/docs", docs)
+        .at("/api/openapi.json", json_document(spec))
+        .nest("/api/docs", Route::new().at("/", swagger_ui(docs)))
         .at("/healthz", poem::get(healthz))
         .at("/readyz", poem::get(readyz))
         .at("/metrics", poem::get(prometheus_metrics))
@@ -107,6 +109,20 @@ pub fn app(state: AppState) -> impl Endpoint {
         .with(CatchPanic::new().with_handler(|_| panic_response()))
         .around(observe)
         .data(state)
+}
+
+/// Serves an OpenAPI document prepared at start-up.
+fn json_document(document: String) -> impl Endpoint {
+    poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json")
+            .body(document.clone())
+    })
+}
+
+/// Serves the Swagger UI page prepared at start-up.
+fn swagger_ui(html: String) -> impl Endpoint {
+    poem::endpoint::make_sync(move |_| poem::web::Html(html.clone()))
 }
 
 /// Request id, structured log line and metrics for every request.

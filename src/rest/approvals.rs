@@ -117,8 +117,11 @@ pub struct ApprovalPage {
     pub next_cursor: Option<String>,
 }
 
+/// Longest escalation delay: ten years.
+pub const MAX_ESCALATION_DAYS: i64 = 3650;
+
 /// `30m`, `8h`, `2d`, `1w`, `1h30m` in seconds.
-fn duration(field: &str, raw: &str) -> Result<i64, Error> {
+pub(super) fn duration(field: &str, raw: &str) -> Result<i64, Error> {
     let bad = || {
         Error::invalid_field(
             field,
@@ -145,7 +148,7 @@ fn duration(field: &str, raw: &str) -> Result<i64, Error> {
         digits.clear();
         total = total.saturating_add(n.saturating_mul(unit));
     }
-    if !digits.is_empty() || total <= 0 || total > 3650 * 86_400 {
+    if !digits.is_empty() || total <= 0 || total > MAX_ESCALATION_DAYS * 86_400 {
         return Err(bad());
     }
     Ok(total)

@@ -12,6 +12,7 @@ pub mod desk;
 pub mod error;
 pub mod fields;
 pub mod jobs;
+pub mod limits;
 pub mod notifications;
 pub mod pipelines;
 pub mod portal;

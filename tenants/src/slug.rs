@@ -45,8 +45,13 @@ pub const RESERVED: &[&str] = &[
 ];
 
 impl TenantSlug {
+    /// Shortest slug accepted (ASCII, so bytes are characters).
+    pub const MIN_LEN: usize = 3;
+    /// Longest slug accepted.
+    pub const MAX_LEN: usize = 40;
+
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        let well_formed = (3..=40).contains(&raw.len())
+        let well_formed = (Self::MIN_LEN..=Self::MAX_LEN).contains(&raw.len())
             && raw
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -58,7 +63,9 @@ impl TenantSlug {
                 field,
                 "invalid_slug",
                 format!(
-                    "'{raw}' is not a valid tenant slug: use 3-40 characters a-z, 0-9 and single '-' inside, e.g. 'acme-trading'"
+                    "'{raw}' is not a valid tenant slug: use {}-{} characters a-z, 0-9 and single '-' inside, e.g. 'acme-trading'",
+                    Self::MIN_LEN,
+                    Self::MAX_LEN
                 ),
             ));
         }

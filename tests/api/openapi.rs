@@ -1,8 +1,10 @@
 //! The OpenAPI document is exact: every operation documents the statuses it can answer, and
 //! what the server answers (statuses for missing credentials, wrong content types and
-//! oversized bodies; the bodies of the lists) matches the document.
+//! oversized bodies; the bodies of the lists) matches the document, and its request schemas
+//! state the limits the server enforces.
 
-use crate::helpers::TestApp;
+use crate::helpers::{Resp, TestApp, PASSWORD};
+use crm_desk::csat;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
@@ -264,5 +266,138 @@ async fn walk(
             }
             *checked += 1;
         }
+    }
+}
+
+/// The schema of `schema.property` in a served document.
+fn property<'a>(spec: &'a Value, schema: &str, property: &str) -> &'a Value {
+    let found = &spec["components"]["schemas"][schema]["properties"][property];
+    assert!(found.is_object(), "{schema}.{property} is not documented");
+    found
+}
+
+/// A number the schema states, e.g. its `maxLength`.
+fn stated(schema: &Value, keyword: &str) -> i64 {
+    schema[keyword]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no {keyword} in {schema}"))
+}
+
+/// The documented `pattern`, compiled.
+fn pattern_of(schema: &Value) -> regex::Regex {
+    let p = schema["pattern"].as_str().expect("a pattern");
+    regex::Regex::new(p).expect("the pattern compiles")
+}
+
+/// Asserts a 422 `validation.failed` and returns the fields it names.
+#[track_caller]
+fn refused(resp: Resp) -> Vec<String> {
+    let problem = resp.expect_problem(422, "validation.failed");
+    let errors = problem["errors"].as_array().expect("errors");
+    errors
+        .iter()
+        .filter_map(|e| e["field"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn request_schemas_state_the_limits_the_server_enforces() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let url = format!("{}/api/openapi.json", app.base);
+    let served = app.client.get(url).send().await.expect("document");
+    assert_eq!(served.status(), 200);
+    let text = served.text().await.expect("text");
+    let spec: Value = serde_json::from_str(&text).expect("JSON");
+    let user = |n: usize, name: &str, password: &str, locale: Option<&str>| {
+        let email = format!("u{n}@limits.example.com");
+        let body = json!({"email": email, "name": name, "password": password, "locale": locale});
+        app.post("/api/v1/users", &t.token, body)
+    };
+
+    // A name is counted in characters: exactly maxLength Chinese characters pass, one more not.
+    let name_max = stated(property(&spec, "CreateUserRequest", "name"), "maxLength");
+    let name = "张".repeat(name_max as usize);
+    let created = user(1, &name, PASSWORD, None).await.expect(201);
+    assert_eq!(created["name"], name.as_str());
+    let longer = name + "张";
+    assert_eq!(refused(user(2, &longer, PASSWORD, None).await), ["name"]);
+
+    // A password one character shorter than minLength is refused; minLength passes.
+    let password = property(&spec, "CreateUserRequest", "password");
+    let min = stated(password, "minLength") as usize;
+    let letters = "abcdefghijklmnopqrstuvwxyz";
+    assert_eq!(
+        refused(user(3, "短", &letters[..min - 1], None).await),
+        ["password"]
+    );
+    user(4, "够", &letters[..min], None).await.expect(201);
+
+    // Every documented locale is taken; any other is refused.
+    let locales = property(&spec, "CreateUserRequest", "locale")["enum"].clone();
+    let locales = locales.as_array().expect("an enum");
+    for (i, locale) in locales.iter().enumerate() {
+        user(10 + i, "语言", PASSWORD, locale.as_str())
+            .await
+            .expect(201);
+    }
+    assert!(!locales.contains(&json!("fr")));
+    assert_eq!(
+        refused(user(5, "法语", PASSWORD, Some("fr")).await),
+        ["locale"]
+    );
+
+    // A role name off the documented pattern is refused; one on it is created.
+    let role_name = pattern_of(property(&spec, "CreateRoleRequest", "name"));
+    let role = |name: &str| {
+        let body = json!({"name": name, "permissions": ["customers:read"]});
+        app.post("/api/v1/roles", &t.token, body)
+    };
+    assert!(!role_name.is_match("Sales Team"));
+    assert_eq!(refused(role("Sales Team").await), ["name"]);
+    assert!(role_name.is_match("sales-team"));
+    role("sales-team").await.expect(201);
+
+    // The failure limit: the documented maximum is taken; one above it or below the minimum not.
+    let limit = property(&spec, "WorkflowSettings", "failure_limit");
+    let (min, max) = (stated(limit, "minimum"), stated(limit, "maximum"));
+    let settings = |failure_limit: i64| {
+        let body = json!({"webhook_hosts": [], "failure_limit": failure_limit});
+        let path = "/api/v1/settings/workflows";
+        app.call(Method::PUT, path, Some(&t.token), Some(body))
+    };
+    for wrong in [max + 1, min - 1] {
+        assert_eq!(refused(settings(wrong).await), ["failure_limit"]);
+    }
+    assert_eq!(settings(max).await.expect(200)["failure_limit"], max);
+
+    // A tenant slug of a documented length but off the documented pattern is refused.
+    let slug = property(&spec, "SignupRequest", "tenant_slug");
+    let bad = "acme--trading";
+    assert!(!pattern_of(slug).is_match(bad));
+    let lengths = stated(slug, "minLength")..=stated(slug, "maxLength");
+    assert!(lengths.contains(&(bad.len() as i64)));
+    let signup = json!({
+        "tenant_slug": bad, "tenant_name": "坏名字", "admin_email": "a@bad.example.com",
+        "admin_password": PASSWORD, "admin_name": "张伟"
+    });
+    let resp = app.call(Method::POST, "/api/v1/signup", None, Some(signup));
+    assert_eq!(refused(resp.await), ["tenant_slug"]);
+
+    // The tenant's own document, the portal's and the Swagger UI state the limits too.
+    let own = app.get("/api/v1/openapi.json", &t.token).await.expect(200);
+    let own_name = property(&own, "CreateUserRequest", "name");
+    assert_eq!(stated(own_name, "maxLength"), name_max);
+    let portal = app.call(Method::GET, "/portal/api/openapi.json", None, None);
+    let portal = portal.await.expect(200);
+    let rating = property(&portal, "RatingRequest", "rating");
+    let ratings = (stated(rating, "minimum"), stated(rating, "maximum"));
+    assert_eq!(ratings, (csat::MIN_RATING, csat::MAX_RATING));
+    for docs in ["/api/docs", "/api/docs/"] {
+        let page = app.client.get(format!("{}{docs}", app.base)).send();
+        let page = page.await.expect("docs");
+        assert_eq!(page.status(), 200, "{docs}");
+        let html = page.text().await.expect("html");
+        assert!(html.contains(&text), "{docs} embeds another document");
     }
 }

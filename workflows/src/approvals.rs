@@ -16,7 +16,7 @@ use crm_core::notifications::{self, NewNotification};
 use crm_core::{Error, Result};
 use crm_records::history;
 use crm_records::meta::ObjectKey;
-use crm_rules_protocol::Effect;
+use crm_rules_protocol::{Effect, StepMode};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::FromRow;
@@ -277,12 +277,15 @@ async fn start_step(tx: &mut TenantTx, a: &mut Approval, index: usize) -> Result
     Ok(())
 }
 
+/// Most steps an approval may have (it has at least one).
+pub const MAX_STEPS: usize = 10;
+
 fn check_steps(steps: &[StepInput]) -> Result<Value> {
-    if steps.is_empty() || steps.len() > 10 {
+    if steps.is_empty() || steps.len() > MAX_STEPS {
         return Err(invalid(
             "steps",
             "approval.steps",
-            "an approval has 1 to 10 steps",
+            format!("an approval has 1 to {MAX_STEPS} steps"),
         ));
     }
     let mut out = Vec::new();
@@ -294,7 +297,7 @@ fn check_steps(steps: &[StepInput]) -> Result<Value> {
                 "name at least one approver",
             ));
         }
-        if !["any", "all", "quorum"].contains(&s.mode.as_str()) {
+        if !StepMode::ALL.iter().any(|m| m.as_str() == s.mode) {
             return Err(invalid(
                 &format!("steps[{i}].mode"),
                 "approval.mode",

@@ -147,6 +147,15 @@ pub async fn run_now(
     .await
 }
 
+/// Fewest failed runs in a row that may turn a rule off.
+pub const MIN_FAILURE_LIMIT: i32 = 1;
+/// Most failed runs in a row a company may allow before a rule is turned off.
+pub const MAX_FAILURE_LIMIT: i32 = 1000;
+/// Longest webhook host name, in characters (without a leading `*.`).
+pub const MAX_HOST_LEN: usize = 253;
+/// Longest label (dot-separated part) of a webhook host name.
+pub const MAX_HOST_LABEL_LEN: usize = 63;
+
 /// The company's workflow settings: webhook allow-list and failure limit.
 pub async fn settings(tx: &mut TenantTx, caller: &Caller) -> Result<(Vec<String>, i32)> {
     caller.require(Permission::WorkflowsManage)?;
@@ -176,11 +185,11 @@ pub async fn set_settings(
     }
     hosts.sort();
     hosts.dedup();
-    if !(1..=1000).contains(&failure_limit) {
+    if !(MIN_FAILURE_LIMIT..=MAX_FAILURE_LIMIT).contains(&failure_limit) {
         return Err(Error::invalid_field(
             "failure_limit",
             "out_of_range",
-            "between 1 and 1000",
+            format!("between {MIN_FAILURE_LIMIT} and {MAX_FAILURE_LIMIT}"),
         ));
     }
     rules::set_settings(tx, &hosts, failure_limit).await?;
@@ -196,14 +205,14 @@ pub async fn set_settings(
 }
 
 /// `hooks.example.com` or `*.example.com`: labels of letters, digits and hyphens.
-fn valid_host(h: &str) -> bool {
+pub fn valid_host(h: &str) -> bool {
     let h = h.strip_prefix("*.").unwrap_or(h);
     !h.is_empty()
-        && h.len() <= 253
+        && h.len() <= MAX_HOST_LEN
         && h.contains('.')
         && h.split('.').all(|l| {
             !l.is_empty()
-                && l.len() <= 63
+                && l.len() <= MAX_HOST_LABEL_LEN
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
 }

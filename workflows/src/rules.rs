@@ -157,6 +157,9 @@ pub fn compile_error(e: SandboxError) -> Error {
     }
 }
 
+/// Longest rule name, in characters after trimming.
+pub const NAME_MAX_CHARS: usize = 200;
+
 async fn check(
     tx: &mut TenantTx,
     pool: &SandboxPool,
@@ -165,11 +168,11 @@ async fn check(
 ) -> Result<Checked> {
     let mut errors = Vec::new();
     let name = input.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
+    if name.is_empty() || name.chars().count() > NAME_MAX_CHARS {
         errors.push(FieldError::new(
             "name",
             "invalid_length",
-            "1 to 200 characters",
+            format!("1 to {NAME_MAX_CHARS} characters"),
         ));
     }
     let object = ObjectKey::parse(&input.object);

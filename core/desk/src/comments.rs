@@ -45,6 +45,9 @@ const SELECT: &str = "SELECT c.id, c.ticket_id, c.body, c.public, c.author_kind,
     LEFT JOIN users u ON c.author_kind = 'user' AND u.id = c.author_id \
     LEFT JOIN contacts ct ON c.author_kind = 'contact' AND ct.id = c.author_id";
 
+/// Longest comment, in characters after trimming.
+pub const MAX_BODY_CHARS: usize = 100_000;
+
 /// Adds a comment to a live ticket (the caller checked access to it).
 pub async fn add(
     tx: &mut TenantTx,
@@ -58,11 +61,11 @@ pub async fn add(
     if body.is_empty() {
         return Err(Error::invalid_field("body", "required", "write something"));
     }
-    if body.chars().count() > 100_000 {
+    if body.chars().count() > MAX_BODY_CHARS {
         return Err(Error::invalid_field(
             "body",
             "too_long",
-            "at most 100000 characters",
+            format!("at most {MAX_BODY_CHARS} characters"),
         ));
     }
     let row = tickets::load(tx, ticket).await?;

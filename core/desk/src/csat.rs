@@ -89,6 +89,13 @@ pub async fn ticket_of_token(tx: &mut TenantTx, token_hash: &str) -> Result<Opti
     )
 }
 
+/// The worst rating (poor).
+pub const MIN_RATING: i64 = 1;
+/// The best rating (excellent).
+pub const MAX_RATING: i64 = 5;
+/// Longest comment on a rating, in characters after trimming.
+pub const MAX_COMMENT_CHARS: usize = 2000;
+
 /// Records the rating of a ticket: 1-5, once. A ticket resolved without a survey (no contact
 /// e-mail) gets one now, so portal users can still rate.
 pub async fn rate(
@@ -98,7 +105,7 @@ pub async fn rate(
     rating: i64,
     comment: Option<&str>,
 ) -> Result<Survey> {
-    if !(1..=5).contains(&rating) {
+    if !(MIN_RATING..=MAX_RATING).contains(&rating) {
         return Err(Error::invalid_field(
             "rating",
             "out_of_range",
@@ -106,11 +113,11 @@ pub async fn rate(
         ));
     }
     let comment = comment.map(str::trim).filter(|c| !c.is_empty());
-    if comment.is_some_and(|c| c.chars().count() > 2000) {
+    if comment.is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
         return Err(Error::invalid_field(
             "comment",
             "too_long",
-            "at most 2000 characters",
+            format!("at most {MAX_COMMENT_CHARS} characters"),
         ));
     }
     let resolved: Option<Option<DateTime<Utc>>> =

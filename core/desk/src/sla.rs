@@ -51,13 +51,16 @@ fn calendar(r: CalendarRow) -> Calendar {
     }
 }
 
+/// Longest name of a calendar or policy, in characters after trimming.
+pub const NAME_MAX_CHARS: usize = 100;
+
 fn check_name(name: &str) -> Result<String> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
+    if name.is_empty() || name.chars().count() > NAME_MAX_CHARS {
         return Err(Error::invalid_field(
             "name",
             "invalid",
-            "give it a name of 1-100 characters",
+            format!("give it a name of 1-{NAME_MAX_CHARS} characters"),
         ));
     }
     Ok(name.to_owned())
@@ -247,7 +250,12 @@ pub struct PolicyInput {
     pub enabled: bool,
 }
 
-const LEVELS: &[&str] = &["A", "B", "C", "D"];
+/// Customer levels a policy can match.
+pub const LEVELS: &[&str] = &["A", "B", "C", "D"];
+/// Shortest target, in business minutes.
+pub const MIN_TARGET_MINUTES: i32 = 1;
+/// Longest target, in business minutes: a year.
+pub const MAX_TARGET_MINUTES: i32 = 525_600;
 
 async fn check_policy(tx: &mut TenantTx, input: &PolicyInput) -> Result<(String, Uuid)> {
     let mut errors = Vec::new();
@@ -257,7 +265,7 @@ async fn check_policy(tx: &mut TenantTx, input: &PolicyInput) -> Result<(String,
             errors.push(FieldError::new(
                 "name",
                 "invalid",
-                "give it a name of 1-100 characters",
+                format!("give it a name of 1-{NAME_MAX_CHARS} characters"),
             ));
             String::new()
         }
@@ -294,11 +302,13 @@ async fn check_policy(tx: &mut TenantTx, input: &PolicyInput) -> Result<(String,
         ("first_response_minutes", input.first_response_minutes),
         ("resolution_minutes", input.resolution_minutes),
     ] {
-        if value.is_some_and(|m| !(1..=525_600).contains(&m)) {
+        if value.is_some_and(|m| !(MIN_TARGET_MINUTES..=MAX_TARGET_MINUTES).contains(&m)) {
             errors.push(FieldError::new(
                 field,
                 "out_of_range",
-                "use 1 to 525600 business minutes (a year)",
+                format!(
+                    "use {MIN_TARGET_MINUTES} to {MAX_TARGET_MINUTES} business minutes (a year)"
+                ),
             ));
         }
     }

@@ -9,6 +9,9 @@ use std::fmt;
 pub struct Email(String);
 
 impl Email {
+    /// Longest address accepted, in bytes (UTF-8) after trimming and lower-casing.
+    pub const MAX_BYTES: usize = 254;
+
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         let value = raw.trim().to_lowercase();
         let invalid = || {
@@ -18,7 +21,9 @@ impl Email {
                 format!("'{raw}' is not an e-mail address; expected e.g. name@example.com"),
             )
         };
-        if value.len() > 254 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if value.len() > Self::MAX_BYTES
+            || value.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(invalid());
         }
         let (local, domain) = value.split_once('@').ok_or_else(invalid)?;
@@ -50,16 +55,19 @@ impl fmt::Display for Email {
 pub struct DisplayName(String);
 
 impl DisplayName {
+    /// Longest name accepted, in characters after trimming.
+    pub const MAX_CHARS: usize = 200;
+
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         let value = raw.trim();
         if value.is_empty() {
             return Err(FieldError::new(field, "required", "must not be empty"));
         }
-        if value.chars().count() > 200 {
+        if value.chars().count() > Self::MAX_CHARS {
             return Err(FieldError::new(
                 field,
                 "too_long",
-                "must be at most 200 characters",
+                format!("must be at most {} characters", Self::MAX_CHARS),
             ));
         }
         if value.chars().any(char::is_control) {
@@ -80,24 +88,26 @@ impl DisplayName {
 /// A password that meets the policy: 10–256 characters, not a single repeated character.
 pub struct Password(String);
 
-/// Shortest password accepted.
-pub const MIN_PASSWORD_LEN: usize = 10;
-
 impl Password {
+    /// Shortest password accepted, in characters.
+    pub const MIN_CHARS: usize = 10;
+    /// Longest password accepted, in characters.
+    pub const MAX_CHARS: usize = 256;
+
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         let len = raw.chars().count();
-        if len < MIN_PASSWORD_LEN {
+        if len < Self::MIN_CHARS {
             return Err(FieldError::new(
                 field,
                 "too_short",
-                format!("must be at least {MIN_PASSWORD_LEN} characters"),
+                format!("must be at least {} characters", Self::MIN_CHARS),
             ));
         }
-        if len > 256 {
+        if len > Self::MAX_CHARS {
             return Err(FieldError::new(
                 field,
                 "too_long",
-                "must be at most 256 characters",
+                format!("must be at most {} characters", Self::MAX_CHARS),
             ));
         }
         let mut chars = raw.chars();
@@ -129,8 +139,13 @@ impl fmt::Debug for Password {
 pub struct RoleName(String);
 
 impl RoleName {
+    /// Shortest role name accepted (ASCII, so bytes are characters).
+    pub const MIN_LEN: usize = 2;
+    /// Longest role name accepted.
+    pub const MAX_LEN: usize = 40;
+
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
-        let ok = (2..=40).contains(&raw.len())
+        let ok = (Self::MIN_LEN..=Self::MAX_LEN).contains(&raw.len())
             && raw.starts_with(|c: char| c.is_ascii_lowercase())
             && raw
                 .chars()
@@ -142,7 +157,9 @@ impl RoleName {
                 field,
                 "invalid_role_name",
                 format!(
-                    "'{raw}' is not a role name: use 2-40 characters a-z, 0-9, '_' or '-', starting with a letter"
+                    "'{raw}' is not a role name: use {}-{} characters a-z, 0-9, '_' or '-', starting with a letter",
+                    Self::MIN_LEN,
+                    Self::MAX_LEN
                 ),
             ))
         }

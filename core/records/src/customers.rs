@@ -115,6 +115,9 @@ pub async fn duplicates(
         .collect()
 }
 
+/// What `keep` may say per field: whose value the merged customer keeps.
+pub const MERGE_CHOICES: &[&str] = &["this", "other"];
+
 /// Merges `other` into `this`: field values per `keep` (`"this"` or `"other"`; unnamed fields
 /// keep this customer's value, or take the other's where this one is empty), tags united,
 /// contacts moved, `other` retired to the recycle bin with `merged_into`. Both histories stay.
@@ -158,7 +161,7 @@ pub async fn merge(
                 "unknown_field",
                 "not a field of customers",
             ));
-        } else if !matches!(choice.as_str(), Some("this" | "other")) {
+        } else if !choice.as_str().is_some_and(|c| MERGE_CHOICES.contains(&c)) {
             v.push(crm_core::error::FieldError::new(
                 format!("keep.{k}"),
                 "invalid",

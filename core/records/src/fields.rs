@@ -154,12 +154,17 @@ fn check_portal_editable(v: &mut Validator, object: ObjectKey, wanted: Option<bo
     }
 }
 
+/// Longest label of a field, in characters.
+pub const LABEL_MAX_CHARS: usize = 100;
+/// Longest option of a select field, in characters.
+pub const OPTION_MAX_CHARS: usize = 100;
+
 fn check_label(v: &mut Validator, field: &str, label: &str) {
-    if label.trim().is_empty() || label.chars().count() > 100 {
+    if label.trim().is_empty() || label.chars().count() > LABEL_MAX_CHARS {
         v.push(FieldError::new(
             field,
             "invalid",
-            "must be 1-100 characters",
+            format!("must be 1-{LABEL_MAX_CHARS} characters"),
         ));
     }
 }
@@ -182,11 +187,11 @@ fn check_options(v: &mut Validator, ty: FieldType, options: &[String]) {
     }
     let mut seen = std::collections::HashSet::new();
     for (i, o) in options.iter().enumerate() {
-        if o.trim().is_empty() || o.chars().count() > 100 || o.trim() != o {
+        if o.trim().is_empty() || o.chars().count() > OPTION_MAX_CHARS || o.trim() != o {
             v.push(FieldError::new(
                 format!("options[{i}]"),
                 "invalid",
-                "options are 1-100 characters without surrounding spaces",
+                format!("options are 1-{OPTION_MAX_CHARS} characters without surrounding spaces"),
             ));
         } else if !seen.insert(o.as_str()) {
             v.push(FieldError::new(

@@ -338,6 +338,9 @@ pub const TICKET_CHANNELS: &[&str] = &["phone", "email", "web", "portal", "api"]
 /// Ticket priorities, lowest first.
 pub const TICKET_PRIORITIES: &[&str] = &["low", "normal", "high", "urgent"];
 
+/// The options of an activity's `direction`.
+pub const ACTIVITY_DIRECTIONS: &[&str] = &["inbound", "outbound"];
+
 // `status` and `type` are text validated against the tenant's ticket workflow (its states and
 // types are the tenant's own); `team_id` is checked against the teams by the ticket hook.
 const TICKET_FIELDS: &[Builtin] = &[
@@ -417,7 +420,7 @@ const ACTIVITY_FIELDS: &[Builtin] = &[
         ..field("kind", FieldType::Select)
     },
     Builtin {
-        options: &["inbound", "outbound"],
+        options: ACTIVITY_DIRECTIONS,
         ..field("direction", FieldType::Select)
     },
     Builtin {
@@ -545,8 +548,12 @@ const RESERVED: &[&str] = &[
 ];
 
 impl FieldKey {
+    /// Longest key accepted (ASCII, so bytes are characters); `cf_<key>` stays a short
+    /// identifier.
+    pub const MAX_LEN: usize = 41;
+
     pub fn parse(field: &str, raw: &str) -> Result<FieldKey, FieldError> {
-        let well_formed = (1..=41).contains(&raw.len())
+        let well_formed = (1..=Self::MAX_LEN).contains(&raw.len())
             && raw.starts_with(|c: char| c.is_ascii_lowercase())
             && raw
                 .chars()
@@ -556,7 +563,8 @@ impl FieldKey {
                 field,
                 "invalid_key",
                 format!(
-                    "'{raw}' is not a field key: use 1-41 characters a-z, 0-9 and '_', starting with a letter (e.g. 'vip_level')"
+                    "'{raw}' is not a field key: use 1-{} characters a-z, 0-9 and '_', starting with a letter (e.g. 'vip_level')",
+                    Self::MAX_LEN
                 ),
             ));
         }

@@ -15,6 +15,9 @@ use crm_core::{Error, Result};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+/// The activity kinds the register logs.
+pub const KINDS: &[&str] = &["call", "visit"];
+
 /// A call or visit to log.
 pub struct Entry {
     /// Any common format; China is the default region.
@@ -52,7 +55,7 @@ pub async fn register(
     let phone =
         values::normalize_phone("phone", &entry.phone).map_err(|e| Error::invalid(vec![e]))?;
     let kind = entry.kind.unwrap_or_else(|| "call".into());
-    if !matches!(kind.as_str(), "call" | "visit") {
+    if !KINDS.contains(&kind.as_str()) {
         return Err(Error::invalid_field(
             "kind",
             "invalid",

@@ -23,6 +23,23 @@ pub struct Stage {
     pub probability: i64,
 }
 
+impl Stage {
+    /// Longest stage key (ASCII, so bytes are characters).
+    pub const KEY_MAX_LEN: usize = 40;
+    /// Highest default win probability, in percent (the lowest is 0).
+    pub const MAX_PROBABILITY: i64 = 100;
+
+    /// Whether `key` is 1-[`Stage::KEY_MAX_LEN`] characters a-z, 0-9, '_', starting with a
+    /// letter.
+    pub fn is_key(key: &str) -> bool {
+        (1..=Self::KEY_MAX_LEN).contains(&key.len())
+            && key.starts_with(|c: char| c.is_ascii_lowercase())
+            && key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    }
+}
+
 /// Terminal stages every pipeline has.
 pub const WON: &str = "won";
 pub const LOST: &str = "lost";
@@ -116,16 +133,14 @@ pub fn validate(name: &str, stages: &[Stage]) -> Result<()> {
     }
     let mut seen = std::collections::HashSet::new();
     for (i, s) in stages.iter().enumerate() {
-        let key_ok = (1..=40).contains(&s.key.len())
-            && s.key.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.key
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !key_ok {
+        if !Stage::is_key(&s.key) {
             v.push(FieldError::new(
                 format!("stages[{i}].key"),
                 "invalid",
-                "use 1-40 characters a-z, 0-9, '_', starting with a letter",
+                format!(
+                    "use 1-{} characters a-z, 0-9, '_', starting with a letter",
+                    Stage::KEY_MAX_LEN
+                ),
             ));
         } else if s.key == WON || s.key == LOST {
             v.push(FieldError::new(
@@ -143,11 +158,11 @@ pub fn validate(name: &str, stages: &[Stage]) -> Result<()> {
         v.check(
             crm_core::domain::DisplayName::parse(&format!("stages[{i}].name"), &s.name).map(|_| ()),
         );
-        if !(0..=100).contains(&s.probability) {
+        if !(0..=Stage::MAX_PROBABILITY).contains(&s.probability) {
             v.push(FieldError::new(
                 format!("stages[{i}].probability"),
                 "out_of_range",
-                "must be 0-100",
+                format!("must be 0-{}", Stage::MAX_PROBABILITY),
             ));
         }
     }

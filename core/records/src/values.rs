@@ -96,6 +96,13 @@ fn wrong(field: &str, expected: &str) -> FieldError {
     FieldError::new(field, "invalid_type", format!("expects {expected}"))
 }
 
+/// Longest `text` value, in characters after trimming.
+pub const TEXT_MAX_CHARS: usize = 1000;
+/// Longest `long_text` value, in characters after trimming.
+pub const LONG_TEXT_MAX_CHARS: usize = 100_000;
+/// Longest tag, in characters after trimming.
+pub const TAG_MAX_CHARS: usize = 50;
+
 fn text(field: &str, raw: &Value, max: usize, multiline: bool) -> Result<String, FieldError> {
     let s = raw.as_str().ok_or_else(|| wrong(field, "a string"))?;
     let s = s.trim();
@@ -184,8 +191,8 @@ pub fn parse(spec: &Spec<'_>, field: &str, raw: &Value) -> Result<SqlValue, Fiel
         return Ok(SqlValue::Null);
     }
     Ok(match spec.ty {
-        FieldType::Text => SqlValue::Text(text(field, raw, 1000, false)?),
-        FieldType::LongText => SqlValue::Text(text(field, raw, 100_000, true)?),
+        FieldType::Text => SqlValue::Text(text(field, raw, TEXT_MAX_CHARS, false)?),
+        FieldType::LongText => SqlValue::Text(text(field, raw, LONG_TEXT_MAX_CHARS, true)?),
         FieldType::Integer => match raw {
             Value::Number(n) => {
                 SqlValue::Int(n.as_i64().ok_or_else(|| wrong(field, "a whole number"))?)
@@ -334,7 +341,7 @@ pub fn parse(spec: &Spec<'_>, field: &str, raw: &Value) -> Result<SqlValue, Fiel
 
 /// A tag: 1-50 characters, trimmed.
 pub fn parse_tag(field: &str, raw: &Value) -> Result<String, FieldError> {
-    let s = text(field, raw, 50, false)?;
+    let s = text(field, raw, TAG_MAX_CHARS, false)?;
     if s.is_empty() {
         return Err(FieldError::new(field, "required", "tags must not be empty"));
     }

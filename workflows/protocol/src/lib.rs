@@ -75,6 +75,9 @@ pub enum StepMode {
 }
 
 impl StepMode {
+    /// Every mode.
+    pub const ALL: &'static [StepMode] = &[StepMode::Any, StepMode::All, StepMode::Quorum];
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepMode::Any => "any",

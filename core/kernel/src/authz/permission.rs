@@ -85,12 +85,19 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Every scope, narrowest first.
+    pub const ALL: &'static [Scope] = &[Scope::Own, Scope::Team, Scope::All];
+
     pub fn parse(raw: &str) -> Option<Scope> {
-        match raw {
-            "own" => Some(Scope::Own),
-            "team" => Some(Scope::Team),
-            "all" => Some(Scope::All),
-            _ => None,
+        Self::ALL.iter().copied().find(|s| s.as_str() == raw)
+    }
+
+    /// The name in role documents: `own`, `team` or `all`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Own => "own",
+            Scope::Team => "team",
+            Scope::All => "all",
         }
     }
 }
