@@ -33,6 +33,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Tenants whose casbin enforcer is kept in memory.
     pub authz_cache_tenants: usize,
+    /// Tenants whose registry row is cached per server (the cache is kept true by
+    /// notifications; a miss reads `platform.tenants`).
+    pub tenant_cache_size: usize,
     /// Failed logins allowed per account and per client IP before locking.
     pub login_max_failures: i32,
     /// First lock after too many failures; doubles with each further failure.
@@ -85,6 +88,7 @@ impl Default for Config {
             session_ttl_minutes: 12 * 60,
             max_body_bytes: 1024 * 1024,
             authz_cache_tenants: 1024,
+            tenant_cache_size: 10_000,
             login_max_failures: 5,
             login_lock_secs: 30,
             login_lock_max_secs: 3600,

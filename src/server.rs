@@ -34,6 +34,8 @@ pub struct AppState {
     /// Wraps tenants' data keys; `None` disables encrypted fields.
     pub master_key: Option<Arc<crm_core::crypto::MasterKey>>,
     pub authz: Arc<Authorizer>,
+    /// The tenant registry, cached; kept true by `crm_tenant_changed` notifications.
+    pub tenants: Arc<crm_tenants::cache::TenantCache>,
     pub config: Arc<Config>,
     pub metrics: Arc<Metrics>,
     /// The OpenAPI document, rendered once at start-up (the per-tenant one extends it).
@@ -55,6 +57,7 @@ impl AppState {
         Self {
             files,
             rules,
+            tenants: crm_tenants::cache::TenantCache::new(pool.clone(), config.tenant_cache_size),
             db: Db::new(pool, config.tenant_isolation),
             master_key,
             authz: Arc::new(Authorizer::new(config.authz_cache_tenants)),
@@ -283,6 +286,8 @@ pub struct Running {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     worker: Option<Worker>,
+    /// Listens for tenant changes for the registry cache.
+    tenant_listener: JoinHandle<()>,
 }
 
 impl Running {
@@ -295,6 +300,7 @@ impl Running {
         if let Some(worker) = self.worker.take() {
             worker.stop().await;
         }
+        self.tenant_listener.abort();
         served??;
         Ok(())
     }
@@ -362,6 +368,7 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
         None
     };
     let state = AppState::new(config, pool, master_key, files, rules);
+    let tenant_listener = tokio::spawn(state.tenants.clone().listen());
     let endpoint = app(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(
@@ -379,5 +386,6 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
         shutdown: Some(tx),
         task,
         worker,
+        tenant_listener,
     })
 }

@@ -194,7 +194,9 @@ impl AccountApi {
         let state = &self.0;
         let ctx = auth.0;
         let permissions = state.permissions_of(&ctx).await?;
-        let tenant = crm_tenants::registry::by_id(&state.db.pool, ctx.tenant.id)
+        let tenant = state
+            .tenants
+            .by_id(ctx.tenant.id)
             .await?
             .ok_or_else(|| Error::not_found("tenant.not_found", "tenant vanished"))?;
         let mut tx = state.db.tenant_tx(&ctx.tenant).await?;

@@ -60,7 +60,9 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<RequestCtx>
 
 async fn resolve(state: &AppState, req: &Request, token: &str) -> ApiResult<RequestCtx> {
     let parsed = tokens::parse(token).ok_or_else(invalid_token)?;
-    let tenant = crm_tenants::registry::by_id(&state.db.pool, parsed.tenant_id)
+    let tenant = state
+        .tenants
+        .by_id(parsed.tenant_id)
         .await?
         .ok_or_else(invalid_token)?;
     if let Some(claimed) = req.header("x-tenant") {

@@ -86,7 +86,10 @@ impl CalendarApi {
         let parsed = tokens::parse(&token.0)
             .filter(|p| p.kind == CredentialKind::Calendar)
             .ok_or_else(invalid)?;
-        let tenant = crm_tenants::registry::by_id(&self.0.db.pool, parsed.tenant_id)
+        let tenant = self
+            .0
+            .tenants
+            .by_id(parsed.tenant_id)
             .await?
             .ok_or_else(invalid)?;
         if !tenant.is_active() {

@@ -132,7 +132,9 @@ async fn tenant_of(
     let parsed = tokens::parse(token)
         .filter(|p| p.kind == kind)
         .ok_or_else(refuse)?;
-    let tenant = crm_tenants::registry::by_id(&state.db.pool, parsed.tenant_id)
+    let tenant = state
+        .tenants
+        .by_id(parsed.tenant_id)
         .await?
         .ok_or_else(refuse)?;
     if !tenant.is_active() {

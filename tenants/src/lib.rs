@@ -6,6 +6,7 @@
 //! It owns the `platform` schema and the tenant DDL; it reaches tenant data only through
 //! crm-core's services inside a [`crm_core::db::TenantTx`].
 
+pub mod cache;
 pub mod jobs;
 pub mod login;
 pub mod migrations;

@@ -1,4 +1,4 @@
-use crate::helpers::{unique_slug, TestApp, PASSWORD};
+use crate::helpers::{eventually, unique_slug, TestApp, PASSWORD};
 use reqwest::Method;
 use serde_json::json;
 
@@ -400,4 +400,41 @@ async fn x_tenant_header_must_match_the_credential() {
     app.send(send(&b.slug))
         .await
         .expect_problem(403, "tenant.mismatch");
+}
+
+/// The registry is cached in each server, and a suspension reaches every server's cache
+/// through `crm_tenant_changed`: requests that were served from the cache are refused once
+/// the change is committed, on this server and on a second one.
+#[tokio::test]
+async fn a_suspension_reaches_every_servers_tenant_cache() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let peer = app.start_peer().await;
+    let peer_me = format!("http://{}/api/v1/me", peer.addr);
+    let on_peer = || async {
+        app.send(app.client.get(&peer_me).bearer_auth(&t.token))
+            .await
+    };
+    // Both servers have now cached the tenant.
+    app.get("/api/v1/me", &t.token).await.expect(200);
+    on_peer().await.expect(200);
+    assert!(!peer.state.tenants.is_empty(), "the peer caches the tenant");
+    crm_tenants::registry::set_active(&app.pool, &t.slug, false)
+        .await
+        .expect("suspend");
+    eventually("the suspension on this server", || async {
+        (app.get("/api/v1/me", &t.token).await.status.as_u16() == 403).then_some(())
+    })
+    .await;
+    eventually("the suspension on the peer", || async {
+        (on_peer().await.status.as_u16() == 403).then_some(())
+    })
+    .await;
+    on_peer().await.expect_problem(403, "tenant.suspended");
+    // A suspended tenant is never cached: resuming takes effect on the next request.
+    crm_tenants::registry::set_active(&app.pool, &t.slug, true)
+        .await
+        .expect("resume");
+    on_peer().await.expect(200);
+    peer.stop().await.expect("peer stops");
 }
