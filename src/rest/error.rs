@@ -125,13 +125,13 @@ impl ApiError {
     /// A query met a table the tenant's schema does not have yet: it is one version behind.
     fn schema_behind(&self) -> bool {
         matches!(&self.0, Error::Database(db)
-            if db.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P01"))
+            if db.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref() == Some("42P01"))
     }
 
     /// Postgres refused a text value (a NUL byte, invalid UTF-8): the caller sent it.
     fn unstorable_text(&self) -> bool {
         matches!(&self.0, Error::Database(db)
-            if db.as_database_error().and_then(|d| d.code()).as_deref() == Some("22021"))
+            if db.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref() == Some("22021"))
     }
 
     fn status_code(&self) -> StatusCode {

@@ -178,7 +178,7 @@ async fn postgres_refuses_a_tenant_role_reading_another_tenants_schema() {
         .expect_err("must be refused");
     let code = err
         .as_database_error()
-        .and_then(|e| e.code())
+        .and_then(sqlx::error::DatabaseError::code)
         .map(|c| c.to_string());
     assert_eq!(
         code.as_deref(),
@@ -197,7 +197,9 @@ async fn postgres_refuses_a_tenant_role_reading_another_tenants_schema() {
         .await
         .expect_err("must be refused");
     assert_eq!(
-        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        err.as_database_error()
+            .and_then(sqlx::error::DatabaseError::code)
+            .as_deref(),
         Some("42501")
     );
 }
@@ -223,7 +225,9 @@ async fn a_query_without_tenant_context_fails_closed() {
             .await
             .expect_err("no tenant context must fail");
         assert_eq!(
-            err.as_database_error().and_then(|e| e.code()).as_deref(),
+            err.as_database_error()
+                .and_then(sqlx::error::DatabaseError::code)
+                .as_deref(),
             Some("42P01"),
             "{table}: undefined table, got {err}"
         );
@@ -384,7 +388,9 @@ async fn a_tenant_can_wake_only_its_own_jobs() {
             .await
             .expect_err("another tenant's hint is refused");
         assert_eq!(
-            err.as_database_error().and_then(|e| e.code()).as_deref(),
+            err.as_database_error()
+                .and_then(sqlx::error::DatabaseError::code)
+                .as_deref(),
             Some("42501"),
             "{call}: {err}"
         );
@@ -400,7 +406,9 @@ async fn a_tenant_can_wake_only_its_own_jobs() {
         .await
         .expect_err("no privilege");
     assert_eq!(
-        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        err.as_database_error()
+            .and_then(sqlx::error::DatabaseError::code)
+            .as_deref(),
         Some("42501")
     );
 }

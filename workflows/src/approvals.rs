@@ -572,7 +572,7 @@ pub async fn decide(
     if !complete {
         return get(tx, id).await;
     }
-    let last = a.steps.as_array().map_or(0, |s| s.len()) - 1;
+    let last = a.steps.as_array().map_or(0, std::vec::Vec::len) - 1;
     if step_index >= last {
         return finish(tx, actor, a, "approved").await;
     }

@@ -530,7 +530,7 @@ pub async fn check_webhook_host(tx: &mut TenantTx, url: &str) -> Result<()> {
         reqwest::Url::parse(url).map_err(|_| effect_error(format!("'{url}' is not a URL")))?;
     let host = parsed
         .host_str()
-        .map(|h| h.to_ascii_lowercase())
+        .map(str::to_ascii_lowercase)
         .ok_or_else(|| effect_error(format!("'{url}' has no host")))?;
     let allowed: Vec<String> = sqlx::query_scalar("SELECT webhook_hosts FROM settings")
         .fetch_one(tx.conn())

@@ -311,7 +311,9 @@ impl SandboxPool {
 
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Process>> {
         // A panic while holding this lock cannot leave the Vec inconsistent.
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn spawn(&self) -> Result<Process, SandboxError> {

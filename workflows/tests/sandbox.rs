@@ -451,7 +451,7 @@ async fn a_memory_hungry_script_is_stopped() {
             assert!(
                 ["limit.time", "limit.operations"].contains(&code.as_str()),
                 "{code}"
-            )
+            );
         }
         Err(SandboxError::Killed { .. }) => {}
         other => panic!("expected the script to be stopped, got {other:?}"),

@@ -55,7 +55,7 @@ pub async fn request(db: &Db, tenant_slug: &str, email: &str, meta: &RequestMeta
         return Ok(());
     };
     let tenant = registry::by_slug(pool, tenant_slug.trim()).await?;
-    let Some(tenant) = tenant.filter(|t| t.is_active()) else {
+    let Some(tenant) = tenant.filter(crm_tenants::Tenant::is_active) else {
         tracing::info!(request_id = %meta.request_id, "portal link request for an unknown or suspended company; nothing sent");
         return Ok(());
     };

@@ -123,7 +123,7 @@ impl Default for UploadPolicy {
             max_bytes: DEFAULT_MAX_BYTES,
             allowed_types: DEFAULT_ALLOWED_TYPES
                 .iter()
-                .map(|t| t.to_string())
+                .map(std::string::ToString::to_string)
                 .collect(),
         }
     }
@@ -757,7 +757,9 @@ impl FileStore for S3Store {
             .send()
             .await
             .map_err(|e| {
-                let absent = e.as_service_error().is_some_and(|se| se.is_no_such_key());
+                let absent = e
+                    .as_service_error()
+                    .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key);
                 if absent || is_missing_object(&e) {
                     not_found(key)
                 } else {

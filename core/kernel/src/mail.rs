@@ -462,7 +462,7 @@ mod tests {
         mailer.send("acme", "42", &mail).await.expect("sent again");
         let files: Vec<_> = std::fs::read_dir(dir.join("acme"))
             .expect("dir")
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .collect();
         assert_eq!(files.len(), 1, "a repeated send overwrites");
         let eml = std::fs::read_to_string(dir.join("acme/42.eml")).expect("eml");

@@ -463,7 +463,7 @@ pub(crate) async fn create(
     .bind(new.default.as_ref().filter(|_| !new.encrypted))
     .bind(sqlx::types::Json(&new.options))
     .bind(new.option_labels.clone().unwrap_or_else(|| Value::Object(Default::default())))
-    .bind(target.map(|t| t.as_str()))
+    .bind(target.map(super::meta::ObjectKey::as_str))
     .bind(new.sensitive || new.encrypted)
     .bind(new.encrypted)
     .bind(position)

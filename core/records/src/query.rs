@@ -112,7 +112,7 @@ impl ListQuery {
                                     "expects a number from 1 to 200",
                                 )
                             })?
-                            .clamp(1, crm_core::context::MAX_PAGE)
+                            .clamp(1, crm_core::context::MAX_PAGE);
                     }
                     "deleted" => q.deleted = v == "true",
                     _ => {}

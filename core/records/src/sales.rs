@@ -322,15 +322,15 @@ pub async fn prepare_opportunity<'s>(
         .unwrap_or_default();
     // Setting the status to won/lost moves the stage there; reopening goes to the first stage.
     match asked_status.as_deref() {
-        Some(WON) | Some(LOST) if input.get("stage").is_none() => {
-            stage = asked_status.clone().unwrap_or_default()
+        Some(WON | LOST) if input.get("stage").is_none() => {
+            stage = asked_status.clone().unwrap_or_default();
         }
         Some("open") if matches!(stage.as_str(), WON | LOST) && input.get("stage").is_none() => {
             stage = pipeline
                 .stages
                 .first()
                 .map(|s| s.key.clone())
-                .unwrap_or_default()
+                .unwrap_or_default();
         }
         _ => {}
     }

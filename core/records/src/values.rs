@@ -440,7 +440,7 @@ pub fn name_grams(name: &str) -> Vec<String> {
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
-    let mut grams: Vec<String> = chars.iter().map(|c| c.to_string()).collect();
+    let mut grams: Vec<String> = chars.iter().map(std::string::ToString::to_string).collect();
     grams.extend(chars.windows(2).map(|w| w.iter().collect::<String>()));
     grams.sort();
     grams.dedup();
