@@ -71,6 +71,9 @@ pub struct Config {
     pub files: crm_core::files::FileStoreConfig,
     /// Limits on uploaded files (`[uploads]`: `max_bytes`, `allowed_types`).
     pub uploads: crm_core::files::UploadPolicy,
+    /// Outbound calls (rule webhooks): `[outbound]` with `allow_http`, `allowed_ports`,
+    /// `allow_private_addresses` (development only), `timeout_secs`.
+    pub outbound: crm_core::outbound::OutboundPolicy,
     /// The URL users reach the server at, for links in mail (portal sign-in, surveys);
     /// default `http://<listen>`.
     pub public_url: Option<String>,
@@ -104,6 +107,7 @@ impl Default for Config {
             mail: crm_core::mail::MailSettings::default(),
             files: crm_core::files::FileStoreConfig::default(),
             uploads: crm_core::files::UploadPolicy::default(),
+            outbound: crm_core::outbound::OutboundPolicy::default(),
             public_url: None,
         }
     }

@@ -38,7 +38,8 @@ pub fn job_handlers(
         crm_records::reminders::ReminderJob,
     ));
     handlers.register::<crm_desk::tickets::SlaTimer>(Arc::new(crm_desk::tickets::SlaTimerJob));
-    crm_workflows::jobs::register(&mut handlers, rules.clone());
+    let outbound = crm_core::outbound::Outbound::new(config.outbound.clone(), "TC-CRM-Webhook/1");
+    crm_workflows::jobs::register(&mut handlers, rules.clone(), outbound);
     if let Some(store) = files {
         handlers.register::<crm_desk::attachments::DeleteFiles>(Arc::new(
             crm_desk::attachments::DeleteFilesJob { store },

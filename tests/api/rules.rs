@@ -296,7 +296,20 @@ async fn webhook_sink() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
 
 #[tokio::test]
 async fn ticket_rules_assign_comment_mail_schedule_and_call_allowed_webhooks() {
-    let app = TestApp::spawn().await;
+    let (url, got) = webhook_sink().await;
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    // The receiver is on this machine over plain http: allowed here by the platform's
+    // outbound policy (by default tenants may reach neither).
+    let app = TestApp::spawn_with(|c| {
+        c.outbound.allow_http = true;
+        c.outbound.allow_private_addresses = true;
+        c.outbound.allowed_ports = vec![port];
+    })
+    .await;
     let t = app.signup().await;
     let team = app
         .post("/api/v1/teams", &t.token, json!({"name": "售后组"}))
@@ -315,7 +328,6 @@ async fn ticket_rules_assign_comment_mail_schedule_and_call_allowed_webhooks() {
         .expect(204);
         agents.push(agent);
     }
-    let (url, got) = webhook_sink().await;
     app.call(
         reqwest::Method::PUT,
         "/api/v1/settings/workflows",
@@ -1193,4 +1205,67 @@ async fn a_committed_event_wakes_the_worker_without_waiting_for_its_poll() {
     customer(&app, &t, json!({"name": "北京星河科技有限公司"})).await;
     let done = wait_runs(&app, &t, &id(&r), 1).await;
     assert_eq!(done[0]["outcome"], "succeeded", "{}", done[0]);
+}
+
+/// A tenant admin cannot point webhooks at the platform's own network: loopback and the
+/// cloud metadata address are refused before any connection, whatever the port (an open
+/// and a closed port fail alike, so the job log is no port scanner).
+#[tokio::test]
+async fn webhooks_cannot_reach_the_platforms_own_network() {
+    let (url, got) = webhook_sink().await;
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let app = TestApp::spawn_with(|c| {
+        c.outbound.allow_http = true;
+        c.outbound.allowed_ports = vec![port, 1];
+    })
+    .await;
+    let t = app.signup().await;
+    app.call(
+        reqwest::Method::PUT,
+        "/api/v1/settings/workflows",
+        Some(&t.token),
+        Some(json!({"webhook_hosts": ["127.0.0.1", "169.254.169.254"], "failure_limit": 5})),
+    )
+    .await
+    .expect(200);
+    rule(
+        &app,
+        &t,
+        json!({
+            "name": "内网探测",
+            "object": "customers",
+            "trigger": {"event": "customer.created"},
+            "script": format!(r#"
+                webhook("{url}/open", #{{n: 1}});
+                webhook("http://127.0.0.1:1/closed", #{{n: 2}});
+                webhook("http://169.254.169.254:{port}/latest/meta-data/", #{{n: 3}});
+            "#),
+        }),
+    )
+    .await;
+    customer(&app, &t, json!({"name": "探针"})).await;
+    let dead = eventually("three refused webhook jobs", || async {
+        let jobs = app
+            .get("/api/v1/jobs?kind=webhook.send&status=dead", &t.token)
+            .await
+            .expect(200);
+        let items = jobs["items"].as_array().cloned().unwrap_or_default();
+        (items.len() == 3).then_some(items)
+    })
+    .await;
+    for job in &dead {
+        assert_eq!(
+            job["last_error"], "webhook: refused: internal address",
+            "{job}"
+        );
+        assert_eq!(job["attempts"], 1, "refused at once, never retried: {job}");
+    }
+    assert!(
+        got.lock().expect("lock").is_empty(),
+        "nothing reached the listener"
+    );
 }

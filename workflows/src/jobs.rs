@@ -17,6 +17,7 @@ use crate::trigger::Trigger;
 use chrono::Utc;
 use crm_core::db::TenantTx;
 use crm_core::jobs::{ClaimedJob, Handlers, JobFailure, JobHandler};
+use crm_core::outbound::Outbound;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -28,12 +29,12 @@ pub const RUN_JOB: &str = "rule.run";
 pub const CRON_MAX_RECORDS: i64 = 10_000;
 
 /// Registers the workflow jobs.
-pub fn register(handlers: &mut Handlers, engine: RuleEngine) {
+pub fn register(handlers: &mut Handlers, engine: RuleEngine, outbound: Outbound) {
     let engine = Arc::new(engine);
     handlers.register::<RunRule>(Arc::new(RunJob(engine.clone())));
     handlers.register::<CronFiring>(Arc::new(CronJob(engine.clone())));
     handlers.register::<FollowUp>(Arc::new(ActionJob(engine)));
-    handlers.register::<WebhookCall>(Arc::new(WebhookJob::new()));
+    handlers.register::<WebhookCall>(Arc::new(WebhookJob::new(outbound)));
     handlers.register::<Escalation>(Arc::new(crate::approvals::EscalationJob));
 }
 
@@ -270,27 +271,17 @@ impl JobHandler for ActionJob {
     }
 }
 
-/// Posts a webhook: JSON body, `Idempotency-Key` header, 10 s timeout, no redirects. A 2xx is
-/// done; 408, 429 and 5xx are retried with backoff; other 4xx are final.
+/// Posts a webhook through the platform's outbound client ([`Outbound`]: https, public
+/// addresses only, no redirects, time-capped): JSON body, `Idempotency-Key` header. A 2xx is
+/// done; timeouts, unreachable receivers, 408, 429 and 5xx are retried with backoff; a refused
+/// URL and other 4xx are final. The job log shows the failure's category, not socket text.
 pub struct WebhookJob {
-    client: reqwest::Client,
+    outbound: Outbound,
 }
 
 impl WebhookJob {
-    pub fn new() -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("TC-CRM-Webhook/1")
-            .build()
-            .unwrap_or_default();
-        WebhookJob { client }
-    }
-}
-
-impl Default for WebhookJob {
-    fn default() -> Self {
-        Self::new()
+    pub fn new(outbound: Outbound) -> Self {
+        WebhookJob { outbound }
     }
 }
 
@@ -303,25 +294,13 @@ impl JobHandler for WebhookJob {
         executor::check_webhook_host(tx, url)
             .await
             .map_err(|e| JobFailure::Permanent(e.to_string()))?;
-        let response = self
-            .client
-            .post(url)
-            .header("Idempotency-Key", key)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| JobFailure::Retry(format!("webhook {url}: {e}")))?;
-        let status = response.status();
-        if status.is_success() {
-            Ok(())
-        } else if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
-            Err(JobFailure::Retry(format!(
-                "webhook {url} answered {status}"
-            )))
-        } else {
-            Err(JobFailure::Permanent(format!(
-                "webhook {url} answered {status}"
-            )))
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| JobFailure::Permanent(format!("webhook body: {e}")))?;
+        let headers = [("Idempotency-Key", key.to_owned())];
+        match self.outbound.post_json(url, &headers, body).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.retryable() => Err(JobFailure::Retry(format!("webhook: {e}"))),
+            Err(e) => Err(JobFailure::Permanent(format!("webhook: {e}"))),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod keys;
 pub mod mail;
 pub mod notifications;
+pub mod outbound;
 pub mod roles;
 pub mod staff;
 pub mod teams;
