@@ -243,6 +243,13 @@ pub struct DryRunResult {
     pub error: Option<DryRunError>,
 }
 
+/// The webhook signing secret, shown once.
+#[derive(Object)]
+pub struct WebhookSecret {
+    /// `whsec_` + base64 of the key; receivers verify with the base64 part, decoded.
+    pub secret: String,
+}
+
 #[derive(Object)]
 pub struct WorkflowSettings {
     /// Hosts rules may call with `webhook(url, payload)`: `hooks.example.com`, or
@@ -468,5 +475,17 @@ impl RulesApi {
             webhook_hosts: hosts,
             failure_limit: body.0.failure_limit,
         }))
+    }
+
+    /// Creates or replaces the secret rule webhooks are signed with (Standard Webhooks:
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature` = `v1,<base64 HMAC-SHA256>`),
+    /// and shows it — this once; the old secret stops at once. Needs `tenant:manage`.
+    #[oai(path = "/settings/workflows/webhook-secret", method = "post")]
+    async fn rotate_webhook_secret(&self, auth: Auth) -> ApiResult<Json<WebhookSecret>> {
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (actor, master) = (Actor::of(&auth.0), self.0.master_key.as_deref());
+        let secret = manage::rotate_webhook_secret(&mut tx, &caller, &actor, master).await?;
+        tx.commit().await?;
+        Ok(Json(WebhookSecret { secret }))
     }
 }

@@ -55,6 +55,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 8,
         sql: include_str!("tenant_sql/0008_access.sql"),
     },
+    TenantMigration {
+        version: 9,
+        sql: include_str!("tenant_sql/0009_webhook_secret.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.

@@ -1269,3 +1269,156 @@ async fn webhooks_cannot_reach_the_platforms_own_network() {
         "nothing reached the listener"
     );
 }
+
+/// One raw request a receiver got: its header lines and the body bytes.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+async fn raw_sink() -> (String, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let got: Received = Arc::default();
+    let sink = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = sock.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(str::to_owned)
+                    })
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    let body = buf[end + 4..end + 4 + len].to_vec();
+                    sink.lock().expect("lock").push((head, body));
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                        .await;
+                    break;
+                }
+            }
+        }
+    });
+    (format!("http://127.0.0.1:{port}"), got)
+}
+
+/// Webhooks carry Standard Webhooks signatures, checked here as a receiver would: by an
+/// independent implementation (Python's hmac) over the exact bytes received.
+#[tokio::test]
+async fn webhooks_are_signed_so_a_receiver_can_verify_them() {
+    let (url, got) = raw_sink().await;
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let app = TestApp::spawn_with(|c| {
+        c.outbound.allow_http = true;
+        c.outbound.allow_private_addresses = true;
+        c.outbound.allowed_ports = vec![port];
+    })
+    .await;
+    let t = app.signup().await;
+    let (_, viewer) = app.user_with_roles(&t, &["viewer"]).await;
+    app.post(
+        "/api/v1/settings/workflows/webhook-secret",
+        &viewer,
+        json!({}),
+    )
+    .await
+    .expect_problem(403, "auth.forbidden");
+    app.call(
+        reqwest::Method::PUT,
+        "/api/v1/settings/workflows",
+        Some(&t.token),
+        Some(json!({"webhook_hosts": ["127.0.0.1"], "failure_limit": 5})),
+    )
+    .await
+    .expect(200);
+    let secret = app
+        .post(
+            "/api/v1/settings/workflows/webhook-secret",
+            &t.token,
+            json!({}),
+        )
+        .await
+        .expect(200)["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    rule(
+        &app,
+        &t,
+        json!({
+            "name": "同步到 ERP",
+            "object": "customers",
+            "trigger": {"event": "customer.created"},
+            "script": format!(r#"webhook("{url}/erp", #{{name: record.name}});"#),
+        }),
+    )
+    .await;
+    customer(&app, &t, json!({"name": "杭州云栖贸易"})).await;
+    let (head, body) = eventually("the signed webhook", || async {
+        got.lock().expect("lock").first().cloned()
+    })
+    .await;
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no {name} header in {head}"))
+    };
+    let (id, timestamp, signature) = (
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+    );
+    let verify = r#"
+import base64, hashlib, hmac, sys, time
+secret, msg_id, ts, sigs, body_path = sys.argv[1:6]
+body = open(body_path, "rb").read()
+key = base64.b64decode(secret.removeprefix("whsec_"))
+expected = base64.b64encode(hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()).decode()
+assert abs(time.time() - int(ts)) < 300, "stale timestamp"
+assert any(s.split(",", 1)[1] == expected for s in sigs.split() if s.startswith("v1,")), "bad signature"
+print("verified")
+"#;
+    let path = std::env::temp_dir().join(format!("webhook-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, &body).expect("write body");
+    let check = |secret: &str| {
+        std::process::Command::new("python3")
+            .args(["-c", verify, secret, &id, &timestamp, &signature])
+            .arg(&path)
+            .output()
+            .expect("python3")
+    };
+    let out = check(&secret);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Another secret does not verify it.
+    assert!(!check("whsec_c2VjcmV0LWJ1dC1ub3QtdGhlLXJpZ2h0LW9uZQ==")
+        .status
+        .success());
+    let _ = std::fs::remove_file(&path);
+}

@@ -15,9 +15,10 @@ use crate::payloads::{CronFiring, Escalation, FollowUp, RunRule, WebhookCall};
 use crate::rules;
 use crate::trigger::Trigger;
 use chrono::Utc;
+use crm_core::crypto::MasterKey;
 use crm_core::db::TenantTx;
 use crm_core::jobs::{ClaimedJob, Handlers, JobFailure, JobHandler};
-use crm_core::outbound::Outbound;
+use crm_core::outbound::{self, Outbound};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -30,11 +31,12 @@ pub const CRON_MAX_RECORDS: i64 = 10_000;
 
 /// Registers the workflow jobs.
 pub fn register(handlers: &mut Handlers, engine: RuleEngine, outbound: Outbound) {
+    let master = engine.master.clone();
     let engine = Arc::new(engine);
     handlers.register::<RunRule>(Arc::new(RunJob(engine.clone())));
     handlers.register::<CronFiring>(Arc::new(CronJob(engine.clone())));
     handlers.register::<FollowUp>(Arc::new(ActionJob(engine)));
-    handlers.register::<WebhookCall>(Arc::new(WebhookJob::new(outbound)));
+    handlers.register::<WebhookCall>(Arc::new(WebhookJob::new(outbound, master)));
     handlers.register::<Escalation>(Arc::new(crate::approvals::EscalationJob));
 }
 
@@ -277,11 +279,13 @@ impl JobHandler for ActionJob {
 /// URL and other 4xx are final. The job log shows the failure's category, not socket text.
 pub struct WebhookJob {
     outbound: Outbound,
+    /// Opens the tenant's webhook signing secret.
+    master: Option<Arc<MasterKey>>,
 }
 
 impl WebhookJob {
-    pub fn new(outbound: Outbound) -> Self {
-        WebhookJob { outbound }
+    pub fn new(outbound: Outbound, master: Option<Arc<MasterKey>>) -> Self {
+        WebhookJob { outbound, master }
     }
 }
 
@@ -296,7 +300,18 @@ impl JobHandler for WebhookJob {
             .map_err(|e| JobFailure::Permanent(e.to_string()))?;
         let body = serde_json::to_vec(&body)
             .map_err(|e| JobFailure::Permanent(format!("webhook body: {e}")))?;
-        let headers = [("Idempotency-Key", key.to_owned())];
+        // Signed (Standard Webhooks) once an admin has created the tenant's secret.
+        let secret = crate::manage::webhook_secret(tx, self.master.as_deref())
+            .await
+            .map_err(|e| JobFailure::Retry(e.to_string()))?;
+        let mut headers = vec![("Idempotency-Key", key.to_owned())];
+        if let Some(secret) = secret {
+            let signed = outbound::signature_headers(&secret, key, Utc::now().timestamp(), &body)
+                .ok_or_else(|| {
+                JobFailure::Permanent("the webhook secret is malformed".into())
+            })?;
+            headers.extend(signed);
+        }
         match self.outbound.post_json(url, &headers, body).await {
             Ok(_) => Ok(()),
             Err(e) if e.retryable() => Err(JobFailure::Retry(format!("webhook: {e}"))),

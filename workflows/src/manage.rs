@@ -8,8 +8,10 @@ use super::rules::{self, Rule, RuleInput, RuleRun, RuleVersion};
 use crm_core::audit::{self, Actor};
 use crm_core::authz::{Caller, Permission};
 use crm_core::context::Page;
+use crm_core::crypto::MasterKey;
 use crm_core::db::TenantTx;
 use crm_core::error::{Error, Result};
+use crm_core::{keys, outbound};
 use crm_records::{engine, CallerScope, Visibility};
 use serde_json::json;
 use uuid::Uuid;
@@ -202,6 +204,60 @@ pub async fn set_settings(
     )
     .await?;
     Ok(hosts)
+}
+
+/// The associated data webhook secrets are sealed with.
+const WEBHOOK_SECRET_AAD: &[u8] = b"tc-crm webhook secret v1";
+
+/// Creates or replaces the secret rule webhooks are signed with (`tenant:manage`), sealed
+/// under the tenant's data key, and returns it: the only time it is shown. Audited.
+pub async fn rotate_webhook_secret(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    actor: &Actor,
+    master: Option<&MasterKey>,
+) -> Result<String> {
+    caller.require(Permission::TenantManage)?;
+    let key = keys::data_key(tx, master, true)
+        .await?
+        .ok_or_else(|| Error::internal("no data key after creating one"))?;
+    let secret = outbound::new_signing_secret();
+    let sealed = key
+        .encrypt(secret.as_bytes(), WEBHOOK_SECRET_AAD)
+        .map_err(|e| Error::internal(format!("sealing the webhook secret: {e}")))?;
+    sqlx::query("UPDATE settings SET webhook_secret = $1, updated_at = now()")
+        .bind(sealed)
+        .execute(tx.conn())
+        .await?;
+    audit::record(
+        tx,
+        actor,
+        "settings.webhook_secret_rotated",
+        None,
+        json!({}),
+    )
+    .await?;
+    Ok(secret)
+}
+
+/// The tenant's webhook signing secret, if an admin created one.
+pub(crate) async fn webhook_secret(
+    tx: &mut TenantTx,
+    master: Option<&MasterKey>,
+) -> Result<Option<String>> {
+    let sealed: Option<Vec<u8>> = sqlx::query_scalar("SELECT webhook_secret FROM settings")
+        .fetch_one(tx.conn())
+        .await?;
+    let Some(sealed) = sealed else {
+        return Ok(None);
+    };
+    let key = keys::data_key(tx, master, false)
+        .await?
+        .ok_or_else(|| Error::internal("the webhook secret is sealed but there is no data key"))?;
+    let plain = key
+        .decrypt(&sealed, WEBHOOK_SECRET_AAD)
+        .map_err(|e| Error::internal(format!("cannot open the webhook secret: {e}")))?;
+    Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
 }
 
 /// `hooks.example.com` or `*.example.com`: labels of letters, digits and hyphens.
