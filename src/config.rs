@@ -36,6 +36,11 @@ pub struct Config {
     /// Tenants whose registry row is cached per server (the cache is kept true by
     /// notifications; a miss reads `platform.tenants`).
     pub tenant_cache_size: usize,
+    /// Longest a statement of a request's tenant transaction may run, in milliseconds (503
+    /// `request.too_slow` beyond; 0: no limit).
+    pub request_statement_timeout_ms: u64,
+    /// The same for background jobs (rule runs, schedules, mail), which may read more.
+    pub job_statement_timeout_ms: u64,
     /// Failed logins allowed per account and per client IP before locking.
     pub login_max_failures: i32,
     /// First lock after too many failures; doubles with each further failure.
@@ -92,6 +97,8 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             authz_cache_tenants: 1024,
             tenant_cache_size: 10_000,
+            request_statement_timeout_ms: 15_000,
+            job_statement_timeout_ms: 120_000,
             login_max_failures: 5,
             login_lock_secs: 30,
             login_lock_max_secs: 3600,

@@ -128,6 +128,12 @@ impl ApiError {
             if db.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref() == Some("42P01"))
     }
 
+    /// A statement ran past the tenant transaction's `statement_timeout` (57014).
+    fn too_slow(&self) -> bool {
+        matches!(&self.0, Error::Database(db)
+            if db.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref() == Some("57014"))
+    }
+
     /// Postgres refused a text value (a NUL byte, invalid UTF-8): the caller sent it.
     fn unstorable_text(&self) -> bool {
         matches!(&self.0, Error::Database(db)
@@ -135,7 +141,7 @@ impl ApiError {
     }
 
     fn status_code(&self) -> StatusCode {
-        if self.schema_behind() {
+        if self.schema_behind() || self.too_slow() {
             return StatusCode::SERVICE_UNAVAILABLE;
         }
         if self.unstorable_text() {
@@ -173,6 +179,17 @@ impl ApiError {
                 "request.invalid_text",
                 "the request contains a character text cannot hold (such as a NUL byte); remove it",
             );
+        }
+        if self.too_slow() {
+            tracing::warn!(error = %err, "statement timeout");
+            let mut problem = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request.too_slow",
+                "the request took longer than the server allows (statement_timeout): narrow it \
+                 down (fewer rows, more filters) or retry when the data is less busy",
+            );
+            problem.retry_after = Some(5);
+            return problem;
         }
         if self.schema_behind() {
             // A tenant still on the previous schema version reached a newer feature while

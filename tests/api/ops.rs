@@ -193,3 +193,53 @@ async fn the_tenant_openapi_document_lists_its_custom_fields() {
             .is_none()
     );
 }
+
+/// A request's statements run under `statement_timeout`: one blocked (here on a row lock held
+/// elsewhere) ends in 503 `request.too_slow` instead of holding its connection for ever.
+#[tokio::test]
+async fn a_statement_past_the_request_timeout_is_a_503_that_says_so() {
+    let app = TestApp::spawn_with(|c| c.request_statement_timeout_ms = 500).await;
+    let t = app.signup().await;
+    let customer = app
+        .post(
+            "/api/v1/customers",
+            &t.token,
+            serde_json::json!({"name": "锁等待测试"}),
+        )
+        .await
+        .expect(201);
+    let id = crate::helpers::id(&customer);
+    let tenant_id: uuid::Uuid = t.id.parse().expect("tenant id");
+    let ctx = crm_tenants::registry::by_id(&app.pool, tenant_id)
+        .await
+        .expect("registry")
+        .expect("tenant")
+        .ctx()
+        .expect("ctx");
+    let db = crm_core::db::Db::new(app.pool.clone(), app.config.tenant_isolation);
+    let mut holder = db.tenant_tx(&ctx).await.expect("tx");
+    sqlx::query("SELECT 1 FROM customers WHERE id = $1::uuid FOR UPDATE")
+        .bind(&id)
+        .execute(holder.conn())
+        .await
+        .expect("lock the row");
+    let problem = app
+        .patch(
+            &format!("/api/v1/customers/{id}"),
+            &t.token,
+            serde_json::json!({"industry": "软件"}),
+        )
+        .await
+        .expect_problem(503, "request.too_slow");
+    assert!(problem["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("statement_timeout")));
+    holder.commit().await.expect("release");
+    app.patch(
+        &format!("/api/v1/customers/{id}"),
+        &t.token,
+        serde_json::json!({"industry": "软件"}),
+    )
+    .await
+    .expect(200);
+}

@@ -78,18 +78,37 @@ pub struct TenantCtx {
 pub struct Db {
     pub pool: PgPool,
     pub isolation: TenantIsolation,
+    /// `statement_timeout` of every tenant transaction, in milliseconds (0: none): one tenant's
+    /// slow query cannot hold a connection for ever.
+    pub statement_timeout_ms: u64,
 }
 
 impl Db {
     pub fn new(pool: PgPool, isolation: TenantIsolation) -> Self {
-        Self { pool, isolation }
+        Self {
+            pool,
+            isolation,
+            statement_timeout_ms: 0,
+        }
+    }
+
+    /// The same handle with a statement timeout on its tenant transactions.
+    pub fn with_statement_timeout(mut self, ms: u64) -> Self {
+        self.statement_timeout_ms = ms;
+        self
     }
 
     /// Begins a transaction inside `tenant`'s schema (and role).
     pub async fn tenant_tx(&self, tenant: &TenantCtx) -> Result<TenantTx> {
         // BEGIN and the confinement travel in one round trip; if the SETs fail the
         // transaction is aborted and `begin_with` returns the error: nothing runs unconfined.
-        let sql = format!("BEGIN; {}", confine_sql(tenant, self.isolation));
+        let mut sql = format!("BEGIN; {}", confine_sql(tenant, self.isolation));
+        if self.statement_timeout_ms > 0 {
+            sql.push_str(&format!(
+                "; SET LOCAL statement_timeout = {}",
+                self.statement_timeout_ms
+            ));
+        }
         let tx = self.pool.begin_with(sql).await.map_err(unavailable)?;
         Ok(TenantTx {
             tx,
