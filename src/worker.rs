@@ -97,9 +97,17 @@ async fn run(
     wake: Arc<Notify>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let mut pruned_at = std::time::Instant::now();
     loop {
         if *stopped.borrow() {
             return;
+        }
+        // Old login-throttle counters go once an hour.
+        if pruned_at.elapsed() > std::time::Duration::from_secs(3600) {
+            pruned_at = std::time::Instant::now();
+            if let Err(e) = crm_tenants::throttle::prune(&db.pool).await {
+                tracing::warn!(error = %e, "cannot prune login throttle counters");
+            }
         }
         let claimed = crm_tenants::jobs::claim_due_tenants(
             &db.pool,

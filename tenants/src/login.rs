@@ -97,19 +97,21 @@ pub async fn login(
     let ip_key = throttle::ip_key(meta.ip.as_deref().unwrap_or("unknown"));
     let Some(tenant) = registry::by_slug(pool, credentials.tenant.trim()).await? else {
         // Count it against the address, so unknown tenants cannot be probed for free.
-        if let Some(secs) = throttle::locked_for(pool, std::slice::from_ref(&ip_key)).await? {
+        let address = std::slice::from_ref(&ip_key);
+        if let Err(secs) = throttle::begin_attempt(pool, address, policy).await? {
             return Ok(Attempt::refused(Outcome::Throttled, throttled(secs)));
         }
         let _ = identity::verify_password(credentials.password, None).await?;
-        throttle::record_failure(pool, &[ip_key], policy).await?;
+        throttle::attempt_failed(pool, address, policy).await?;
         return Ok(Attempt::refused(Outcome::Failed, invalid_credentials()));
     };
     let account_key = throttle::account_key(tenant.id, email.as_str());
-    let keys = [account_key.clone(), ip_key];
+    let keys = [account_key.clone(), ip_key.clone()];
     let ctx = tenant.ctx()?;
     let actor = Actor::anonymous(meta);
 
-    if let Some(secs) = throttle::locked_for(pool, &keys).await? {
+    // Counted before the password is checked: parallel guesses cannot pass the limit.
+    if let Err(secs) = throttle::begin_attempt(pool, &keys, policy).await? {
         let mut tx = db.tenant_tx(&ctx).await?;
         audit::record(
             &mut tx,
@@ -140,7 +142,7 @@ pub async fn login(
         )
         .await?;
         tx.commit().await?;
-        throttle::record_failure(pool, &keys, policy).await?;
+        throttle::attempt_failed(pool, &keys, policy).await?;
         return Ok(Attempt::refused(Outcome::Failed, invalid_credentials()));
     };
     let user_actor = Actor {
@@ -191,7 +193,7 @@ pub async fn login(
     .await?;
     let profile = users::get(&mut tx, user.id).await?;
     tx.commit().await?;
-    throttle::reset(pool, &account_key).await?;
+    throttle::attempt_succeeded(pool, &account_key, &ip_key).await?;
     Ok(Attempt {
         outcome: Outcome::Ok,
         result: Ok(LoggedIn {

@@ -37,17 +37,19 @@ pub async fn change_own(
     let stored = users::password_hash(&mut tx, user_id).await?;
     tx.commit().await?;
     let account_key = throttle::account_key(tenant.id, &profile.email);
-    if let Some(secs) = throttle::locked_for(&db.pool, std::slice::from_ref(&account_key)).await? {
+    let account = std::slice::from_ref(&account_key);
+    if let Err(secs) = throttle::begin_attempt(&db.pool, account, policy).await? {
         return Err(throttled(secs));
     }
     if !identity::verify_password(current, Some(stored)).await? {
-        throttle::record_failure(&db.pool, &[account_key], policy).await?;
+        throttle::attempt_failed(&db.pool, account, policy).await?;
         return Err(Error::invalid_field(
             "current_password",
             "incorrect",
             "the current password is wrong",
         ));
     }
+    throttle::give_back(&db.pool, &account_key).await?;
     let hash = identity::hash_password(new_password.expose()).await?;
     let mut tx = db.tenant_tx(tenant).await?;
     users::set_password(&mut tx, user_id, &hash).await?;

@@ -438,3 +438,34 @@ async fn a_suspension_reaches_every_servers_tenant_cache() {
     on_peer().await.expect(200);
     peer.stop().await.expect("peer stops");
 }
+
+/// Throttling counts an attempt before its password is checked, in one statement: 200 wrong
+/// passwords sent at once get no success and no more password checks than the limit (5);
+/// the rest are refused unchecked, and the account stays locked for the right password too.
+#[tokio::test]
+async fn parallel_guesses_get_no_more_checks_than_the_limit() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let guesses = (0..200).map(|i| {
+        let (slug, email) = (t.slug.clone(), t.admin_email.clone());
+        let app = &app;
+        async move {
+            app.login(&slug, &email, &format!("wrong password {i}"))
+                .await
+                .status
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(!statuses.contains(&200), "no guess succeeds");
+    assert!(
+        checked <= 5,
+        "{checked} passwords were checked; the limit is 5"
+    );
+    assert_eq!(checked + refused, 200, "{statuses:?}");
+    app.login(&t.slug, &t.admin_email, PASSWORD)
+        .await
+        .expect_problem(429, "auth.throttled");
+}

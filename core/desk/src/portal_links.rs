@@ -42,14 +42,13 @@ fn address_key(tenant: Uuid, email: &Email) -> String {
 pub async fn request(db: &Db, tenant_slug: &str, email: &str, meta: &RequestMeta) -> Result<()> {
     let pool = &db.pool;
     let ip = ip_key(meta);
-    if throttle::locked_for(pool, std::slice::from_ref(&ip))
-        .await?
-        .is_some()
-    {
+    // Every request counts, before anything is looked up (atomically: parallel requests
+    // cannot pass the limit together).
+    let from_ip = throttle::begin_attempt(pool, std::slice::from_ref(&ip), IP_POLICY).await?;
+    if from_ip.is_err() {
         tracing::warn!(request_id = %meta.request_id, "portal link request throttled (client address); nothing sent");
         return Ok(());
     }
-    throttle::record_failure(pool, std::slice::from_ref(&ip), IP_POLICY).await?;
     let Ok(email) = Email::parse("email", email) else {
         tracing::info!(request_id = %meta.request_id, "portal link request for a malformed address; nothing sent");
         return Ok(());
@@ -60,14 +59,12 @@ pub async fn request(db: &Db, tenant_slug: &str, email: &str, meta: &RequestMeta
         return Ok(());
     };
     let address = address_key(tenant.id, &email);
-    if throttle::locked_for(pool, std::slice::from_ref(&address))
-        .await?
-        .is_some()
-    {
+    let to_address =
+        throttle::begin_attempt(pool, std::slice::from_ref(&address), ADDRESS_POLICY).await?;
+    if to_address.is_err() {
         tracing::warn!(request_id = %meta.request_id, tenant = %tenant.slug, "portal link request throttled (address); nothing sent");
         return Ok(());
     }
-    throttle::record_failure(pool, std::slice::from_ref(&address), ADDRESS_POLICY).await?;
     let mut tx = db.tenant_tx(&tenant.ctx()?).await?;
     let sent = portal::send_links(&mut tx, &email, &tenant.name).await?;
     tx.commit().await?;
