@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 /// The largest `uploads.max_bytes` accepted.
 pub const MAX_UPLOAD_BYTES: u64 = 1024 * 1024 * 1024;
 
-/// Every setting of the server.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Every setting of the server. `Debug` hides its secrets (see below).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address to serve on.
@@ -36,6 +36,8 @@ pub struct Config {
     /// Tenants whose registry row is cached per server (the cache is kept true by
     /// notifications; a miss reads `platform.tenants`).
     pub tenant_cache_size: usize,
+    /// Bearer token `/metrics` asks for; unset, it answers only direct local clients.
+    pub metrics_token: Option<String>,
     /// Longest a statement of a request's tenant transaction may run, in milliseconds (503
     /// `request.too_slow` beyond; 0: no limit).
     pub request_statement_timeout_ms: u64,
@@ -97,6 +99,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             authz_cache_tenants: 1024,
             tenant_cache_size: 10_000,
+            metrics_token: None,
             request_statement_timeout_ms: 15_000,
             job_statement_timeout_ms: 120_000,
             login_max_failures: 5,
@@ -255,6 +258,30 @@ impl Config {
     }
 }
 
+/// The settings as JSON with the master key, passwords in URLs and the S3 secret replaced,
+/// so a logged or printed configuration never carries a secret.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = serde_json::to_value(self).unwrap_or_default();
+        if self.master_key.is_some() {
+            shown["master_key"] = "<redacted>".into();
+        }
+        if self.metrics_token.is_some() {
+            shown["metrics_token"] = "<redacted>".into();
+        }
+        if let Some(url) = self.mail.smtp_url.as_deref() {
+            shown["mail"]["smtp_url"] = crm_core::mail::mask_url(url).into();
+        }
+        if let Some(url) = self.database_url.as_deref() {
+            shown["database_url"] = crm_core::mail::mask_url(url).into();
+        }
+        if shown["files"].get("secret_access_key").is_some() {
+            shown["files"]["secret_access_key"] = "<redacted>".into();
+        }
+        write!(f, "Config {shown}")
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment's Jail closures return its own large error type
 mod tests {
@@ -350,5 +377,20 @@ mod tests {
             assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn debug_output_carries_no_secret() {
+        let mut config = Config {
+            master_key: Some("bWFzdGVyLWtleS1zZWNyZXQtYnl0ZXMtMDEyMzQ1Njc4OQ==".into()),
+            database_url: Some("postgres://crm:db-secret-pw@db.internal/crm".into()),
+            ..Config::default()
+        };
+        config.mail.smtp_url = Some("smtp://mailer:smtp-secret-pw@smtp.example.com:587".into());
+        let shown = format!("{config:?}");
+        for secret in ["bWFzdGVyLWtleS1zZWNyZXQ", "db-secret-pw", "smtp-secret-pw"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(shown.contains("smtp.example.com"), "{shown}");
     }
 }

@@ -272,8 +272,54 @@ fn not_ready(why: &str) -> Response {
     .into_response()
 }
 
+/// Who may read `/metrics`: with `metrics_token` set, a caller sending it as a bearer token;
+/// without one, only a client on this machine talking directly (no `X-Forwarded-For`, so not
+/// through a reverse proxy that would expose it to the internet).
+fn metrics_refusal(req: &Request, config: &Config) -> Option<Response> {
+    match config.metrics_token.as_deref() {
+        Some(token) => {
+            let sent = req
+                .header("authorization")
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            let matches = sent.len() == token.len()
+                && sent
+                    .bytes()
+                    .zip(token.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0;
+            (!matches).then(|| {
+                Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "metrics.token_required",
+                    "send the metrics token (metrics_token) as Authorization: Bearer <token>",
+                )
+                .into_response()
+            })
+        }
+        None => {
+            let local = req
+                .remote_addr()
+                .as_socket_addr()
+                .is_some_and(|a| a.ip().is_loopback());
+            let direct = local && req.header("x-forwarded-for").is_none();
+            (!direct).then(|| {
+                Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "metrics.local_only",
+                    "metrics are served to this machine only; set metrics_token to scrape them from elsewhere",
+                )
+                .into_response()
+            })
+        }
+    }
+}
+
 #[handler]
-fn prometheus_metrics(state: poem::web::Data<&AppState>) -> Response {
+fn prometheus_metrics(req: &Request, state: poem::web::Data<&AppState>) -> Response {
+    if let Some(refused) = metrics_refusal(req, &state.config) {
+        return refused;
+    }
     state.metrics.set_authz_cached(state.authz.cached_tenants());
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")

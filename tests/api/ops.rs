@@ -243,3 +243,38 @@ async fn a_statement_past_the_request_timeout_is_a_503_that_says_so() {
     .await
     .expect(200);
 }
+
+/// `/metrics` is not public: with a token configured it wants the token; without one it
+/// answers only direct local clients, never a request that came through a proxy.
+#[tokio::test]
+async fn metrics_need_the_token_or_a_direct_local_client() {
+    let open = TestApp::spawn().await;
+    open.call(Method::GET, "/metrics", None, None)
+        .await
+        .expect(200);
+    let proxied = open
+        .send(
+            open.client
+                .get(format!("{}/metrics", open.base))
+                .header("x-forwarded-for", "203.0.113.7"),
+        )
+        .await;
+    proxied.expect_problem(403, "metrics.local_only");
+
+    let guarded = TestApp::spawn_with(|c| c.metrics_token = Some("scrape-token-4f2a".into())).await;
+    guarded
+        .call(Method::GET, "/metrics", None, None)
+        .await
+        .expect_problem(401, "metrics.token_required");
+    guarded
+        .call(Method::GET, "/metrics", Some("wrong-token-0000"), None)
+        .await
+        .expect_problem(401, "metrics.token_required");
+    let text = guarded
+        .call(Method::GET, "/metrics", Some("scrape-token-4f2a"), None)
+        .await
+        .expect(200);
+    assert!(text
+        .as_str()
+        .is_some_and(|t| t.contains("crm_http_requests_total")));
+}

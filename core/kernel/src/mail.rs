@@ -23,7 +23,7 @@ use std::time::Duration;
 pub const SEND_JOB: &str = "mail.send";
 
 /// How mail leaves the server (part of the server configuration).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct MailSettings {
     /// `file` (write .eml files under `dir`) or `smtp` (send to `smtp_url`).
@@ -40,6 +40,19 @@ pub struct MailSettings {
     /// Replaces `{{base_url}}` in messages (links to the portal and surveys); the server
     /// fills it from `public_url` when unset.
     pub base_url: Option<String>,
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("transport", &self.transport)
+            .field("smtp_url", &self.smtp_url.as_deref().map(mask_url))
+            .field("from", &self.from)
+            .field("dir", &self.dir)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("base_url", &self.base_url)
+            .finish()
+    }
 }
 
 impl Default for MailSettings {
@@ -211,11 +224,20 @@ pub async fn enqueue(
 }
 
 /// A tenant's own mail settings (override the server's): sender and SMTP server.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct TenantMail {
     pub from: Option<String>,
     /// Decrypted; shown to admins only with the password masked ([`mask_url`]).
     pub smtp_url: Option<String>,
+}
+
+impl std::fmt::Debug for TenantMail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantMail")
+            .field("from", &self.from)
+            .field("smtp_url", &self.smtp_url.as_deref().map(mask_url))
+            .finish()
+    }
 }
 
 const SMTP_URL_AAD: &[u8] = b"settings.mail_smtp_url";
