@@ -29,6 +29,8 @@ pub struct Config {
     pub db_max_lifetime_secs: u64,
     /// Session lifetime; it slides forward while the session is used.
     pub session_ttl_minutes: i64,
+    /// Longest a session lives from its login, however much it is used (hours).
+    pub session_max_hours: i64,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Tenants whose casbin enforcer is kept in memory.
@@ -96,6 +98,7 @@ impl Default for Config {
             db_max_connections: 20,
             db_max_lifetime_secs: 1800,
             session_ttl_minutes: 12 * 60,
+            session_max_hours: 7 * 24,
             max_body_bytes: 1024 * 1024,
             authz_cache_tenants: 1024,
             tenant_cache_size: 10_000,
@@ -183,6 +186,10 @@ impl Config {
         anyhow::ensure!(
             self.session_ttl_minutes > 0,
             "session_ttl_minutes must be positive"
+        );
+        anyhow::ensure!(
+            self.session_max_hours > 0,
+            "session_max_hours must be positive"
         );
         anyhow::ensure!(
             self.max_body_bytes >= 1024,

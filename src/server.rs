@@ -71,6 +71,11 @@ impl AppState {
     pub fn session_ttl(&self) -> ChronoDuration {
         ChronoDuration::minutes(self.config.session_ttl_minutes)
     }
+
+    /// How long a session may live at all, however much it is used.
+    pub fn session_max_age(&self) -> ChronoDuration {
+        ChronoDuration::hours(self.config.session_max_hours)
+    }
 }
 
 /// Opens the connection pool.

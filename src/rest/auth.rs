@@ -83,7 +83,13 @@ async fn resolve(state: &AppState, req: &Request, token: &str) -> ApiResult<Requ
     let mut tx = state.db.tenant_tx(&ctx).await?;
     let principal = match parsed.kind {
         CredentialKind::Session => {
-            sessions::authenticate(&mut tx, &parsed.hash, state.session_ttl()).await?
+            sessions::authenticate(
+                &mut tx,
+                &parsed.hash,
+                state.session_ttl(),
+                state.session_max_age(),
+            )
+            .await?
         }
         CredentialKind::ApiKey => api_keys::authenticate(&mut tx, &parsed.hash).await?,
         // Feed, portal and survey tokens open their own routes, never the staff API.

@@ -469,3 +469,24 @@ async fn parallel_guesses_get_no_more_checks_than_the_limit() {
         .await
         .expect_problem(429, "auth.throttled");
 }
+
+/// A session slides while it is used, but not for ever: past `session_max_hours` after its
+/// login (7 days by default) it is refused even though it has not idled out.
+#[tokio::test]
+async fn a_session_in_use_still_ends_at_its_absolute_lifetime() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let schema = app.schema_of(&t).await;
+    let age = |days: i32| {
+        format!(
+            "UPDATE \"{schema}\".sessions SET created_at = now() - interval '{days} days', \
+             expires_at = now() + interval '1 hour'"
+        )
+    };
+    sqlx::query(&age(6)).execute(&app.pool).await.expect("age");
+    app.get("/api/v1/me", &t.token).await.expect(200);
+    sqlx::query(&age(8)).execute(&app.pool).await.expect("age");
+    app.get("/api/v1/me", &t.token)
+        .await
+        .expect_problem(401, "auth.invalid_token");
+}

@@ -47,20 +47,24 @@ pub async fn create(
 }
 
 /// Resolves a session token hash to its active user; extends the expiry once half of `ttl`
-/// has passed. `None` for unknown, expired, revoked, or a deactivated user.
+/// has passed, but never past `max_age` after the login: a session in use still ends then.
+/// `None` for unknown, expired, too old, revoked, or a deactivated user.
 pub async fn authenticate(
     tx: &mut TenantTx,
     token_hash: &str,
     ttl: Duration,
+    max_age: Duration,
 ) -> Result<Option<Principal>> {
     let row = sqlx::query(
         "SELECT s.id, s.user_id, s.expires_at, u.name, \
                 (SELECT policy_version FROM settings) AS policy_version \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() \
+           AND s.created_at > now() - make_interval(secs => $2) \
            AND u.status = 'active'",
     )
     .bind(token_hash)
+    .bind(max_age.num_seconds() as f64)
     .fetch_optional(tx.conn())
     .await?;
     let Some(row) = row else { return Ok(None) };
