@@ -47,6 +47,8 @@ pub struct Config {
     pub job_statement_timeout_ms: u64,
     /// Failed logins allowed per account and per client IP before locking.
     pub login_max_failures: i32,
+    /// Companies one client address may sign up in a burst before waiting an hour.
+    pub signup_max_per_address: i32,
     /// First lock after too many failures; doubles with each further failure.
     pub login_lock_secs: i64,
     /// Longest lock.
@@ -106,6 +108,7 @@ impl Default for Config {
             request_statement_timeout_ms: 15_000,
             job_statement_timeout_ms: 120_000,
             login_max_failures: 5,
+            signup_max_per_address: 50,
             login_lock_secs: 30,
             login_lock_max_secs: 3600,
             trust_forwarded_for: false,

@@ -112,7 +112,9 @@ impl AccountApi {
             admin_password: &body.admin_password,
         };
         let meta = request_meta(req, state);
-        let signed_up = signup::sign_up(&state.db, form, state.session_ttl(), &meta).await;
+        let per_address = state.config.signup_max_per_address;
+        let ttl = state.session_ttl();
+        let signed_up = signup::sign_up(&state.db, form, ttl, &meta, per_address).await;
         state.metrics.signup(match &signed_up {
             Ok(_) => "created",
             Err(_) => "refused",

@@ -4,6 +4,7 @@
 
 use crate::provision::{provision_tenant, NewAdmin, NewTenant, Provisioned};
 use crate::slug::TenantSlug;
+use crate::throttle::{self, ThrottlePolicy};
 use chrono::Duration;
 use crm_core::context::RequestMeta;
 use crm_core::db::Db;
@@ -21,13 +22,36 @@ pub struct SignupForm<'a> {
 }
 
 /// Validates the form, creates the tenant with its administrator and opens the
-/// administrator's first session (lasting `ttl`).
+/// administrator's first session (lasting `ttl`). Each client address may sign up
+/// `per_address` companies in a burst (every attempt counts; the count fades after 15 quiet
+/// minutes); beyond, 429 `signup.throttled` for an hour — a tenant is a role, a schema and
+/// some forty tables, not a free resource.
 pub async fn sign_up(
     db: &Db,
     form: SignupForm<'_>,
     ttl: Duration,
     meta: &RequestMeta,
+    per_address: i32,
 ) -> Result<(Provisioned, NewSession)> {
+    let address = throttle::ip_key(&format!(
+        "signup {}",
+        meta.ip.as_deref().unwrap_or("unknown")
+    ));
+    let policy = ThrottlePolicy {
+        max_failures: per_address.max(1),
+        base_lock_secs: 3600,
+        max_lock_secs: 3600,
+    };
+    if let Err(secs) = throttle::begin_attempt(&db.pool, &[address], policy).await? {
+        return Err(Error::TooManyRequests {
+            code: "signup.throttled",
+            message: format!(
+                "too many companies signed up from this address; try again in {} minutes",
+                secs.div_ceil(60)
+            ),
+            retry_after_secs: secs,
+        });
+    }
     let mut v = Validator::new();
     let slug = v.check(TenantSlug::parse("tenant_slug", form.tenant_slug));
     let tenant_name = v.check(DisplayName::parse("tenant_name", form.tenant_name));

@@ -490,3 +490,35 @@ async fn a_session_in_use_still_ends_at_its_absolute_lifetime() {
         .await
         .expect_problem(401, "auth.invalid_token");
 }
+
+/// Sign-up is open, but not free: one address may sign up `signup_max_per_address` companies
+/// in a burst; the next is 429 `signup.throttled` with Retry-After, and creates nothing.
+#[tokio::test]
+async fn sign_ups_from_one_address_are_limited() {
+    let app = TestApp::spawn_with(|c| c.signup_max_per_address = 2).await;
+    app.signup().await;
+    app.signup().await;
+    let slug = unique_slug("t");
+    let refused = app
+        .call(
+            Method::POST,
+            "/api/v1/signup",
+            None,
+            Some(json!({
+                "tenant_slug": slug,
+                "tenant_name": "第三家公司",
+                "admin_email": format!("admin@{slug}.example.com"),
+                "admin_password": PASSWORD,
+                "admin_name": "王芳",
+            })),
+        )
+        .await;
+    assert!(refused.headers.contains_key("retry-after"));
+    refused.expect_problem(429, "signup.throttled");
+    let created: i64 = sqlx::query_scalar("SELECT count(*) FROM platform.tenants WHERE slug = $1")
+        .bind(&slug)
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(created, 0);
+}
