@@ -11,7 +11,6 @@ use chrono::Duration;
 use crm_core::db::{Db, TenantCtx};
 use crm_core::jobs::{self, ClaimedJob, Handlers, JobFailure};
 use futures::StreamExt;
-use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
 use std::sync::Arc;
 use tokio::sync::{watch, Notify};
@@ -78,12 +77,7 @@ async fn listen(pool: PgPool, wake: Arc<Notify>, mut stopped: watch::Receiver<bo
 
 /// Listens until the connection fails.
 async fn listen_once(pool: &PgPool, wake: &Notify) -> Result<(), sqlx::Error> {
-    let own = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(pool.connect_options().as_ref().clone())
-        .await?;
-    let mut listener = PgListener::connect_with(&own).await?;
-    listener.listen(WAKE_CHANNEL).await?;
+    let mut listener = crm_core::db::listen(pool, WAKE_CHANNEL).await?;
     loop {
         listener.recv().await?;
         wake.notify_one();

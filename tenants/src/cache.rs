@@ -12,7 +12,6 @@
 use crate::registry::{self, Tenant};
 use crm_core::{Error, Result};
 use lru::LruCache;
-use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -110,12 +109,7 @@ impl TenantCache {
     }
 
     async fn listen_once(&self) -> std::result::Result<(), sqlx::Error> {
-        let own = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(self.pool.connect_options().as_ref().clone())
-            .await?;
-        let mut listener = PgListener::connect_with(&own).await?;
-        listener.listen(CHANGED_CHANNEL).await?;
+        let mut listener = crm_core::db::listen(&self.pool, CHANGED_CHANNEL).await?;
         // Anything cached before this point may have missed a notification.
         self.evict(None);
         self.live.store(true, Ordering::Release);

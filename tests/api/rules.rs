@@ -242,74 +242,77 @@ async fn an_update_rule_fires_once_per_event_on_its_fields_with_its_version() {
 }
 
 /// A one-shot HTTP receiver: records request bodies and headers, answers 200.
-async fn webhook_sink() -> (String, Arc<Mutex<Vec<(String, Value)>>>) {
+/// One raw request a receiver got: its header lines and the body bytes.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A webhook receiver on 127.0.0.1: its base URL, its port and what it receives.
+async fn webhook_sink() -> (String, u16, Received) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let got: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let port = listener.local_addr().expect("addr").port();
+    let got: Received = Arc::default();
     let sink = got.clone();
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
-            let sink = sink.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Ok(n) = sock.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some(end) = text.find("\r\n\r\n") {
-                        let head = text[..end].to_ascii_lowercase();
-                        let len = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            let body: Value = serde_json::from_slice(&buf[end + 4..end + 4 + len])
-                                .unwrap_or(Value::Null);
-                            let key = head
-                                .lines()
-                                .find_map(|l| l.strip_prefix("idempotency-key:"))
-                                .unwrap_or_default()
-                                .trim()
-                                .to_owned();
-                            sink.lock().expect("lock").push((key, body));
-                            let _ = sock
-                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                                .await;
-                            return;
-                        }
-                    }
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = sock.read(&mut chunk).await {
+                if n == 0 {
+                    break;
                 }
-            });
+                buf.extend_from_slice(&chunk[..n]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(str::to_owned)
+                    })
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    let body = buf[end + 4..end + 4 + len].to_vec();
+                    sink.lock().expect("lock").push((head, body));
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                        .await;
+                    break;
+                }
+            }
         }
     });
-    (format!("http://127.0.0.1:{}", addr.port()), got)
+    (format!("http://127.0.0.1:{port}"), port, got)
+}
+
+/// A header of a received request, by name in any case.
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+    })
+}
+
+/// A server whose outbound policy lets webhooks reach a receiver on this machine over plain
+/// http at `ports` (by default tenants may reach neither), with private addresses allowed or
+/// not.
+async fn reaching(ports: Vec<u16>, private: bool) -> TestApp {
+    TestApp::spawn_with(|c| {
+        c.outbound.allow_http = true;
+        c.outbound.allow_private_addresses = private;
+        c.outbound.allowed_ports = ports;
+    })
+    .await
 }
 
 #[tokio::test]
 async fn ticket_rules_assign_comment_mail_schedule_and_call_allowed_webhooks() {
-    let (url, got) = webhook_sink().await;
-    let port: u16 = url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    // The receiver is on this machine over plain http: allowed here by the platform's
-    // outbound policy (by default tenants may reach neither).
-    let app = TestApp::spawn_with(|c| {
-        c.outbound.allow_http = true;
-        c.outbound.allow_private_addresses = true;
-        c.outbound.allowed_ports = vec![port];
-    })
-    .await;
+    let (url, port, got) = webhook_sink().await;
+    let app = reaching(vec![port], true).await;
     let t = app.signup().await;
     let team = app
         .post("/api/v1/teams", &t.token, json!({"name": "售后组"}))
@@ -428,6 +431,13 @@ async fn ticket_rules_assign_comment_mail_schedule_and_call_allowed_webhooks() {
         (g.len() >= 4).then_some(g)
     })
     .await;
+    let hooks: Vec<(String, Value)> = hooks
+        .iter()
+        .map(|(head, body)| {
+            let key = header(head, "idempotency-key").unwrap_or_default();
+            (key, serde_json::from_slice(body).unwrap_or(Value::Null))
+        })
+        .collect();
     assert_eq!(hooks.len(), 4);
     assert!(hooks.iter().all(|(key, body)| !key.is_empty()
         && body["payload"]["priority"] == "high"
@@ -1212,17 +1222,8 @@ async fn a_committed_event_wakes_the_worker_without_waiting_for_its_poll() {
 /// and a closed port fail alike, so the job log is no port scanner).
 #[tokio::test]
 async fn webhooks_cannot_reach_the_platforms_own_network() {
-    let (url, got) = webhook_sink().await;
-    let port: u16 = url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    let app = TestApp::spawn_with(|c| {
-        c.outbound.allow_http = true;
-        c.outbound.allowed_ports = vec![port, 1];
-    })
-    .await;
+    let (url, port, got) = webhook_sink().await;
+    let app = reaching(vec![port, 1], false).await;
     let t = app.signup().await;
     app.call(
         reqwest::Method::PUT,
@@ -1270,68 +1271,12 @@ async fn webhooks_cannot_reach_the_platforms_own_network() {
     );
 }
 
-/// One raw request a receiver got: its header lines and the body bytes.
-type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
-
-async fn raw_sink() -> (String, Received) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let got: Received = Arc::default();
-    let sink = got.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = sock.read(&mut chunk).await {
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                    continue;
-                };
-                let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(str::to_owned)
-                    })
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + len {
-                    let body = buf[end + 4..end + 4 + len].to_vec();
-                    sink.lock().expect("lock").push((head, body));
-                    let _ = sock
-                        .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
-                        .await;
-                    break;
-                }
-            }
-        }
-    });
-    (format!("http://127.0.0.1:{port}"), got)
-}
-
 /// Webhooks carry Standard Webhooks signatures, checked here as a receiver would: by an
 /// independent implementation (Python's hmac) over the exact bytes received.
 #[tokio::test]
 async fn webhooks_are_signed_so_a_receiver_can_verify_them() {
-    let (url, got) = raw_sink().await;
-    let port: u16 = url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    let app = TestApp::spawn_with(|c| {
-        c.outbound.allow_http = true;
-        c.outbound.allow_private_addresses = true;
-        c.outbound.allowed_ports = vec![port];
-    })
-    .await;
+    let (url, port, got) = webhook_sink().await;
+    let app = reaching(vec![port], true).await;
     let t = app.signup().await;
     let (_, viewer) = app.user_with_roles(&t, &["viewer"]).await;
     app.post(
@@ -1377,18 +1322,12 @@ async fn webhooks_are_signed_so_a_receiver_can_verify_them() {
         got.lock().expect("lock").first().cloned()
     })
     .await;
-    let header = |name: &str| {
-        head.lines()
-            .find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-            })
-            .unwrap_or_else(|| panic!("no {name} header in {head}"))
-    };
+    let signed =
+        |name: &str| header(&head, name).unwrap_or_else(|| panic!("no {name} header in {head}"));
     let (id, timestamp, signature) = (
-        header("webhook-id"),
-        header("webhook-timestamp"),
-        header("webhook-signature"),
+        signed("webhook-id"),
+        signed("webhook-timestamp"),
+        signed("webhook-signature"),
     );
     let verify = r#"
 import base64, hashlib, hmac, sys, time

@@ -119,6 +119,21 @@ impl Db {
     }
 }
 
+/// A `LISTEN`ing connection on `channel`, of its own (a one-connection pool with the same
+/// options as `pool`, so it never takes one of the request pool's connections).
+pub async fn listen(
+    pool: &PgPool,
+    channel: &str,
+) -> std::result::Result<sqlx::postgres::PgListener, sqlx::Error> {
+    let own = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(pool.connect_options().as_ref().clone())
+        .await?;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&own).await?;
+    listener.listen(channel).await?;
+    Ok(listener)
+}
+
 /// Maps pool exhaustion / connection failures to 503 instead of a 500.
 pub fn unavailable(err: sqlx::Error) -> Error {
     match err {

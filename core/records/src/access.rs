@@ -4,7 +4,7 @@
 //! themselves ([`Access::require`]) before they read or write.
 
 use super::meta::{ObjectKey, RecordAction};
-use super::scope::{CallerScope, RecordScope};
+use super::scope::RecordScope;
 use crm_core::audit::Actor;
 use crm_core::authz::{forbidden, Caller, Grants, Permission};
 use crm_core::crypto::DataKey;
@@ -51,13 +51,10 @@ impl<'a> Access<'a> {
         data_key: Option<&'a DataKey>,
     ) -> Access<'a> {
         Access {
-            actor,
             user_id: caller.user_id,
-            scope: caller.record_scope(object),
-            customer_scope: caller.record_scope(ObjectKey::Customers),
             unmask: caller.unmask(),
-            data_key,
             authority: Authority::Caller(caller),
+            ..Access::of_grants(&caller.grants, caller.user_id, actor, object, data_key)
         }
     }
 
@@ -112,23 +109,15 @@ impl<'a> Access<'a> {
     }
 
     /// 403 `auth.forbidden` naming the permission unless the access allows `action` on
-    /// `object`.
+    /// `object`. The portal opens and reads tickets and nothing else.
     pub fn require(&self, object: ObjectKey, action: RecordAction) -> Result<()> {
-        let permission = object.permission(action);
-        let allowed = match self.authority {
-            Authority::Caller(caller) => caller.holds(permission),
-            Authority::Grants(grants) => grants.holds(permission),
-            Authority::Portal => {
-                object == ObjectKey::Tickets
-                    && matches!(action, RecordAction::Create | RecordAction::Read)
-            }
-            Authority::Platform => true,
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(forbidden(permission))
+        if matches!(self.authority, Authority::Portal)
+            && object == ObjectKey::Tickets
+            && matches!(action, RecordAction::Create | RecordAction::Read)
+        {
+            return Ok(());
         }
+        self.require_permission(object.permission(action))
     }
 
     /// 403 `auth.forbidden` unless the access holds `permission` (reports, say); the portal
