@@ -1,0 +1,24 @@
+//! `crm bench …`: measurements run against a real database with the server's own code, one
+//! submodule per benchmark; figures are printed, never asserted.
+
+mod provision;
+mod records;
+mod rules;
+
+pub use provision::provision;
+pub use records::records;
+pub use rules::rules;
+
+use std::time::Duration;
+
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+pub(crate) fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
