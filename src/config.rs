@@ -33,8 +33,10 @@ pub struct Config {
     pub session_max_hours: i64,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
-    /// Tenants whose casbin enforcer is kept in memory.
+    /// Tenants whose casbin enforcer (and the grants of their users) is kept in memory.
     pub authz_cache_tenants: usize,
+    /// Tenants whose object schemas (built-in and custom fields) are kept in memory.
+    pub schema_cache_tenants: usize,
     /// Tenants whose registry row is cached per server (the cache is kept true by
     /// notifications; a miss reads `platform.tenants`).
     pub tenant_cache_size: usize,
@@ -103,6 +105,7 @@ impl Default for Config {
             session_max_hours: 7 * 24,
             max_body_bytes: 1024 * 1024,
             authz_cache_tenants: 1024,
+            schema_cache_tenants: 1024,
             tenant_cache_size: 10_000,
             metrics_token: None,
             request_statement_timeout_ms: 15_000,

@@ -34,6 +34,8 @@ pub struct AppState {
     /// Wraps tenants' data keys; `None` disables encrypted fields.
     pub master_key: Option<Arc<crm_core::crypto::MasterKey>>,
     pub authz: Arc<Authorizer>,
+    /// Object schemas per tenant and metadata version.
+    pub schemas: Arc<crm_records::SchemaCache>,
     /// The tenant registry, cached; kept true by `crm_tenant_changed` notifications.
     pub tenants: Arc<crm_tenants::cache::TenantCache>,
     pub config: Arc<Config>,
@@ -62,6 +64,7 @@ impl AppState {
                 .with_statement_timeout(config.request_statement_timeout_ms),
             master_key,
             authz: Arc::new(Authorizer::new(config.authz_cache_tenants)),
+            schemas: Arc::new(crm_records::SchemaCache::new(config.schema_cache_tenants)),
             metrics: Arc::new(Metrics::new()),
             base_spec: Arc::new(std::sync::OnceLock::new()),
             config: Arc::new(config),

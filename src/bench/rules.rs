@@ -90,6 +90,7 @@ pub async fn rules(
             name: "Bench".into(),
             session_id: None,
             policy_version: 0,
+            metadata_version: 0,
         };
         let saver = crm_core::authz::Caller::load(&mut tx, &admin).await?;
         crm_workflows::rules::create(

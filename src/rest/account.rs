@@ -168,7 +168,7 @@ impl AccountApi {
     /// Log out: revokes the session token used for this request.
     #[oai(path = "/auth/logout", method = "post")]
     async fn logout(&self, auth: Auth) -> ApiResult<NoContent> {
-        let ctx = auth.0;
+        let (mut tx, _, ctx) = self.0.begin(&auth).await?;
         let Some(session_id) = ctx.principal.session_id else {
             return Err(Error::bad_request(
                 "auth.not_a_session",
@@ -176,7 +176,6 @@ impl AccountApi {
             )
             .into());
         };
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
         sessions::revoke(&mut tx, session_id).await?;
         audit::record(
             &mut tx,
@@ -194,14 +193,13 @@ impl AccountApi {
     #[oai(path = "/me", method = "get")]
     async fn me(&self, auth: Auth) -> ApiResult<Json<MeResponse>> {
         let state = &self.0;
-        let ctx = auth.0;
-        let permissions = state.permissions_of(&ctx).await?;
+        let (mut tx, caller, ctx) = state.begin(&auth).await?;
+        let permissions = caller.permissions();
         let tenant = state
             .tenants
             .by_id(ctx.tenant.id)
             .await?
             .ok_or_else(|| Error::not_found("tenant.not_found", "tenant vanished"))?;
-        let mut tx = state.db.tenant_tx(&ctx.tenant).await?;
         let roles = policy::subject_roles(&mut tx, &ctx.principal.subject()).await?;
         let user = match ctx.principal.kind {
             PrincipalKind::User => Some(users::get(&mut tx, ctx.principal.id).await?.into()),
@@ -238,9 +236,9 @@ impl AccountApi {
         body: Json<ChangePasswordRequest>,
     ) -> ApiResult<NoContent> {
         let state = &self.0;
-        let ctx = auth.0;
         let (current, new) = (&body.current_password, &body.new_password);
         let policy = state.config.throttle_policy();
+        let ctx = state.authenticated(&auth).await?;
         let actor = Actor::of(&ctx);
         password::change_own(
             &state.db,

@@ -69,8 +69,7 @@ impl ApiKeysApi {
     /// All keys, newest first (revoked ones included, marked inactive).
     #[oai(path = "/api-keys", method = "get")]
     async fn list(&self, auth: Auth) -> ApiResult<Json<Vec<ApiKeyOut>>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let keys = api_keys::list(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(keys.into_iter().map(Into::into).collect()))
@@ -83,10 +82,9 @@ impl ApiKeysApi {
         auth: Auth,
         body: Json<CreateApiKeyRequest>,
     ) -> ApiResult<Created<CreatedApiKey>> {
-        let ctx = auth.0;
         let name = DisplayName::parse("name", &body.name)?;
         let role = RoleName::parse("role", &body.role)?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let (key, secret) =
             api_keys::create(&mut tx, &caller, name.as_str(), role.as_str()).await?;
         audit::record(
@@ -107,8 +105,7 @@ impl ApiKeysApi {
     /// Revoke a key; requests with it fail from now on.
     #[oai(path = "/api-keys/:id", method = "delete")]
     async fn revoke(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let key = api_keys::revoke(&mut tx, &caller, id.0).await?;
         audit::record(
             &mut tx,

@@ -178,7 +178,7 @@ impl ApprovalsApi {
             cursor: cursor.0.as_deref(),
             limit: page_size(limit.0),
         };
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let page = approval_service::list(&mut tx, &caller, filter).await?;
         tx.commit().await?;
         Ok(Json(ApprovalPage {
@@ -194,7 +194,6 @@ impl ApprovalsApi {
         auth: Auth,
         body: Json<ApprovalRequest>,
     ) -> ApiResult<Created<ApprovalOut>> {
-        let ctx = auth.0;
         let body = body.0;
         let object = ObjectKey::parse(&body.object).ok_or_else(|| {
             Error::invalid_field(
@@ -215,7 +214,7 @@ impl ApprovalsApi {
                 },
             });
         }
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let (actor, title) = (Actor::of(&ctx), body.title);
         let a = approval_service::request(
             &mut tx,
@@ -234,7 +233,7 @@ impl ApprovalsApi {
     /// One approval with its decisions.
     #[oai(path = "/approvals/:id", method = "get")]
     async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<ApprovalOut>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let a = approval_service::get(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(a.into()))
@@ -265,8 +264,8 @@ impl ApprovalsApi {
     /// Recalls a pending approval (its requester, or `workflows:manage`).
     #[oai(path = "/approvals/:id/recall", method = "post")]
     async fn recall(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<ApprovalOut>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        let a = approval_service::recall(&mut tx, &caller, &Actor::of(&auth.0), id.0).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let a = approval_service::recall(&mut tx, &caller, &Actor::of(&ctx), id.0).await?;
         tx.commit().await?;
         Ok(Json(a.into()))
     }
@@ -280,8 +279,8 @@ impl ApprovalsApi {
         approve: bool,
         comment: Option<String>,
     ) -> ApiResult<Json<ApprovalOut>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        let actor = Actor::of(&auth.0);
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let actor = Actor::of(&ctx);
         let comment = comment.as_deref();
         let a = approval_service::decide(&mut tx, &caller, &actor, id, approve, comment).await?;
         tx.commit().await?;

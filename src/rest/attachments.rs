@@ -165,14 +165,14 @@ impl AttachmentsApi {
         id: Path<Uuid>,
         form: UploadForm,
     ) -> ApiResult<Created<AttachmentOut>> {
-        let ctx = auth.0;
         let target = Target {
             ticket: id.0,
             comment: parse_comment_id(form.comment_id.as_deref())?,
         };
-        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Tickets).await?;
+        let (mut tx, rc) = open(&self.0, &auth, ObjectKey::Tickets).await?;
         let uploader = staff::attachment_target(&mut tx, &rc.access(), target).await?;
         let actor = rc.access().actor().clone();
+        let tenant = rc.ctx.tenant.clone();
         // No connection is held while the bytes travel to the store.
         tx.commit().await?;
         let Some(part) = form.file else {
@@ -198,7 +198,7 @@ impl AttachmentsApi {
         )?;
         let a = attachments::attach(
             &self.0.db,
-            &ctx.tenant,
+            &tenant,
             self.0.files.as_ref(),
             target,
             uploader,
@@ -218,8 +218,7 @@ impl AttachmentsApi {
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<AttachmentPage>> {
-        let ctx = auth.0;
-        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Tickets).await?;
+        let (mut tx, rc) = open(&self.0, &auth, ObjectKey::Tickets).await?;
         let (cursor, limit) = (cursor.0.as_deref(), page_size(limit.0));
         let page = staff::list_attachments(&mut tx, &rc.access(), id.0, cursor, limit).await?;
         tx.commit().await?;
@@ -232,8 +231,7 @@ impl AttachmentsApi {
     /// Download an attachment (as a file, never rendered inline).
     #[oai(path = "/attachments/:id/content", method = "get")]
     async fn content(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<FileResponse> {
-        let ctx = auth.0;
-        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Tickets).await?;
+        let (mut tx, rc) = open(&self.0, &auth, ObjectKey::Tickets).await?;
         let stored = staff::attachment(&mut tx, &rc.access(), id.0, RecordAction::Read).await?;
         tx.commit().await?;
         let bytes = self.0.files.get(&stored.key).await.map_err(|e| match e {
@@ -259,11 +257,10 @@ impl AttachmentsApi {
     /// Delete an attachment: its row at once, then its stored object.
     #[oai(path = "/attachments/:id", method = "delete")]
     async fn delete(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Tickets).await?;
+        let (mut tx, rc) = open(&self.0, &auth, ObjectKey::Tickets).await?;
         let key = staff::remove_attachment(&mut tx, &rc.access(), id.0).await?;
         tx.commit().await?;
-        attachments::discard(&self.0.db, &ctx.tenant, self.0.files.as_ref(), key).await;
+        attachments::discard(&self.0.db, &rc.ctx.tenant, self.0.files.as_ref(), key).await;
         Ok(NoContent::NoContent)
     }
 }

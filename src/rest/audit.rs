@@ -81,8 +81,7 @@ impl AuditApi {
         since: Query<Option<DateTime<Utc>>>,
         until: Query<Option<DateTime<Utc>>>,
     ) -> ApiResult<Json<AuditPage>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let page = audit::list(
             &mut tx,
             &caller,

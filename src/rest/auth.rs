@@ -1,22 +1,35 @@
-//! Turning a bearer credential into a [`RequestCtx`]: the token names its tenant, the tenant
-//! must be active (and match `X-Tenant` when sent), and the token must be live in that
-//! tenant's own schema.
+//! Turning a bearer credential into a [`RequestCtx`] and a [`Caller`]: the token names its
+//! tenant, the tenant must be active (and match `X-Tenant` when sent), and the token must be
+//! live in that tenant's own schema — checked inside the request's one tenant transaction,
+//! before the work and in the same round trips (`AppState::begin`).
 
 use super::error::{current_request_id, ApiError, ApiResult};
 use crate::server::AppState;
-use crm_core::authz::{Caller, Permission};
+use crm_core::authz::Caller;
 use crm_core::context::{RequestCtx, RequestMeta};
-use crm_core::db::TenantTx;
-use crm_core::identity::{api_keys, sessions, tokens, CredentialKind};
+use crm_core::db::{TenantCtx, TenantTx};
+use crm_core::identity::{api_keys, sessions, tokens, CredentialKind, Principal};
 use crm_core::Error;
 use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::SecurityScheme;
 
 /// A session token (`tcs_…`) or an API key (`tck_…`), as `Authorization: Bearer <token>`.
+/// The security check only reads the token's form and its tenant (from the registry cache);
+/// the credential itself is checked by [`AppState::begin`] inside the request's one tenant
+/// transaction, together with the request's work.
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer", checker = "authenticate")]
-pub struct Auth(pub RequestCtx);
+#[oai(ty = "bearer", checker = "identify")]
+pub struct Auth(pub Credential);
+
+/// A well-formed bearer credential of an active tenant, not yet checked: nothing in it can
+/// be used before [`AppState::begin`] has checked it.
+pub struct Credential {
+    tenant: TenantCtx,
+    kind: CredentialKind,
+    hash: String,
+    meta: RequestMeta,
+}
 
 fn invalid_token() -> Error {
     Error::unauthenticated(
@@ -51,14 +64,14 @@ pub fn request_meta(req: &Request, state: &AppState) -> RequestMeta {
     }
 }
 
-async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<RequestCtx> {
+async fn identify(req: &Request, bearer: Bearer) -> poem::Result<Credential> {
     let state = req
         .data::<AppState>()
         .ok_or_else(|| ApiError(Error::internal("application state missing")))?;
-    Ok(resolve(state, req, &bearer.token).await?)
+    Ok(credential(state, req, &bearer.token).await?)
 }
 
-async fn resolve(state: &AppState, req: &Request, token: &str) -> ApiResult<RequestCtx> {
+async fn credential(state: &AppState, req: &Request, token: &str) -> ApiResult<Credential> {
     let parsed = tokens::parse(token).ok_or_else(invalid_token)?;
     let tenant = state
         .tenants
@@ -79,62 +92,88 @@ async fn resolve(state: &AppState, req: &Request, token: &str) -> ApiResult<Requ
     if !tenant.is_active() {
         return Err(tenant_suspended().into());
     }
-    let ctx = tenant.ctx()?;
-    let mut tx = state.db.tenant_tx(&ctx).await?;
-    let principal = match parsed.kind {
+    let credential = Credential {
+        tenant: tenant.ctx()?,
+        kind: parsed.kind,
+        hash: parsed.hash,
+        meta: request_meta(req, state),
+    };
+    if large_body(req) {
+        // Never read a large body for an unchecked credential: check it now, in a transaction
+        // of its own; `begin` checks it again with the work.
+        let mut tx = state.db.tenant_tx(&credential.tenant).await?;
+        check(state, &mut tx, &credential).await?;
+        tx.commit().await?;
+    }
+    Ok(credential)
+}
+
+/// Bodies larger than this (uploads) are read only after the credential has been checked.
+const CHECK_BEFORE_BODIES_OVER: u64 = 64 * 1024;
+
+fn large_body(req: &Request) -> bool {
+    match req
+        .header("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        Some(length) => length > CHECK_BEFORE_BODIES_OVER,
+        None => req.header("transfer-encoding").is_some(),
+    }
+}
+
+/// The credential's principal, checked in `tx`: the session or API key must be live and its
+/// user active; 401 `auth.invalid_token` otherwise.
+async fn check(
+    state: &AppState,
+    tx: &mut TenantTx,
+    credential: &Credential,
+) -> ApiResult<Principal> {
+    let principal = match credential.kind {
         CredentialKind::Session => {
             sessions::authenticate(
-                &mut tx,
-                &parsed.hash,
+                tx,
+                &credential.hash,
                 state.session_ttl(),
                 state.session_max_age(),
             )
             .await?
         }
-        CredentialKind::ApiKey => api_keys::authenticate(&mut tx, &parsed.hash).await?,
+        CredentialKind::ApiKey => api_keys::authenticate(tx, &credential.hash).await?,
         // Feed, portal and survey tokens open their own routes, never the staff API.
         CredentialKind::Calendar
         | CredentialKind::PortalLink
         | CredentialKind::PortalSession
         | CredentialKind::Survey => None,
-    }
-    .ok_or_else(invalid_token)?;
-    tx.commit().await?;
-    Ok(RequestCtx {
-        tenant: ctx,
-        principal,
-        meta: request_meta(req, state),
-    })
+    };
+    Ok(principal.ok_or_else(invalid_token)?)
 }
 
 pub use crm_tenants::registry::suspended as tenant_suspended;
 
 impl AppState {
-    /// Opens the request's tenant transaction and builds its [`Caller`] in it, with the
-    /// tenant's casbin enforcer deciding its permissions; the services called with that
-    /// caller check its permissions and scopes themselves.
-    pub async fn begin(&self, ctx: &RequestCtx) -> ApiResult<(TenantTx, Caller)> {
-        let principal = &ctx.principal;
-        let enforcement = (self.authz)
-            .enforcement(&self.db, &ctx.tenant, principal.policy_version)
-            .await?;
-        let mut tx = self.db.tenant_tx(&ctx.tenant).await?;
-        let caller = Caller::load(&mut tx, principal)
-            .await?
-            .enforced_by(enforcement);
-        Ok((tx, caller))
+    /// Opens the request's one tenant transaction and, in it, checks the credential (the
+    /// session or API key must be live, its user active) and builds the [`Caller`], whose
+    /// enforcer and grants come from the authorizer's cache while the tenant's policy version
+    /// is unchanged. The services called with that caller check its permissions and scopes
+    /// themselves.
+    pub async fn begin(&self, auth: &Auth) -> ApiResult<(TenantTx, Caller, RequestCtx)> {
+        let credential = &auth.0;
+        let mut tx = self.db.tenant_tx(&credential.tenant).await?;
+        let principal = check(self, &mut tx, credential).await?;
+        let caller = self.authz.caller(&self.db, &mut tx, &principal).await?;
+        let ctx = RequestCtx {
+            tenant: credential.tenant.clone(),
+            principal,
+            meta: credential.meta.clone(),
+        };
+        Ok((tx, caller, ctx))
     }
 
-    /// Every permission the caller holds.
-    pub async fn permissions_of(&self, ctx: &RequestCtx) -> ApiResult<Vec<Permission>> {
-        Ok(self
-            .authz
-            .permissions(
-                &self.db,
-                &ctx.tenant,
-                ctx.principal.policy_version,
-                &ctx.principal.subject(),
-            )
-            .await?)
+    /// Checks the credential in a transaction of its own and returns the request's context,
+    /// for the few operations whose service runs its own transactions (password change).
+    pub async fn authenticated(&self, auth: &Auth) -> ApiResult<RequestCtx> {
+        let (tx, _, ctx) = self.begin(auth).await?;
+        tx.commit().await?;
+        Ok(ctx)
     }
 }

@@ -42,8 +42,7 @@ impl CalendarApi {
         req: &Request,
         id: Path<Uuid>,
     ) -> ApiResult<Created<CalendarToken>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let token = calendar::issue_token(&mut tx, &caller, &Actor::of(&ctx), id.0).await?;
         tx.commit().await?;
         let host = req.header("host").unwrap_or("127.0.0.1:8080");
@@ -66,8 +65,7 @@ impl CalendarApi {
     /// Revoke the user's calendar feed token.
     #[oai(path = "/users/:id/calendar-token", method = "delete")]
     async fn revoke(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         calendar::revoke_token(&mut tx, &caller, &Actor::of(&ctx), id.0).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)

@@ -207,8 +207,7 @@ impl DeskApi {
     /// open|resolved|closed), `initial`, `transitions` and ticket `types`.
     #[oai(path = "/ticket-workflow", method = "get")]
     async fn get_workflow(&self, auth: Auth) -> ApiResult<Json<Value>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let wf = workflow::get(&mut tx, &caller).await?;
         tx.commit().await?;
         to_json(&wf)
@@ -217,9 +216,8 @@ impl DeskApi {
     /// Replaces the status machine (states tickets are in must stay: 409).
     #[oai(path = "/ticket-workflow", method = "put")]
     async fn put_workflow(&self, auth: Auth, body: Json<Value>) -> ApiResult<Json<Value>> {
-        let ctx = auth.0;
         let wf: workflow::Workflow = parse_doc(body.0, "workflow")?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let saved = workflow::save(&mut tx, &caller, &wf).await?;
         tx.commit().await?;
         to_json(&saved)
@@ -228,8 +226,7 @@ impl DeskApi {
     /// SLA policies, in the order they are tried.
     #[oai(path = "/sla-policies", method = "get")]
     async fn list_policies(&self, auth: Auth) -> ApiResult<Json<Vec<PolicyOut>>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let all = sla::list_policies(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(all.into_iter().map(Into::into).collect()))
@@ -242,8 +239,7 @@ impl DeskApi {
         auth: Auth,
         body: Json<PolicyRequest>,
     ) -> ApiResult<Created<PolicyOut>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let p = sla::create_policy(&mut tx, &caller, &body.0.into()).await?;
         tx.commit().await?;
         Ok(Created::Created(Json(p.into())))
@@ -252,8 +248,7 @@ impl DeskApi {
     /// One SLA policy.
     #[oai(path = "/sla-policies/:id", method = "get")]
     async fn get_policy(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<PolicyOut>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let p = sla::get_policy(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(p.into()))
@@ -267,8 +262,7 @@ impl DeskApi {
         id: Path<Uuid>,
         body: Json<PolicyRequest>,
     ) -> ApiResult<Json<PolicyOut>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let p = sla::update_policy(&mut tx, &caller, id.0, &body.0.into()).await?;
         tx.commit().await?;
         Ok(Json(p.into()))
@@ -277,8 +271,7 @@ impl DeskApi {
     /// Delete an SLA policy.
     #[oai(path = "/sla-policies/:id", method = "delete")]
     async fn delete_policy(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         sla::delete_policy(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
@@ -287,8 +280,7 @@ impl DeskApi {
     /// Business-hours calendars.
     #[oai(path = "/business-calendars", method = "get")]
     async fn list_calendars(&self, auth: Auth) -> ApiResult<Json<Value>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let all = sla::list_calendars(&mut tx, &caller).await?;
         tx.commit().await?;
         to_json(&all)
@@ -301,9 +293,8 @@ impl DeskApi {
         auth: Auth,
         body: Json<CalendarRequest>,
     ) -> ApiResult<Created<Value>> {
-        let ctx = auth.0;
         let spec: CalendarSpec = parse_doc(body.0.spec, "spec")?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let c =
             sla::create_calendar(&mut tx, &caller, &body.0.name, &spec, body.0.is_default).await?;
         tx.commit().await?;
@@ -313,8 +304,7 @@ impl DeskApi {
     /// One calendar.
     #[oai(path = "/business-calendars/:id", method = "get")]
     async fn get_calendar(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<Value>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let c = sla::get_calendar(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         to_json(&c)
@@ -328,9 +318,8 @@ impl DeskApi {
         id: Path<Uuid>,
         body: Json<CalendarRequest>,
     ) -> ApiResult<Json<Value>> {
-        let ctx = auth.0;
         let spec: CalendarSpec = parse_doc(body.0.spec, "spec")?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let c = sla::update_calendar(
             &mut tx,
             &caller,
@@ -347,8 +336,7 @@ impl DeskApi {
     /// Delete a calendar no policy uses (never the default).
     #[oai(path = "/business-calendars/:id", method = "delete")]
     async fn delete_calendar(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         sla::delete_calendar(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
@@ -363,8 +351,7 @@ impl DeskApi {
         id: Path<Uuid>,
         body: Json<CommentRequest>,
     ) -> ApiResult<Created<CommentOut>> {
-        let ctx = auth.0;
-        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Tickets).await?;
+        let (mut tx, rc) = open(&self.0, &auth, ObjectKey::Tickets).await?;
         let (text, public) = (&body.0.body, body.0.public);
         let c = staff::add_comment(&mut tx, &rc.access(), id.0, text, public).await?;
         tx.commit().await?;
@@ -380,8 +367,7 @@ impl DeskApi {
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<CommentPage>> {
-        let ctx = auth.0;
-        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Tickets).await?;
+        let (mut tx, rc) = open(&self.0, &auth, ObjectKey::Tickets).await?;
         let (cursor, limit) = (cursor.0.as_deref(), page_size(limit.0));
         let page = staff::list_comments(&mut tx, &rc.access(), id.0, cursor, limit).await?;
         tx.commit().await?;
@@ -394,8 +380,7 @@ impl DeskApi {
     /// A team's assignment mode and its members' availability and open tickets.
     #[oai(path = "/teams/:id/assignment", method = "get")]
     async fn get_assignment(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<AssignmentOut>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let (mode, members) = assignment::overview(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(AssignmentOut {
@@ -421,11 +406,10 @@ impl DeskApi {
         id: Path<Uuid>,
         body: Json<AssignmentRequest>,
     ) -> ApiResult<Json<AssignmentOut>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         assignment::set_mode(&mut tx, &caller, id.0, &body.0.mode).await?;
         tx.commit().await?;
-        self.get_assignment(Auth(ctx), id).await
+        self.get_assignment(auth, id).await
     }
 
     /// Marks a user available or away for automatic assignment (the user themself, or
@@ -437,8 +421,7 @@ impl DeskApi {
         id: Path<Uuid>,
         body: Json<AvailabilityRequest>,
     ) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         assignment::set_available(&mut tx, &caller, id.0, body.0.available).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)

@@ -180,9 +180,8 @@ impl FieldsApi {
     /// The fields of an object: built-in ones first (`builtin: true`), then custom ones.
     #[oai(path = "/objects/:object/fields", method = "get")]
     async fn list(&self, auth: Auth, object: Path<String>) -> ApiResult<Json<Vec<FieldOut>>> {
-        let ctx = auth.0;
         let object = object_of(&object.0)?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let custom = field_service::list(&mut tx, &caller, object).await?;
         tx.commit().await?;
         let mut all = builtin_fields(object);
@@ -198,10 +197,9 @@ impl FieldsApi {
         object: Path<String>,
         body: Json<CreateFieldRequest>,
     ) -> ApiResult<Created<FieldOut>> {
-        let ctx = auth.0;
         let object = object_of(&object.0)?;
         let b = body.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let def = field_service::create(
             &mut tx,
             &caller,
@@ -238,9 +236,8 @@ impl FieldsApi {
         object: Path<String>,
         key: Path<String>,
     ) -> ApiResult<Json<FieldOut>> {
-        let ctx = auth.0;
         let object = object_of(&object.0)?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let def = field_service::get(&mut tx, &caller, object, &key.0).await?;
         tx.commit().await?;
         Ok(Json(def.into()))
@@ -256,10 +253,9 @@ impl FieldsApi {
         key: Path<String>,
         body: Json<PatchFieldRequest>,
     ) -> ApiResult<Json<FieldOut>> {
-        let ctx = auth.0;
         let object = object_of(&object.0)?;
         let b = body.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let def = field_service::update(
             &mut tx,
             &caller,
@@ -298,9 +294,8 @@ impl FieldsApi {
         key: Path<String>,
         confirm: Query<Option<bool>>,
     ) -> ApiResult<NoContent> {
-        let ctx = auth.0;
         let object = object_of(&object.0)?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let confirmed = confirm.0 == Some(true);
         field_service::delete(
             &mut tx,

@@ -75,8 +75,7 @@ impl JobsApi {
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<JobPage>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let page = jobs::list(
             &mut tx,
             &caller,
@@ -99,8 +98,7 @@ impl JobsApi {
     /// One job.
     #[oai(path = "/jobs/:id", method = "get")]
     async fn get(&self, auth: Auth, id: Path<i64>) -> ApiResult<Json<JobOut>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let job = jobs::get(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(job.into()))
@@ -109,8 +107,7 @@ impl JobsApi {
     /// Runs a dead or cancelled job again now (409 for any other status).
     #[oai(path = "/jobs/:id/retry", method = "post")]
     async fn retry(&self, auth: Auth, id: Path<i64>) -> ApiResult<Json<JobOut>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let job = jobs::retry(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(job.into()))

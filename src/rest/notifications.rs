@@ -5,8 +5,8 @@ use super::error::ApiResult;
 use super::Tag;
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
-use crm_core::context::{page_size, RequestCtx};
-use crm_core::db::TenantTx;
+use crm_core::authz::Caller;
+use crm_core::context::page_size;
 use crm_core::notifications::{self, Notification};
 use crm_core::Error;
 use poem_openapi::param::{Path, Query};
@@ -65,16 +65,14 @@ pub struct MarkedRead {
 }
 
 /// The user whose inbox the caller reads (an API key reads its creator's).
-async fn inbox_owner(tx: &mut TenantTx, ctx: &RequestCtx) -> ApiResult<Uuid> {
-    crm_core::authz::acting_user(tx, &ctx.principal)
-        .await?
-        .ok_or_else(|| {
-            Error::forbidden(
-                "auth.no_user",
-                "this API key belongs to no user, so it has no notifications",
-            )
-            .into()
-        })
+fn inbox_owner(caller: &Caller) -> ApiResult<Uuid> {
+    caller.user_id.ok_or_else(|| {
+        Error::forbidden(
+            "auth.no_user",
+            "this API key belongs to no user, so it has no notifications",
+        )
+        .into()
+    })
 }
 
 #[OpenApi(tag = "Tag::Account")]
@@ -88,9 +86,8 @@ impl NotificationsApi {
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<NotificationPage>> {
-        let ctx = auth.0;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let user = inbox_owner(&mut tx, &ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
+        let user = inbox_owner(&caller)?;
         let page = notifications::list(
             &mut tx,
             user,
@@ -111,9 +108,8 @@ impl NotificationsApi {
     /// Marks one notification read.
     #[oai(path = "/notifications/:id/read", method = "post")]
     async fn read(&self, auth: Auth, id: Path<i64>) -> ApiResult<Json<NotificationOut>> {
-        let ctx = auth.0;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let user = inbox_owner(&mut tx, &ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
+        let user = inbox_owner(&caller)?;
         let n = notifications::mark_read(&mut tx, user, id.0).await?;
         tx.commit().await?;
         Ok(Json(n.into()))
@@ -122,9 +118,8 @@ impl NotificationsApi {
     /// Marks every notification of the caller read.
     #[oai(path = "/notifications/read-all", method = "post")]
     async fn read_all(&self, auth: Auth) -> ApiResult<Json<MarkedRead>> {
-        let ctx = auth.0;
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
-        let user = inbox_owner(&mut tx, &ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
+        let user = inbox_owner(&caller)?;
         let marked = notifications::mark_all_read(&mut tx, user).await?;
         tx.commit().await?;
         Ok(Json(MarkedRead { marked }))

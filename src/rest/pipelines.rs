@@ -131,7 +131,7 @@ impl PipelinesApi {
     /// All pipelines.
     #[oai(path = "/pipelines", method = "get")]
     async fn list(&self, auth: Auth) -> ApiResult<Json<Vec<PipelineOut>>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let all = pipelines::list(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(all.into_iter().map(Into::into).collect()))
@@ -144,8 +144,8 @@ impl PipelinesApi {
         auth: Auth,
         body: Json<CreatePipelineRequest>,
     ) -> ApiResult<Created<PipelineOut>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        let actor = Actor::of(&auth.0);
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let actor = Actor::of(&ctx);
         let stages = stages_of(&body.stages);
         let p = pipelines::create(&mut tx, &caller, &actor, &body.name, &stages).await?;
         tx.commit().await?;
@@ -155,7 +155,7 @@ impl PipelinesApi {
     /// One pipeline.
     #[oai(path = "/pipelines/:id", method = "get")]
     async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<PipelineOut>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let p = pipelines::get(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(p.into()))
@@ -170,8 +170,8 @@ impl PipelinesApi {
         body: Json<PatchPipelineRequest>,
     ) -> ApiResult<Json<PipelineOut>> {
         let stages = body.stages.as_deref().map(stages_of);
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        let actor = Actor::of(&auth.0);
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let actor = Actor::of(&ctx);
         let name = body.name.as_deref();
         let p = pipelines::update(&mut tx, &caller, &actor, id.0, name, stages.as_deref()).await?;
         tx.commit().await?;
@@ -181,8 +181,8 @@ impl PipelinesApi {
     /// Delete a pipeline no opportunity uses.
     #[oai(path = "/pipelines/:id", method = "delete")]
     async fn delete(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        pipelines::delete(&mut tx, &caller, &Actor::of(&auth.0), id.0).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        pipelines::delete(&mut tx, &caller, &Actor::of(&ctx), id.0).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }
@@ -196,7 +196,7 @@ impl PipelinesApi {
         id: Path<Uuid>,
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<Board>> {
-        let (mut tx, rc) = open(&self.0, &auth.0, ObjectKey::Opportunities).await?;
+        let (mut tx, rc) = open(&self.0, &auth, ObjectKey::Opportunities).await?;
         let limit = limit.0.unwrap_or(20);
         let (pipeline, columns) =
             pipelines::board(&mut tx, &rc.schema, &rc.access(), id.0, limit).await?;
@@ -223,7 +223,7 @@ impl PipelinesApi {
         let now = Utc::now();
         let from = from.0.unwrap_or(now - chrono::Duration::days(90));
         let to = to.0.unwrap_or(now + chrono::Duration::days(180));
-        let (mut tx, rc) = open(&self.0, &auth.0, ObjectKey::Opportunities).await?;
+        let (mut tx, rc) = open(&self.0, &auth, ObjectKey::Opportunities).await?;
         let report = reports::sales(&mut tx, &rc.access(), pipeline_id.0, from, to).await?;
         tx.commit().await?;
         Ok(Json(

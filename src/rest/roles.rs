@@ -106,7 +106,7 @@ impl RolesApi {
     /// Every permission there is.
     #[oai(path = "/permissions", method = "get")]
     async fn permissions(&self, auth: Auth) -> ApiResult<Json<Vec<PermissionOut>>> {
-        let (tx, caller) = self.0.begin(&auth.0).await?;
+        let (tx, caller, _) = self.0.begin(&auth).await?;
         tx.commit().await?;
         Ok(Json(
             roles::permissions(&caller)?
@@ -122,8 +122,7 @@ impl RolesApi {
     /// All roles.
     #[oai(path = "/roles", method = "get")]
     async fn list(&self, auth: Auth) -> ApiResult<Json<Vec<RoleOut>>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let all = roles::list(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(all.into_iter().map(Into::into).collect()))
@@ -136,11 +135,10 @@ impl RolesApi {
         auth: Auth,
         body: Json<CreateRoleRequest>,
     ) -> ApiResult<Created<RoleOut>> {
-        let ctx = auth.0;
         let name = RoleName::parse("name", &body.name)?;
         let permissions = parse_permissions(&body.permissions)?;
         let scopes = parse_scopes(&body.scopes)?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let role = roles::create(
             &mut tx,
             Some(&caller),
@@ -166,8 +164,7 @@ impl RolesApi {
     /// One role.
     #[oai(path = "/roles/:name", method = "get")]
     async fn get(&self, auth: Auth, name: Path<String>) -> ApiResult<Json<RoleOut>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let role = roles::get(&mut tx, &caller, &name.0).await?;
         tx.commit().await?;
         Ok(Json(role.into()))
@@ -181,14 +178,13 @@ impl RolesApi {
         name: Path<String>,
         body: Json<PatchRoleRequest>,
     ) -> ApiResult<Json<RoleOut>> {
-        let ctx = auth.0;
         let permissions = body
             .permissions
             .as_deref()
             .map(parse_permissions)
             .transpose()?;
         let scopes = body.scopes.as_ref().map(parse_scopes).transpose()?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let role = roles::update(
             &mut tx,
             &caller,
@@ -215,8 +211,7 @@ impl RolesApi {
     /// Delete a role nobody holds.
     #[oai(path = "/roles/:name", method = "delete")]
     async fn delete(&self, auth: Auth, name: Path<String>) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         roles::delete(&mut tx, &caller, &name.0).await?;
         audit::record(
             &mut tx,

@@ -319,7 +319,7 @@ impl RulesApi {
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<RulePage>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let (cursor, limit) = (cursor.0.as_deref(), page_size(limit.0));
         let page = manage::list(&mut tx, &caller, cursor, limit).await?;
         tx.commit().await?;
@@ -333,8 +333,8 @@ impl RulesApi {
     /// with `part`, `line` and `column` when they do not.
     #[oai(path = "/rules", method = "post")]
     async fn create(&self, auth: Auth, body: Json<RuleRequest>) -> ApiResult<Created<RuleOut>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        let actor = Actor::of(&auth.0);
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let actor = Actor::of(&ctx);
         let rule = manage::create(&mut tx, &self.0.rules, &caller, &actor, body.0.into()).await?;
         tx.commit().await?;
         Ok(Created::Created(Json(rule.into())))
@@ -348,7 +348,6 @@ impl RulesApi {
         auth: Auth,
         body: Json<DryRunRequest>,
     ) -> ApiResult<Json<DryRunResult>> {
-        let ctx = auth.0;
         let body = body.0;
         let draft = body.rule.map(|rule| RuleToTry::Draft {
             name: rule.name,
@@ -358,7 +357,7 @@ impl RulesApi {
         });
         let rule = RuleToTry::either(draft, body.rule_id)?;
         let record = RecordToTry::either(body.record, body.record_id)?;
-        let (tx, caller) = self.0.begin(&ctx).await?;
+        let (tx, caller, ctx) = self.0.begin(&auth).await?;
         let actor = Actor::of(&ctx);
         let engine = &self.0.rules;
         let eval =
@@ -369,7 +368,7 @@ impl RulesApi {
     /// One rule.
     #[oai(path = "/rules/:id", method = "get")]
     async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<RuleOut>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let rule = manage::get(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(rule.into()))
@@ -384,8 +383,8 @@ impl RulesApi {
         id: Path<Uuid>,
         body: Json<RuleRequest>,
     ) -> ApiResult<Json<RuleOut>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        let actor = Actor::of(&auth.0);
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let actor = Actor::of(&ctx);
         let input = body.0.into();
         let rule = manage::update(&mut tx, &self.0.rules, &caller, &actor, id.0, input).await?;
         tx.commit().await?;
@@ -395,8 +394,8 @@ impl RulesApi {
     /// Deletes a rule: it stops firing; versions and runs stay readable in the audit log.
     #[oai(path = "/rules/:id", method = "delete")]
     async fn delete(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        manage::delete(&mut tx, &caller, &Actor::of(&auth.0), id.0).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        manage::delete(&mut tx, &caller, &Actor::of(&ctx), id.0).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }
@@ -404,7 +403,7 @@ impl RulesApi {
     /// The rule's versions, newest first.
     #[oai(path = "/rules/:id/versions", method = "get")]
     async fn versions(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<RuleVersions>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let items = manage::versions(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(RuleVersions {
@@ -421,7 +420,7 @@ impl RulesApi {
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<RuleRunPage>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let (cursor, limit) = (cursor.0.as_deref(), page_size(limit.0));
         let page = manage::runs(&mut tx, &caller, id.0, cursor, limit).await?;
         tx.commit().await?;
@@ -440,7 +439,7 @@ impl RulesApi {
         id: Path<Uuid>,
         body: Json<RunRuleRequest>,
     ) -> ApiResult<Json<RuleRunOut>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let rules = &self.0.rules;
         let run = manage::run_now(&mut tx, rules, &caller, id.0, body.0.record_id).await?;
         tx.commit().await?;
@@ -450,7 +449,7 @@ impl RulesApi {
     /// The workflow settings: webhook allow-list and failure limit.
     #[oai(path = "/settings/workflows", method = "get")]
     async fn settings(&self, auth: Auth) -> ApiResult<Json<WorkflowSettings>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let (webhook_hosts, failure_limit) = manage::settings(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(WorkflowSettings {
@@ -466,8 +465,8 @@ impl RulesApi {
         auth: Auth,
         body: Json<WorkflowSettings>,
     ) -> ApiResult<Json<WorkflowSettings>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        let actor = Actor::of(&auth.0);
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let actor = Actor::of(&ctx);
         let (hosts, limit) = (&body.0.webhook_hosts, body.0.failure_limit);
         let hosts = manage::set_settings(&mut tx, &caller, &actor, hosts, limit).await?;
         tx.commit().await?;
@@ -482,8 +481,8 @@ impl RulesApi {
     /// and shows it — this once; the old secret stops at once. Needs `tenant:manage`.
     #[oai(path = "/settings/workflows/webhook-secret", method = "post")]
     async fn rotate_webhook_secret(&self, auth: Auth) -> ApiResult<Json<WebhookSecret>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        let (actor, master) = (Actor::of(&auth.0), self.0.master_key.as_deref());
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let (actor, master) = (Actor::of(&ctx), self.0.master_key.as_deref());
         let secret = manage::rotate_webhook_secret(&mut tx, &caller, &actor, master).await?;
         tx.commit().await?;
         Ok(Json(WebhookSecret { secret }))

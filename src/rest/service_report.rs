@@ -286,9 +286,8 @@ impl ServiceReportApi {
         /// End (exclusive), same forms as `from`.
         to: Query<Option<String>>,
     ) -> ApiResult<Json<ServiceReport>> {
-        let ctx = auth.0;
         let (from, to) = bounds(from.0.as_deref(), to.0.as_deref())?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let report = reports::service(&mut tx, &caller, from, to, Utc::now()).await?;
         tx.commit().await?;
         Ok(Json(report.into()))

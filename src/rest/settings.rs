@@ -48,7 +48,7 @@ impl SettingsApi {
     /// The company's mail settings.
     #[oai(path = "/settings/mail", method = "get")]
     async fn get_mail(&self, auth: Auth) -> ApiResult<Json<MailSettingsOut>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let m = mail::settings_of(&mut tx, &caller, self.0.master_key.as_deref()).await?;
         tx.commit().await?;
         Ok(Json(out(&m)))
@@ -66,8 +66,8 @@ impl SettingsApi {
             from: blank(body.0.from),
             smtp_url: blank(body.0.smtp_url),
         };
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        let (actor, master) = (Actor::of(&auth.0), self.0.master_key.as_deref());
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let (actor, master) = (Actor::of(&ctx), self.0.master_key.as_deref());
         let saved = mail::change_settings(&mut tx, &caller, &actor, master, &wanted).await?;
         tx.commit().await?;
         Ok(Json(out(&saved)))

@@ -48,8 +48,7 @@ impl TagsApi {
     /// Every tag with its usage.
     #[oai(path = "/tags", method = "get")]
     async fn list(&self, auth: Auth) -> ApiResult<Json<Vec<TagOut>>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let all = tags::list(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(all.into_iter().map(Into::into).collect()))
@@ -58,7 +57,6 @@ impl TagsApi {
     /// Add a tag to the catalogue (tags used on records are added automatically).
     #[oai(path = "/tags", method = "post")]
     async fn create(&self, auth: Auth, body: Json<CreateTagRequest>) -> ApiResult<Created<TagOut>> {
-        let ctx = auth.0;
         let name = values::parse_tag("name", &serde_json::json!(body.name))?;
         if let Some(c) = body.color.as_deref() {
             if !tags::valid_color(c) {
@@ -67,7 +65,7 @@ impl TagsApi {
                 );
             }
         }
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let tag = tags::create(&mut tx, &caller, &name, body.color.as_deref()).await?;
         tx.commit().await?;
         Ok(Created::Created(Json(tag.into())))

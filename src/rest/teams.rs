@@ -90,8 +90,7 @@ impl TeamsApi {
     /// All teams.
     #[oai(path = "/teams", method = "get")]
     async fn list(&self, auth: Auth) -> ApiResult<Json<Vec<TeamOut>>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let all = teams::list(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(all.into_iter().map(Into::into).collect()))
@@ -104,9 +103,8 @@ impl TeamsApi {
         auth: Auth,
         body: Json<CreateTeamRequest>,
     ) -> ApiResult<Created<TeamOut>> {
-        let ctx = auth.0;
         let name = DisplayName::parse("name", &body.name)?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let team = teams::create(
             &mut tx,
             &caller,
@@ -130,8 +128,7 @@ impl TeamsApi {
     /// One team.
     #[oai(path = "/teams/:id", method = "get")]
     async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<TeamOut>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let team = teams::get(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(team.into()))
@@ -145,7 +142,6 @@ impl TeamsApi {
         id: Path<Uuid>,
         body: Json<PatchTeamRequest>,
     ) -> ApiResult<Json<TeamOut>> {
-        let ctx = auth.0;
         let name = body
             .name
             .as_deref()
@@ -156,7 +152,7 @@ impl TeamsApi {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(v) => Some(Some(*v)),
         };
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let team = teams::update(
             &mut tx,
             &caller,
@@ -183,8 +179,7 @@ impl TeamsApi {
     /// Delete a team (its members stay users).
     #[oai(path = "/teams/:id", method = "delete")]
     async fn delete(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         teams::delete(&mut tx, &caller, id.0).await?;
         audit::record(
             &mut tx,
@@ -201,8 +196,7 @@ impl TeamsApi {
     /// Members of a team.
     #[oai(path = "/teams/:id/members", method = "get")]
     async fn members(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<Vec<MemberOut>>> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let members = teams::members(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(members.into_iter().map(Into::into).collect()))
@@ -216,8 +210,7 @@ impl TeamsApi {
         id: Path<Uuid>,
         body: Json<AddMemberRequest>,
     ) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         teams::add_member(&mut tx, &caller, id.0, body.user_id).await?;
         audit::record(
             &mut tx,
@@ -239,8 +232,7 @@ impl TeamsApi {
         id: Path<Uuid>,
         user_id: Path<Uuid>,
     ) -> ApiResult<NoContent> {
-        let ctx = auth.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         teams::remove_member(&mut tx, &caller, id.0, user_id.0).await?;
         audit::record(
             &mut tx,

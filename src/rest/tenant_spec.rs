@@ -185,7 +185,6 @@ impl TenantSpecApi {
     /// This tenant's OpenAPI document: customer and contact schemas list its custom fields.
     #[oai(path = "/openapi.json", method = "get")]
     async fn tenant_spec(&self, auth: Auth) -> ApiResult<Json<Value>> {
-        let ctx = auth.0;
         let base = self
             .0
             .base_spec
@@ -193,7 +192,7 @@ impl TenantSpecApi {
             .ok_or_else(|| Error::internal("base OpenAPI document not ready"))?;
         let mut spec: Value =
             serde_json::from_str(base).map_err(|e| Error::internal(format!("base spec: {e}")))?;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let mut schemas = Map::new();
         for (object, name) in [
             (ObjectKey::Customers, "Customer"),

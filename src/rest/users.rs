@@ -126,7 +126,7 @@ impl UsersApi {
             role: role.0,
             team_id: team_id.0,
         };
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let page = staff::list(&mut tx, &caller, query).await?;
         tx.commit().await?;
         Ok(Json(UserPage {
@@ -155,8 +155,8 @@ impl UsersApi {
             team_ids,
             locale: body.locale,
         };
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        let user = staff::create(&mut tx, &caller, &Actor::of(&auth.0), new).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let user = staff::create(&mut tx, &caller, &Actor::of(&ctx), new).await?;
         tx.commit().await?;
         Ok(Created::Created(Json(user.into())))
     }
@@ -164,7 +164,7 @@ impl UsersApi {
     /// One user.
     #[oai(path = "/users/:id", method = "get")]
     async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<Json<UserOut>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let user = staff::get(&mut tx, &caller, id.0).await?;
         tx.commit().await?;
         Ok(Json(user.into()))
@@ -192,8 +192,8 @@ impl UsersApi {
                 MaybeUndefined::Value(m) => Some(Some(m)),
             },
         };
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        let user = staff::update(&mut tx, &caller, &Actor::of(&auth.0), id.0, patch).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let user = staff::update(&mut tx, &caller, &Actor::of(&ctx), id.0, patch).await?;
         tx.commit().await?;
         Ok(Json(user.into()))
     }
@@ -201,8 +201,8 @@ impl UsersApi {
     /// Deactivate a user: it can no longer log in and its sessions end; its records stay.
     #[oai(path = "/users/:id", method = "delete")]
     async fn deactivate(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        staff::deactivate(&mut tx, &caller, &Actor::of(&auth.0), id.0).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        staff::deactivate(&mut tx, &caller, &Actor::of(&ctx), id.0).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }
@@ -215,8 +215,8 @@ impl UsersApi {
         id: Path<Uuid>,
         body: Json<ResetPasswordRequest>,
     ) -> ApiResult<NoContent> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        let actor = Actor::of(&auth.0);
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let actor = Actor::of(&ctx);
         staff::reset_password(&mut tx, &caller, &actor, id.0, &body.new_password).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)

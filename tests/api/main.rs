@@ -26,6 +26,7 @@ mod portal_browser;
 mod records;
 mod records_query;
 mod reminders;
+mod request_caches;
 mod roles;
 mod rules;
 mod rules_crash;

@@ -94,9 +94,8 @@ impl ActivityExtrasApi {
         auth: Auth,
         body: Json<RegisterRequest>,
     ) -> ApiResult<Created<RegisterResponse>> {
-        let ctx = auth.0;
         let b = body.0;
-        let (mut tx, caller) = self.0.begin(&ctx).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let done = register::register(
             &mut tx,
             &caller,
@@ -144,13 +143,12 @@ impl CustomerExtrasApi {
     /// and `customers:export`; at most 100,000 rows (400 `export.too_large` beyond). Audited.
     #[oai(path = "/customers/export", method = "get")]
     async fn customer_export(&self, auth: Auth, req: &Request) -> ApiResult<CsvResponse> {
-        let ctx = auth.0;
         let pairs = query_pairs(req);
-        let (mut tx, rc, lq) = open_list(&self.0, &ctx, ObjectKey::Customers, &pairs).await?;
+        let (mut tx, rc, lq) = open_list(&self.0, &auth, ObjectKey::Customers, &pairs).await?;
         let (csv, rows) = crm_records::export::csv(&mut tx, &rc.schema, &rc.access(), lq).await?;
         crm_core::audit::record(
             &mut tx,
-            &Actor::of(&ctx),
+            &Actor::of(&rc.ctx),
             "customers.exported",
             None,
             json!({ "rows": rows, "query": pairs }),
@@ -170,8 +168,7 @@ impl CustomerExtrasApi {
         auth: Auth,
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<DuplicatesResponse>> {
-        let ctx = auth.0;
-        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Customers).await?;
+        let (mut tx, rc) = open(&self.0, &auth, ObjectKey::Customers).await?;
         let pairs = customers::duplicates(&mut tx, &rc.access(), page_size(limit.0)).await?;
         tx.commit().await?;
         Ok(Json(DuplicatesResponse {
@@ -198,8 +195,7 @@ impl CustomerExtrasApi {
         cursor: Query<Option<String>>,
         limit: Query<Option<i64>>,
     ) -> ApiResult<Json<TimelinePage>> {
-        let ctx = auth.0;
-        let (mut tx, rc) = open(&self.0, &ctx, ObjectKey::Customers).await?;
+        let (mut tx, rc) = open(&self.0, &auth, ObjectKey::Customers).await?;
         let page = crm_records::timeline::customer_timeline(
             &mut tx,
             &rc.schema,
@@ -246,9 +242,8 @@ impl CustomerExtrasApi {
         id: Path<Uuid>,
         body: Json<MergeRequest>,
     ) -> ApiResult<RecordResponse> {
-        let ctx = auth.0;
         let state = &self.0;
-        let (mut tx, rc) = open(state, &ctx, ObjectKey::Customers).await?;
+        let (mut tx, rc) = open(state, &auth, ObjectKey::Customers).await?;
         let keep: serde_json::Map<String, Value> = body
             .keep
             .iter()

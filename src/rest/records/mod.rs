@@ -20,6 +20,7 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use uuid::Uuid;
 
 mod extras;
@@ -76,8 +77,9 @@ pub struct AddTagsRequest {
 
 /// Everything a record request needs besides the transaction.
 pub struct RecordCtx {
-    pub schema: ObjectSchema,
+    pub schema: Arc<ObjectSchema>,
     pub caller: Caller,
+    pub ctx: RequestCtx,
     actor: Actor,
     key: Option<DataKey>,
 }
@@ -97,11 +99,14 @@ impl RecordCtx {
 /// the data key. The services called with [`RecordCtx::access`] check the permission.
 pub async fn open(
     state: &AppState,
-    ctx: &RequestCtx,
+    auth: &Auth,
     object: ObjectKey,
 ) -> ApiResult<(TenantTx, RecordCtx)> {
-    let (mut tx, caller) = state.begin(ctx).await?;
-    let schema = ObjectSchema::load(&mut tx, object).await?;
+    let (mut tx, caller, ctx) = state.begin(auth).await?;
+    let schema = state
+        .schemas
+        .get(&mut tx, object, ctx.principal.metadata_version)
+        .await?;
     let key = schema
         .data_key(&mut tx, state.master_key.as_deref())
         .await?;
@@ -110,7 +115,8 @@ pub async fn open(
         RecordCtx {
             schema,
             caller,
-            actor: Actor::of(ctx),
+            actor: Actor::of(&ctx),
+            ctx,
             key,
         },
     ))
@@ -152,9 +158,8 @@ async fn create(
     idempotency_key: Option<String>,
     allow_duplicate: bool,
 ) -> ApiResult<RecordResponse> {
-    let ctx = auth.0;
-    let (mut tx, rc) = open(state, &ctx, object).await?;
-    let principal = ctx.principal.subject();
+    let (mut tx, rc) = open(state, &auth, object).await?;
+    let principal = rc.ctx.principal.subject();
     let route = format!("POST /{object}?allow_duplicate={allow_duplicate}");
     let idempotent = idempotency_key.as_deref().map(|key| service::Idempotent {
         principal: &principal,
@@ -187,9 +192,8 @@ async fn list(
     req: &Request,
     parent: Option<Uuid>,
 ) -> ApiResult<Json<RecordPage>> {
-    let ctx = auth.0;
     let pairs = query_pairs(req);
-    let (mut tx, rc, lq) = open_list(state, &ctx, object, &pairs).await?;
+    let (mut tx, rc, lq) = open_list(state, &auth, object, &pairs).await?;
     let access = rc.access();
     let page = match parent {
         Some(customer) => {
@@ -208,7 +212,7 @@ async fn list(
 /// plus `mine` (activities, tasks) and `due` (tasks).
 async fn open_list(
     state: &AppState,
-    ctx: &RequestCtx,
+    auth: &Auth,
     object: ObjectKey,
     pairs: &[(String, String)],
 ) -> ApiResult<(TenantTx, RecordCtx, ListQuery)> {
@@ -220,7 +224,7 @@ async fn open_list(
     query::check_unknown(pairs, extras)?;
     let mut lq = ListQuery::from_pairs(pairs)?;
     lq.limit = page_size(Some(lq.limit));
-    let (mut tx, rc) = open(state, ctx, object).await?;
+    let (mut tx, rc) = open(state, auth, object).await?;
     for (key, value) in pairs {
         match (key.as_str(), value.as_str()) {
             ("mine", "true") if extras.contains(&"mine") => {
@@ -252,9 +256,8 @@ async fn count(
     object: ObjectKey,
     req: &Request,
 ) -> ApiResult<Json<CountResponse>> {
-    let ctx = auth.0;
     let pairs = query_pairs(req);
-    let (mut tx, rc, lq) = open_list(state, &ctx, object, &pairs).await?;
+    let (mut tx, rc, lq) = open_list(state, &auth, object, &pairs).await?;
     let count = query::count(&mut tx, &rc.schema, &rc.access(), &lq).await?;
     tx.commit().await?;
     Ok(Json(CountResponse { count }))
@@ -266,8 +269,7 @@ async fn get(
     object: ObjectKey,
     id: Uuid,
 ) -> ApiResult<RecordResponse> {
-    let ctx = auth.0;
-    let (mut tx, rc) = open(state, &ctx, object).await?;
+    let (mut tx, rc) = open(state, &auth, object).await?;
     let record = engine::fetch(
         &mut tx,
         &rc.schema,
@@ -290,9 +292,8 @@ async fn patch(
     if_match_header: Option<&str>,
     body: Value,
 ) -> ApiResult<RecordResponse> {
-    let ctx = auth.0;
     let expected = if_match(if_match_header)?;
-    let (mut tx, rc) = open(state, &ctx, object).await?;
+    let (mut tx, rc) = open(state, &auth, object).await?;
     let record = service::update(&mut tx, &rc.schema, &rc.access(), id, expected, &body).await?;
     tx.commit().await?;
     let tag = etag(&record);
@@ -306,8 +307,7 @@ async fn delete(
     id: Uuid,
     purge: bool,
 ) -> ApiResult<NoContent> {
-    let ctx = auth.0;
-    let (mut tx, rc) = open(state, &ctx, object).await?;
+    let (mut tx, rc) = open(state, &auth, object).await?;
     if purge {
         service::purge(&mut tx, &rc.schema, &rc.access(), id).await?;
     } else {
@@ -323,8 +323,7 @@ async fn restore(
     object: ObjectKey,
     id: Uuid,
 ) -> ApiResult<RecordResponse> {
-    let ctx = auth.0;
-    let (mut tx, rc) = open(state, &ctx, object).await?;
+    let (mut tx, rc) = open(state, &auth, object).await?;
     let record = service::restore(&mut tx, &rc.schema, &rc.access(), id).await?;
     tx.commit().await?;
     let tag = etag(&record);
@@ -339,8 +338,7 @@ async fn history(
     cursor: Option<String>,
     limit: Option<i64>,
 ) -> ApiResult<Json<HistoryPage>> {
-    let ctx = auth.0;
-    let (mut tx, rc) = open(state, &ctx, object).await?;
+    let (mut tx, rc) = open(state, &auth, object).await?;
     let page = engine::history(
         &mut tx,
         &rc.schema,
@@ -376,8 +374,7 @@ async fn add_tags(
     id: Uuid,
     tags: Vec<String>,
 ) -> ApiResult<RecordResponse> {
-    let ctx = auth.0;
-    let (mut tx, rc) = open(state, &ctx, object).await?;
+    let (mut tx, rc) = open(state, &auth, object).await?;
     let mut v = crm_core::domain::Validator::new();
     let tags: Vec<String> = tags
         .iter()
@@ -403,8 +400,7 @@ async fn remove_tag(
     id: Uuid,
     tag: &str,
 ) -> ApiResult<RecordResponse> {
-    let ctx = auth.0;
-    let (mut tx, rc) = open(state, &ctx, object).await?;
+    let (mut tx, rc) = open(state, &auth, object).await?;
     let record = service::remove_tag(&mut tx, &rc.schema, &rc.access(), id, tag).await?;
     tx.commit().await?;
     let etag_value = etag(&record);

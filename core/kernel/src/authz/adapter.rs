@@ -2,7 +2,7 @@
 //! whose domain equals the tenant id exactly (no LIKE on tenant names), inside a tenant
 //! transaction; every write bumps the tenant's policy version.
 
-use crate::db::{Db, TenantCtx};
+use crate::db::{Db, TenantCtx, TenantTx};
 use async_trait::async_trait;
 use casbin::{Adapter, Filter, Model};
 use std::future::Future;
@@ -11,12 +11,43 @@ use std::future::Future;
 pub struct TenantPolicyAdapter {
     db: Db,
     tenant: TenantCtx,
+    /// Rows already read in the caller's transaction: the first load uses them instead of
+    /// opening a transaction of its own.
+    preloaded: Option<Vec<RuleRow>>,
 }
+
+/// One `casbin_rule` row: ptype, v0..v3.
+pub(super) type RuleRow = (String, String, String, String, String);
 
 impl TenantPolicyAdapter {
     pub fn new(db: Db, tenant: TenantCtx) -> Self {
-        Self { db, tenant }
+        Self {
+            db,
+            tenant,
+            preloaded: None,
+        }
     }
+
+    /// An adapter whose first load is `rows`, read by [`read_rules`] in the request's own
+    /// transaction (so loading an enforcer takes no second connection).
+    pub(super) fn with_rows(db: Db, tenant: TenantCtx, rows: Vec<RuleRow>) -> Self {
+        Self {
+            db,
+            tenant,
+            preloaded: Some(rows),
+        }
+    }
+}
+
+/// The tenant's policy rows, in insertion order.
+pub(super) async fn read_rules(tx: &mut TenantTx) -> crate::Result<Vec<RuleRow>> {
+    let domain = tx.tenant().id.to_string();
+    Ok(sqlx::query_as(&format!(
+        "SELECT ptype, v0, v1, v2, v3 FROM casbin_rule WHERE {OF_DOMAIN} ORDER BY id"
+    ))
+    .bind(domain)
+    .fetch_all(tx.conn())
+    .await?)
 }
 
 type Rule = [String; 4];
@@ -58,20 +89,20 @@ async fn db_work<T>(work: impl Future<Output = crate::Result<T>>) -> casbin::Res
 }
 
 impl TenantPolicyAdapter {
-    async fn load(&self, m: &mut dyn Model, filter: Option<&Filter<'_>>) -> casbin::Result<()> {
-        let (db, tenant) = (self.db.clone(), self.tenant.clone());
-        let rows = db_work(async move {
-            let mut tx = db.tenant_tx(&tenant).await?;
-            let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(&format!(
-                "SELECT ptype, v0, v1, v2, v3 FROM casbin_rule WHERE {OF_DOMAIN} ORDER BY id"
-            ))
-            .bind(tenant.id.to_string())
-            .fetch_all(tx.conn())
-            .await?;
-            tx.commit().await?;
-            Ok(rows)
-        })
-        .await?;
+    async fn load(&mut self, m: &mut dyn Model, filter: Option<&Filter<'_>>) -> casbin::Result<()> {
+        let rows = match self.preloaded.take() {
+            Some(rows) => rows,
+            None => {
+                let (db, tenant) = (self.db.clone(), self.tenant.clone());
+                db_work(async move {
+                    let mut tx = db.tenant_tx(&tenant).await?;
+                    let rows = read_rules(&mut tx).await?;
+                    tx.commit().await?;
+                    Ok(rows)
+                })
+                .await?
+            }
+        };
         for (ptype, v0, v1, v2, v3) in rows {
             let mut rule = vec![v0, v1, v2, v3];
             while rule.last().is_some_and(String::is_empty) {

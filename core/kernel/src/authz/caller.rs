@@ -32,6 +32,21 @@ impl Caller {
         })
     }
 
+    /// A caller from parts the [`super::Authorizer`] found in its cache or read.
+    pub(super) fn assemble(
+        principal: Principal,
+        user_id: Option<Uuid>,
+        grants: Grants,
+        enforcement: Enforcement,
+    ) -> Caller {
+        Caller {
+            principal,
+            user_id,
+            grants,
+            enforcement: Some(enforcement),
+        }
+    }
+
     /// The same caller with casbin deciding its permission checks.
     pub fn enforced_by(mut self, enforcement: Enforcement) -> Caller {
         self.enforcement = Some(enforcement);
@@ -43,6 +58,15 @@ impl Caller {
             Some(e) => e.allows(&self.principal.subject(), permission),
             None => self.grants.holds(permission),
         }
+    }
+
+    /// Every permission the caller holds, in [`Permission::ALL`] order.
+    pub fn permissions(&self) -> Vec<Permission> {
+        Permission::ALL
+            .iter()
+            .copied()
+            .filter(|p| self.holds(*p))
+            .collect()
     }
 
     /// 403 `auth.forbidden` naming the permission unless the caller holds it.

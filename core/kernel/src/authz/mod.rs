@@ -17,10 +17,12 @@ pub use caller::{acting_user, Caller};
 pub use grants::{scope_rank, Grants};
 pub use permission::{default_roles, DefaultRole, Permission, Scope, ADMIN_ROLE, SCOPED_OBJECTS};
 
-use crate::db::{Db, TenantCtx};
+use crate::db::{Db, TenantCtx, TenantTx};
 use crate::error::{Error, Result};
+use crate::identity::Principal;
 use casbin::{CoreApi, DefaultModel, Enforcer};
 use lru::LruCache;
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -46,9 +48,16 @@ m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && r.obj == p.obj && r.act == p.act
 struct Cached {
     policy_version: i64,
     enforcer: Arc<Mutex<Enforcer>>,
+    /// Per subject at this policy version: its grants and the user it acts for.
+    subjects: HashMap<String, (Grants, Option<Uuid>)>,
 }
 
+/// Subjects remembered per tenant and policy version; beyond, the map starts over.
+const SUBJECTS_PER_TENANT: usize = 4096;
+
 /// Per-tenant casbin enforcers in a bounded LRU: memory does not grow with the tenant count.
+/// Beside each enforcer it keeps the grants of the subjects seen at that policy version, so a
+/// steady-state request builds its [`Caller`] without a query.
 pub struct Authorizer {
     cache: Mutex<LruCache<Uuid, Cached>>,
 }
@@ -66,24 +75,23 @@ impl Authorizer {
         self.cache.lock().map(|c| c.len()).unwrap_or(0)
     }
 
-    async fn enforcer(
+    fn cached(&self, tenant: Uuid, policy_version: i64) -> Result<Option<Arc<Mutex<Enforcer>>>> {
+        let mut cache = self.cache.lock().map_err(|_| poisoned())?;
+        Ok(cache
+            .get(&tenant)
+            .filter(|hit| hit.policy_version == policy_version)
+            .map(|hit| hit.enforcer.clone()))
+    }
+
+    async fn build(
         &self,
-        db: &Db,
         tenant: &TenantCtx,
         policy_version: i64,
+        adapter: TenantPolicyAdapter,
     ) -> Result<Arc<Mutex<Enforcer>>> {
-        {
-            let mut cache = self.cache.lock().map_err(|_| poisoned())?;
-            if let Some(hit) = cache.get(&tenant.id) {
-                if hit.policy_version == policy_version {
-                    return Ok(hit.enforcer.clone());
-                }
-            }
-        }
         let model = DefaultModel::from_str(MODEL)
             .await
             .map_err(|e| Error::internal(format!("casbin model: {e}")))?;
-        let adapter = TenantPolicyAdapter::new(db.clone(), tenant.clone());
         let enforcer = Enforcer::new(model, adapter)
             .await
             .map_err(|e| Error::internal(format!("loading policies: {e}")))?;
@@ -99,10 +107,78 @@ impl Authorizer {
                 Cached {
                     policy_version,
                     enforcer: enforcer.clone(),
+                    subjects: HashMap::new(),
                 },
             );
         }
         Ok(enforcer)
+    }
+
+    async fn enforcer(
+        &self,
+        db: &Db,
+        tenant: &TenantCtx,
+        policy_version: i64,
+    ) -> Result<Arc<Mutex<Enforcer>>> {
+        if let Some(hit) = self.cached(tenant.id, policy_version)? {
+            return Ok(hit);
+        }
+        let adapter = TenantPolicyAdapter::new(db.clone(), tenant.clone());
+        self.build(tenant, policy_version, adapter).await
+    }
+
+    /// The request's [`Caller`], built in its own transaction: the enforcer and the
+    /// principal's grants come from the cache when the tenant's policy version still matches
+    /// the one the credential check read; otherwise they are read in `tx` (never through a
+    /// second connection) and remembered.
+    pub async fn caller(
+        &self,
+        db: &Db,
+        tx: &mut TenantTx,
+        principal: &Principal,
+    ) -> Result<Caller> {
+        let tenant = tx.tenant().clone();
+        let version = principal.policy_version;
+        let subject = principal.subject();
+        let enforcer = match self.cached(tenant.id, version)? {
+            Some(hit) => hit,
+            None => {
+                let rows = adapter::read_rules(tx).await?;
+                let adapter = TenantPolicyAdapter::with_rows(db.clone(), tenant.clone(), rows);
+                self.build(&tenant, version, adapter).await?
+            }
+        };
+        let known = {
+            let mut cache = self.cache.lock().map_err(|_| poisoned())?;
+            cache
+                .get(&tenant.id)
+                .filter(|hit| hit.policy_version == version)
+                .and_then(|hit| hit.subjects.get(&subject).cloned())
+        };
+        let (grants, user_id) = match known {
+            Some(known) => known,
+            None => {
+                let grants = Grants::of_subject(tx, &subject).await?;
+                let user_id = acting_user(tx, principal).await?;
+                let mut cache = self.cache.lock().map_err(|_| poisoned())?;
+                if let Some(hit) = cache
+                    .get_mut(&tenant.id)
+                    .filter(|hit| hit.policy_version == version)
+                {
+                    if hit.subjects.len() >= SUBJECTS_PER_TENANT {
+                        hit.subjects.clear();
+                    }
+                    hit.subjects.insert(subject, (grants.clone(), user_id));
+                }
+                (grants, user_id)
+            }
+        };
+        Ok(Caller::assemble(
+            principal.clone(),
+            user_id,
+            grants,
+            Enforcement { enforcer, tenant },
+        ))
     }
 
     /// The tenant's enforcer as one request uses it: [`Caller::enforced_by`] hands it to the
@@ -131,25 +207,6 @@ impl Authorizer {
         let enforcer = self.enforcer(db, tenant, policy_version).await?;
         let guard = enforcer.lock().map_err(|_| poisoned())?;
         check(&guard, tenant, subject, permission)
-    }
-
-    /// Every permission `subject` holds, in [`Permission::ALL`] order.
-    pub async fn permissions(
-        &self,
-        db: &Db,
-        tenant: &TenantCtx,
-        policy_version: i64,
-        subject: &str,
-    ) -> Result<Vec<Permission>> {
-        let enforcer = self.enforcer(db, tenant, policy_version).await?;
-        let guard = enforcer.lock().map_err(|_| poisoned())?;
-        let mut held = Vec::new();
-        for p in Permission::ALL {
-            if check(&guard, tenant, subject, *p)? {
-                held.push(*p);
-            }
-        }
-        Ok(held)
     }
 }
 

@@ -98,19 +98,21 @@ pub async fn revoke(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<ApiK
 /// creator has been deactivated stops working with it (401 `auth.api_key_creator_inactive`):
 /// a key must never outlive the account that answers for it.
 pub async fn authenticate(tx: &mut TenantTx, token_hash: &str) -> Result<Option<Principal>> {
-    let row: Option<(Uuid, String, bool, i64)> = sqlx::query_as(
+    let row: Option<(Uuid, String, bool, i64, i64)> = sqlx::query_as(
+        // See sessions::authenticate for the metadata version of a tenant at schema version 1.
         "WITH k AS ( \
             SELECT k.id, k.name, coalesce(u.status = 'active', true) AS creator_active \
             FROM api_keys k LEFT JOIN users u ON u.id = k.created_by \
             WHERE k.token_hash = $1 AND k.revoked_at IS NULL), \
          used AS (UPDATE api_keys SET last_used_at = now() \
             WHERE id IN (SELECT id FROM k WHERE creator_active) RETURNING id) \
-         SELECT id, name, creator_active, (SELECT policy_version FROM settings) FROM k",
+         SELECT k.id, k.name, k.creator_active, st.policy_version, coalesce((to_jsonb(st) ->> 'metadata_version')::bigint, 0) \
+         FROM k CROSS JOIN settings st"
     )
     .bind(token_hash)
     .fetch_optional(tx.conn())
     .await?;
-    let Some((id, name, creator_active, policy_version)) = row else {
+    let Some((id, name, creator_active, policy_version, metadata_version)) = row else {
         return Ok(None);
     };
     if !creator_active {
@@ -127,5 +129,6 @@ pub async fn authenticate(tx: &mut TenantTx, token_hash: &str) -> Result<Option<
         name,
         session_id: None,
         policy_version,
+        metadata_version,
     }))
 }

@@ -108,8 +108,10 @@ pub struct Principal {
     pub name: String,
     /// The session id (for logout) when authenticated by a session.
     pub session_id: Option<Uuid>,
-    /// The tenant's policy version seen when authenticating (enforcer cache key).
+    /// The tenant's policy version seen when authenticating (enforcer and grants cache key).
     pub policy_version: i64,
+    /// The tenant's metadata version seen when authenticating (object schema cache key).
+    pub metadata_version: i64,
 }
 
 impl Principal {

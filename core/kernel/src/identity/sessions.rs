@@ -56,9 +56,11 @@ pub async fn authenticate(
     max_age: Duration,
 ) -> Result<Option<Principal>> {
     let row = sqlx::query(
-        "SELECT s.id, s.user_id, s.expires_at, u.name, \
-                (SELECT policy_version FROM settings) AS policy_version \
-         FROM sessions s JOIN users u ON u.id = s.user_id \
+        // settings.metadata_version came with schema version 2: a tenant still at 1 (being
+        // upgraded) signs in with 0.
+        "SELECT s.id, s.user_id, s.expires_at, u.name, st.policy_version, \
+                coalesce((to_jsonb(st) ->> 'metadata_version')::bigint, 0) AS metadata_version \
+         FROM sessions s JOIN users u ON u.id = s.user_id CROSS JOIN settings st \
          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() \
            AND s.created_at > now() - make_interval(secs => $2) \
            AND u.status = 'active'",
@@ -83,6 +85,7 @@ pub async fn authenticate(
         name: row.get("name"),
         session_id: Some(session_id),
         policy_version: row.get("policy_version"),
+        metadata_version: row.get("metadata_version"),
     }))
 }
 
