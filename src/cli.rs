@@ -111,6 +111,15 @@ pub enum BenchCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// The server's resident memory, read from outside, with N tenants active within a
+    /// minute: N tenants are provisioned, `crm serve` starts as a child process on the same
+    /// database (DATABASE_URL is required), and every tenant logs in and works a little.
+    Tenants {
+        #[arg(long, default_value_t = 1000)]
+        active: usize,
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 /// The database for a command: the configured URL, or the embedded cluster (started here).
@@ -211,6 +220,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     keep,
                 } => {
                     crate::bench::rules(&config, &db.pool, tenants, events, concurrency, keep).await
+                }
+                BenchCommand::Tenants { active, keep } => {
+                    crate::bench::tenants(&config, &db.pool, active, keep).await
                 }
             };
             db.close().await?;

@@ -1,7 +1,8 @@
 //! Prometheus metrics served at `/metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     authz_cached: IntGauge,
+    cached: IntGaugeVec,
     logins: IntCounterVec,
     signups: IntCounterVec,
 }
@@ -46,6 +48,14 @@ impl Metrics {
             "tenants whose casbin enforcer is cached",
         )
         .unwrap_or_else(|_| unreachable!("static metric definition"));
+        let cached = IntGaugeVec::new(
+            Opts::new(
+                "cache_tenants",
+                "tenants held by each per-tenant cache (authz, schemas, registry)",
+            ),
+            &["cache"],
+        )
+        .unwrap_or_else(|_| unreachable!("static metric definition"));
         let logins = IntCounterVec::new(
             Opts::new("logins_total", "login attempts by outcome"),
             &["outcome"],
@@ -60,6 +70,7 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
             Box::new(authz_cached.clone()),
+            Box::new(cached.clone()),
             Box::new(logins.clone()),
             Box::new(signups.clone()),
         ] {
@@ -70,6 +81,7 @@ impl Metrics {
             requests,
             latency,
             authz_cached,
+            cached,
             logins,
             signups,
         }
@@ -95,6 +107,12 @@ impl Metrics {
 
     pub fn set_authz_cached(&self, n: usize) {
         self.authz_cached.set(n as i64);
+        self.set_cached("authz", n);
+    }
+
+    /// How many tenants the named per-tenant cache holds.
+    pub fn set_cached(&self, cache: &str, n: usize) {
+        self.cached.with_label_values(&[cache]).set(n as i64);
     }
 
     pub fn render(&self) -> Vec<u8> {

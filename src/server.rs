@@ -329,6 +329,10 @@ fn prometheus_metrics(req: &Request, state: poem::web::Data<&AppState>) -> Respo
         return refused;
     }
     state.metrics.set_authz_cached(state.authz.cached_tenants());
+    state
+        .metrics
+        .set_cached("schemas", state.schemas.cached_tenants());
+    state.metrics.set_cached("registry", state.tenants.len());
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
         .body(state.metrics.render())

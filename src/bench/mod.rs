@@ -4,10 +4,12 @@
 mod provision;
 mod records;
 mod rules;
+mod tenants;
 
 pub use provision::provision;
 pub use records::records;
 pub use rules::rules;
+pub use tenants::tenants;
 
 use std::time::Duration;
 
