@@ -164,7 +164,7 @@ impl ApiError {
             | Error::Locked { .. } => StatusCode::CONFLICT,
             Error::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -245,6 +245,9 @@ impl ApiError {
             problem.allowed = Some(allowed.clone());
         }
         if let Error::TooManyRequests {
+            retry_after_secs, ..
+        }
+        | Error::Busy {
             retry_after_secs, ..
         } = err
         {

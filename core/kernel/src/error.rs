@@ -91,6 +91,14 @@ pub enum Error {
         message: String,
         retry_after_secs: u64,
     },
+    /// 503: the server is at a capacity limit for this kind of work (password hashing, say);
+    /// retry after the given number of seconds.
+    #[error("{message}")]
+    Busy {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
     /// 503: a dependency (the database) is not reachable.
     #[error("service temporarily unavailable: {0}")]
     Unavailable(String),
@@ -178,7 +186,8 @@ impl Error {
             | Error::Locked { code, .. }
             | Error::Script { code, .. }
             | Error::PreconditionFailed { code, .. }
-            | Error::TooManyRequests { code, .. } => code,
+            | Error::TooManyRequests { code, .. }
+            | Error::Busy { code, .. } => code,
             Error::Unavailable(_) => "service.unavailable",
             Error::Database(_) | Error::Internal(_) => "internal",
         }

@@ -13,31 +13,88 @@ use argon2::password_hash::{
 };
 use argon2::Argon2;
 use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use uuid::Uuid;
 
-/// argon2id with the default parameters takes 19 MiB per hash: at most this many hashes run
-/// at once (one per core), the rest wait their turn, so a burst of logins or sign-ups costs
-/// bounded memory and CPU instead of one blocking thread and 19 MiB each.
-fn hashing_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    SLOTS.get_or_init(|| {
+/// argon2id with the default parameters takes 19 MiB per hash: at most one hash per core
+/// runs at once, a short line waits for a slot, and beyond it a new one is refused at once
+/// (503 `auth.busy` with `Retry-After`), so a burst of logins or sign-ups costs bounded memory
+/// and CPU instead of one blocking thread and 19 MiB each.
+fn hashing() -> &'static Gate {
+    static GATE: OnceLock<Gate> = OnceLock::new();
+    GATE.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        tokio::sync::Semaphore::new(cores)
+        Gate::new(cores, 8 * cores, std::time::Duration::from_secs(5))
     })
 }
 
-/// Runs one argon2 computation in a hashing slot, off the async threads.
+/// Bounded slots for blocking work, with a bounded line in front of them.
+struct Gate {
+    slots: tokio::sync::Semaphore,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+    max_wait: std::time::Duration,
+}
+
+fn busy() -> Error {
+    Error::Busy {
+        code: "auth.busy",
+        message: "the server is checking many passwords at this moment; retry in a second"
+            .to_owned(),
+        retry_after_secs: 1,
+    }
+}
+
+/// Counts a waiter in its gate's line for as long as it lives.
+struct InLine<'a>(&'a AtomicUsize);
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Gate {
+    fn new(slots: usize, max_waiting: usize, max_wait: std::time::Duration) -> Gate {
+        Gate {
+            slots: tokio::sync::Semaphore::new(slots),
+            waiting: AtomicUsize::new(0),
+            max_waiting,
+            max_wait,
+        }
+    }
+
+    /// Runs `work` in a slot, off the async threads; 503 `auth.busy` when the line is full
+    /// or the slot does not come within `max_wait`.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _slot = match self.slots.try_acquire() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let ahead = self.waiting.fetch_add(1, Ordering::AcqRel);
+                let _in_line = InLine(&self.waiting);
+                if ahead >= self.max_waiting {
+                    return Err(busy());
+                }
+                tokio::time::timeout(self.max_wait, self.slots.acquire())
+                    .await
+                    .map_err(|_| busy())?
+                    .map_err(|e| Error::internal(format!("password hashing closed: {e}")))?
+            }
+        };
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::internal(format!("hashing task: {e}")))?
+    }
+}
+
 async fn in_slot<T: Send + 'static>(
     work: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let _slot = hashing_slots()
-        .acquire()
-        .await
-        .map_err(|e| Error::internal(format!("password hashing closed: {e}")))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::internal(format!("hashing task: {e}")))?
+    hashing().run(work).await
 }
 
 /// Hashes a password with argon2id (default parameters) in a hashing slot.
@@ -149,5 +206,54 @@ mod tests {
             verify_password("not-a-real-password", None).await,
             Ok(false)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_full_line_is_refused_at_once_and_a_short_one_waits_its_turn() {
+        let gate = std::sync::Arc::new(Gate::new(1, 1, std::time::Duration::from_secs(30)));
+        let (release, held) = tokio::sync::oneshot::channel::<()>();
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        // One piece of work holds the only slot until told to finish.
+        let holder = tokio::spawn({
+            let gate = gate.clone();
+            async move {
+                gate.run(move || {
+                    let _ = started.send(());
+                    let _ = held.blocking_recv();
+                    Ok(1)
+                })
+                .await
+            }
+        });
+        running.await.expect("the holder runs");
+        // The second waits in line (the line holds one)…
+        let waiter = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.run(|| Ok(2)).await }
+        });
+        while gate.waiting.load(Ordering::Acquire) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // …and a third finds the line full: refused at once with 503 auth.busy.
+        let refused = gate.run(|| Ok(3)).await;
+        assert!(
+            matches!(
+                &refused,
+                Err(Error::Busy {
+                    code: "auth.busy",
+                    retry_after_secs: 1,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        let _ = release.send(());
+        assert!(matches!(holder.await, Ok(Ok(1))));
+        assert!(matches!(waiter.await, Ok(Ok(2))));
+        assert_eq!(
+            gate.waiting.load(Ordering::Acquire),
+            0,
+            "the line is empty again"
+        );
     }
 }
