@@ -74,8 +74,13 @@ pub struct Config {
     /// Tenants whose jobs a worker runs at once.
     pub jobs_concurrency: usize,
     /// Long-lived `crm-rules-sandbox` processes evaluating workflow rules (rule evaluations
-    /// served at once).
+    /// served at once); 0: one per core.
     pub rules_sandbox_processes: usize,
+    /// Sandbox processes one tenant may hold at once; 0: half the pool (at least one).
+    pub rules_sandbox_per_tenant: usize,
+    /// Longest a rule save, dry run or rule job waits for a sandbox process (503
+    /// `rules.sandbox_busy` for a person; a job is tried again later).
+    pub rules_sandbox_wait_ms: u64,
     /// Outgoing mail (`[mail]` in crm.toml, `CRM_MAIL__TRANSPORT=smtp`, …).
     pub mail: crm_core::mail::MailSettings,
     /// Where attachments are stored (`[files]` in crm.toml: `kind = "local"` with an optional
@@ -122,7 +127,9 @@ impl Default for Config {
             jobs_enabled: true,
             jobs_poll_ms: 1000,
             jobs_concurrency: 4,
-            rules_sandbox_processes: 2,
+            rules_sandbox_processes: 0,
+            rules_sandbox_per_tenant: 0,
+            rules_sandbox_wait_ms: 10_000,
             mail: crm_core::mail::MailSettings::default(),
             files: crm_core::files::FileStoreConfig::default(),
             uploads: crm_core::files::UploadPolicy::default(),

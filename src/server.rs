@@ -81,6 +81,26 @@ impl AppState {
     }
 }
 
+/// The rule sandbox pool as configured: one process per core unless set, half of them per
+/// tenant unless set.
+fn sandbox_config(config: &Config) -> crm_workflows::PoolConfig {
+    let defaults = crm_workflows::PoolConfig::default();
+    let size = match config.rules_sandbox_processes {
+        0 => defaults.size,
+        n => n,
+    };
+    let per_tenant = match config.rules_sandbox_per_tenant {
+        0 => crm_workflows::PoolConfig::default_share(size),
+        n => n.min(size),
+    };
+    crm_workflows::PoolConfig {
+        size,
+        per_tenant,
+        max_wait: Duration::from_millis(config.rules_sandbox_wait_ms.max(1)),
+        ..defaults
+    }
+}
+
 /// Opens the connection pool.
 pub async fn connect(config: &Config, url: &str) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
@@ -405,10 +425,7 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot open the attachment file store ([files]): {e}"))?;
     let rules = crm_workflows::RuleEngine {
-        pool: Arc::new(crm_workflows::SandboxPool::new(crm_workflows::PoolConfig {
-            size: config.rules_sandbox_processes.max(1),
-            ..crm_workflows::PoolConfig::default()
-        })),
+        pool: Arc::new(crm_workflows::SandboxPool::new(sandbox_config(&config))),
         master: master_key.clone(),
     };
     let worker = if config.jobs_enabled {

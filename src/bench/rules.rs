@@ -41,6 +41,7 @@ pub async fn rules(
                        "owner_id": "0190f0c0-0000-7000-8000-000000000001", "tags": ["VIP"]}),
         changes: None,
         context: json!({"tenant": "bench", "now": "2026-11-23T09:00:00Z"}),
+        tenant: None,
     };
     for n in 0..200 {
         engine.pool.evaluate(&request(n)).await?;

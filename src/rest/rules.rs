@@ -306,6 +306,9 @@ fn result_of(eval: Result<EvalOutcome, SandboxError>) -> ApiResult<Json<DryRunRe
         Err(SandboxError::Unavailable(m)) => {
             return Err(Error::Unavailable(format!("rule sandbox: {m}")).into())
         }
+        Err(SandboxError::Busy { waited_ms }) => {
+            return Err(crm_workflows::sandbox::busy(waited_ms).into())
+        }
     }))
 }
 

@@ -24,6 +24,7 @@ fn rule(n: usize) -> EvalRequest {
         }),
         changes: None,
         context: json!({"tenant": "acme", "rule_id": "r1", "now": "2025-03-01T09:00:00Z"}),
+        tenant: None,
     }
 }
 

@@ -112,6 +112,7 @@ pub async fn dry_run(
         RecordToTry::Stored(id) => read_record(engine, &mut tx, caller, actor, object, id).await?,
     };
     let tenant = tx.tenant().slug.as_str().to_owned();
+    let tenant_id = tx.tenant().id;
     tx.commit().await?;
     let eval = engine
         .pool
@@ -126,10 +127,12 @@ pub async fn dry_run(
                 json!({ "kind": "dry_run" }),
                 &tenant,
             ),
+            tenant: Some(tenant_id),
         })
         .await;
     match eval {
         Err(SandboxError::Unavailable(m)) => Err(Error::Unavailable(format!("rule sandbox: {m}"))),
+        Err(SandboxError::Busy { waited_ms }) => Err(crate::sandbox::busy(waited_ms)),
         other => Ok(other),
     }
 }

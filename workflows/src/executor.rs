@@ -161,6 +161,8 @@ fn script_error(e: SandboxError) -> std::result::Result<Value, Error> {
             "message": format!("the rule was stopped: {reason}"),
         })),
         SandboxError::Unavailable(m) => Err(Error::Unavailable(format!("rule sandbox: {m}"))),
+        // The job fails for now and is tried again later; the rule is not at fault.
+        SandboxError::Busy { waited_ms } => Err(crate::sandbox::busy(waited_ms)),
     }
 }
 
@@ -268,6 +270,7 @@ pub async fn run(engine: &RuleEngine, tx: &mut TenantTx, req: RunRequest<'_>) ->
             record: record.clone(),
             changes: req.changes.clone(),
             context,
+            tenant: Some(tx.tenant().id),
         })
         .await;
     let outcome = match eval {

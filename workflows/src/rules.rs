@@ -154,6 +154,7 @@ pub fn compile_error(e: SandboxError) -> Error {
         }
         SandboxError::Killed { reason } => Error::Unavailable(format!("rule sandbox: {reason}")),
         SandboxError::Unavailable(m) => Error::Unavailable(format!("rule sandbox: {m}")),
+        SandboxError::Busy { waited_ms } => crate::sandbox::busy(waited_ms),
     }
 }
 
@@ -245,7 +246,7 @@ async fn check(
         .condition
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
-    pool.compile(condition.as_deref(), &input.script)
+    pool.compile(Some(tx.tenant().id), condition.as_deref(), &input.script)
         .await
         .map_err(compile_error)?;
     Ok(Checked {

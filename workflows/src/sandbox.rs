@@ -9,12 +9,18 @@
 //! killed from outside) is noticed on its next use and replaced; since evaluation is a pure
 //! function, a request that found its idle process dead (the request could not even be written)
 //! is retried once on a fresh one.
+//!
+//! Fair shares: a tenant holds at most `PoolConfig::per_tenant` processes at once (its own
+//! requests wait behind each other, not in front of other tenants'), and no request waits more
+//! than `PoolConfig::max_wait` for a process: beyond, it fails with [`SandboxError::Busy`]
+//! (503 `rules.sandbox_busy` for a person; a job tries again later).
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crm_rules_protocol::Effect;
@@ -66,15 +72,29 @@ pub struct PoolConfig {
     pub deadline: Duration,
     /// Address-space limit of each process (RLIMIT_AS).
     pub memory_bytes: u64,
+    /// Processes one tenant may hold at once (at least 1, at most `size`).
+    pub per_tenant: usize,
+    /// Longest a request waits for a process (its tenant's share, then a free process).
+    pub max_wait: Duration,
+}
+
+impl PoolConfig {
+    /// The default share of a pool of `size`: half of it, at least one process.
+    pub fn default_share(size: usize) -> usize {
+        (size / 2).max(1)
+    }
 }
 
 impl Default for PoolConfig {
     fn default() -> Self {
+        let size = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         Self {
             binary: default_binary(),
-            size: 2,
+            size,
             deadline: Duration::from_millis(1000),
             memory_bytes: 256 * 1024 * 1024,
+            per_tenant: PoolConfig::default_share(size),
+            max_wait: Duration::from_secs(10),
         }
     }
 }
@@ -92,6 +112,9 @@ pub struct EvalRequest {
     pub changes: Option<Value>,
     /// Tenant, rule id, `now` (RFC 3339) and the like (`context`).
     pub context: Value,
+    /// The tenant whose share of the pool the evaluation counts against (`None`: the
+    /// platform's own work, such as benchmarks).
+    pub tenant: Option<uuid::Uuid>,
 }
 
 /// What an evaluation produced.
@@ -125,6 +148,20 @@ pub enum SandboxError {
     /// No process could be started or talked to.
     #[error("the rule sandbox is unavailable: {0}")]
     Unavailable(String),
+    /// No process came free within `PoolConfig::max_wait`.
+    #[error("every rule sandbox process stayed busy for {waited_ms} ms")]
+    Busy { waited_ms: u64 },
+}
+
+/// The 503 for a request that found no sandbox process free in time.
+pub fn busy(waited_ms: u64) -> crm_core::Error {
+    crm_core::Error::Busy {
+        code: "rules.sandbox_busy",
+        message: format!(
+            "every rule sandbox process stayed busy for {waited_ms} ms (other rules are running); retry in a few seconds"
+        ),
+        retry_after_secs: 5,
+    }
 }
 
 /// Process counters, for metrics and tests.
@@ -143,6 +180,8 @@ pub struct SandboxPool {
     config: PoolConfig,
     /// One permit per process: a request holds one for its whole exchange.
     slots: Semaphore,
+    /// Per tenant: `per_tenant` permits, taken before a process slot.
+    shares: Mutex<HashMap<uuid::Uuid, Arc<Semaphore>>>,
     idle: Mutex<Vec<Process>>,
     spawned: AtomicU64,
     killed: AtomicU64,
@@ -156,6 +195,7 @@ impl SandboxPool {
         Self {
             config,
             slots: Semaphore::new(size),
+            shares: Mutex::new(HashMap::new()),
             idle: Mutex::new(Vec::with_capacity(size)),
             spawned: AtomicU64::new(0),
             killed: AtomicU64::new(0),
@@ -170,8 +210,14 @@ impl SandboxPool {
 
     /// Compiles a rule (and caches it in the process that compiled it); `Err(Script)` carries
     /// the compile error with its line and column.
-    pub async fn compile(&self, condition: Option<&str>, script: &str) -> Result<(), SandboxError> {
-        self.call(Wire {
+    /// The compile counts against `tenant`'s share of the pool.
+    pub async fn compile(
+        &self,
+        tenant: Option<uuid::Uuid>,
+        condition: Option<&str>,
+        script: &str,
+    ) -> Result<(), SandboxError> {
+        self.call(tenant, Wire {
             id: 0,
             op: "compile",
             condition,
@@ -187,7 +233,7 @@ impl SandboxPool {
     /// Evaluates a rule against a record.
     pub async fn evaluate(&self, req: &EvalRequest) -> Result<EvalOutcome, SandboxError> {
         let reply = self
-            .call(Wire {
+            .call(req.tenant, Wire {
                 id: 0,
                 op: "eval",
                 condition: req.condition.as_deref(),
@@ -218,12 +264,46 @@ impl SandboxPool {
         self.lock_idle().iter().map(|p| p.pid).collect()
     }
 
-    async fn call(&self, mut wire: Wire<'_>) -> Result<Reply, SandboxError> {
-        let _slot = self
-            .slots
-            .acquire()
+    /// The semaphore of `tenant`'s share; entries nobody holds are dropped as the map grows.
+    fn share(&self, tenant: uuid::Uuid) -> Arc<Semaphore> {
+        let mut shares = self
+            .shares
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if shares.len() >= 1024 {
+            shares.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+        let per_tenant = self.config.per_tenant.clamp(1, self.config.size.max(1));
+        shares
+            .entry(tenant)
+            .or_insert_with(|| Arc::new(Semaphore::new(per_tenant)))
+            .clone()
+    }
+
+    async fn call(
+        &self,
+        tenant: Option<uuid::Uuid>,
+        mut wire: Wire<'_>,
+    ) -> Result<Reply, SandboxError> {
+        let asked = tokio::time::Instant::now();
+        let until = asked + self.config.max_wait;
+        let busy = || SandboxError::Busy {
+            waited_ms: asked.elapsed().as_millis() as u64,
+        };
+        let closed = |_| SandboxError::Unavailable("the pool is shut down".into());
+        let _share = match tenant {
+            Some(t) => Some(
+                tokio::time::timeout_at(until, self.share(t).acquire_owned())
+                    .await
+                    .map_err(|_| busy())?
+                    .map_err(closed)?,
+            ),
+            None => None,
+        };
+        let _slot = tokio::time::timeout_at(until, self.slots.acquire())
             .await
-            .map_err(|_| SandboxError::Unavailable("the pool is shut down".into()))?;
+            .map_err(|_| busy())?
+            .map_err(closed)?;
         let mut retried = false;
         loop {
             // A retry always gets a fresh process: the others may have died the same way.

@@ -33,6 +33,7 @@ fn request(condition: Option<&str>, script: &str) -> EvalRequest {
         record: record(),
         changes: None,
         context: json!({"tenant": "acme", "rule_id": "rule-1", "now": "2025-03-01T09:00:00Z"}),
+        tenant: None,
     }
 }
 
@@ -205,7 +206,7 @@ async fn the_condition_decides_whether_the_script_runs() {
     }
     // Actions belong in the script.
     assert_eq!(
-        code(pool.compile(Some(r#"set_field("a", 1) == ()"#), "").await),
+        code(pool.compile(None, Some(r#"set_field("a", 1) == ()"#), "").await),
         "compile.action_in_condition"
     );
 }
@@ -292,44 +293,44 @@ async fn durations_are_parsed_and_bad_ones_refused() {
 async fn compile_refuses_eval_unknown_functions_and_syntax_errors() {
     let pool = pool();
     assert_eq!(
-        code(pool.compile(None, r#"eval("1")"#).await),
+        code(pool.compile(None, None, r#"eval("1")"#).await),
         "compile.eval_forbidden"
     );
     assert_eq!(
-        code(pool.compile(None, r#"Fn("eval").call("1")"#).await),
+        code(pool.compile(None, None, r#"Fn("eval").call("1")"#).await),
         "compile.eval_forbidden"
     );
     assert_eq!(
-        code(pool.compile(None, r#"import "fs" as fs;"#).await),
+        code(pool.compile(None, None, r#"import "fs" as fs;"#).await),
         "compile.import_forbidden"
     );
 
     let unknown = script_error(
-        pool.compile(None, "let x = 1;\nsend_mail(\"a\", \"b\");")
+        pool.compile(None, None, "let x = 1;\nsend_mail(\"a\", \"b\");")
             .await,
     );
     assert_eq!(
         unknown,
         ("compile.unknown_function".into(), Some(2), Some(1))
     );
-    let method = script_error(pool.compile(None, "record.name.shout()").await);
+    let method = script_error(pool.compile(None, None, "record.name.shout()").await);
     assert_eq!(
         method,
         ("compile.unknown_function".into(), Some(1), Some(13))
     );
     // `sleep` exists in rhai's core package, which the sandbox leaves out.
     assert_eq!(
-        code(pool.compile(None, "sleep(10)").await),
+        code(pool.compile(None, None, "sleep(10)").await),
         "compile.unknown_function"
     );
     // Functions the script defines are fine.
-    pool.compile(None, "fn double(x) { x * 2 }\nset_field(\"d\", double(2))")
+    pool.compile(None, None, "fn double(x) { x * 2 }\nset_field(\"d\", double(2))")
         .await
         .expect("compiles");
 
-    let syntax = script_error(pool.compile(None, "let x = 1;\nlet y = ;").await);
+    let syntax = script_error(pool.compile(None, None, "let x = 1;\nlet y = ;").await);
     assert_eq!(syntax, ("compile.syntax".into(), Some(2), Some(9)));
-    match pool.compile(Some("record.level =="), "").await {
+    match pool.compile(None, Some("record.level =="), "").await {
         Err(SandboxError::Script {
             code,
             part,
@@ -344,7 +345,7 @@ async fn compile_refuses_eval_unknown_functions_and_syntax_errors() {
         other => panic!("expected a syntax error, got {other:?}"),
     }
     assert_eq!(
-        code(pool.compile(None, "undefined_var + 1").await),
+        code(pool.compile(None, None, "undefined_var + 1").await),
         "compile.unknown_variable"
     );
 }
@@ -357,10 +358,10 @@ async fn at_most_64_functions() {
             .map(|i| format!("fn f{i}() {{ {i} }}\n"))
             .collect::<String>()
     };
-    pool.compile(None, &defs(64))
+    pool.compile(None, None, &defs(64))
         .await
         .expect("64 functions compile");
-    let (code, line, _) = script_error(pool.compile(None, &defs(65)).await);
+    let (code, line, _) = script_error(pool.compile(None, None, &defs(65)).await);
     assert_eq!((code.as_str(), line), ("limit.functions", Some(65)));
 }
 
@@ -559,7 +560,7 @@ async fn oversized_requests_and_a_missing_binary_are_reported() {
         ..PoolConfig::default()
     });
     assert!(matches!(
-        missing.compile(None, "1").await,
+        missing.compile(None, None, "1").await,
         Err(SandboxError::Unavailable(_))
     ));
 }
