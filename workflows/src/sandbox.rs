@@ -15,11 +15,11 @@
 //! than `PoolConfig::max_wait` for a process: beyond, it fails with [`SandboxError::Busy`]
 //! (503 `rules.sandbox_busy` for a person; a job tries again later).
 
+use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -217,15 +217,18 @@ impl SandboxPool {
         condition: Option<&str>,
         script: &str,
     ) -> Result<(), SandboxError> {
-        self.call(tenant, Wire {
-            id: 0,
-            op: "compile",
-            condition,
-            script,
-            record: None,
-            changes: None,
-            context: None,
-        })
+        self.call(
+            tenant,
+            Wire {
+                id: 0,
+                op: "compile",
+                condition,
+                script,
+                record: None,
+                changes: None,
+                context: None,
+            },
+        )
         .await
         .map(|_| ())
     }
@@ -233,15 +236,18 @@ impl SandboxPool {
     /// Evaluates a rule against a record.
     pub async fn evaluate(&self, req: &EvalRequest) -> Result<EvalOutcome, SandboxError> {
         let reply = self
-            .call(req.tenant, Wire {
-                id: 0,
-                op: "eval",
-                condition: req.condition.as_deref(),
-                script: &req.script,
-                record: Some(&req.record),
-                changes: req.changes.as_ref(),
-                context: Some(&req.context),
-            })
+            .call(
+                req.tenant,
+                Wire {
+                    id: 0,
+                    op: "eval",
+                    condition: req.condition.as_deref(),
+                    script: &req.script,
+                    record: Some(&req.record),
+                    changes: req.changes.as_ref(),
+                    context: Some(&req.context),
+                },
+            )
             .await?;
         Ok(EvalOutcome {
             matched: reply.matched,

@@ -206,7 +206,10 @@ async fn the_condition_decides_whether_the_script_runs() {
     }
     // Actions belong in the script.
     assert_eq!(
-        code(pool.compile(None, Some(r#"set_field("a", 1) == ()"#), "").await),
+        code(
+            pool.compile(None, Some(r#"set_field("a", 1) == ()"#), "")
+                .await
+        ),
         "compile.action_in_condition"
     );
 }
@@ -324,9 +327,13 @@ async fn compile_refuses_eval_unknown_functions_and_syntax_errors() {
         "compile.unknown_function"
     );
     // Functions the script defines are fine.
-    pool.compile(None, None, "fn double(x) { x * 2 }\nset_field(\"d\", double(2))")
-        .await
-        .expect("compiles");
+    pool.compile(
+        None,
+        None,
+        "fn double(x) { x * 2 }\nset_field(\"d\", double(2))",
+    )
+    .await
+    .expect("compiles");
 
     let syntax = script_error(pool.compile(None, None, "let x = 1;\nlet y = ;").await);
     assert_eq!(syntax, ("compile.syntax".into(), Some(2), Some(9)));
