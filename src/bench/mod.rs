@@ -1,6 +1,7 @@
 //! `crm bench …`: measurements run against a real database with the server's own code, one
 //! submodule per benchmark; figures are printed, never asserted.
 
+mod dataset;
 mod provision;
 mod records;
 mod rules;
