@@ -140,7 +140,11 @@ async fn bench_api_prints_every_operation_with_its_ratio() {
             "--connections",
             "2",
         ],
-        &[("CRM_DATA_DIR", data_dir.to_str().expect("utf-8 temp dir"))],
+        &[
+            ("CRM_DATA_DIR", data_dir.to_str().expect("utf-8 temp dir")),
+            // Its server's pool, beside the raw side's 2 and the test server's: stay small.
+            ("CRM_DB_MAX_CONNECTIONS", "4"),
+        ],
     );
     assert!(ok, "{out}");
     let header = out
