@@ -6,10 +6,9 @@
 //! drift apart; the record statements are the engine's, with the column list the engine
 //! builds (`crm_records::engine::select_list`) and sent unprepared as the engine sends them.
 //! One round trip the server makes is folded: a write returns the record with `RETURNING`
-//! instead of reading it again. What the server does beyond this per request (as of writing:
-//! authentication in a transaction of its own, then the caller's roles and grants and the
-//! object's field definitions read again in the request's transaction) is what API ÷ raw
-//! measures.
+//! instead of reading it again. What the server does beyond this per request (HTTP, routing,
+//! JSON, the permission decisions, that second read, whatever its caches miss) is what
+//! API ÷ raw measures.
 
 use super::workload::{NewCustomer, LIST_CITY, PAGE};
 use crm_core::audit::Actor;
