@@ -1,11 +1,17 @@
 //! `crm bench …`: measurements run against a real database with the server's own code, one
 //! submodule per benchmark; figures are printed, never asserted.
 
+mod api;
+mod dataset;
+mod load;
 mod provision;
+mod raw;
 mod records;
 mod rules;
 mod tenants;
+mod workload;
 
+pub use api::{api, ApiBench};
 pub use provision::provision;
 pub use records::records;
 pub use rules::rules;

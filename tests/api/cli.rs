@@ -1,12 +1,18 @@
-//! The `crm` binary's tenant and migrate commands against the test database.
+//! The `crm` binary's tenant, migrate and bench commands against the test database.
 
 use crate::helpers::{TestApp, PASSWORD};
 use std::process::Command;
 
 fn crm(app: &TestApp, args: &[&str]) -> (bool, String) {
+    crm_with(app, args, &[])
+}
+
+/// [`crm`] with more environment variables.
+fn crm_with(app: &TestApp, args: &[&str], envs: &[(&str, &str)]) -> (bool, String) {
     let url = app.pool.connect_options();
     let out = Command::new(env!("CARGO_BIN_EXE_crm"))
         .args(args)
+        .envs(envs.iter().copied())
         .env(
             "DATABASE_URL",
             format!(
@@ -114,4 +120,63 @@ async fn tenant_commands_create_list_suspend_resume_and_migrate() {
         ok && out.contains("serve") && out.contains("migrate") && out.contains("tenant"),
         "{out}"
     );
+}
+
+/// `crm bench api` on a small fresh tenant: a table row for each of the five operations, each
+/// with its API ÷ raw ratio (timings are not checked), and the tenant removed afterwards.
+#[tokio::test]
+async fn bench_api_prints_every_operation_with_its_ratio() {
+    let app = TestApp::spawn().await;
+    let data_dir = app.config.data_dir.join("bench-api");
+    let (ok, out) = crm_with(
+        &app,
+        &[
+            "bench",
+            "api",
+            "--customers",
+            "50",
+            "--seconds",
+            "1",
+            "--connections",
+            "2",
+        ],
+        &[
+            ("CRM_DATA_DIR", data_dir.to_str().expect("utf-8 temp dir")),
+            // Its server's pool, beside the raw side's 2 and the test server's: stay small.
+            ("CRM_DB_MAX_CONNECTIONS", "4"),
+        ],
+    );
+    assert!(ok, "{out}");
+    let header = out
+        .lines()
+        .find(|l| l.starts_with("| operation"))
+        .unwrap_or_else(|| panic!("no table: {out}"));
+    assert!(
+        header.contains("API req/s") && header.contains("raw TPS") && header.contains("API ÷ raw"),
+        "{header}"
+    );
+    for op in [
+        "get by id",
+        "list level+city, 20",
+        "search q=, 20",
+        "create",
+        "update",
+    ] {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(&format!("| {op} ")))
+            .unwrap_or_else(|| panic!("no row for {op}: {out}"));
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        assert_eq!(cells.len(), 8, "{row}");
+        let ratio: f64 = cells[7]
+            .parse()
+            .unwrap_or_else(|_| panic!("{op} has no ratio: {row}"));
+        assert!(ratio > 0.0, "{row}");
+    }
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM platform.tenants WHERE slug LIKE 'bench-api-%'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count tenants");
+    assert_eq!(left, 0, "the benchmark tenant is removed");
 }

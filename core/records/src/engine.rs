@@ -39,8 +39,9 @@ pub(crate) fn extra_system(object: ObjectKey) -> &'static [(&'static str, FieldT
     }
 }
 
-/// The SELECT list for an object: system columns, built-ins, custom columns.
-pub(crate) fn select_list(schema: &ObjectSchema) -> String {
+/// The SELECT list for an object: system columns, built-ins, custom columns. Public so that
+/// `crm bench api` reads exactly the columns the engine reads.
+pub fn select_list(schema: &ObjectSchema) -> String {
     let mut cols: Vec<String> = SYSTEM_FIELDS.iter().map(|c| format!("\"{c}\"")).collect();
     cols.extend(
         extra_system(schema.object)
