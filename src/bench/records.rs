@@ -114,6 +114,36 @@ async fn records_inner(
             }),
         ),
         (
+            "count, all",
+            Box::new(|_| (reqwest::Method::GET, "/customers/count".into(), None)),
+        ),
+        (
+            "count, filter level",
+            Box::new(|i| {
+                (
+                    reqwest::Method::GET,
+                    format!(
+                        "/customers/count?filter[level]={}",
+                        ["A", "B", "C", "D"][i % 4]
+                    ),
+                    None,
+                )
+            }),
+        ),
+        (
+            "count, filter level+city",
+            Box::new(|i| {
+                (
+                    reqwest::Method::GET,
+                    format!(
+                        "/customers/count?filter[level]={}&filter[address.city]=%E4%B8%8A%E6%B5%B7",
+                        ["A", "B", "C", "D"][i % 4]
+                    ),
+                    None,
+                )
+            }),
+        ),
+        (
             "create",
             Box::new(|i| {
                 (
