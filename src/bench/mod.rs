@@ -4,11 +4,13 @@
 mod provision;
 mod records;
 mod rules;
+mod signup;
 mod tenants;
 
 pub use provision::provision;
 pub use records::records;
 pub use rules::rules;
+pub use signup::signup;
 pub use tenants::tenants;
 
 use std::time::Duration;
