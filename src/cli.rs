@@ -87,6 +87,18 @@ pub enum BenchCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// Sign N companies up one after another through the sign-up service, with the warm pool
+    /// refilled between sign-ups, and report p50/p99 per 100 (password hashing excluded).
+    /// The tenants and the pool's entries are removed afterwards unless --keep.
+    Signup {
+        #[arg(long, default_value_t = 1000)]
+        tenants: usize,
+        /// Entries kept ready (0: every sign-up provisions inline).
+        #[arg(long, default_value_t = 5)]
+        pool_size: usize,
+        #[arg(long)]
+        keep: bool,
+    },
     /// Load N customers into a fresh tenant, serve it, and report p50/p95 HTTP latency of
     /// get, filtered list, search and create. The tenant is removed afterwards unless --keep.
     Records {
@@ -237,6 +249,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     crate::bench::provision(
                         &Db::new(db.pool.clone(), config.tenant_isolation),
                         tenants,
+                        keep,
+                    )
+                    .await
+                }
+                BenchCommand::Signup {
+                    tenants,
+                    pool_size,
+                    keep,
+                } => {
+                    crate::bench::signup(
+                        &Db::new(db.pool.clone(), config.tenant_isolation),
+                        tenants,
+                        pool_size,
                         keep,
                     )
                     .await

@@ -51,6 +51,9 @@ pub struct Config {
     pub login_max_failures: i32,
     /// Companies one client address may sign up in a burst before waiting an hour.
     pub signup_max_per_address: i32,
+    /// Tenant schemas kept provisioned ahead of sign-up (the warm pool), refilled in the
+    /// background; 0 turns the pool off (every sign-up provisions inline).
+    pub signup_pool_size: usize,
     /// First lock after too many failures; doubles with each further failure.
     pub login_lock_secs: i64,
     /// Longest lock.
@@ -117,6 +120,7 @@ impl Default for Config {
             job_statement_timeout_ms: 120_000,
             login_max_failures: 5,
             signup_max_per_address: 50,
+            signup_pool_size: 5,
             login_lock_secs: 30,
             login_lock_max_secs: 3600,
             trust_forwarded_for: false,

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod portal_pages;
 pub mod rest;
 pub mod server;
+pub mod signup_pool;
 pub mod telemetry;
 pub mod wiring;
 pub mod worker;

@@ -15,6 +15,7 @@ pub struct Metrics {
     cached: IntGaugeVec,
     logins: IntCounterVec,
     signups: IntCounterVec,
+    signup_pool_available: IntGauge,
 }
 
 impl Default for Metrics {
@@ -66,6 +67,11 @@ impl Metrics {
             &["outcome"],
         )
         .unwrap_or_else(|_| unreachable!("static metric definition"));
+        let signup_pool_available = IntGauge::new(
+            "signup_pool_available",
+            "pooled tenant schemas ready for sign-up, as this server last counted them",
+        )
+        .unwrap_or_else(|_| unreachable!("static metric definition"));
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -73,6 +79,7 @@ impl Metrics {
             Box::new(cached.clone()),
             Box::new(logins.clone()),
             Box::new(signups.clone()),
+            Box::new(signup_pool_available.clone()),
         ] {
             let _ = registry.register(c);
         }
@@ -84,6 +91,7 @@ impl Metrics {
             cached,
             logins,
             signups,
+            signup_pool_available,
         }
     }
 
@@ -103,6 +111,10 @@ impl Metrics {
 
     pub fn signup(&self, outcome: &str) {
         self.signups.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn set_signup_pool_available(&self, n: i64) {
+        self.signup_pool_available.set(n);
     }
 
     pub fn set_authz_cached(&self, n: usize) {

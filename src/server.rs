@@ -367,6 +367,8 @@ pub struct Running {
     worker: Option<Worker>,
     /// Listens for tenant changes for the registry cache.
     tenant_listener: JoinHandle<()>,
+    /// Keeps the sign-up pool filled (none with `signup_pool_size = 0`).
+    signup_pool: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -380,6 +382,9 @@ impl Running {
             worker.stop().await;
         }
         self.tenant_listener.abort();
+        if let Some(refill) = self.signup_pool.take() {
+            refill.abort();
+        }
         served??;
         Ok(())
     }
@@ -446,6 +451,13 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
     };
     let state = AppState::new(config, pool, master_key, files, rules);
     let tenant_listener = tokio::spawn(state.tenants.clone().listen());
+    let signup_pool = (state.config.signup_pool_size > 0).then(|| {
+        crate::signup_pool::spawn(
+            Db::new(state.db.pool.clone(), state.config.tenant_isolation),
+            state.config.signup_pool_size,
+            state.metrics.clone(),
+        )
+    });
     let endpoint = app(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(
@@ -464,5 +476,6 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
         task,
         worker,
         tenant_listener,
+        signup_pool,
     })
 }

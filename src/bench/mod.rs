@@ -8,6 +8,7 @@ mod provision;
 mod raw;
 mod records;
 mod rules;
+mod signup;
 mod tenants;
 mod workload;
 
@@ -15,6 +16,7 @@ pub use api::{api, ApiBench};
 pub use provision::provision;
 pub use records::records;
 pub use rules::rules;
+pub use signup::signup;
 pub use tenants::tenants;
 
 use std::time::Duration;

@@ -114,7 +114,8 @@ impl AccountApi {
         let meta = request_meta(req, state);
         let per_address = state.config.signup_max_per_address;
         let ttl = state.session_ttl();
-        let signed_up = signup::sign_up(&state.db, form, ttl, &meta, per_address).await;
+        let use_pool = state.config.signup_pool_size > 0;
+        let signed_up = signup::sign_up(&state.db, form, ttl, &meta, per_address, use_pool).await;
         state.metrics.signup(match &signed_up {
             Ok(_) => "created",
             Err(_) => "refused",

@@ -152,27 +152,35 @@ pub async fn migrate_tenants(
 pub async fn migrate_tenant(pool: &PgPool, tenant: &Tenant) -> Result<()> {
     let ctx = tenant.ctx()?;
     let mut tx = pool.begin().await?;
-    tx.execute(format!("SET LOCAL search_path = \"{}\", public", ctx.schema).as_str())
-        .await?;
-    let current: i32 = sqlx::query_scalar("SELECT version FROM _schema_version FOR UPDATE")
-        .fetch_one(&mut *tx)
-        .await?;
-    let latest = latest_tenant_version();
-    if current < latest {
-        tx.execute(sqlx::raw_sql(&tenant_script(&ctx.schema, current, latest)))
-            .await?;
-        sqlx::query("UPDATE _schema_version SET version = $1")
-            .bind(latest)
-            .execute(&mut *tx)
-            .await?;
-    }
+    let version = upgrade_schema(&mut tx, &ctx.schema).await?;
     sqlx::query(
         "UPDATE platform.tenants SET schema_version = $2, updated_at = now() WHERE id = $1",
     )
     .bind(tenant.id)
-    .bind(latest.max(current))
+    .bind(version)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Brings one tenant schema to the latest version within the caller's transaction, locking
+/// its version row first (a concurrent upgrade waits, then finds nothing to do). Returns the
+/// version the schema is at afterwards. Leaves `search_path` on the schema.
+pub(crate) async fn upgrade_schema(conn: &mut PgConnection, schema: &SchemaName) -> Result<i32> {
+    conn.execute(format!("SET LOCAL search_path = \"{schema}\", public").as_str())
+        .await?;
+    let current: i32 = sqlx::query_scalar("SELECT version FROM _schema_version FOR UPDATE")
+        .fetch_one(&mut *conn)
+        .await?;
+    let latest = latest_tenant_version();
+    if current < latest {
+        conn.execute(sqlx::raw_sql(&tenant_script(schema, current, latest)))
+            .await?;
+        sqlx::query("UPDATE _schema_version SET version = $1")
+            .bind(latest)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(latest.max(current))
 }

@@ -12,16 +12,18 @@ use crm_core::domain::{DisplayName, Email};
 use crm_core::error::unique_violation;
 use crm_core::users::{self, NewUser, User};
 use crm_core::{Error, Result};
-use sqlx::Executor;
+use sqlx::{Executor, PgConnection};
 use uuid::Uuid;
 
 /// The company signing up.
+#[derive(Clone)]
 pub struct NewTenant {
     pub slug: TenantSlug,
     pub name: DisplayName,
 }
 
 /// Its first administrator; the password arrives hashed (hashing is the caller's cost).
+#[derive(Clone)]
 pub struct NewAdmin {
     pub email: Email,
     pub name: DisplayName,
@@ -55,16 +57,33 @@ pub async fn provision_tenant_at(
     let id = Uuid::now_v7();
     let schema = SchemaName::for_tenant(id);
     let mut tx = db.pool.begin().await.map_err(crm_core::db::unavailable)?;
-    let tenant: Tenant = sqlx::query_as(&format!(
+    let tenant = insert_registry_row(&mut tx, id, &new, version).await?;
+    create_schema(&mut tx, &schema, version).await?;
+    let mut ttx = TenantTx::enter(tx, &tenant.ctx()?, db.isolation).await?;
+    crm_core::roles::seed_defaults(&mut ttx, default_roles()).await?;
+    let admin = create_first_admin(&mut ttx, &tenant, admin).await?;
+    ttx.commit().await?;
+    Ok(Provisioned { tenant, admin })
+}
+
+/// The tenant's row in `platform.tenants`: from then on credentials may name it. A taken slug
+/// is 409 `tenant.slug_taken` (and the caller's transaction is spoilt, so nothing else stays).
+pub(crate) async fn insert_registry_row(
+    conn: &mut PgConnection,
+    id: Uuid,
+    new: &NewTenant,
+    version: i32,
+) -> Result<Tenant> {
+    sqlx::query_as(&format!(
         "INSERT INTO platform.tenants (id, slug, name, schema_name, schema_version) \
          VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(new.slug.as_str())
     .bind(new.name.as_str())
-    .bind(schema.as_str())
+    .bind(SchemaName::for_tenant(id).as_str())
     .bind(version)
-    .fetch_one(&mut *tx)
+    .fetch_one(conn)
     .await
     .map_err(|e| match unique_violation(&e) {
         Some(_) => Error::conflict(
@@ -72,26 +91,38 @@ pub async fn provision_tenant_at(
             format!("the slug '{}' is taken; choose another", new.slug),
         ),
         None => e.into(),
-    })?;
+    })
+}
 
-    // One round trip for all DDL: the role (granted to us so we may hand it objects and act
-    // as it), its schema, the tables, then ownership to the tenant role.
+/// The tenant's role and schema with every table at `version`, in one round trip: the role
+/// (granted to us so we may hand it objects and act as it), its schema, the tables, then
+/// ownership to the tenant role. Leaves `search_path` on the new schema.
+pub(crate) async fn create_schema(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+    version: i32,
+) -> Result<()> {
     let ddl = format!(
         "CREATE ROLE \"{schema}\" NOLOGIN; \
          GRANT \"{schema}\" TO CURRENT_USER; \
          CREATE SCHEMA \"{schema}\" AUTHORIZATION \"{schema}\"; \
          SET LOCAL search_path = \"{schema}\", public;\n{}\n\
          INSERT INTO _schema_version (version) VALUES ({});",
-        tenant_script(&schema, 0, version),
+        tenant_script(schema, 0, version),
         version
     );
-    tx.execute(sqlx::raw_sql(&ddl)).await?;
+    conn.execute(sqlx::raw_sql(&ddl)).await?;
+    Ok(())
+}
 
-    let ctx = tenant.ctx()?;
-    let mut ttx = TenantTx::enter(tx, &ctx, db.isolation).await?;
-    crm_core::roles::seed_defaults(&mut ttx, default_roles()).await?;
+/// The first administrator of a new tenant, with the audit entry of the tenant's creation.
+pub(crate) async fn create_first_admin(
+    ttx: &mut TenantTx,
+    tenant: &Tenant,
+    admin: NewAdmin,
+) -> Result<User> {
     let admin = users::create(
-        &mut ttx,
+        ttx,
         NewUser {
             email: admin.email,
             name: admin.name,
@@ -103,15 +134,14 @@ pub async fn provision_tenant_at(
     )
     .await?;
     audit::record(
-        &mut ttx,
+        ttx,
         &Actor::system(),
         "tenant.created",
         Some(("tenant", tenant.id.to_string())),
         serde_json::json!({ "slug": tenant.slug, "admin_id": admin.id }),
     )
     .await?;
-    ttx.commit().await?;
-    Ok(Provisioned { tenant, admin })
+    Ok(admin)
 }
 
 /// Removes a tenant for good: its schema with every table, its role, its registry row.

@@ -1,7 +1,9 @@
 //! Sign-up, the use case: the company's and its administrator's details validated together
 //! (every bad field named at once), the password hashed before any connection is taken, the
-//! tenant provisioned, and the administrator logged in.
+//! tenant claimed from the warm pool (`crate::pool`) or, with none ready, provisioned inline,
+//! and the administrator logged in.
 
+use crate::pool;
 use crate::provision::{provision_tenant, NewAdmin, NewTenant, Provisioned};
 use crate::slug::TenantSlug;
 use crate::throttle::{self, ThrottlePolicy};
@@ -25,13 +27,15 @@ pub struct SignupForm<'a> {
 /// administrator's first session (lasting `ttl`). Each client address may sign up
 /// `per_address` companies in a burst (every attempt counts; the count fades after 15 quiet
 /// minutes); beyond, 429 `signup.throttled` for an hour — a tenant is a role, a schema and
-/// some forty tables, not a free resource.
+/// some forty tables, not a free resource. With `use_pool` the tenant comes from the warm
+/// pool when an entry is ready.
 pub async fn sign_up(
     db: &Db,
     form: SignupForm<'_>,
     ttl: Duration,
     meta: &RequestMeta,
     per_address: i32,
+    use_pool: bool,
 ) -> Result<(Provisioned, NewSession)> {
     let address = throttle::ip_key(&format!(
         "signup {}",
@@ -65,7 +69,7 @@ pub async fn sign_up(
         return Err(Error::internal("validated value missing"));
     };
     let password_hash = identity::hash_password(password.expose()).await?;
-    let provisioned = provision_tenant(
+    let provisioned = create_tenant(
         db,
         NewTenant { slug, name },
         NewAdmin {
@@ -73,8 +77,42 @@ pub async fn sign_up(
             name: admin_name,
             password_hash,
         },
+        use_pool,
     )
     .await?;
+    let session = first_session(db, &provisioned, ttl, meta).await?;
+    Ok((provisioned, session))
+}
+
+/// The tenant with its first administrator: a pooled entry claimed when `use_pool` and one
+/// is ready, else provisioned inline. A pooled entry that fails for any reason but the slug
+/// is logged and sign-up provisions inline instead, so one broken entry cannot stop sign-ups.
+pub async fn create_tenant(
+    db: &Db,
+    new: NewTenant,
+    admin: NewAdmin,
+    use_pool: bool,
+) -> Result<Provisioned> {
+    if use_pool {
+        match pool::claim(db, &new, &admin).await {
+            Ok(Some(claimed)) => return Ok(claimed),
+            Ok(None) => tracing::debug!("sign-up pool empty; provisioning inline"),
+            Err(e @ Error::Conflict { .. }) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim a pooled tenant; provisioning inline");
+            }
+        }
+    }
+    provision_tenant(db, new, admin).await
+}
+
+/// The administrator's first session in their new tenant, lasting `ttl`.
+pub async fn first_session(
+    db: &Db,
+    provisioned: &Provisioned,
+    ttl: Duration,
+    meta: &RequestMeta,
+) -> Result<NewSession> {
     let ctx = provisioned.tenant.ctx()?;
     let mut tx = db.tenant_tx(&ctx).await?;
     let session = sessions::create(
@@ -86,5 +124,5 @@ pub async fn sign_up(
     )
     .await?;
     tx.commit().await?;
-    Ok((provisioned, session))
+    Ok(session)
 }

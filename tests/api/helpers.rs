@@ -232,6 +232,9 @@ impl TestApp {
             auto_migrate_tenants: false,
             master_key: Some(crm_core::crypto::MasterKey::generate().to_base64()),
             jobs_poll_ms: 100,
+            // No warm pool unless a test asks (tests/api/signup_pool.rs): every test server
+            // would otherwise provision five spare tenants in the background.
+            signup_pool_size: 0,
             ..Config::default()
         };
         adjust(&mut config);
@@ -420,11 +423,14 @@ impl Drop for TestApp {
                 let mut db = PgConnection::connect(&url_for(&database, &admin_user()))
                     .await
                     .ok()?;
-                let roles: Vec<String> =
-                    sqlx::query_scalar("SELECT schema_name FROM platform.tenants")
-                        .fetch_all(&mut db)
-                        .await
-                        .unwrap_or_default();
+                // Tenants' roles and the unclaimed sign-up pool's (same naming).
+                let roles: Vec<String> = sqlx::query_scalar(
+                    "SELECT schema_name FROM platform.tenants \
+                     UNION ALL SELECT 't_' || replace(id::text, '-', '') FROM platform.tenant_pool",
+                )
+                .fetch_all(&mut db)
+                .await
+                .unwrap_or_default();
                 db.close().await.ok();
                 admin
                     .execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str())

@@ -234,7 +234,7 @@ async fn a_query_without_tenant_context_fails_closed() {
     }
     let outside: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_tables WHERE schemaname IN ('public', 'platform') \
-         AND tablename NOT IN ('tenants', 'login_throttle', 'job_hints', '_sqlx_migrations')",
+         AND tablename NOT IN ('tenants', 'tenant_pool', 'login_throttle', 'job_hints', '_sqlx_migrations')",
     )
     .fetch_one(&mut conn)
     .await

@@ -34,6 +34,7 @@ mod s3;
 mod sales;
 mod service_report;
 mod services;
+mod signup_pool;
 mod teams;
 mod tickets;
 mod users;
