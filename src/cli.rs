@@ -375,6 +375,9 @@ async fn tenant_command(
                 name: DisplayName::parse("--name", &name).map_err(field)?,
             };
             let password = Password::parse("--admin-password", &admin_password).map_err(field)?;
+            let password = crm_core::password_policy::PasswordPolicy::default()
+                .vet("--admin-password", password.expose(), &[])
+                .await?;
             let admin = NewAdmin {
                 email: Email::parse("--admin-email", &admin_email).map_err(field)?,
                 name: DisplayName::parse("--admin-name", &admin_name).map_err(field)?,

@@ -92,6 +92,7 @@ pub async fn rules(
             session_id: None,
             policy_version: 0,
             metadata_version: 0,
+            restriction: None,
         };
         let saver = crm_core::authz::Caller::load(&mut tx, &admin).await?;
         crm_workflows::rules::create(

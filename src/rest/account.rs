@@ -1,7 +1,9 @@
-//! Sign-up, login, logout, `/me` and changing one's own password.
+//! Sign-up, login, logout, `/me` and changing one's own password. Logout, `/me` and the
+//! password change admit a restricted session ([`SetupAuth`]).
 
-use super::auth::{request_meta, Auth};
+use super::auth::request_meta;
 use super::error::ApiResult;
+use super::setup_auth::SetupAuth;
 use super::users::UserOut;
 use super::{Created, NoContent, Tag};
 use crate::server::AppState;
@@ -9,9 +11,9 @@ use chrono::{DateTime, Utc};
 use crm_core::audit::{self, Actor};
 use crm_core::authz::policy;
 use crm_core::domain::Email;
-use crm_core::identity::{sessions, PrincipalKind};
-use crm_core::{users, Error};
-use crm_tenants::login;
+use crm_core::identity::{sessions, PrincipalKind, Restriction};
+use crm_core::{mfa, users, Error};
+use crm_tenants::login::{self, LoggedIn, LoginStep};
 use crm_tenants::password;
 use crm_tenants::signup::{self, SignupForm};
 use poem::Request;
@@ -28,7 +30,7 @@ pub struct SignupRequest {
     pub tenant_slug: String,
     pub tenant_name: String,
     pub admin_email: String,
-    /// At least 10 characters.
+    /// At least 10 characters, not a common password (the default password policy).
     pub admin_password: String,
     pub admin_name: String,
 }
@@ -58,12 +60,41 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// A login's answer: a session, or (`mfa_required`) a token for the second step.
 #[derive(Object)]
 pub struct LoginResponse {
-    /// Send as `Authorization: Bearer <token>`.
-    pub token: String,
+    /// Send as `Authorization: Bearer <token>`. Absent when `mfa_required`.
+    #[oai(skip_serializing_if_is_none)]
+    pub token: Option<String>,
+    /// When the session (or, with `mfa_required`, the `mfa_token`) expires.
     pub expires_at: DateTime<Utc>,
-    pub user: UserOut,
+    /// Absent when `mfa_required`.
+    #[oai(skip_serializing_if_is_none)]
+    pub user: Option<UserOut>,
+    /// The user has MFA: send `mfa_token` and a code to `POST /api/v1/auth/login/mfa`.
+    pub mfa_required: bool,
+    #[oai(skip_serializing_if_is_none)]
+    pub mfa_token: Option<String>,
+    /// The password expired under the company's policy: this session only reaches `/me`,
+    /// logout and `POST /api/v1/me/password` until it is changed.
+    pub password_change_required: bool,
+    /// A role of the user requires MFA: this session only reaches `/me`, logout and
+    /// `/api/v1/account/mfa/enroll|confirm` until the user enrols.
+    pub mfa_enrollment_required: bool,
+}
+
+impl From<LoggedIn> for LoginResponse {
+    fn from(done: LoggedIn) -> Self {
+        LoginResponse {
+            token: Some(done.token),
+            expires_at: done.expires_at,
+            user: Some(done.user.into()),
+            mfa_required: false,
+            mfa_token: None,
+            password_change_required: done.restriction == Some(Restriction::PasswordChange),
+            mfa_enrollment_required: done.restriction == Some(Restriction::MfaEnrollment),
+        }
+    }
 }
 
 /// Who is calling.
@@ -86,6 +117,11 @@ pub struct MeResponse {
     pub permissions: Vec<String>,
     #[oai(skip_serializing_if_is_none)]
     pub session_expires_at: Option<DateTime<Utc>>,
+    /// Whether the user has MFA on (false for API keys).
+    pub mfa_enabled: bool,
+    /// `password_change` or `mfa_enrollment` when the session is restricted to that.
+    #[oai(skip_serializing_if_is_none)]
+    pub session_restriction: Option<String>,
 }
 
 #[derive(Object)]
@@ -158,18 +194,27 @@ impl AccountApi {
         )
         .await?;
         state.metrics.login(attempt.outcome.as_str());
-        let done = attempt.result?;
-        Ok(Json(LoginResponse {
-            token: done.token,
-            expires_at: done.expires_at,
-            user: done.user.into(),
+        Ok(Json(match attempt.result? {
+            LoginStep::Session(done) => done.into(),
+            LoginStep::MfaRequired {
+                mfa_token,
+                expires_at,
+            } => LoginResponse {
+                token: None,
+                expires_at,
+                user: None,
+                mfa_required: true,
+                mfa_token: Some(mfa_token),
+                password_change_required: false,
+                mfa_enrollment_required: false,
+            },
         }))
     }
 
     /// Log out: revokes the session token used for this request.
     #[oai(path = "/auth/logout", method = "post")]
-    async fn logout(&self, auth: Auth) -> ApiResult<NoContent> {
-        let (mut tx, _, ctx) = self.0.begin(&auth).await?;
+    async fn logout(&self, auth: SetupAuth) -> ApiResult<NoContent> {
+        let (mut tx, _, ctx) = self.0.begin_setup(&auth).await?;
         let Some(session_id) = ctx.principal.session_id else {
             return Err(Error::bad_request(
                 "auth.not_a_session",
@@ -192,9 +237,9 @@ impl AccountApi {
 
     /// The caller: user, tenant, roles and effective permissions.
     #[oai(path = "/me", method = "get")]
-    async fn me(&self, auth: Auth) -> ApiResult<Json<MeResponse>> {
+    async fn me(&self, auth: SetupAuth) -> ApiResult<Json<MeResponse>> {
         let state = &self.0;
-        let (mut tx, caller, ctx) = state.begin(&auth).await?;
+        let (mut tx, caller, ctx) = state.begin_setup(&auth).await?;
         let permissions = caller.permissions();
         let tenant = state
             .tenants
@@ -209,6 +254,10 @@ impl AccountApi {
         let session_expires_at = match ctx.principal.session_id {
             Some(id) => sessions::expires_at(&mut tx, id).await?,
             None => None,
+        };
+        let mfa_enabled = match ctx.principal.user_id() {
+            Some(id) => mfa::is_enrolled(&mut tx, id).await?,
+            None => false,
         };
         tx.commit().await?;
         Ok(Json(MeResponse {
@@ -226,20 +275,24 @@ impl AccountApi {
             roles,
             permissions: permissions.iter().map(|p| p.as_str().to_owned()).collect(),
             session_expires_at,
+            mfa_enabled,
+            session_restriction: ctx.principal.restriction.map(|r| r.as_str().to_owned()),
         }))
     }
 
-    /// Change one's own password; every other session of the user is logged out.
+    /// Change one's own password; every other session of the user is logged out. The new
+    /// password must meet the company's password policy (422 `password.policy` naming every
+    /// rule it breaks). Works for a session whose password expired.
     #[oai(path = "/me/password", method = "post")]
     async fn change_password(
         &self,
-        auth: Auth,
+        auth: SetupAuth,
         body: Json<ChangePasswordRequest>,
     ) -> ApiResult<NoContent> {
         let state = &self.0;
         let (current, new) = (&body.current_password, &body.new_password);
         let policy = state.config.throttle_policy();
-        let ctx = state.authenticated(&auth).await?;
+        let ctx = state.authenticated_setup(&auth).await?;
         let actor = Actor::of(&ctx);
         password::change_own(
             &state.db,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fields;
 pub mod jobs;
 pub mod limits;
+pub mod mfa;
 pub mod notifications;
 pub mod pipelines;
 pub mod portal;
@@ -21,6 +22,7 @@ pub mod roles;
 pub mod rules;
 pub mod service_report;
 pub mod settings;
+pub mod setup_auth;
 pub mod tags;
 pub mod teams;
 pub mod tenant_spec;
@@ -82,6 +84,7 @@ pub type Apis = (
         settings::SettingsApi,
         rules::RulesApi,
         approvals::ApprovalsApi,
+        mfa::MfaApi,
     ),
     (
         records::CustomersApi,
@@ -124,6 +127,7 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 settings::SettingsApi(s()),
                 rules::RulesApi(s()),
                 approvals::ApprovalsApi(s()),
+                mfa::MfaApi(s()),
             ),
             (
                 records::CustomersApi(s()),

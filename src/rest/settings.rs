@@ -1,5 +1,6 @@
 //! `/settings/mail`: a company's own sender and SMTP server for the mail it sends (ticket
 //! replies, portal links, surveys, reminders), overriding the server's mail settings.
+//! `/settings/security`: the roles that require MFA and the password policy.
 
 use super::auth::Auth;
 use super::error::ApiResult;
@@ -7,6 +8,8 @@ use super::Tag;
 use crate::server::AppState;
 use crm_core::audit::Actor;
 use crm_core::mail::{self, TenantMail};
+use crm_core::password_policy::PasswordPolicy;
+use crm_core::security::{self, SecuritySettings};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
@@ -33,6 +36,75 @@ pub struct MailSettingsRequest {
     /// `smtp://user:pass@host:587?tls=required`, `smtps://user:pass@host:465`; null or absent:
     /// the server's transport.
     pub smtp_url: Option<String>,
+}
+
+/// The rules a new password must meet.
+#[derive(Object)]
+pub struct PasswordPolicyDto {
+    /// 8 to 128 characters (default 10).
+    pub min_length: i32,
+    pub require_upper: bool,
+    pub require_lower: bool,
+    pub require_digit: bool,
+    /// Anything neither a letter nor a digit, spaces included.
+    pub require_symbol: bool,
+    /// Refuse well-known common passwords (default true).
+    #[oai(default = "default_true")]
+    pub reject_common: bool,
+    /// Days after which the password must be changed at the next login; null: never.
+    pub expiry_days: Option<i32>,
+    /// A change may not reuse any of the user's latest N passwords, 0 to 24 (default 0).
+    pub history: i32,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The company's security settings.
+#[derive(Object)]
+pub struct SecuritySettingsDto {
+    /// Users with any of these roles must set up MFA at their next login.
+    pub mfa_required_roles: Vec<String>,
+    pub password_policy: PasswordPolicyDto,
+}
+
+impl From<SecuritySettings> for SecuritySettingsDto {
+    fn from(s: SecuritySettings) -> Self {
+        let p = s.password_policy;
+        SecuritySettingsDto {
+            mfa_required_roles: s.mfa_required_roles,
+            password_policy: PasswordPolicyDto {
+                min_length: p.min_length,
+                require_upper: p.require_upper,
+                require_lower: p.require_lower,
+                require_digit: p.require_digit,
+                require_symbol: p.require_symbol,
+                reject_common: p.reject_common,
+                expiry_days: p.expiry_days,
+                history: p.history,
+            },
+        }
+    }
+}
+
+impl From<SecuritySettingsDto> for SecuritySettings {
+    fn from(s: SecuritySettingsDto) -> Self {
+        let p = s.password_policy;
+        SecuritySettings {
+            mfa_required_roles: s.mfa_required_roles,
+            password_policy: PasswordPolicy {
+                min_length: p.min_length,
+                require_upper: p.require_upper,
+                require_lower: p.require_lower,
+                require_digit: p.require_digit,
+                require_symbol: p.require_symbol,
+                reject_common: p.reject_common,
+                expiry_days: p.expiry_days,
+                history: p.history,
+            },
+        }
+    }
 }
 
 fn out(m: &TenantMail) -> MailSettingsOut {
@@ -71,5 +143,29 @@ impl SettingsApi {
         let saved = mail::change_settings(&mut tx, &caller, &actor, master, &wanted).await?;
         tx.commit().await?;
         Ok(Json(out(&saved)))
+    }
+
+    /// The roles that require MFA and the password policy (`tenant:manage`).
+    #[oai(path = "/settings/security", method = "get")]
+    async fn get_security(&self, auth: Auth) -> ApiResult<Json<SecuritySettingsDto>> {
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let settings = security::get(&mut tx, &caller).await?;
+        tx.commit().await?;
+        Ok(Json(settings.into()))
+    }
+
+    /// Replaces the security settings (`tenant:manage`, audited). MFA requirements apply
+    /// from each user's next login, the password policy from the next password set.
+    #[oai(path = "/settings/security", method = "put")]
+    async fn put_security(
+        &self,
+        auth: Auth,
+        body: Json<SecuritySettingsDto>,
+    ) -> ApiResult<Json<SecuritySettingsDto>> {
+        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let actor = Actor::of(&auth.0);
+        let saved = security::update(&mut tx, &caller, &actor, body.0.into()).await?;
+        tx.commit().await?;
+        Ok(Json(saved.into()))
     }
 }

@@ -1,6 +1,10 @@
 //! Password login, the use case: the tenant by slug, throttling per account and per address
 //! (unknown tenants count against the address), argon2 with no connection held, the tenant's
-//! and the user's status, a new session, the audit trail of every outcome.
+//! and the user's status, then either a new session or, for a user with MFA, a challenge the
+//! second step ([`crate::mfa::login_with_code`]) answers; the audit trail of every outcome.
+//!
+//! A new session is restricted ([`Restriction`]) when the password has expired under the
+//! tenant's policy or a role of the user requires MFA the user has not set up.
 
 use crate::registry;
 use crate::throttle::{self, ThrottlePolicy};
@@ -9,9 +13,13 @@ use crm_core::audit::{self, Actor};
 use crm_core::context::RequestMeta;
 use crm_core::db::Db;
 use crm_core::domain::Email;
-use crm_core::identity::{self, sessions};
+use crm_core::db::TenantTx;
+use crm_core::identity::{self, sessions, Restriction};
+use crm_core::mfa::{self, Factor};
+use crm_core::security;
 use crm_core::users::{self, User};
 use crm_core::{Error, Result};
+use uuid::Uuid;
 
 /// What a login attempt says.
 pub struct Credentials<'a> {
@@ -26,6 +34,20 @@ pub struct LoggedIn {
     pub token: String,
     pub expires_at: DateTime<Utc>,
     pub user: User,
+    /// What the session must do before it opens the whole API.
+    pub restriction: Option<Restriction>,
+}
+
+/// Where a login stands after the password.
+pub enum LoginStep {
+    /// Logged in.
+    Session(LoggedIn),
+    /// The password was right; the user has MFA: send a code with this token to
+    /// `POST /api/v1/auth/login/mfa` before it expires.
+    MfaRequired {
+        mfa_token: String,
+        expires_at: DateTime<Utc>,
+    },
 }
 
 /// How an attempt ended, for metrics.
@@ -38,6 +60,8 @@ pub enum Outcome {
     Throttled,
     /// Right password, but the user is deactivated or the tenant suspended.
     Refused,
+    /// Right password; the second factor is asked for.
+    MfaRequired,
 }
 
 impl Outcome {
@@ -47,18 +71,19 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Throttled => "throttled",
             Outcome::Refused => "refused",
+            Outcome::MfaRequired => "mfa_required",
         }
     }
 }
 
-/// The attempt's outcome and, unless it was `Ok`, the refusal to answer with.
-pub struct Attempt {
+/// The attempt's outcome and what to answer with.
+pub struct Attempt<T = LoginStep> {
     pub outcome: Outcome,
-    pub result: Result<LoggedIn>,
+    pub result: Result<T>,
 }
 
-impl Attempt {
-    fn refused(outcome: Outcome, error: Error) -> Attempt {
+impl<T> Attempt<T> {
+    pub(crate) fn refused(outcome: Outcome, error: Error) -> Attempt<T> {
         Attempt {
             outcome,
             result: Err(error),
@@ -174,32 +199,78 @@ pub async fn login(
         tx.commit().await?;
         return Ok(Attempt::refused(Outcome::Refused, error));
     }
+    if mfa::is_enrolled(&mut tx, user.id).await? {
+        let (mfa_token, expires_at) = mfa::open_challenge(&mut tx, user.id).await?;
+        audit::record(
+            &mut tx,
+            &user_actor,
+            "auth.mfa_challenged",
+            Some(("user", user.id.to_string())),
+            serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        // The password was right, so this attempt is no failure; but the account's count is
+        // not forgotten: wrong codes add to it, and a right password must not wipe them.
+        throttle::give_back(pool, &account_key).await?;
+        throttle::give_back(pool, &ip_key).await?;
+        return Ok(Attempt {
+            outcome: Outcome::MfaRequired,
+            result: Ok(LoginStep::MfaRequired {
+                mfa_token,
+                expires_at,
+            }),
+        });
+    }
+    let done = open_session(&mut tx, user.id, session_ttl, &user_actor, None).await?;
+    tx.commit().await?;
+    throttle::attempt_succeeded(pool, &account_key, &ip_key).await?;
+    Ok(Attempt {
+        outcome: Outcome::Ok,
+        result: Ok(LoginStep::Session(done)),
+    })
+}
+
+/// Opens the session of a login that passed every check, restricted as the tenant's settings
+/// require; notes and audits the login (with the second factor used, if any).
+pub(crate) async fn open_session(
+    tx: &mut TenantTx,
+    user_id: Uuid,
+    session_ttl: Duration,
+    actor: &Actor,
+    factor: Option<Factor>,
+) -> Result<LoggedIn> {
+    let meta = &actor.meta;
     let session = sessions::create(
-        &mut tx,
-        user.id,
+        tx,
+        user_id,
         session_ttl,
         meta.ip.as_deref(),
         meta.user_agent.as_deref(),
     )
     .await?;
-    users::record_login(&mut tx, user.id).await?;
+    let restriction = security::session_restriction(tx, user_id).await?;
+    if restriction.is_some() {
+        sessions::restrict(tx, session.id, restriction).await?;
+    }
+    users::record_login(tx, user_id).await?;
     audit::record(
-        &mut tx,
-        &user_actor,
+        tx,
+        actor,
         "auth.login",
-        Some(("user", user.id.to_string())),
-        serde_json::json!({ "session_id": session.id }),
+        Some(("user", user_id.to_string())),
+        serde_json::json!({
+            "session_id": session.id,
+            "mfa": factor.map(Factor::as_str),
+            "restriction": restriction.map(Restriction::as_str),
+        }),
     )
     .await?;
-    let profile = users::get(&mut tx, user.id).await?;
-    tx.commit().await?;
-    throttle::attempt_succeeded(pool, &account_key, &ip_key).await?;
-    Ok(Attempt {
-        outcome: Outcome::Ok,
-        result: Ok(LoggedIn {
-            token: session.token,
-            expires_at: session.expires_at,
-            user: profile,
-        }),
+    let profile = users::get(tx, user_id).await?;
+    Ok(LoggedIn {
+        token: session.token,
+        expires_at: session.expires_at,
+        user: profile,
+        restriction,
     })
 }

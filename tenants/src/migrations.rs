@@ -59,6 +59,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 9,
         sql: include_str!("tenant_sql/0009_webhook_secret.sql"),
     },
+    TenantMigration {
+        version: 10,
+        sql: include_str!("tenant_sql/0010_mfa_password_policy.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.

@@ -12,6 +12,7 @@ use crm_core::context::RequestMeta;
 use crm_core::db::Db;
 use crm_core::domain::{DisplayName, Email, Password, Validator};
 use crm_core::identity::{self, sessions, sessions::NewSession};
+use crm_core::password_policy::PasswordPolicy;
 use crm_core::{Error, Result};
 
 /// A sign-up form as sent.
@@ -68,6 +69,10 @@ pub async fn sign_up(
     else {
         return Err(Error::internal("validated value missing"));
     };
+    // No tenant yet, so no tenant policy: the defaults.
+    let password = PasswordPolicy::default()
+        .vet("admin_password", password.expose(), &[])
+        .await?;
     let password_hash = identity::hash_password(password.expose()).await?;
     let provisioned = create_tenant(
         db,

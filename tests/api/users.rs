@@ -233,7 +233,7 @@ async fn admin_password_reset_revokes_the_users_sessions() {
         json!({"new_password": "x"}),
     )
     .await
-    .expect_problem(422, "validation.failed");
+    .expect_problem(422, "password.policy");
     app.post(
         &format!("/api/v1/users/{id}/password"),
         &t.token,

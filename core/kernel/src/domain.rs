@@ -85,12 +85,14 @@ impl DisplayName {
     }
 }
 
-/// A password that meets the policy: 10–256 characters, not a single repeated character.
+/// A password past the floor every policy shares: 8–256 characters, not a single repeated
+/// character. The tenant's own rules come on top ([`crate::password_policy`]).
 pub struct Password(String);
 
 impl Password {
-    /// Shortest password accepted, in characters.
-    pub const MIN_CHARS: usize = 10;
+    /// Shortest password accepted, in characters: the floor under every tenant's password
+    /// policy (`crate::password_policy`, which asks for 10 unless the tenant lowers it).
+    pub const MIN_CHARS: usize = 8;
     /// Longest password accepted, in characters.
     pub const MAX_CHARS: usize = 256;
 

@@ -9,6 +9,8 @@ use crate::db::TenantTx;
 use crate::domain::{DisplayName, Email, Password, RoleName, Validator};
 use crate::error::{Error, FieldError, Result};
 use crate::identity::{self, sessions};
+use crate::mfa;
+use crate::password_policy::PasswordPolicy;
 use crate::users::{self, NewUser, User, UserPatch, UserQuery};
 use crate::{roles, teams};
 use uuid::Uuid;
@@ -76,9 +78,11 @@ pub async fn create(
         .as_deref()
         .and_then(|l| v.check(users::parse_locale("locale", l)));
     v.finish()?;
-    let (Some(email), Some(name), Some(password)) = (email, name, password) else {
+    let (Some(email), Some(name), Some(_)) = (email, name, password) else {
         return Err(Error::internal("validated value missing"));
     };
+    let policy = PasswordPolicy::load(tx).await?;
+    let password = policy.vet("password", &new.password, &[]).await?;
     ensure_may_grant(tx, caller, &role_names).await?;
     teams::ensure_may_join(tx, caller, &new.team_ids, None).await?;
     let password_hash = identity::hash_password(password.expose()).await?;
@@ -219,9 +223,11 @@ pub async fn reset_password(
     new_password: &str,
 ) -> Result<()> {
     caller.require(Permission::UsersManage)?;
-    let password =
-        Password::parse("new_password", new_password).map_err(|e| Error::invalid(vec![e]))?;
     ensure_may_manage(tx, caller, id).await?;
+    // The policy's rules, not its history: an administrator does not know (and must not
+    // probe) the user's earlier passwords.
+    let policy = PasswordPolicy::load(tx).await?;
+    let password = policy.vet("new_password", new_password, &[]).await?;
     let hash = identity::hash_password(password.expose()).await?;
     users::set_password(tx, id, &hash).await?;
     let keep = caller
@@ -235,6 +241,23 @@ pub async fn reset_password(
         "user.password_reset",
         Some(("user", id.to_string())),
         serde_json::json!({}),
+    )
+    .await
+}
+
+/// Turns a user's MFA off (`users:manage`, and the caller must outrank the user): for a lost
+/// phone. The user logs in with the password alone next time (and enrols again if a role
+/// requires it). Audited, saying whether MFA was on.
+pub async fn reset_mfa(tx: &mut TenantTx, caller: &Caller, actor: &Actor, id: Uuid) -> Result<()> {
+    caller.require(Permission::UsersManage)?;
+    ensure_may_manage(tx, caller, id).await?;
+    let was_enrolled = mfa::remove(tx, id).await?;
+    audit::record(
+        tx,
+        actor,
+        "user.mfa_reset",
+        Some(("user", id.to_string())),
+        serde_json::json!({ "was_enrolled": was_enrolled }),
     )
     .await
 }

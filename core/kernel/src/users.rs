@@ -369,8 +369,42 @@ pub async fn password_hash(tx: &mut TenantTx, id: Uuid) -> Result<String> {
     hash.ok_or_else(|| not_found(id))
 }
 
-/// Replaces a user's password hash.
+/// The hashes of the user's latest `n` passwords, the current one first (for the password
+/// policy's history rule).
+pub async fn recent_password_hashes(tx: &mut TenantTx, id: Uuid, n: i32) -> Result<Vec<String>> {
+    if n <= 0 {
+        return Ok(Vec::new());
+    }
+    let mut hashes = vec![password_hash(tx, id).await?];
+    let earlier: Vec<String> = sqlx::query_scalar(
+        "SELECT password_hash FROM password_history WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(id)
+    .bind(i64::from(n - 1))
+    .fetch_all(tx.conn())
+    .await?;
+    hashes.extend(earlier);
+    Ok(hashes)
+}
+
+/// Replaces a user's password hash; the old one joins the user's password history (the
+/// newest [`crate::password_policy::MAX_HISTORY`] are kept).
 pub async fn set_password(tx: &mut TenantTx, id: Uuid, password_hash: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO password_history (user_id, password_hash) \
+         SELECT id, password_hash FROM users WHERE id = $1",
+    )
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
+    sqlx::query(
+        "DELETE FROM password_history WHERE user_id = $1 AND id NOT IN \
+           (SELECT id FROM password_history WHERE user_id = $1 ORDER BY id DESC LIMIT $2)",
+    )
+    .bind(id)
+    .bind(i64::from(crate::password_policy::MAX_HISTORY))
+    .execute(tx.conn())
+    .await?;
     let done = sqlx::query(
         "UPDATE users SET password_hash = $2, password_changed_at = now(), updated_at = now() WHERE id = $1",
     )

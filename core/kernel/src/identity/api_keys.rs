@@ -130,5 +130,6 @@ pub async fn authenticate(tx: &mut TenantTx, token_hash: &str) -> Result<Option<
         session_id: None,
         policy_version,
         metadata_version,
+        restriction: None,
     }))
 }

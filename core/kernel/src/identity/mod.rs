@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod sessions;
 pub mod tokens;
+pub mod totp;
 
 pub use tokens::{CredentialKind, ParsedToken};
 
@@ -169,6 +170,51 @@ pub struct Principal {
     pub policy_version: i64,
     /// The tenant's metadata version seen when authenticating (object schema cache key).
     pub metadata_version: i64,
+    /// Set when the session may only put the account in order (see [`Restriction`]).
+    pub restriction: Option<Restriction>,
+}
+
+/// What a restricted session must do before it becomes a full one. Set at login; only the
+/// endpoints that fix it (and `/me`, logout) admit such a session, every other one answers
+/// 403 with [`Restriction::error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Restriction {
+    /// The password is older than the tenant's expiry: change it first.
+    PasswordChange,
+    /// A role of the user requires MFA and the user has none: enrol first.
+    MfaEnrollment,
+}
+
+impl Restriction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Restriction::PasswordChange => "password_change",
+            Restriction::MfaEnrollment => "mfa_enrollment",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Restriction> {
+        match raw {
+            "password_change" => Some(Restriction::PasswordChange),
+            "mfa_enrollment" => Some(Restriction::MfaEnrollment),
+            _ => None,
+        }
+    }
+
+    /// The 403 a restricted session gets anywhere else, saying what to do.
+    pub fn error(self) -> Error {
+        match self {
+            Restriction::PasswordChange => Error::forbidden(
+                "auth.password_expired",
+                "your password has expired; change it with POST /api/v1/me/password, then this session works everywhere",
+            ),
+            Restriction::MfaEnrollment => Error::forbidden(
+                "auth.mfa_enrollment_required",
+                "your role requires two-factor authentication; enrol with POST /api/v1/account/mfa/enroll and POST /api/v1/account/mfa/confirm, then this session works everywhere",
+            ),
+        }
+    }
 }
 
 impl Principal {
@@ -177,6 +223,21 @@ impl Principal {
         match self.kind {
             PrincipalKind::User => crate::authz::policy::user_subject(self.id),
             PrincipalKind::ApiKey => crate::authz::policy::api_key_subject(self.id),
+        }
+    }
+
+    /// 403 for a restricted session (see [`Restriction`]); the gate every endpoint but the
+    /// account-repair ones passes through.
+    pub fn ensure_unrestricted(&self) -> Result<()> {
+        self.restriction.map_or(Ok(()), |r| Err(r.error()))
+    }
+
+    /// 403 for a session restricted to something else than `allowed` (an endpoint that fixes
+    /// `allowed` admits a session restricted to it, and full ones).
+    pub fn admits(&self, allowed: Restriction) -> Result<()> {
+        match self.restriction {
+            Some(r) if r != allowed => Err(r.error()),
+            _ => Ok(()),
         }
     }
 

@@ -1,8 +1,9 @@
 //! Login sessions: opaque tokens stored hashed, with a sliding expiry, revocable one by one
-//! or all at once for a user.
+//! or all at once for a user. A session may be restricted ([`Restriction`]): until the user
+//! changes an expired password or enrols in MFA it opens only the endpoints that do that.
 
 use super::tokens::{self, CredentialKind};
-use super::{Principal, PrincipalKind};
+use super::{Principal, PrincipalKind, Restriction};
 use crate::db::TenantTx;
 use crate::error::Result;
 use chrono::{DateTime, Duration, Utc};
@@ -46,20 +47,39 @@ pub async fn create(
     })
 }
 
-/// Resolves a session token hash to its active user; extends the expiry once half of `ttl`
-/// has passed, but never past `max_age` after the login: a session in use still ends then.
-/// `None` for unknown, expired, too old, revoked, or a deactivated user.
+/// Resolves a session token hash to its active user, refusing a restricted session with its
+/// 403 ([`Restriction::error`]): what every endpoint but the account-repair ones calls.
+/// `None` as for [`authenticate_any`].
 pub async fn authenticate(
     tx: &mut TenantTx,
     token_hash: &str,
     ttl: Duration,
     max_age: Duration,
 ) -> Result<Option<Principal>> {
+    let principal = authenticate_any(tx, token_hash, ttl, max_age).await?;
+    if let Some(p) = &principal {
+        p.ensure_unrestricted()?;
+    }
+    Ok(principal)
+}
+
+/// Resolves a session token hash to its active user, restricted or not; extends the expiry
+/// once half of `ttl` has passed, but never past `max_age` after the login: a session in use
+/// still ends then. `None` for unknown, expired, too old, revoked, or a deactivated user.
+pub async fn authenticate_any(
+    tx: &mut TenantTx,
+    token_hash: &str,
+    ttl: Duration,
+    max_age: Duration,
+) -> Result<Option<Principal>> {
+    // `restriction` arrived with schema v10: read through the row's JSON so a tenant one
+    // version behind still authenticates (as unrestricted sessions).
     let row = sqlx::query(
         // settings.metadata_version came with schema version 2: a tenant still at 1 (being
         // upgraded) signs in with 0.
         "SELECT s.id, s.user_id, s.expires_at, u.name, st.policy_version, \
-                coalesce((to_jsonb(st) ->> 'metadata_version')::bigint, 0) AS metadata_version \
+                coalesce((to_jsonb(st) ->> 'metadata_version')::bigint, 0) AS metadata_version, \
+                to_jsonb(s) ->> 'restriction' AS restriction \
          FROM sessions s JOIN users u ON u.id = s.user_id CROSS JOIN settings st \
          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() \
            AND s.created_at > now() - make_interval(secs => $2) \
@@ -86,7 +106,39 @@ pub async fn authenticate(
         session_id: Some(session_id),
         policy_version: row.get("policy_version"),
         metadata_version: row.get("metadata_version"),
+        restriction: row
+            .get::<Option<String>, _>("restriction")
+            .as_deref()
+            .and_then(Restriction::parse),
     }))
+}
+
+/// Sets or lifts (`None`) the restriction of one session.
+pub async fn restrict(
+    tx: &mut TenantTx,
+    session_id: Uuid,
+    restriction: Option<Restriction>,
+) -> Result<()> {
+    sqlx::query("UPDATE sessions SET restriction = $2 WHERE id = $1")
+        .bind(session_id)
+        .bind(restriction.map(Restriction::as_str))
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Lifts `restriction` from every session of a user that has it (the user fixed it).
+pub async fn lift_for_user(
+    tx: &mut TenantTx,
+    user_id: Uuid,
+    restriction: Restriction,
+) -> Result<()> {
+    sqlx::query("UPDATE sessions SET restriction = NULL WHERE user_id = $1 AND restriction = $2")
+        .bind(user_id)
+        .bind(restriction.as_str())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 /// Ends one session (logout).

@@ -47,14 +47,46 @@ pub struct ParsedToken {
 
 /// A fresh token for `tenant`, returned once to the client.
 pub fn generate(kind: CredentialKind, tenant: Uuid) -> String {
+    generate_with(kind.prefix(), tenant)
+}
+
+fn generate_with(prefix: &str, tenant: Uuid) -> String {
     let mut secret = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut secret);
     format!(
-        "{}_{}_{}",
-        kind.prefix(),
+        "{prefix}_{}_{}",
         tenant.simple(),
         URL_SAFE_NO_PAD.encode(secret)
     )
+}
+
+/// The prefix of an MFA challenge: the second step of a login, never a credential of any
+/// route (so it is no [`CredentialKind`] and [`parse`] refuses it).
+const MFA_CHALLENGE: &str = "tcm";
+
+/// A fresh MFA challenge token for `tenant` (`tcm_<tenant hex>_<secret>`).
+pub fn generate_mfa_challenge(tenant: Uuid) -> String {
+    generate_with(MFA_CHALLENGE, tenant)
+}
+
+/// The tenant and stored hash of an MFA challenge token; `None` when it is not one.
+pub fn parse_mfa_challenge(token: &str) -> Option<(Uuid, String)> {
+    let (prefix, tenant_id) = split(token)?;
+    (prefix == MFA_CHALLENGE).then(|| (tenant_id, hash(token)))
+}
+
+/// The prefix and tenant of a well-formed token of any kind.
+fn split(token: &str) -> Option<(&str, Uuid)> {
+    let mut parts = token.splitn(3, '_');
+    let prefix = parts.next()?;
+    let tenant_hex = parts.next()?;
+    let secret = parts.next()?;
+    if tenant_hex.len() != 32 || secret.len() != 43 {
+        return None;
+    }
+    let tenant_id = Uuid::try_parse(tenant_hex).ok()?;
+    URL_SAFE_NO_PAD.decode(secret).ok()?;
+    Some((prefix, tenant_id))
 }
 
 /// The stored form of a token.
@@ -64,8 +96,8 @@ pub fn hash(token: &str) -> String {
 
 /// Splits a presented token; `None` when it is not one of ours.
 pub fn parse(token: &str) -> Option<ParsedToken> {
-    let mut parts = token.splitn(3, '_');
-    let kind = match parts.next()? {
+    let (prefix, tenant_id) = split(token)?;
+    let kind = match prefix {
         "tcs" => CredentialKind::Session,
         "tck" => CredentialKind::ApiKey,
         "tcc" => CredentialKind::Calendar,
@@ -74,13 +106,6 @@ pub fn parse(token: &str) -> Option<ParsedToken> {
         "tcv" => CredentialKind::Survey,
         _ => return None,
     };
-    let tenant_hex = parts.next()?;
-    let secret = parts.next()?;
-    if tenant_hex.len() != 32 || secret.len() != 43 {
-        return None;
-    }
-    let tenant_id = Uuid::try_parse(tenant_hex).ok()?;
-    URL_SAFE_NO_PAD.decode(secret).ok()?;
     Some(ParsedToken {
         kind,
         tenant_id,
