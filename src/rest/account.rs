@@ -195,7 +195,7 @@ impl AccountApi {
         .await?;
         state.metrics.login(attempt.outcome.as_str());
         Ok(Json(match attempt.result? {
-            LoginStep::Session(done) => done.into(),
+            LoginStep::Session(done) => (*done).into(),
             LoginStep::MfaRequired {
                 mfa_token,
                 expires_at,

@@ -52,6 +52,7 @@ pub struct PasswordPolicyDto {
     #[oai(default = "default_true")]
     pub reject_common: bool,
     /// Days after which the password must be changed at the next login; null: never.
+    #[oai(nullable)]
     pub expiry_days: Option<i32>,
     /// A change may not reuse any of the user's latest N passwords, 0 to 24 (default 0).
     pub history: i32,

@@ -12,8 +12,8 @@ use chrono::{DateTime, Duration, Utc};
 use crm_core::audit::{self, Actor};
 use crm_core::context::RequestMeta;
 use crm_core::db::Db;
-use crm_core::domain::Email;
 use crm_core::db::TenantTx;
+use crm_core::domain::Email;
 use crm_core::identity::{self, sessions, Restriction};
 use crm_core::mfa::{self, Factor};
 use crm_core::security;
@@ -41,7 +41,7 @@ pub struct LoggedIn {
 /// Where a login stands after the password.
 pub enum LoginStep {
     /// Logged in.
-    Session(LoggedIn),
+    Session(Box<LoggedIn>),
     /// The password was right; the user has MFA: send a code with this token to
     /// `POST /api/v1/auth/login/mfa` before it expires.
     MfaRequired {
@@ -227,7 +227,7 @@ pub async fn login(
     throttle::attempt_succeeded(pool, &account_key, &ip_key).await?;
     Ok(Attempt {
         outcome: Outcome::Ok,
-        result: Ok(LoginStep::Session(done)),
+        result: Ok(LoginStep::Session(Box::new(done))),
     })
 }
 

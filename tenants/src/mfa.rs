@@ -153,7 +153,14 @@ pub async fn disable_own(
     }
     mfa::remove(&mut tx, user_id).await?;
     let target = Some(("user", user_id.to_string()));
-    audit::record(&mut tx, actor, "user.mfa_disabled", target, serde_json::json!({})).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        "user.mfa_disabled",
+        target,
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
     throttle::give_back(&db.pool, &account_key).await
 }

@@ -308,7 +308,7 @@ async fn change_own_password_logs_out_other_sessions() {
         json!({"current_password": PASSWORD, "new_password": "short"}),
     )
     .await
-    .expect_problem(422, "validation.failed");
+    .expect_problem(422, "password.policy");
     app.post(
         "/api/v1/me/password",
         &t.token,

@@ -78,7 +78,10 @@ async fn code_step(app: &TestApp, mfa_token: &str, code: &str) -> crate::helpers
 
 async fn audit_actions(app: &TestApp, t: &Tenant, prefix: &str) -> Vec<Value> {
     let page = app
-        .get(&format!("/api/v1/audit?action={prefix}&limit=200"), &t.token)
+        .get(
+            &format!("/api/v1/audit?action={prefix}&limit=200"),
+            &t.token,
+        )
         .await
         .expect(200);
     page["items"].as_array().expect("items").clone()
@@ -172,7 +175,11 @@ async fn wrong_codes_are_throttled_like_passwords() {
     let (secret, _) = enrol(&app, &t.token).await;
     let mfa_token = password_step(&app, &t, &t.admin_email).await;
     let right = totp(&secret, 1);
-    let wrong = if right == "123456" { "654321" } else { "123456" };
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
     for _ in 0..5 {
         code_step(&app, &mfa_token, wrong)
             .await
@@ -219,9 +226,7 @@ async fn a_recovery_code_logs_in_once() {
     let typed = codes[1].to_uppercase().replace('-', " ");
     code_step(&app, &second, &typed).await.expect(200);
     let logins = audit_actions(&app, &t, "auth.login").await;
-    assert!(logins
-        .iter()
-        .any(|e| e["detail"]["mfa"] == "recovery_code"));
+    assert!(logins.iter().any(|e| e["detail"]["mfa"] == "recovery_code"));
 }
 
 #[tokio::test]
@@ -241,9 +246,13 @@ async fn an_admin_resets_a_users_mfa_and_it_is_audited() {
     )
     .await
     .expect_problem(403, "auth.forbidden");
-    app.post(&format!("/api/v1/users/{uid}/mfa/reset"), &t.token, json!({}))
-        .await
-        .expect(204);
+    app.post(
+        &format!("/api/v1/users/{uid}/mfa/reset"),
+        &t.token,
+        json!({}),
+    )
+    .await
+    .expect(204);
     let back = app.login(&t.slug, &email, PASSWORD).await.expect(200);
     assert_eq!(back["mfa_required"], false);
     back["token"].as_str().expect("password alone is enough");

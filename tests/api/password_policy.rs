@@ -48,13 +48,20 @@ async fn defaults_ask_for_ten_characters_and_no_common_password() {
             json!({"email": "p@x.com", "name": "P", "password": password}),
         )
     };
-    let common = create("Qwertyuiop").await.expect_problem(422, "password.policy");
+    let common = create("Qwertyuiop")
+        .await
+        .expect_problem(422, "password.policy");
     assert_eq!(
         common["detail"],
         "the password must not be a commonly used password"
     );
-    let short = create("nine char").await.expect_problem(422, "password.policy");
-    assert_eq!(short["detail"], "the password must be at least 10 characters");
+    let short = create("nine char")
+        .await
+        .expect_problem(422, "password.policy");
+    assert_eq!(
+        short["detail"],
+        "the password must be at least 10 characters"
+    );
     assert_eq!(short["errors"][0]["field"], "password");
     assert_eq!(short["errors"][0]["code"], "too_short");
     create("ten chars!").await.expect(201);
@@ -102,9 +109,7 @@ async fn a_violation_names_every_rule_it_breaks() {
         .filter_map(|e| e["code"].as_str())
         .collect();
     assert_eq!(codes, ["too_short", "missing_class"]);
-    let reused = change(&app, &t.token, PASSWORD, PASSWORD)
-        .await
-        .expect(422);
+    let reused = change(&app, &t.token, PASSWORD, PASSWORD).await.expect(422);
     assert_eq!(reused["errors"][0]["code"], "unchanged");
     // The same rules for an administrator's reset.
     app.post(
@@ -155,8 +160,12 @@ async fn a_violation_names_every_rule_it_breaks() {
 async fn an_expired_password_must_be_changed_at_login() {
     let app = TestApp::spawn().await;
     let t = app.signup().await;
-    set_policy(&app, &t, json!({"min_length": 10, "require_upper": false, "require_lower": false,
-        "require_digit": false, "require_symbol": false, "expiry_days": 60, "history": 0}))
+    set_policy(
+        &app,
+        &t,
+        json!({"min_length": 10, "require_upper": false, "require_lower": false,
+        "require_digit": false, "require_symbol": false, "expiry_days": 60, "history": 0}),
+    )
     .await;
     let fresh = app
         .login(&t.slug, &t.admin_email, PASSWORD)
@@ -201,8 +210,12 @@ async fn an_expired_password_must_be_changed_at_login() {
 async fn the_last_passwords_cannot_be_reused() {
     let app = TestApp::spawn().await;
     let t = app.signup().await;
-    set_policy(&app, &t, json!({"min_length": 10, "require_upper": false, "require_lower": false,
-        "require_digit": false, "require_symbol": false, "expiry_days": null, "history": 3}))
+    set_policy(
+        &app,
+        &t,
+        json!({"min_length": 10, "require_upper": false, "require_lower": false,
+        "require_digit": false, "require_symbol": false, "expiry_days": null, "history": 3}),
+    )
     .await;
     let token = t.token.as_str();
     change(&app, token, PASSWORD, "second password")

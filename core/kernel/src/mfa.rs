@@ -56,14 +56,20 @@ fn already_enrolled() -> Error {
     )
 }
 
-/// Whether the user has confirmed MFA.
+/// Whether the user has confirmed MFA. A tenant one schema version behind (no `user_mfa`
+/// yet) has no MFA, so its users still log in while it waits for its upgrade.
 pub async fn is_enrolled(tx: &mut TenantTx, user_id: Uuid) -> Result<bool> {
-    let on: Option<bool> = sqlx::query_scalar(
-        "SELECT confirmed_at IS NOT NULL FROM user_mfa WHERE user_id = $1",
-    )
-    .bind(user_id)
-    .fetch_optional(tx.conn())
-    .await?;
+    let upgraded: bool = sqlx::query_scalar("SELECT to_regclass('user_mfa') IS NOT NULL")
+        .fetch_one(tx.conn())
+        .await?;
+    if !upgraded {
+        return Ok(false);
+    }
+    let on: Option<bool> =
+        sqlx::query_scalar("SELECT confirmed_at IS NOT NULL FROM user_mfa WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(tx.conn())
+            .await?;
     Ok(on == Some(true))
 }
 
@@ -151,7 +157,14 @@ pub async fn confirm(
     let codes = replace_recovery_codes(tx, user_id).await?;
     sessions::lift_for_user(tx, user_id, Restriction::MfaEnrollment).await?;
     let target = Some(("user", user_id.to_string()));
-    audit::record(tx, actor, "user.mfa_enrolled", target, serde_json::json!({})).await?;
+    audit::record(
+        tx,
+        actor,
+        "user.mfa_enrolled",
+        target,
+        serde_json::json!({}),
+    )
+    .await?;
     Ok(codes)
 }
 
@@ -228,10 +241,7 @@ pub async fn remove(tx: &mut TenantTx, user_id: Uuid) -> Result<bool> {
 }
 
 /// Opens the second step of a login: a token (shown once) valid [`CHALLENGE_MINUTES`].
-pub async fn open_challenge(
-    tx: &mut TenantTx,
-    user_id: Uuid,
-) -> Result<(String, DateTime<Utc>)> {
+pub async fn open_challenge(tx: &mut TenantTx, user_id: Uuid) -> Result<(String, DateTime<Utc>)> {
     let token = tokens::generate_mfa_challenge(tx.tenant().id);
     let expires_at = Utc::now() + Duration::minutes(CHALLENGE_MINUTES);
     // Old challenges of the user go: at most one is open.
@@ -332,7 +342,7 @@ fn new_recovery_code() -> String {
 fn recovery_hash(code: &str) -> String {
     let normal: String = code
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
+        .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_lowercase())
         .collect();
     hex::encode(Sha256::digest(normal.as_bytes()))

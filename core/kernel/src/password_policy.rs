@@ -183,9 +183,17 @@ impl PasswordPolicy {
             ));
         }
         let mut missing = Vec::new();
-        let classes: [(bool, fn(char) -> bool, &str); 4] = [
-            (self.require_upper, char::is_uppercase, "an upper-case letter"),
-            (self.require_lower, char::is_lowercase, "a lower-case letter"),
+        let classes: [(bool, CharClass, &str); 4] = [
+            (
+                self.require_upper,
+                char::is_uppercase,
+                "an upper-case letter",
+            ),
+            (
+                self.require_lower,
+                char::is_lowercase,
+                "a lower-case letter",
+            ),
             (self.require_digit, char::is_numeric, "a digit"),
             (self.require_symbol, is_symbol, "a symbol"),
         ];
@@ -195,7 +203,10 @@ impl PasswordPolicy {
             }
         }
         if !missing.is_empty() {
-            broken.push(rule("missing_class", format!("contain {}", and_list(&missing))));
+            broken.push(rule(
+                "missing_class",
+                format!("contain {}", and_list(&missing)),
+            ));
         }
         let mut all = raw.chars();
         if let Some(first) = all.next() {
@@ -244,6 +255,9 @@ impl PasswordPolicy {
         })
     }
 }
+
+/// A test of one character class.
+type CharClass = fn(char) -> bool;
 
 fn rule(code: &'static str, phrase: String) -> BrokenRule {
     BrokenRule { code, phrase }

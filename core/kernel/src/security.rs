@@ -82,10 +82,7 @@ pub async fn update(
 
 /// What a session of `user_id` must do before it is a full one: change a password older
 /// than the policy's expiry first, then enrol in MFA if one of the user's roles requires it.
-pub async fn session_restriction(
-    tx: &mut TenantTx,
-    user_id: Uuid,
-) -> Result<Option<Restriction>> {
+pub async fn session_restriction(tx: &mut TenantTx, user_id: Uuid) -> Result<Option<Restriction>> {
     let policy = PasswordPolicy::load(tx).await?;
     if let Some(days) = policy.expiry_days {
         let expired: Option<bool> = sqlx::query_scalar(

@@ -96,7 +96,11 @@ mod tests {
             (2_000_000_000, 69_279_037),
             (20_000_000_000, 65_353_130),
         ] {
-            assert_eq!(code_at_step(secret, step_at(time)), code % 1_000_000, "{time}");
+            assert_eq!(
+                code_at_step(secret, step_at(time)),
+                code % 1_000_000,
+                "{time}"
+            );
         }
     }
 
