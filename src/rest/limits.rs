@@ -147,10 +147,9 @@ fn email() -> Vec<Rule> {
 
 fn password() -> Vec<Rule> {
     let rules = len(Password::MIN_CHARS, Password::MAX_CHARS);
-    let rules = plus(rules, note("Not one character repeated."));
     plus(
         rules,
-        note("The company's password policy may ask more: by default 10 characters and not a common password (GET /api/v1/settings/security)."),
+        note("Not one character repeated. The company's password policy may ask more: by default 10 characters and not a common password (GET /api/v1/settings/security)."),
     )
 }
 
