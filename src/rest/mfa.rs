@@ -85,9 +85,8 @@ impl MfaApi {
     /// is confirmed with `POST /account/mfa/confirm`. 409 when MFA is on already.
     #[oai(path = "/account/mfa/enroll", method = "post")]
     async fn enroll(&self, auth: SetupAuth) -> ApiResult<Json<MfaEnrollment>> {
-        let ctx = auth.0;
+        let (mut tx, _, ctx) = self.0.begin_setup(&auth).await?;
         let issuer = format!("TC CRM {}", ctx.tenant.slug);
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
         let master = self.0.master_key.as_deref();
         let started = mfa::enroll(&mut tx, master, &ctx.principal, &issuer).await?;
         tx.commit().await?;
@@ -104,9 +103,8 @@ impl MfaApi {
         auth: SetupAuth,
         body: Json<MfaCodeRequest>,
     ) -> ApiResult<Json<RecoveryCodes>> {
-        let ctx = auth.0;
+        let (mut tx, _, ctx) = self.0.begin_setup(&auth).await?;
         let (actor, master) = (Actor::of(&ctx), self.0.master_key.as_deref());
-        let mut tx = self.0.db.tenant_tx(&ctx.tenant).await?;
         let codes = mfa::confirm(&mut tx, master, &actor, &ctx.principal, &body.code).await?;
         tx.commit().await?;
         Ok(Json(RecoveryCodes {
@@ -119,7 +117,7 @@ impl MfaApi {
     #[oai(path = "/account/mfa", method = "delete")]
     async fn disable(&self, auth: Auth, body: Json<DisableMfaRequest>) -> ApiResult<NoContent> {
         let state = &self.0;
-        let ctx = auth.0;
+        let ctx = state.authenticated(&auth).await?;
         crm_tenants::mfa::disable_own(
             &state.db,
             &ctx.tenant,
@@ -138,8 +136,8 @@ impl MfaApi {
     /// Needs `users:manage`; audited.
     #[oai(path = "/users/:id/mfa/reset", method = "post", tag = "Tag::Users")]
     async fn reset(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<NoContent> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        staff::reset_mfa(&mut tx, &caller, &Actor::of(&auth.0), id.0).await?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        staff::reset_mfa(&mut tx, &caller, &Actor::of(&ctx), id.0).await?;
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }

@@ -149,7 +149,7 @@ impl SettingsApi {
     /// The roles that require MFA and the password policy (`tenant:manage`).
     #[oai(path = "/settings/security", method = "get")]
     async fn get_security(&self, auth: Auth) -> ApiResult<Json<SecuritySettingsDto>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
         let settings = security::get(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(settings.into()))
@@ -163,8 +163,8 @@ impl SettingsApi {
         auth: Auth,
         body: Json<SecuritySettingsDto>,
     ) -> ApiResult<Json<SecuritySettingsDto>> {
-        let (mut tx, caller) = self.0.begin(&auth.0).await?;
-        let actor = Actor::of(&auth.0);
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let actor = Actor::of(&ctx);
         let saved = security::update(&mut tx, &caller, &actor, body.0.into()).await?;
         tx.commit().await?;
         Ok(Json(saved.into()))

@@ -80,10 +80,7 @@ async fn credential(state: &AppState, req: &Request, token: &str) -> ApiResult<S
 impl AppState {
     /// [`AppState::begin`] for [`SetupAuth`]: the request's one transaction, the credential
     /// checked in it (a restricted session admitted), the [`Caller`] built there.
-    pub async fn begin_setup(
-        &self,
-        auth: &SetupAuth,
-    ) -> ApiResult<(TenantTx, Caller, RequestCtx)> {
+    pub async fn begin_setup(&self, auth: &SetupAuth) -> ApiResult<(TenantTx, Caller, RequestCtx)> {
         let credential = &auth.0;
         let mut tx = self.db.tenant_tx(&credential.tenant).await?;
         let principal = match credential.kind {
