@@ -64,7 +64,8 @@ pub fn request_meta(req: &Request, state: &AppState) -> RequestMeta {
     }
 }
 
-async fn identify(req: &Request, bearer: Bearer) -> poem::Result<Credential> {
+/// The checker of both bearer schemes ([`Auth`] and `setup_auth::SetupAuth`).
+pub(super) async fn identify(req: &Request, bearer: Bearer) -> poem::Result<Credential> {
     let state = req
         .data::<AppState>()
         .ok_or_else(|| ApiError(Error::internal("application state missing")))?;
@@ -102,7 +103,7 @@ async fn credential(state: &AppState, req: &Request, token: &str) -> ApiResult<C
         // Never read a large body for an unchecked credential: check it now, in a transaction
         // of its own; `begin` checks it again with the work.
         let mut tx = state.db.tenant_tx(&credential.tenant).await?;
-        check(state, &mut tx, &credential).await?;
+        check(state, &mut tx, &credential, Admit::Restricted).await?;
         tx.commit().await?;
     }
     Ok(credential)
@@ -123,20 +124,27 @@ fn large_body(req: &Request) -> bool {
 
 /// The credential's principal, checked in `tx`: the session or API key must be live and its
 /// user active; 401 `auth.invalid_token` otherwise.
+/// Which sessions a check admits: every endpoint but the few a restricted session needs
+/// (see `setup_auth`) refuses a restricted one with 403.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Admit {
+    Unrestricted,
+    Restricted,
+}
+
 async fn check(
     state: &AppState,
     tx: &mut TenantTx,
     credential: &Credential,
+    admit: Admit,
 ) -> ApiResult<Principal> {
+    let (ttl, max_age) = (state.session_ttl(), state.session_max_age());
     let principal = match credential.kind {
+        CredentialKind::Session if admit == Admit::Restricted => {
+            sessions::authenticate_any(tx, &credential.hash, ttl, max_age).await?
+        }
         CredentialKind::Session => {
-            sessions::authenticate(
-                tx,
-                &credential.hash,
-                state.session_ttl(),
-                state.session_max_age(),
-            )
-            .await?
+            sessions::authenticate(tx, &credential.hash, ttl, max_age).await?
         }
         CredentialKind::ApiKey => api_keys::authenticate(tx, &credential.hash).await?,
         // Feed, portal and survey tokens open their own routes, never the staff API.
@@ -157,9 +165,17 @@ impl AppState {
     /// is unchanged. The services called with that caller check its permissions and scopes
     /// themselves.
     pub async fn begin(&self, auth: &Auth) -> ApiResult<(TenantTx, Caller, RequestCtx)> {
-        let credential = &auth.0;
+        self.open(&auth.0, Admit::Unrestricted).await
+    }
+
+    /// [`AppState::begin`] for a credential, admitting restricted sessions or not.
+    pub(super) async fn open(
+        &self,
+        credential: &Credential,
+        admit: Admit,
+    ) -> ApiResult<(TenantTx, Caller, RequestCtx)> {
         let mut tx = self.db.tenant_tx(&credential.tenant).await?;
-        let principal = check(self, &mut tx, credential).await?;
+        let principal = check(self, &mut tx, credential, admit).await?;
         let caller = self.authz.caller(&self.db, &mut tx, &principal).await?;
         let ctx = RequestCtx {
             tenant: credential.tenant.clone(),

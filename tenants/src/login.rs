@@ -21,6 +21,24 @@ use crm_core::users::{self, User};
 use crm_core::{Error, Result};
 use uuid::Uuid;
 
+/// A password check; when it did not run at all (503 `auth.busy`: every hashing slot taken),
+/// the attempt counted for it is given back, so a busy server never locks anyone out.
+async fn checked(
+    pool: &sqlx::PgPool,
+    keys: &[String],
+    verification: impl std::future::Future<Output = Result<bool>>,
+) -> Result<bool> {
+    match verification.await {
+        Err(busy @ Error::Busy { .. }) => {
+            for key in keys {
+                throttle::give_back(pool, key).await?;
+            }
+            Err(busy)
+        }
+        other => other,
+    }
+}
+
 /// What a login attempt says.
 pub struct Credentials<'a> {
     /// The tenant's slug.
@@ -126,7 +144,12 @@ pub async fn login(
         if let Err(secs) = throttle::begin_attempt(pool, address, policy).await? {
             return Ok(Attempt::refused(Outcome::Throttled, throttled(secs)));
         }
-        let _ = identity::verify_password(credentials.password, None).await?;
+        let _ = checked(
+            pool,
+            address,
+            identity::verify_password(credentials.password, None),
+        )
+        .await?;
         throttle::attempt_failed(pool, address, policy).await?;
         return Ok(Attempt::refused(Outcome::Failed, invalid_credentials()));
     };
@@ -155,7 +178,12 @@ pub async fn login(
     let candidate = users::find_for_login(&mut tx, email).await?;
     tx.commit().await?;
     let stored = candidate.as_ref().map(|c| c.password_hash.clone());
-    let password_ok = identity::verify_password(credentials.password, stored).await?;
+    let password_ok = checked(
+        pool,
+        &keys,
+        identity::verify_password(credentials.password, stored),
+    )
+    .await?;
     let mut tx = db.tenant_tx(&ctx).await?;
     let Some(user) = candidate.filter(|_| password_ok) else {
         audit::record(

@@ -63,6 +63,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 10,
         sql: include_str!("tenant_sql/0010_mfa_password_policy.sql"),
     },
+    TenantMigration {
+        version: 11,
+        sql: include_str!("tenant_sql/0011_list_indexes.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.
