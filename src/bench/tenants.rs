@@ -108,6 +108,8 @@ async fn measure(
         .env("DATABASE_URL", url)
         .env("CRM_LISTEN", format!("127.0.0.1:{port}"))
         .env("CRM_AUTO_MIGRATE_TENANTS", "false")
+        // Each tenant is a company of its own, behind its own address (X-Forwarded-For).
+        .env("CRM_TRUST_FORWARDED_FOR", "true")
         .env("CRM_DATA_DIR", &config.data_dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -179,7 +181,8 @@ async fn round(
     stream::iter(tenants.iter().enumerate())
         .map(|(i, t)| {
             let token = tokens.and_then(|all| all.get(i)).cloned();
-            tenant_work(client, base, t, token)
+            let address = format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+            tenant_work(client, base, t, token, address)
         })
         .buffered(PARALLEL)
         .try_collect()
@@ -191,6 +194,7 @@ async fn tenant_work(
     base: &str,
     tenant: &Tenant,
     token: Option<String>,
+    address: String,
 ) -> anyhow::Result<String> {
     let token = match token {
         Some(t) => t,
@@ -201,6 +205,7 @@ async fn tenant_work(
             loop {
                 let resp = client
                     .post(format!("{base}/api/v1/auth/login"))
+                    .header("x-forwarded-for", &address)
                     .json(&json!({"tenant": tenant.slug, "email": "admin@bench.example", "password": PASSWORD}))
                     .send()
                     .await?;
@@ -223,6 +228,7 @@ async fn tenant_work(
     let call = |method: reqwest::Method, path: String, body: Option<Value>| {
         let mut req = client
             .request(method, format!("{base}/api/v1{path}"))
+            .header("x-forwarded-for", &address)
             .bearer_auth(&token);
         if let Some(body) = body {
             req = req.json(&body);
