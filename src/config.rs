@@ -49,6 +49,9 @@ pub struct Config {
     pub job_statement_timeout_ms: u64,
     /// Failed logins allowed per account and per client IP before locking.
     pub login_max_failures: i32,
+    /// Failed (or unfinished) logins from one client address before it is locked: an office
+    /// shares one address, so it gets far more than an account.
+    pub login_max_failures_per_address: i32,
     /// Companies one client address may sign up in a burst before waiting an hour.
     pub signup_max_per_address: i32,
     /// Tenant schemas kept provisioned ahead of sign-up (the warm pool), refilled in the
@@ -119,6 +122,7 @@ impl Default for Config {
             request_statement_timeout_ms: 15_000,
             job_statement_timeout_ms: 120_000,
             login_max_failures: 5,
+            login_max_failures_per_address: 50,
             signup_max_per_address: 50,
             signup_pool_size: 5,
             login_lock_secs: 30,
@@ -276,6 +280,7 @@ impl Config {
     pub fn throttle_policy(&self) -> crm_tenants::throttle::ThrottlePolicy {
         crm_tenants::throttle::ThrottlePolicy {
             max_failures: self.login_max_failures,
+            max_failures_per_address: self.login_max_failures_per_address,
             base_lock_secs: self.login_lock_secs,
             max_lock_secs: self.login_lock_max_secs,
         }

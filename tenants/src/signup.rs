@@ -44,6 +44,7 @@ pub async fn sign_up(
     ));
     let policy = ThrottlePolicy {
         max_failures: per_address.max(1),
+        max_failures_per_address: per_address.max(1),
         base_lock_secs: 3600,
         max_lock_secs: 3600,
     };

@@ -18,6 +18,9 @@ use uuid::Uuid;
 pub struct ThrottlePolicy {
     /// Failures allowed before a key is locked.
     pub max_failures: i32,
+    /// The same for a client address ([`ip_key`]): many people of one office share one
+    /// address, so it is allowed more than one account.
+    pub max_failures_per_address: i32,
     /// First lock duration; each further failure doubles it.
     pub base_lock_secs: i64,
     /// Longest lock.
@@ -28,8 +31,20 @@ impl Default for ThrottlePolicy {
     fn default() -> Self {
         Self {
             max_failures: 5,
+            max_failures_per_address: 50,
             base_lock_secs: 30,
             max_lock_secs: 3600,
+        }
+    }
+}
+
+impl ThrottlePolicy {
+    /// The failures `key` is allowed before it locks.
+    fn limit(&self, key: &str) -> i32 {
+        if key.starts_with("ip:") {
+            self.max_failures_per_address
+        } else {
+            self.max_failures
         }
     }
 }
@@ -82,7 +97,7 @@ pub async fn begin_attempt(
         .await
         .map_err(crm_core::db::unavailable)?;
         let secs = match state.as_str() {
-            "open" if failures > policy.max_failures => {
+            "open" if failures > policy.limit(k) => {
                 // One past the limit: locked as the last checked failure would have locked it.
                 Some(lock(pool, k, failures - 1, policy).await?)
             }
@@ -120,7 +135,7 @@ pub async fn attempt_failed(pool: &PgPool, keys: &[String], policy: ThrottlePoli
         .fetch_optional(pool)
         .await
         .map_err(crm_core::db::unavailable)?;
-        if let Some(failures) = failures.filter(|f| *f >= policy.max_failures) {
+        if let Some(failures) = failures.filter(|f| *f >= policy.limit(k)) {
             lock(pool, k, failures, policy).await?;
         }
     }
@@ -148,7 +163,7 @@ pub async fn give_back(pool: &PgPool, key: &str) -> Result<()> {
 
 /// Locks `key` for the doubling time its `failures` earn; returns the seconds.
 async fn lock(pool: &PgPool, key: &str, failures: i32, policy: ThrottlePolicy) -> Result<u64> {
-    let doublings = (failures - policy.max_failures).clamp(0, 20) as u32;
+    let doublings = (failures - policy.limit(key)).clamp(0, 20) as u32;
     let secs = policy
         .base_lock_secs
         .saturating_mul(1_i64 << doublings)

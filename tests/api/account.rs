@@ -265,7 +265,8 @@ async fn repeated_failures_throttle_with_growing_retry_after() {
 
 #[tokio::test]
 async fn throttling_per_ip_spans_accounts_and_success_resets_the_account() {
-    let app = TestApp::spawn().await;
+    // An address is allowed as many failures as an account here, to see it lock.
+    let app = TestApp::spawn_with(|c| c.login_max_failures_per_address = 5).await;
     let t = app.signup().await;
     // Failures on other addresses of the tenant count against the client IP.
     for i in 0..4 {
@@ -282,6 +283,38 @@ async fn throttling_per_ip_spans_accounts_and_success_resets_the_account() {
     app.login(&t.slug, &t.admin_email, PASSWORD)
         .await
         .expect_problem(429, "auth.throttled");
+}
+
+/// An office behind one address: twelve colleagues log in at the same moment, and a few
+/// typos besides, and nobody is locked out — the address is allowed far more than an account
+/// (`login_max_failures_per_address`, default 50).
+#[tokio::test]
+async fn an_office_behind_one_address_logs_in_at_once() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let mut staff = Vec::new();
+    for i in 0..12 {
+        let email = format!("同事{i}@office.example.com");
+        app.post(
+            "/api/v1/users",
+            &t.token,
+            json!({"email": email, "name": format!("同事 {i}"), "password": PASSWORD}),
+        )
+        .await
+        .expect(201);
+        staff.push(email);
+    }
+    for email in staff.iter().take(6) {
+        app.login(&t.slug, email, "a typo, sorry!")
+            .await
+            .expect(401);
+    }
+    let logins = staff
+        .iter()
+        .map(|email| app.login(&t.slug, email, PASSWORD));
+    for resp in futures::future::join_all(logins).await {
+        resp.expect(200);
+    }
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use uuid::Uuid;
 /// Per address: link mails before a pause (each request counts, sent or not).
 const ADDRESS_POLICY: ThrottlePolicy = ThrottlePolicy {
     max_failures: 5,
+    max_failures_per_address: 5,
     base_lock_secs: 600,
     max_lock_secs: 3600,
 };
@@ -22,6 +23,7 @@ const ADDRESS_POLICY: ThrottlePolicy = ThrottlePolicy {
 /// Per client IP: link requests before a pause, whatever the addresses.
 const IP_POLICY: ThrottlePolicy = ThrottlePolicy {
     max_failures: 30,
+    max_failures_per_address: 30,
     base_lock_secs: 600,
     max_lock_secs: 3600,
 };
