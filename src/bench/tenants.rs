@@ -164,7 +164,10 @@ async fn measure(
         .await?
         .text()
         .await?;
-    for line in metrics.lines().filter(|l| l.contains("cached")) {
+    for line in metrics
+        .lines()
+        .filter(|l| l.contains("cache") && !l.starts_with('#'))
+    {
         println!("  {line}");
     }
     Ok(())
