@@ -116,33 +116,7 @@ pub enum BenchCommand {
     /// req/s, p50/p99 and API ÷ raw. Starts the server on a fresh tenant of N customers
     /// (removed afterwards unless --keep), or measures the server at --url, whose database
     /// DATABASE_URL must name.
-    Api {
-        #[arg(long, default_value_t = 5000)]
-        customers: usize,
-        /// Concurrent HTTP connections, and connections of the raw side's pool.
-        #[arg(long, default_value_t = 8)]
-        connections: usize,
-        /// Measured seconds per operation and side.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// An external server (e.g. http://127.0.0.1:8080) instead of one started here.
-        #[arg(long)]
-        url: Option<String>,
-        /// With --url: a session token (tcs_…) or API key (tck_…) of the tenant to measure.
-        #[arg(long, env = "CRM_BENCH_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// With --url and no --token: log in to this tenant (slug)…
-        #[arg(long)]
-        tenant: Option<String>,
-        /// …as this user…
-        #[arg(long)]
-        email: Option<String>,
-        /// …with this password.
-        #[arg(long, env = "CRM_BENCH_PASSWORD", hide_env_values = true)]
-        password: Option<String>,
-        #[arg(long)]
-        keep: bool,
-    },
+    Api(crate::bench::ApiBench),
     /// Rule evaluation time through the sandbox, then end-to-end rule job throughput: one
     /// enabled rule in each of N tenants, M events committed, then drained by the worker.
     Rules {
@@ -271,30 +245,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     requests,
                     keep,
                 } => crate::bench::records(&config, &db.pool, customers, requests, keep).await,
-                BenchCommand::Api {
-                    customers,
-                    connections,
-                    seconds,
-                    url,
-                    token,
-                    tenant,
-                    email,
-                    password,
-                    keep,
-                } => {
-                    let bench = crate::bench::ApiBench {
-                        customers,
-                        connections,
-                        seconds,
-                        url,
-                        token,
-                        tenant,
-                        email,
-                        password,
-                        keep,
-                    };
-                    crate::bench::api(&config, &db.pool, &bench).await
-                }
+                BenchCommand::Api(bench) => crate::bench::api(&config, &db.pool, &bench).await,
                 BenchCommand::Rules {
                     tenants,
                     events,

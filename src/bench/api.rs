@@ -21,24 +21,35 @@ use std::time::Duration;
 /// Ids sampled for reads and updates.
 const SAMPLE: usize = 1000;
 
-/// What `crm bench api` was asked to do.
-#[derive(Debug, Clone)]
+/// What `crm bench api` was asked to do (its command-line arguments).
+#[derive(Debug, Clone, clap::Args)]
 pub struct ApiBench {
-    /// Customers loaded into the fresh tenant (not used with `url`).
+    /// Customers loaded into the fresh tenant (not used with --url).
+    #[arg(long, default_value_t = 5000)]
     pub customers: usize,
-    /// HTTP connections, and raw-side pool connections.
+    /// Concurrent HTTP connections, and connections of the raw side's pool.
+    #[arg(long, default_value_t = 8)]
     pub connections: usize,
     /// Measured seconds per operation and side.
+    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
-    /// An external server's base URL instead of one started here.
+    /// An external server (e.g. http://127.0.0.1:8080) instead of one started here.
+    #[arg(long)]
     pub url: Option<String>,
-    /// With `url`: a session token or API key of the tenant to measure…
+    /// With --url: a session token (tcs_…) or API key (tck_…) of the tenant to measure.
+    #[arg(long, env = "CRM_BENCH_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// …or a login: tenant slug, e-mail and password.
+    /// With --url and no --token: log in to this tenant (slug)…
+    #[arg(long)]
     pub tenant: Option<String>,
+    /// …as this user…
+    #[arg(long)]
     pub email: Option<String>,
+    /// …with this password.
+    #[arg(long, env = "CRM_BENCH_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// Keep the fresh tenant afterwards.
+    #[arg(long)]
     pub keep: bool,
 }
 

@@ -23,21 +23,10 @@ pub(crate) struct BenchTenant {
 
 /// Provisions `<prefix>-<random>` with the benchmark administrator.
 pub(crate) async fn provision(db: &Db, prefix: &str, name: &str) -> anyhow::Result<BenchTenant> {
-    let field = |e: crm_core::FieldError| anyhow::anyhow!("{}", e.message);
     let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let provisioned = provision_tenant(
-        db,
-        NewTenant {
-            slug: TenantSlug::parse("slug", &format!("{prefix}-{run}")).map_err(field)?,
-            name: DisplayName::parse("name", name).map_err(field)?,
-        },
-        NewAdmin {
-            email: Email::parse("email", ADMIN_EMAIL).map_err(field)?,
-            name: DisplayName::parse("name", "Bench").map_err(field)?,
-            password_hash: crm_core::identity::hash_password(PASSWORD).await?,
-        },
-    )
-    .await?;
+    let hash = crm_core::identity::hash_password(PASSWORD).await?;
+    let (new, admin) = new_tenant(&format!("{prefix}-{run}"), name, &hash)?;
+    let provisioned = provision_tenant(db, new, admin).await?;
     Ok(BenchTenant {
         tenant: provisioned.tenant,
         admin: provisioned.admin.id,
@@ -53,6 +42,27 @@ pub(crate) async fn finish(db: &Db, tenant: &Tenant, keep: bool) -> anyhow::Resu
         deprovision_tenant(db, tenant).await?;
     }
     Ok(())
+}
+
+/// A benchmark company `slug` named `name`, and its administrator ([`ADMIN_EMAIL`], with the
+/// already hashed [`PASSWORD`]).
+pub(crate) fn new_tenant(
+    slug: &str,
+    name: &str,
+    password_hash: &str,
+) -> anyhow::Result<(NewTenant, NewAdmin)> {
+    let field = |e: crm_core::FieldError| anyhow::anyhow!("{}", e.message);
+    Ok((
+        NewTenant {
+            slug: TenantSlug::parse("slug", slug).map_err(field)?,
+            name: DisplayName::parse("name", name).map_err(field)?,
+        },
+        NewAdmin {
+            email: Email::parse("email", ADMIN_EMAIL).map_err(field)?,
+            name: DisplayName::parse("name", "Bench Admin").map_err(field)?,
+            password_hash: password_hash.to_owned(),
+        },
+    ))
 }
 
 /// Bulk-loads `count` customers owned by `admin` the way a migration or import job would:

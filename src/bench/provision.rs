@@ -1,15 +1,14 @@
 //! `crm bench provision`: how long sign-up's database work takes as tenants accumulate.
 
+use super::dataset::new_tenant;
 use super::{ms, percentile};
 use crm_core::db::Db;
-use crm_core::domain::{DisplayName, Email};
-use crm_tenants::{deprovision_tenant, provision_tenant, NewAdmin, NewTenant, Tenant, TenantSlug};
+use crm_tenants::{deprovision_tenant, provision_tenant, Tenant};
 use std::time::{Duration, Instant};
 
 /// Provisions `count` tenants sequentially and prints median and p99 per block of 100.
 pub async fn provision(db: &Db, count: usize, keep: bool) -> anyhow::Result<()> {
-    let field = |e: crm_core::FieldError| anyhow::anyhow!("{}", e.message);
-    let hash = crm_core::identity::hash_password("benchmark-password").await?;
+    let hash = crm_core::identity::hash_password(super::dataset::PASSWORD).await?;
     let run = uuid::Uuid::new_v4().simple().to_string();
     let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM platform.tenants")
         .fetch_one(&db.pool)
@@ -23,16 +22,11 @@ pub async fn provision(db: &Db, count: usize, keep: bool) -> anyhow::Result<()> 
     let mut block: Vec<Duration> = Vec::with_capacity(100);
     let mut all: Vec<Duration> = Vec::with_capacity(count);
     for i in 0..count {
-        let slug = TenantSlug::parse("slug", &format!("bench-{}-{i}", &run[..8])).map_err(field)?;
-        let new = NewTenant {
-            slug,
-            name: DisplayName::parse("name", &format!("Bench {i}")).map_err(field)?,
-        };
-        let admin = NewAdmin {
-            email: Email::parse("email", "admin@bench.example").map_err(field)?,
-            name: DisplayName::parse("name", "Bench Admin").map_err(field)?,
-            password_hash: hash.clone(),
-        };
+        let (new, admin) = new_tenant(
+            &format!("bench-{}-{i}", &run[..8]),
+            &format!("Bench {i}"),
+            &hash,
+        )?;
         let started = Instant::now();
         let p = provision_tenant(db, new, admin).await?;
         let took = started.elapsed();

@@ -1,9 +1,9 @@
 //! `crm bench rules`: rule evaluation in the sandbox, rule-job throughput and event → effect latency.
 
+use super::dataset::new_tenant;
 use super::percentile;
 use crm_core::db::Db;
-use crm_core::domain::{DisplayName, Email};
-use crm_tenants::{deprovision_tenant, provision_tenant, NewAdmin, NewTenant, TenantSlug};
+use crm_tenants::{deprovision_tenant, provision_tenant};
 use std::time::{Duration, Instant};
 
 /// `crm bench rules`: rule evaluation time through the sandbox (compiled, cached), then the
@@ -63,26 +63,17 @@ pub async fn rules(
 
     // 2. Throughput: tenants, rules, events committed with the worker stopped.
     let db = Db::new(pool.clone(), config.tenant_isolation);
-    let field = |e: crm_core::FieldError| anyhow::anyhow!("{}", e.message);
     let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let hash = crm_core::identity::hash_password("benchmark-password").await?;
+    let hash = crm_core::identity::hash_password(super::dataset::PASSWORD).await?;
     println!("provisioning {tenants} tenants with one enabled rule each …");
     let mut created = Vec::with_capacity(tenants);
     for i in 0..tenants {
-        let p = provision_tenant(
-            &db,
-            NewTenant {
-                slug: TenantSlug::parse("slug", &format!("bench-rules-{run}-{i}"))
-                    .map_err(field)?,
-                name: DisplayName::parse("name", &format!("Rules bench {i}")).map_err(field)?,
-            },
-            NewAdmin {
-                email: Email::parse("email", "admin@bench.example").map_err(field)?,
-                name: DisplayName::parse("name", "Bench").map_err(field)?,
-                password_hash: hash.clone(),
-            },
-        )
-        .await?;
+        let (new, admin) = new_tenant(
+            &format!("bench-rules-{run}-{i}"),
+            &format!("Rules bench {i}"),
+            &hash,
+        )?;
+        let p = provision_tenant(&db, new, admin).await?;
         let ctx = p.tenant.ctx()?;
         let mut tx = db.tenant_tx(&ctx).await?;
         let admin = crm_core::identity::Principal {

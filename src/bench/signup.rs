@@ -4,18 +4,17 @@
 //! not what the person signing up waits for). Password hashing is excluded: one hash is made
 //! up front.
 
+use super::dataset::new_tenant;
 use super::{ms, percentile};
 use crm_core::context::RequestMeta;
 use crm_core::db::Db;
-use crm_core::domain::{DisplayName, Email};
 use crm_tenants::signup::{create_tenant, first_session};
-use crm_tenants::{deprovision_tenant, pool, NewAdmin, NewTenant, Tenant, TenantSlug};
+use crm_tenants::{deprovision_tenant, pool, Tenant};
 use std::time::{Duration, Instant};
 
 /// Signs `count` companies up one after another and prints p50/p99 per block of 100.
 pub async fn signup(db: &Db, count: usize, pool_size: usize, keep: bool) -> anyhow::Result<()> {
-    let field = |e: crm_core::FieldError| anyhow::anyhow!("{}", e.message);
-    let hash = crm_core::identity::hash_password("benchmark-password").await?;
+    let hash = crm_core::identity::hash_password(super::dataset::PASSWORD).await?;
     let run = uuid::Uuid::new_v4().simple().to_string();
     let meta = RequestMeta {
         request_id: "bench".into(),
@@ -44,16 +43,11 @@ pub async fn signup(db: &Db, count: usize, pool_size: usize, keep: bool) -> anyh
     let mut all: Vec<Duration> = Vec::with_capacity(count);
     let mut all_refills: Vec<Duration> = Vec::with_capacity(count);
     for i in 0..count {
-        let slug = TenantSlug::parse("slug", &format!("bench-{}-{i}", &run[..8])).map_err(field)?;
-        let new = NewTenant {
-            slug,
-            name: DisplayName::parse("name", &format!("Bench {i}")).map_err(field)?,
-        };
-        let admin = NewAdmin {
-            email: Email::parse("email", "admin@bench.example").map_err(field)?,
-            name: DisplayName::parse("name", "Bench Admin").map_err(field)?,
-            password_hash: hash.clone(),
-        };
+        let (new, admin) = new_tenant(
+            &format!("bench-{}-{i}", &run[..8]),
+            &format!("Bench {i}"),
+            &hash,
+        )?;
         let started = Instant::now();
         let p = create_tenant(db, new, admin, pool_size > 0).await?;
         first_session(db, &p, ttl, &meta).await?;

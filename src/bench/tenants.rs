@@ -5,15 +5,14 @@
 //! with the sessions already open. It prints the child's resident memory (VmRSS) idle, after
 //! each round, and its peak (VmHWM).
 
+use super::dataset::{new_tenant, ADMIN_EMAIL, PASSWORD};
 use anyhow::Context;
 use crm_core::db::Db;
-use crm_core::domain::{DisplayName, Email};
-use crm_tenants::{deprovision_tenant, provision_tenant, NewAdmin, NewTenant, Tenant, TenantSlug};
+use crm_tenants::{deprovision_tenant, provision_tenant, Tenant};
 use serde_json::{json, Value};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const PASSWORD: &str = "benchmark-password";
 const PARALLEL: usize = 32;
 
 /// Runs the benchmark with `active` tenants.
@@ -31,7 +30,7 @@ pub async fn tenants(
     let result = measure(config, &url, &tenants).await;
     if keep {
         println!(
-            "kept {} tenants (admin@bench.example / {PASSWORD})",
+            "kept {} tenants ({ADMIN_EMAIL} / {PASSWORD})",
             tenants.len()
         );
     } else {
@@ -44,22 +43,16 @@ pub async fn tenants(
 }
 
 async fn provision(db: &Db, count: usize) -> anyhow::Result<Vec<Tenant>> {
-    let field = |e: crm_core::FieldError| anyhow::anyhow!("{}", e.message);
     let hash = crm_core::identity::hash_password(PASSWORD).await?;
     let run = uuid::Uuid::new_v4().simple().to_string();
     let started = Instant::now();
     let mut created = Vec::with_capacity(count);
     for i in 0..count {
-        let new = NewTenant {
-            slug: TenantSlug::parse("slug", &format!("bench-active-{}-{i}", &run[..8]))
-                .map_err(field)?,
-            name: DisplayName::parse("name", &format!("活跃租户 {i}")).map_err(field)?,
-        };
-        let admin = NewAdmin {
-            email: Email::parse("email", "admin@bench.example").map_err(field)?,
-            name: DisplayName::parse("name", "Bench Admin").map_err(field)?,
-            password_hash: hash.clone(),
-        };
+        let (new, admin) = new_tenant(
+            &format!("bench-active-{}-{i}", &run[..8]),
+            &format!("活跃租户 {i}"),
+            &hash,
+        )?;
         created.push(provision_tenant(db, new, admin).await?.tenant);
         if (i + 1) % 100 == 0 {
             println!(
@@ -209,7 +202,9 @@ async fn tenant_work(
                 let resp = client
                     .post(format!("{base}/api/v1/auth/login"))
                     .header("x-forwarded-for", &address)
-                    .json(&json!({"tenant": tenant.slug, "email": "admin@bench.example", "password": PASSWORD}))
+                    .json(
+                        &json!({"tenant": tenant.slug, "email": ADMIN_EMAIL, "password": PASSWORD}),
+                    )
                     .send()
                     .await?;
                 let status = resp.status();
