@@ -140,20 +140,27 @@ impl Authorizer {
         let tenant = tx.tenant().clone();
         let version = principal.policy_version;
         let subject = principal.subject();
-        let enforcer = match self.cached(tenant.id, version)? {
+        // One look at the cache: the enforcer and, when known, the subject's grants.
+        let (cached, known) = {
+            let mut cache = self.cache.lock().map_err(|_| poisoned())?;
+            match cache
+                .get(&tenant.id)
+                .filter(|hit| hit.policy_version == version)
+            {
+                Some(hit) => (
+                    Some(hit.enforcer.clone()),
+                    hit.subjects.get(&subject).cloned(),
+                ),
+                None => (None, None),
+            }
+        };
+        let enforcer = match cached {
             Some(hit) => hit,
             None => {
                 let rows = adapter::read_rules(tx).await?;
                 let adapter = TenantPolicyAdapter::with_rows(db.clone(), tenant.clone(), rows);
                 self.build(&tenant, version, adapter).await?
             }
-        };
-        let known = {
-            let mut cache = self.cache.lock().map_err(|_| poisoned())?;
-            cache
-                .get(&tenant.id)
-                .filter(|hit| hit.policy_version == version)
-                .and_then(|hit| hit.subjects.get(&subject).cloned())
         };
         let (grants, user_id) = match known {
             Some(known) => known,
