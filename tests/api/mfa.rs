@@ -246,6 +246,15 @@ async fn an_admin_resets_a_users_mfa_and_it_is_audited() {
     )
     .await
     .expect_problem(403, "auth.forbidden");
+    // Another company's administrator cannot reach this user at all.
+    let other = app.signup().await;
+    app.post(
+        &format!("/api/v1/users/{uid}/mfa/reset"),
+        &other.token,
+        json!({}),
+    )
+    .await
+    .expect(404);
     app.post(
         &format!("/api/v1/users/{uid}/mfa/reset"),
         &t.token,
