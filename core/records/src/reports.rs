@@ -1,5 +1,6 @@
 //! The sales report: funnel, forecast, won/lost by owner and by source, for a date range,
-//! within the caller's scope. Computed from opportunities and their stage history.
+//! within the caller's scope. Aggregated in SQL from opportunities and their stage history,
+//! so a pipeline of any size costs the server no memory.
 
 use super::engine::Access;
 use super::meta::ObjectKey;
@@ -9,8 +10,7 @@ use crm_core::authz::Permission;
 use crm_core::db::TenantTx;
 use crm_core::error::{Error, Result};
 use serde::Serialize;
-use serde_json::Value;
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder};
 use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
@@ -55,35 +55,9 @@ pub struct SalesReport {
     pub by_source: BTreeMap<String, Closed>,
 }
 
-struct Opp {
-    stage: String,
-    amount: f64,
-    currency: String,
-    status: String,
-    owner: Option<Uuid>,
-    source: Option<String>,
-    created_at: DateTime<Utc>,
-    expected_close_month: Option<String>,
-    probability: i64,
-    /// (time, stage entered), oldest first, starting with the stage it was created in.
-    path: Vec<(DateTime<Utc>, String)>,
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
-
 /// Builds the report for opportunities of `pipeline` (default: the first) visible to
-/// `access`, which needs `reports:read`.
+/// `access`, which needs `reports:read`. Every figure is aggregated by PostgreSQL (four
+/// queries over the same visible set); no opportunity is loaded into memory.
 pub async fn sales(
     tx: &mut TenantTx,
     access: &Access<'_>,
@@ -108,159 +82,17 @@ pub async fn sales(
             .ok_or_else(|| Error::not_found("pipeline.not_found", "there is no pipeline yet"))?,
     };
     let p = sales::get(tx, pipeline).await?;
-    let mut q = QueryBuilder::<Postgres>::new(
-        "SELECT o.id, o.stage, coalesce(o.amount, 0)::float8, o.currency, o.status, o.owner_id, c.source, o.created_at, \
-         to_char(o.expected_close, 'YYYY-MM'), coalesce(o.probability, 0) \
-         FROM opportunities o JOIN customers c ON c.id = o.customer_id \
-         WHERE o.deleted_at IS NULL AND o.pipeline_id = ",
-    );
-    q.push_bind(pipeline);
-    // The scope predicate names the bare owner column; qualify through a subquery.
-    q.push(" AND o.id IN (SELECT id FROM opportunities WHERE true");
-    access
-        .scope
-        .push_predicate(&mut q, ObjectKey::Opportunities.owner_column());
-    q.push(")");
-    let rows = q.build().persistent(false).fetch_all(tx.conn()).await?;
-    let mut opps: HashMap<Uuid, Opp> = HashMap::with_capacity(rows.len());
-    for r in &rows {
-        opps.insert(
-            r.try_get(0)?,
-            Opp {
-                stage: r.try_get(1)?,
-                amount: r.try_get(2)?,
-                currency: r.try_get(3)?,
-                status: r.try_get(4)?,
-                owner: r.try_get(5)?,
-                source: r.try_get(6)?,
-                created_at: r.try_get(7)?,
-                expected_close_month: r.try_get(8)?,
-                probability: r.try_get(9)?,
-                path: Vec::new(),
-            },
-        );
-    }
-    let ids: Vec<Uuid> = opps.keys().copied().collect();
-    let history: Vec<(Uuid, DateTime<Utc>, Value)> = sqlx::query_as(
-        "SELECT record_id, at, changes -> 'stage' FROM record_history \
-         WHERE object = 'opportunities' AND record_id = ANY($1) AND changes ? 'stage' ORDER BY at, id",
-    )
-    .bind(&ids)
-    .fetch_all(tx.conn())
-    .await?;
-    for (id, at, change) in history {
-        if let (Some(o), Some(stage)) = (opps.get_mut(&id), change["after"].as_str()) {
-            o.path.push((at, stage.to_owned()));
-        }
-    }
-
-    let open_keys: Vec<&str> = p.stages.iter().map(|s| s.key.as_str()).collect();
-    let index_of = |stage: &str| -> Option<usize> {
-        if stage == WON {
-            Some(open_keys.len())
-        } else {
-            open_keys.iter().position(|k| *k == stage)
-        }
+    let stages: Vec<String> = p.stages.iter().map(|s| s.key.clone()).collect();
+    let set = Visible {
+        access,
+        pipeline,
+        from,
+        to,
+        stages: &stages,
     };
-    let in_range = |t: DateTime<Utc>| t >= from && t < to;
-
-    // Funnel over opportunities created in the range.
-    let mut reached = vec![0i64; open_keys.len() + 1];
-    let mut reached_amount: Vec<Amounts> = vec![Amounts::new(); open_keys.len() + 1];
-    let mut stints: HashMap<String, Vec<f64>> = HashMap::new();
-    for o in opps.values().filter(|o| in_range(o.created_at)) {
-        let max = o
-            .path
-            .iter()
-            .filter_map(|(_, s)| index_of(s))
-            .max()
-            .or_else(|| index_of(&o.stage));
-        if let Some(max) = max {
-            for k in 0..=max {
-                reached[k] += 1;
-                *reached_amount[k].entry(o.currency.clone()).or_default() += o.amount;
-            }
-        }
-        for pair in o.path.windows(2) {
-            let days = (pair[1].0 - pair[0].0).num_seconds() as f64 / 86_400.0;
-            stints.entry(pair[0].1.clone()).or_default().push(days);
-        }
-    }
-    let mut funnel = Vec::new();
-    let names: Vec<(String, String)> = p
-        .stages
-        .iter()
-        .map(|s| (s.key.clone(), s.name.clone()))
-        .chain([(WON.to_owned(), "赢单 Won".to_owned())])
-        .collect();
-    for (k, (key, name)) in names.into_iter().enumerate() {
-        let conversion_from_previous =
-            (k > 0 && reached[k - 1] > 0).then(|| reached[k] as f64 / reached[k - 1] as f64);
-        funnel.push(FunnelStage {
-            median_days: median(stints.remove(&key).unwrap_or_default()),
-            key,
-            name,
-            reached: reached[k],
-            amount: reached_amount[k].clone(),
-            conversion_from_previous,
-        });
-    }
-
-    // Forecast: open opportunities by expected close month (inside the range).
-    let mut forecast: BTreeMap<String, Amounts> = BTreeMap::new();
-    let (from_month, to_month) = (
-        from.format("%Y-%m").to_string(),
-        to.format("%Y-%m").to_string(),
-    );
-    for o in opps.values().filter(|o| o.status == "open") {
-        if let Some(month) = o
-            .expected_close_month
-            .as_ref()
-            .filter(|m| **m >= from_month && **m <= to_month)
-        {
-            *forecast
-                .entry(month.clone())
-                .or_default()
-                .entry(o.currency.clone())
-                .or_default() += o.amount * o.probability as f64 / 100.0;
-        }
-    }
-
-    // Won/lost closed in the range (closing time: entering won or lost).
-    let mut by_owner: BTreeMap<String, Closed> = BTreeMap::new();
-    let mut by_source: BTreeMap<String, Closed> = BTreeMap::new();
-    for o in opps
-        .values()
-        .filter(|o| o.status == WON || o.status == LOST)
-    {
-        let closed_at = o
-            .path
-            .iter()
-            .rev()
-            .find(|(_, s)| s == &o.status)
-            .map(|(t, _)| *t)
-            .unwrap_or(o.created_at);
-        if !in_range(closed_at) {
-            continue;
-        }
-        let owner = o
-            .owner
-            .map(|u| u.to_string())
-            .unwrap_or_else(|| "none".into());
-        let source = o.source.clone().unwrap_or_else(|| "unknown".into());
-        for group in [
-            by_owner.entry(owner).or_default(),
-            by_source.entry(source).or_default(),
-        ] {
-            if o.status == WON {
-                group.won += 1;
-                *group.won_amount.entry(o.currency.clone()).or_default() += o.amount;
-            } else {
-                group.lost += 1;
-                *group.lost_amount.entry(o.currency.clone()).or_default() += o.amount;
-            }
-        }
-    }
+    let funnel = funnel(tx, &set, &p).await?;
+    let forecast = forecast(tx, &set).await?;
+    let (by_owner, by_source) = closed(tx, &set).await?;
     Ok(SalesReport {
         pipeline_id: p.id,
         from,
@@ -270,4 +102,197 @@ pub async fn sales(
         by_owner,
         by_source,
     })
+}
+
+/// The opportunities a report covers: one pipeline, the caller's scope, a date range.
+struct Visible<'a> {
+    access: &'a Access<'a>,
+    pipeline: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    /// The pipeline's open stage keys, in order; `won` comes after them.
+    stages: &'a [String],
+}
+
+impl Visible<'_> {
+    /// `WITH o AS (visible opportunities), h AS (their stage changes, in order)` and the
+    /// `idx(stage)` expression as SQL text over a bound stage array. Binds: the pipeline, the
+    /// scope's values, then the stage keys.
+    fn prefix(&self) -> QueryBuilder<'static, Postgres> {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "WITH o AS (SELECT o.id, o.stage, coalesce(o.amount, 0)::float8 AS amount, \
+             o.currency, o.status, o.owner_id, c.source, o.created_at, \
+             to_char(o.expected_close, 'YYYY-MM') AS close_month, \
+             coalesce(o.probability, 0) AS probability \
+             FROM opportunities o JOIN customers c ON c.id = o.customer_id \
+             WHERE o.deleted_at IS NULL AND o.pipeline_id = ",
+        );
+        q.push_bind(self.pipeline);
+        // The scope predicate names the bare owner column; qualify through a subquery.
+        q.push(" AND o.id IN (SELECT id FROM opportunities WHERE true");
+        self.access
+            .scope
+            .push_predicate(&mut q, ObjectKey::Opportunities.owner_column());
+        q.push(
+            ")), h AS (SELECT h.record_id, h.at, h.id, h.changes -> 'stage' ->> 'after' AS stage \
+             FROM record_history h JOIN o ON o.id = h.record_id \
+             WHERE h.object = 'opportunities' AND h.changes ? 'stage'), \
+             k AS (SELECT ",
+        );
+        q.push_bind(self.stages.to_vec());
+        q.push("::text[] AS keys) ");
+        q
+    }
+}
+
+/// `idx(stage)`: an open stage's position, `won` after the last one, NULL otherwise.
+fn idx(stage: &str) -> String {
+    format!(
+        "(CASE WHEN {stage} = '{WON}' THEN cardinality(k.keys) \
+         ELSE array_position(k.keys, {stage}) - 1 END)"
+    )
+}
+
+/// Funnel over opportunities created in the range: how many reached each stage (the furthest
+/// stage of their history, or their current stage), with amounts and median days per stage.
+async fn funnel(
+    tx: &mut TenantTx,
+    set: &Visible<'_>,
+    p: &sales::Pipeline,
+) -> Result<Vec<FunnelStage>> {
+    let mut q = set.prefix();
+    q.push(format!(
+        ", m AS (SELECT o.amount, o.currency, coalesce((SELECT max({hidx}) FROM h \
+         WHERE h.record_id = o.id), {oidx}) AS top FROM o, k WHERE o.created_at >= ",
+        hidx = idx("h.stage"),
+        oidx = idx("o.stage"),
+    ));
+    q.push_bind(set.from)
+        .push(" AND o.created_at < ")
+        .push_bind(set.to);
+    q.push(
+        ") SELECT s::int4, m.currency, count(*), sum(m.amount) FROM m \
+         CROSS JOIN generate_series(0, m.top) s WHERE m.top IS NOT NULL \
+         GROUP BY s, m.currency",
+    );
+    let rows: Vec<(i32, String, i64, f64)> = q
+        .build_query_as()
+        .persistent(false)
+        .fetch_all(tx.conn())
+        .await?;
+    let n = set.stages.len() + 1;
+    let mut reached = vec![0i64; n];
+    let mut amounts = vec![Amounts::new(); n];
+    for (stage, currency, count, amount) in rows {
+        if let Some(k) = usize::try_from(stage).ok().filter(|k| *k < n) {
+            reached[k] += count;
+            *amounts[k].entry(currency).or_default() += amount;
+        }
+    }
+
+    // Days between consecutive stage changes, the earlier stage's stint.
+    let mut q = set.prefix();
+    q.push(
+        ", s AS (SELECT h.stage, extract(epoch FROM lead(h.at) OVER \
+         (PARTITION BY h.record_id ORDER BY h.at, h.id) - h.at)::float8 / 86400 AS days \
+         FROM h JOIN o ON o.id = h.record_id WHERE o.created_at >= ",
+    );
+    q.push_bind(set.from)
+        .push(" AND o.created_at < ")
+        .push_bind(set.to);
+    q.push(
+        ") SELECT stage, percentile_cont(0.5) WITHIN GROUP (ORDER BY days) FROM s, k \
+         WHERE days IS NOT NULL AND stage IS NOT NULL GROUP BY stage",
+    );
+    let medians: HashMap<String, f64> = q
+        .build_query_as::<(String, f64)>()
+        .persistent(false)
+        .fetch_all(tx.conn())
+        .await?
+        .into_iter()
+        .collect();
+
+    let names = p
+        .stages
+        .iter()
+        .map(|s| (s.key.clone(), s.name.clone()))
+        .chain([(WON.to_owned(), "赢单 Won".to_owned())]);
+    Ok(names
+        .enumerate()
+        .map(|(k, (key, name))| FunnelStage {
+            median_days: medians.get(&key).copied(),
+            conversion_from_previous: (k > 0 && reached[k - 1] > 0)
+                .then(|| reached[k] as f64 / reached[k - 1] as f64),
+            key,
+            name,
+            reached: reached[k],
+            amount: std::mem::take(&mut amounts[k]),
+        })
+        .collect())
+}
+
+/// Open opportunities by expected close month inside the range: amount × probability.
+async fn forecast(tx: &mut TenantTx, set: &Visible<'_>) -> Result<BTreeMap<String, Amounts>> {
+    let mut q = set.prefix();
+    q.push("SELECT close_month, currency, sum(amount * probability / 100.0)::float8 FROM o, k WHERE status = 'open' AND close_month >= ");
+    q.push_bind(set.from.format("%Y-%m").to_string())
+        .push(" AND close_month <= ")
+        .push_bind(set.to.format("%Y-%m").to_string())
+        .push(" GROUP BY close_month, currency");
+    let rows: Vec<(String, String, f64)> = q
+        .build_query_as()
+        .persistent(false)
+        .fetch_all(tx.conn())
+        .await?;
+    let mut forecast: BTreeMap<String, Amounts> = BTreeMap::new();
+    for (month, currency, amount) in rows {
+        *forecast
+            .entry(month)
+            .or_default()
+            .entry(currency)
+            .or_default() += amount;
+    }
+    Ok(forecast)
+}
+
+/// Won and lost opportunities closed in the range (closing time: when they last entered
+/// their closed status, else their creation), by owner and by the customer's source.
+async fn closed(
+    tx: &mut TenantTx,
+    set: &Visible<'_>,
+) -> Result<(BTreeMap<String, Closed>, BTreeMap<String, Closed>)> {
+    let mut q = set.prefix();
+    q.push(format!(
+        ", c AS (SELECT o.*, coalesce((SELECT max(h.at) FROM h WHERE h.record_id = o.id \
+         AND h.stage = o.status), o.created_at) AS closed_at FROM o, k \
+         WHERE o.status IN ('{WON}', '{LOST}')) \
+         SELECT grouping(owner_id)::int4, coalesce(owner_id::text, 'none'), \
+         coalesce(source, 'unknown'), status, currency, count(*), sum(amount) FROM c \
+         WHERE closed_at >= "
+    ));
+    q.push_bind(set.from)
+        .push(" AND closed_at < ")
+        .push_bind(set.to)
+        .push(" GROUP BY GROUPING SETS ((owner_id, status, currency), (source, status, currency))");
+    let rows: Vec<(i32, String, String, String, String, i64, f64)> = q
+        .build_query_as()
+        .persistent(false)
+        .fetch_all(tx.conn())
+        .await?;
+    let (mut by_owner, mut by_source) = (BTreeMap::new(), BTreeMap::new());
+    for (by_source_set, owner, source, status, currency, count, amount) in rows {
+        let group: &mut Closed = if by_source_set == 1 {
+            by_source.entry(source).or_default()
+        } else {
+            by_owner.entry(owner).or_default()
+        };
+        let (n, sum) = if status == WON {
+            (&mut group.won, &mut group.won_amount)
+        } else {
+            (&mut group.lost, &mut group.lost_amount)
+        };
+        *n += count;
+        *sum.entry(currency).or_default() += amount;
+    }
+    Ok((by_owner, by_source))
 }
