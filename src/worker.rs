@@ -146,9 +146,11 @@ async fn visit(
     tenant: &TenantCtx,
     stopped: watch::Receiver<bool>,
 ) {
-    // Bounded rounds so one busy tenant cannot starve the others.
-    for _ in 0..10 {
-        if *stopped.borrow() {
+    // Bounded rounds and time so one busy tenant cannot starve the others: what is left stays
+    // due, and the tenant waits its turn behind those that waited longer.
+    let started = std::time::Instant::now();
+    for round in 0..10 {
+        if *stopped.borrow() || (round > 0 && started.elapsed() > VISIT_BUDGET) {
             break;
         }
         let batch = match claim(db, tenant, settings).await {
@@ -186,6 +188,9 @@ async fn visit(
         tracing::warn!(tenant = %tenant.slug, error = %e, "cannot settle the tenant's job hint");
     }
 }
+
+/// After this long a visit claims no more rounds of the tenant's jobs.
+const VISIT_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Finished jobs are kept two weeks (for the job list) and idempotency keys a day, then
 /// deleted while visiting anyway.

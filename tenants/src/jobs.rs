@@ -15,7 +15,7 @@ pub async fn claim_due_tenants(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<TenantCtx>> {
-    let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+    let mut rows: Vec<(Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
         "WITH due AS ( \
            SELECT h.tenant_id FROM platform.job_hints h \
            JOIN platform.tenants t ON t.id = h.tenant_id AND t.status = 'active' \
@@ -23,15 +23,17 @@ pub async fn claim_due_tenants(
            ORDER BY h.next_run_at LIMIT $1 FOR UPDATE OF h SKIP LOCKED) \
          UPDATE platform.job_hints h SET leased_until = now() + make_interval(secs => $2) \
          FROM due, platform.tenants t WHERE h.tenant_id = due.tenant_id AND t.id = h.tenant_id \
-         RETURNING t.id, t.slug, t.schema_name",
+         RETURNING t.id, t.slug, t.schema_name, h.next_run_at",
     )
     .bind(limit)
     .bind(lease.num_milliseconds() as f64 / 1000.0)
     .fetch_all(pool)
     .await
     .map_err(crm_core::db::unavailable)?;
+    // Longest waiting first (RETURNING keeps no order).
+    rows.sort_by_key(|r| r.3);
     rows.into_iter()
-        .map(|(id, slug, schema)| {
+        .map(|(id, slug, schema, _)| {
             let schema = SchemaName::parse(&schema).ok_or_else(|| {
                 Error::internal(format!("tenant {id} has a malformed schema name"))
             })?;

@@ -32,6 +32,7 @@ mod request_caches;
 mod roles;
 mod rules;
 mod rules_crash;
+mod rules_fairness;
 mod s3;
 mod sales;
 mod service_report;

@@ -5,7 +5,10 @@
 //! - `rule.run`: one rule version against one outbox event (enqueued by the event's
 //!   transaction, see `crm_records::history::emit`).
 //! - `rule.cron`: one firing of a schedule trigger: the rule runs for each live record of its
-//!   object, then the next firing is enqueued.
+//!   object, [`CRON_BATCH`] records per job, each batch committed on its own and followed by a
+//!   job for the next one (so a firing over many records never holds a transaction or the
+//!   worker for long, and other tenants' jobs run between its batches); after the last batch
+//!   the next firing is enqueued.
 //! - `rule.action`: a `schedule`d action or an approval's `on_approve` / `on_reject`.
 //! - `webhook.send`: an outgoing webhook call, retried with backoff.
 
@@ -28,6 +31,9 @@ pub const RUN_JOB: &str = "rule.run";
 
 /// Records a schedule rule visits per firing, at most.
 pub const CRON_MAX_RECORDS: i64 = 10_000;
+
+/// Records one `rule.cron` job visits; the rest of the firing is the next job's.
+pub const CRON_BATCH: i64 = 200;
 
 /// Registers the workflow jobs.
 pub fn register(handlers: &mut Handlers, engine: RuleEngine, outbound: Outbound) {
@@ -198,6 +204,8 @@ impl JobHandler for CronJob {
             rule_id: rule,
             version_id,
             fire_at,
+            after,
+            visited,
         } = job.payload_as()?;
         // Only the current version of an enabled rule fires; an edit enqueued its own.
         match live(tx, rule).await? {
@@ -206,17 +214,20 @@ impl JobHandler for CronJob {
         }
         let version = rules::version(tx, version_id).await?;
         let object = version.object_key()?;
+        let limit = CRON_BATCH.min(CRON_MAX_RECORDS - visited).max(0);
         let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
-            "SELECT id FROM {} WHERE deleted_at IS NULL ORDER BY id LIMIT $1",
+            "SELECT id FROM {} WHERE deleted_at IS NULL AND ($2::uuid IS NULL OR id > $2) \
+             ORDER BY id LIMIT $1",
             object.table()
         ))
-        .bind(CRON_MAX_RECORDS)
+        .bind(limit)
+        .bind(after)
         .fetch_all(tx.conn())
         .await?;
-        for id in ids {
+        for &id in &ids {
             // A rule turned off by its failures stops visiting records.
             if !matches!(live(tx, rule).await?, Some((true, _))) {
-                break;
+                return Ok(());
             }
             executor::run(
                 &self.0,
@@ -232,6 +243,25 @@ impl JobHandler for CronJob {
                 },
             )
             .await?;
+        }
+        let visited = visited + ids.len() as i64;
+        if let Some(&last) = ids.last().filter(|_| ids.len() as i64 == limit) {
+            if visited < CRON_MAX_RECORDS {
+                // More records: the next batch is a job of its own, due now.
+                crm_core::jobs::enqueue(
+                    tx,
+                    crm_core::jobs::NewJob::of(&CronFiring {
+                        rule_id: rule,
+                        version_id,
+                        fire_at,
+                        after: Some(last),
+                        visited,
+                    })?
+                    .dedupe(format!("cron:{version_id}:{}:{last}", fire_at.timestamp())),
+                )
+                .await?;
+                return Ok(());
+            }
         }
         let tz: String = sqlx::query_scalar("SELECT timezone FROM settings")
             .fetch_one(tx.conn())

@@ -28,12 +28,17 @@ impl Payload for RunRule {
     const KIND: &'static str = RUN_JOB;
 }
 
-/// `rule.cron`: one firing of a schedule rule's version.
+/// `rule.cron`: one batch of one firing of a schedule rule's version — the records after
+/// `after` (by id; from the first when `None`); `visited` records were done by earlier batches.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CronFiring {
     pub rule_id: Uuid,
     pub version_id: i64,
     pub fire_at: DateTime<Utc>,
+    #[serde(default)]
+    pub after: Option<Uuid>,
+    #[serde(default)]
+    pub visited: i64,
 }
 
 impl Payload for CronFiring {

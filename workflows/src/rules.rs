@@ -417,6 +417,8 @@ pub async fn schedule_next(
                 rule_id: rule,
                 version_id,
                 fire_at: at,
+                after: None,
+                visited: 0,
             })?
             .dedupe(format!("cron:{version_id}:{}", at.timestamp()))
             .at(at),
