@@ -86,12 +86,13 @@ impl RawSql {
         // engine::read (GET /customers/{id}): the record's columns by id, live only; an
         // administrator's scope adds no predicate.
         let get = format!("SELECT {cols} FROM {table} WHERE id = $1 AND deleted_at IS NULL");
-        // query::list with filter[level] and filter[address.city], default order (id, newest
+        // query::list with filter[level] and filter[address.city] (the generated `address_city`
+        // column since schema v14), default order (id, newest
         // first), the sort value as text for the next cursor, one row more than the page to
         // know whether there is a next one.
         let list = format!(
             "SELECT {cols}, ((\"id\"))::text AS __sort FROM {table} WHERE deleted_at IS NULL \
-             AND \"level\" = $1 AND (\"address\" ->> 'city') = $2 \
+             AND \"level\" = $1 AND \"address_city\" = $2 \
              ORDER BY (\"id\") DESC, id DESC LIMIT $3"
         );
         // query::list with q= shorter than three characters: the name-gram index, ordered by

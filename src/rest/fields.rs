@@ -147,6 +147,7 @@ fn builtin_fields(object: ObjectKey) -> Vec<FieldOut> {
     let schema = ObjectSchema {
         object,
         custom: Vec::new(),
+        city_column: false,
     };
     schema
         .builtins()

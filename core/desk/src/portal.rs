@@ -601,6 +601,7 @@ mod tests {
         let schema = ObjectSchema {
             object: ObjectKey::Tickets,
             custom: Vec::new(),
+            city_column: false,
         };
         let ok = portal_ticket_body(
             &serde_json::json!({"subject": "打印机卡纸", "priority": "high"}),

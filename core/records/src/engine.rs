@@ -798,6 +798,7 @@ mod tests {
         ObjectSchema {
             object,
             custom: Vec::new(),
+            city_column: false,
         }
     }
 

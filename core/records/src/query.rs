@@ -145,6 +145,14 @@ fn resolve<'s>(schema: &'s ObjectSchema, name: &str) -> Option<Target<'s>> {
             .into_iter()
             .find(|p| *p == part)?;
         schema.builtin("address")?;
+        if part == "city" && schema.city_column {
+            return Some(Target {
+                column: "address_city".into(),
+                ty: FieldType::Text,
+                field: None,
+                json_key: None,
+            });
+        }
         return Some(Target {
             column: "address".into(),
             ty: FieldType::Text,

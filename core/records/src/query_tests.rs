@@ -10,6 +10,7 @@ fn schema() -> ObjectSchema {
     ObjectSchema {
         object: ObjectKey::Customers,
         custom: Vec::new(),
+        city_column: false,
     }
 }
 
@@ -167,4 +168,28 @@ fn sorting_and_keyset_pages() {
         (Some("B".into()), Uuid::nil())
     );
     assert!(decode_cursor("not-a-cursor").is_err());
+}
+
+#[test]
+fn the_city_filters_on_its_generated_column_where_the_schema_has_it() {
+    let actor = Actor::system();
+    let pairs = [("filter[level]", "A"), ("filter[address.city]", "上海")];
+    let sql = |schema: &ObjectSchema| {
+        let mut q = QueryBuilder::new("SELECT 1 FROM customers");
+        push_where(
+            &mut q,
+            schema,
+            &access(&actor, RecordScope::All, true),
+            &query(&pairs),
+        )
+        .expect("sql");
+        q.sql().to_owned()
+    };
+    let before = sql(&schema());
+    assert!(before.contains("(\"address\" ->> 'city') = $2"), "{before}");
+    let mut v14 = schema();
+    v14.city_column = true;
+    let after = sql(&v14);
+    assert!(after.contains("\"address_city\" = $2"), "{after}");
+    assert!(!after.contains("->>"), "{after}");
 }

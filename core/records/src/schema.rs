@@ -51,6 +51,9 @@ impl Field<'_> {
 pub struct ObjectSchema {
     pub object: ObjectKey,
     pub custom: Vec<FieldDef>,
+    /// Customers from tenant schema v14 on: the address's city is also the generated column
+    /// `address_city`, which filters on `address.city` use (an index covers it with the level).
+    pub city_column: bool,
 }
 
 impl ObjectSchema {
@@ -66,9 +69,17 @@ impl ObjectSchema {
     }
 
     pub async fn load(tx: &mut TenantTx, object: ObjectKey) -> Result<ObjectSchema> {
+        let city_column = object == ObjectKey::Customers
+            && sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'customers'::regclass \
+                 AND attname = 'address_city' AND NOT attisdropped)",
+            )
+            .fetch_one(tx.conn())
+            .await?;
         Ok(ObjectSchema {
             object,
             custom: fields::list(tx, object).await?,
+            city_column,
         })
     }
 
