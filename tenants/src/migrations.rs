@@ -67,6 +67,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 11,
         sql: include_str!("tenant_sql/0011_list_indexes.sql"),
     },
+    TenantMigration {
+        version: 12,
+        sql: include_str!("tenant_sql/0012_read_limit.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.
