@@ -364,9 +364,9 @@ pub async fn find_for_login(tx: &mut TenantTx, email: &Email) -> Result<Option<L
         "SELECT id, name, password_hash, status, \
            (to_jsonb(users) ->> 'frozen_at') IS NOT NULL AS frozen FROM users WHERE email = $1",
     )
-        .bind(email.as_str())
-        .fetch_optional(tx.conn())
-        .await?;
+    .bind(email.as_str())
+    .fetch_optional(tx.conn())
+    .await?;
     Ok(row.map(|r| LoginCandidate {
         id: r.get("id"),
         name: r.get("name"),

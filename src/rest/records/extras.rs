@@ -4,9 +4,7 @@
 use super::super::auth::Auth;
 use super::super::error::ApiResult;
 use super::super::{Created, Tag};
-use super::{
-    account_reads, etag, list, open, open_list, query_pairs, RecordPage, RecordResponse,
-};
+use super::{account_reads, etag, list, open, open_list, query_pairs, RecordPage, RecordResponse};
 use crate::server::AppState;
 use crm_core::audit::Actor;
 use crm_core::context::page_size;

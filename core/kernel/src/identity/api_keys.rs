@@ -99,7 +99,15 @@ pub async fn revoke(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<ApiK
 /// creator has been deactivated stops working with it (401 `auth.api_key_creator_inactive`):
 /// a key must never outlive the account that answers for it.
 pub async fn authenticate(tx: &mut TenantTx, token_hash: &str) -> Result<Option<Principal>> {
-    type KeyRow = (Uuid, String, bool, bool, i64, i64, Option<serde_json::Value>);
+    type KeyRow = (
+        Uuid,
+        String,
+        bool,
+        bool,
+        i64,
+        i64,
+        Option<serde_json::Value>,
+    );
     let row: Option<KeyRow> = sqlx::query_as(&format!(
         // See sessions::authenticate for the settings and users read as JSON.
         "WITH k AS ( \

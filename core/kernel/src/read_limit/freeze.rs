@@ -52,7 +52,14 @@ pub(super) async fn freeze(
         "refused_reads": attempted,
         "sessions_revoked": revoked,
     });
-    audit::record(tx, &actor, KIND, Some(("user", user_id.to_string())), detail).await?;
+    audit::record(
+        tx,
+        &actor,
+        KIND,
+        Some(("user", user_id.to_string())),
+        detail,
+    )
+    .await?;
     let frozen = Frozen {
         id: user_id,
         name: &name,

@@ -91,7 +91,11 @@ pub struct PruneJob;
 
 #[async_trait::async_trait]
 impl JobHandler for PruneJob {
-    async fn run(&self, tx: &mut TenantTx, _job: &ClaimedJob) -> std::result::Result<(), JobFailure> {
+    async fn run(
+        &self,
+        tx: &mut TenantTx,
+        _job: &ClaimedJob,
+    ) -> std::result::Result<(), JobFailure> {
         let (on, days): (bool, i32) = sqlx::query_as(
             "SELECT coalesce((j ->> 'read_log_enabled')::boolean, false), \
                     coalesce((j ->> 'read_log_retention_days')::integer, 180) \

@@ -65,7 +65,8 @@ pub struct ReadLimit {
 
 /// An SQL expression over `j` (the `settings` row as JSON, so a tenant without v12 reads as
 /// off): NULL when both features are off, else the object [`ReadPolicy::from_json`] reads.
-pub const READ_POLICY_SQL: &str = "CASE WHEN coalesce((j ->> 'read_limit_enabled')::boolean, false) \
+pub const READ_POLICY_SQL: &str =
+    "CASE WHEN coalesce((j ->> 'read_limit_enabled')::boolean, false) \
        OR coalesce((j ->> 'read_log_enabled')::boolean, false) \
      THEN jsonb_build_object('limit', j -> 'read_limit_enabled', 'max', j -> 'read_limit_max', \
        'window', j -> 'read_limit_window_minutes', 'exempt', j -> 'read_limit_exempt_roles', \
@@ -228,14 +229,21 @@ mod tests {
 
     #[test]
     fn windows_are_aligned_and_contain_now() {
-        let now = Utc.with_ymd_and_hms(2026, 3, 1, 10, 47, 13).single().expect("time");
+        let now = Utc
+            .with_ymd_and_hms(2026, 3, 1, 10, 47, 13)
+            .single()
+            .expect("time");
         assert_eq!(
             window_start(now, 60),
-            Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0).single().expect("time")
+            Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0)
+                .single()
+                .expect("time")
         );
         assert_eq!(
             window_start(now, 15),
-            Utc.with_ymd_and_hms(2026, 3, 1, 10, 45, 0).single().expect("time")
+            Utc.with_ymd_and_hms(2026, 3, 1, 10, 45, 0)
+                .single()
+                .expect("time")
         );
     }
 

@@ -77,7 +77,13 @@ fn range(field: &str, value: i32, low: i32, high: i32, errors: &mut Vec<FieldErr
 fn validate(wanted: &ReadLimitSettings) -> Result<Vec<String>> {
     let mut errors = Vec::new();
     range("max_reads", wanted.max_reads, 1, 1_000_000, &mut errors);
-    range("window_minutes", wanted.window_minutes, 1, 10_080, &mut errors);
+    range(
+        "window_minutes",
+        wanted.window_minutes,
+        1,
+        10_080,
+        &mut errors,
+    );
     range(
         "log_retention_days",
         wanted.log_retention_days,
@@ -163,7 +169,12 @@ mod tests {
         let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(
             names,
-            ["max_reads", "window_minutes", "log_retention_days", "exempt_roles[0]"]
+            [
+                "max_reads",
+                "window_minutes",
+                "log_retention_days",
+                "exempt_roles[0]"
+            ]
         );
         assert!(validate(&ReadLimitSettings::default()).is_ok());
     }
