@@ -417,3 +417,45 @@ async fn with_the_limit_and_the_log_off_reads_write_nothing() {
     assert_eq!(rows("read_access_log").await, 2);
     assert_eq!(rows("read_counters").await, 0);
 }
+
+#[tokio::test]
+async fn log_rows_past_their_retention_are_pruned_by_a_recurring_job() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let schema = app.schema_of(&t).await;
+    let customer = uuid::Uuid::now_v7();
+    for days in [400, 31, 1] {
+        sqlx::query(&format!(
+            "INSERT INTO \"{schema}\".read_access_log (at, customer_id, via) \
+             VALUES (now() - make_interval(days => $1), $2, 'get')"
+        ))
+        .bind(days)
+        .bind(customer)
+        .execute(&app.pool)
+        .await
+        .expect("old log row");
+    }
+    set_read_limit(
+        &app,
+        &t,
+        json!({ "enabled": false, "max_reads": 10, "window_minutes": 60,
+                "log_enabled": true, "log_retention_days": 30 }),
+    )
+    .await;
+    eventually("the prune job", || async {
+        let left = log_of(&app, &t, &format!("customer_id={customer}")).await;
+        (left.len() == 1).then_some(())
+    })
+    .await;
+    // The next run is scheduled while the log is on.
+    let pending = app
+        .get("/api/v1/jobs?status=pending", &t.token)
+        .await
+        .expect(200);
+    assert!(
+        pending["items"]
+            .as_array()
+            .is_some_and(|j| j.iter().any(|j| j["kind"] == "read_access_log.prune")),
+        "{pending}"
+    );
+}
