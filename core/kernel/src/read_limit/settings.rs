@@ -4,7 +4,6 @@ use super::log;
 use crate::audit::{self, Actor};
 use crate::authz::{Caller, Permission};
 use crate::db::TenantTx;
-use crate::domain::RoleName;
 use crate::error::{Error, FieldError, Result};
 use serde::{Deserialize, Serialize};
 
@@ -91,18 +90,10 @@ fn validate(wanted: &ReadLimitSettings) -> Result<Vec<String>> {
         3650,
         &mut errors,
     );
-    let mut roles = Vec::new();
-    for (i, raw) in wanted.exempt_roles.iter().enumerate() {
-        match RoleName::parse(&format!("exempt_roles[{i}]"), raw) {
-            Ok(r) => roles.push(r.as_str().to_owned()),
-            Err(e) => errors.push(e),
-        }
-    }
+    let roles = crate::roles::parse_names("exempt_roles", &wanted.exempt_roles, &mut errors);
     if !errors.is_empty() {
         return Err(Error::invalid(errors));
     }
-    roles.sort();
-    roles.dedup();
     Ok(roles)
 }
 
