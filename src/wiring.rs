@@ -17,7 +17,8 @@ pub fn install_record_hooks() {
     );
 }
 
-/// What the worker can run, by job kind: mail, task reminders, SLA timers, the workflows'
+/// What the worker can run, by job kind: mail, task reminders, SLA timers, read-access log
+/// pruning, the workflows'
 /// jobs (rule runs, schedules, actions, webhooks, approval escalations) and, with a file
 /// store, the deletion of stored attachment objects.
 pub fn job_handlers(
@@ -38,6 +39,9 @@ pub fn job_handlers(
         crm_records::reminders::ReminderJob,
     ));
     handlers.register::<crm_desk::tickets::SlaTimer>(Arc::new(crm_desk::tickets::SlaTimerJob));
+    handlers.register::<crm_core::read_limit::log::Prune>(Arc::new(
+        crm_core::read_limit::log::PruneJob,
+    ));
     let outbound = crm_core::outbound::Outbound::new(config.outbound.clone(), "TC-CRM-Webhook/1");
     crm_workflows::jobs::register(&mut handlers, rules.clone(), outbound);
     if let Some(store) = files {

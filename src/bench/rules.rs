@@ -84,6 +84,7 @@ pub async fn rules(
             policy_version: 0,
             metadata_version: 0,
             restriction: None,
+            reads: Default::default(),
         };
         let saver = crm_core::authz::Caller::load(&mut tx, &admin).await?;
         crm_workflows::rules::create(

@@ -17,6 +17,7 @@ pub mod mfa;
 pub mod notifications;
 pub mod pipelines;
 pub mod portal;
+pub mod read_limit;
 pub mod records;
 pub mod roles;
 pub mod rules;
@@ -85,6 +86,7 @@ pub type Apis = (
         rules::RulesApi,
         approvals::ApprovalsApi,
         mfa::MfaApi,
+        read_limit::ReadLimitApi,
     ),
     (
         records::CustomersApi,
@@ -128,6 +130,7 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 rules::RulesApi(s()),
                 approvals::ApprovalsApi(s()),
                 mfa::MfaApi(s()),
+                read_limit::ReadLimitApi(s()),
             ),
             (
                 records::CustomersApi(s()),

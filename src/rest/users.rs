@@ -36,6 +36,12 @@ pub struct UserOut {
     /// Whom the user reports to.
     #[oai(skip_serializing_if_is_none)]
     pub manager_id: Option<Uuid>,
+    /// Set while the user is frozen by the read limit (every request answers 403
+    /// `user.frozen`); lift it with POST /users/{id}/unfreeze.
+    #[oai(skip_serializing_if_is_none)]
+    pub frozen_at: Option<DateTime<Utc>>,
+    #[oai(skip_serializing_if_is_none)]
+    pub frozen_reason: Option<String>,
 }
 
 impl From<User> for UserOut {
@@ -52,6 +58,8 @@ impl From<User> for UserOut {
             updated_at: u.updated_at,
             last_login_at: u.last_login_at,
             manager_id: u.manager_id,
+            frozen_at: u.frozen_at,
+            frozen_reason: u.frozen_reason,
         }
     }
 }

@@ -204,8 +204,10 @@ pub async fn login(
         name: Some(user.name.clone()),
         meta: meta.clone(),
     };
-    if !tenant.is_active() || !user.active {
-        let (reason, error) = if tenant.is_active() {
+    if !tenant.is_active() || !user.active || user.frozen {
+        let (reason, error) = if !tenant.is_active() {
+            ("tenant_suspended", registry::suspended())
+        } else if !user.active {
             (
                 "user_disabled",
                 Error::forbidden(
@@ -214,7 +216,7 @@ pub async fn login(
                 ),
             )
         } else {
-            ("tenant_suspended", registry::suspended())
+            ("user_frozen", crm_core::read_limit::frozen_error())
         };
         audit::record(
             &mut tx,

@@ -83,16 +83,18 @@ pub async fn login_with_code(
         throttle::attempt_failed(pool, &keys, policy).await?;
         return Ok(Attempt::refused(Outcome::Failed, invalid_code()));
     };
-    if !tenant.is_active() || user.status != "active" {
-        // Deactivated since the password step: the code is spent, the login refused.
+    if !tenant.is_active() || user.status != "active" || user.frozen_at.is_some() {
+        // Deactivated or frozen since the password step: the code is spent, the login refused.
         tx.commit().await?;
-        let error = if tenant.is_active() {
+        let error = if !tenant.is_active() {
+            registry::suspended()
+        } else if user.status != "active" {
             Error::forbidden(
                 "auth.user_disabled",
                 "this user is deactivated; ask your administrator to reactivate it",
             )
         } else {
-            registry::suspended()
+            crm_core::read_limit::frozen_error()
         };
         return Ok(Attempt::refused(Outcome::Refused, error));
     }

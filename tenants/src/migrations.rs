@@ -68,6 +68,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         sql: include_str!("tenant_sql/0011_list_indexes.sql"),
     },
     TenantMigration {
+        version: 12,
+        sql: include_str!("tenant_sql/0012_read_limit.sql"),
+    },
+    TenantMigration {
         version: 14,
         sql: include_str!("tenant_sql/0014_customer_city.sql"),
     },

@@ -25,6 +25,7 @@ mod ops;
 mod password_policy;
 mod portal;
 mod portal_browser;
+mod read_limit;
 mod records;
 mod records_query;
 mod reminders;

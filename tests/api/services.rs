@@ -43,6 +43,7 @@ async fn services_refuse_a_caller_without_the_permission_when_called_directly() 
         policy_version: 0,
         metadata_version: 0,
         restriction: None,
+        reads: Default::default(),
     };
     let actor = Actor::system();
     let mut tx = db.tenant_tx(&ctx).await.expect("tx");

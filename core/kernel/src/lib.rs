@@ -22,6 +22,7 @@ pub mod mfa;
 pub mod notifications;
 pub mod outbound;
 pub mod password_policy;
+pub mod read_limit;
 pub mod roles;
 pub mod security;
 pub mod staff;

@@ -299,6 +299,21 @@ pub async fn delete(tx: &mut TenantTx, caller: &Caller, name: &str) -> Result<()
     policy::remove_role(tx, name).await
 }
 
+/// Parses a list of role names given as `field`: the bad ones go to `errors` as
+/// `field[i]`, the good ones come back sorted and without duplicates.
+pub fn parse_names(field: &str, raw: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
+    let mut roles = Vec::new();
+    for (i, name) in raw.iter().enumerate() {
+        match RoleName::parse(&format!("{field}[{i}]"), name) {
+            Ok(r) => roles.push(r.as_str().to_owned()),
+            Err(e) => errors.push(e),
+        }
+    }
+    roles.sort();
+    roles.dedup();
+    roles
+}
+
 /// Checks that every named role exists; a 422 naming the unknown ones otherwise.
 pub async fn ensure_exist(tx: &mut TenantTx, field: &str, names: &[String]) -> Result<()> {
     let known: Vec<String> = sqlx::query_scalar("SELECT name FROM roles WHERE name = ANY($1)")

@@ -5,7 +5,6 @@
 use crate::audit::{self, Actor};
 use crate::authz::{policy, Caller, Permission};
 use crate::db::TenantTx;
-use crate::domain::RoleName;
 use crate::error::{Error, Result};
 use crate::identity::Restriction;
 use crate::mfa;
@@ -50,18 +49,14 @@ pub async fn update(
 ) -> Result<SecuritySettings> {
     caller.require(Permission::TenantManage)?;
     let mut errors = wanted.password_policy.validate("password_policy");
-    let mut roles: Vec<String> = Vec::new();
-    for (i, raw) in wanted.mfa_required_roles.iter().enumerate() {
-        match RoleName::parse(&format!("mfa_required_roles[{i}]"), raw) {
-            Ok(r) => roles.push(r.as_str().to_owned()),
-            Err(e) => errors.push(e),
-        }
-    }
+    let roles = crate::roles::parse_names(
+        "mfa_required_roles",
+        &wanted.mfa_required_roles,
+        &mut errors,
+    );
     if !errors.is_empty() {
         return Err(Error::invalid(errors));
     }
-    roles.sort();
-    roles.dedup();
     crate::roles::ensure_exist(tx, "mfa_required_roles", &roles).await?;
     sqlx::query("UPDATE settings SET mfa_required_roles = $1, updated_at = now()")
         .bind(&roles)

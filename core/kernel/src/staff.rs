@@ -262,6 +262,24 @@ pub async fn reset_mfa(tx: &mut TenantTx, caller: &Caller, actor: &Actor, id: Uu
     .await
 }
 
+/// Lifts a read-limit freeze (`users:manage`, and the caller must outrank the user): the
+/// user may log in again and starts a fresh read window. 404 for an unknown user, 409
+/// `user.not_frozen`. Audited `user.unfrozen`.
+pub async fn unfreeze(tx: &mut TenantTx, caller: &Caller, actor: &Actor, id: Uuid) -> Result<User> {
+    caller.require(Permission::UsersManage)?;
+    ensure_may_manage(tx, caller, id).await?;
+    let frozen_at = crate::read_limit::unfreeze_user(tx, id).await?;
+    audit::record(
+        tx,
+        actor,
+        "user.unfrozen",
+        Some(("user", id.to_string())),
+        serde_json::json!({ "frozen_at": frozen_at }),
+    )
+    .await?;
+    users::get(tx, id).await
+}
+
 /// Refuses roles that grant more (permissions or scopes) than the caller holds.
 async fn ensure_may_grant(tx: &mut TenantTx, caller: &Caller, role_names: &[String]) -> Result<()> {
     roles::ensure_exist(tx, "roles", role_names).await?;

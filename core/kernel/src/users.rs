@@ -27,6 +27,9 @@ pub struct User {
     pub last_login_at: Option<DateTime<Utc>>,
     /// Whom the user reports to (approvals addressed to "the record owner's manager").
     pub manager_id: Option<Uuid>,
+    /// Set while the user is frozen by the read limit (`crate::read_limit`).
+    pub frozen_at: Option<DateTime<Utc>>,
+    pub frozen_reason: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -40,12 +43,17 @@ struct UserRow {
     updated_at: DateTime<Utc>,
     last_login_at: Option<DateTime<Utc>>,
     manager_id: Option<Uuid>,
+    frozen_at: Option<DateTime<Utc>>,
+    frozen_reason: Option<String>,
 }
 
-/// Read from `users u`. `manager_id` arrived with schema v7 and is read through the row's JSON,
-/// so a tenant still being provisioned or upgraded from an older version reads as no manager.
+/// Read from `users u`. `manager_id` arrived with schema v7 (and `frozen_*` with v12) and is
+/// read through the row's JSON, so a tenant still being provisioned or upgraded from an older
+/// version reads as no manager (not frozen).
 const COLUMNS: &str = "u.id, u.email, u.name, u.status, u.locale, u.created_at, u.updated_at, \
-    u.last_login_at, (to_jsonb(u) ->> 'manager_id')::uuid AS manager_id";
+    u.last_login_at, (to_jsonb(u) ->> 'manager_id')::uuid AS manager_id, \
+    (to_jsonb(u) ->> 'frozen_at')::timestamptz AS frozen_at, \
+    to_jsonb(u) ->> 'frozen_reason' AS frozen_reason";
 
 /// UI languages.
 pub const LOCALES: &[&str] = &["zh-CN", "en"];
@@ -107,6 +115,8 @@ async fn complete(tx: &mut TenantTx, rows: Vec<UserRow>) -> Result<Vec<User>> {
             updated_at: r.updated_at,
             last_login_at: r.last_login_at,
             manager_id: r.manager_id,
+            frozen_at: r.frozen_at,
+            frozen_reason: r.frozen_reason,
         })
         .collect())
 }
@@ -344,19 +354,25 @@ pub struct LoginCandidate {
     pub name: String,
     pub password_hash: String,
     pub active: bool,
+    /// Frozen by the read limit: refused at login until unfrozen.
+    pub frozen: bool,
 }
 
 /// Finds a user by e-mail for login.
 pub async fn find_for_login(tx: &mut TenantTx, email: &Email) -> Result<Option<LoginCandidate>> {
-    let row = sqlx::query("SELECT id, name, password_hash, status FROM users WHERE email = $1")
-        .bind(email.as_str())
-        .fetch_optional(tx.conn())
-        .await?;
+    let row = sqlx::query(
+        "SELECT id, name, password_hash, status, \
+           (to_jsonb(users) ->> 'frozen_at') IS NOT NULL AS frozen FROM users WHERE email = $1",
+    )
+    .bind(email.as_str())
+    .fetch_optional(tx.conn())
+    .await?;
     Ok(row.map(|r| LoginCandidate {
         id: r.get("id"),
         name: r.get("name"),
         password_hash: r.get("password_hash"),
         active: r.get::<String, _>("status") == "active",
+        frozen: r.get("frozen"),
     }))
 }
 

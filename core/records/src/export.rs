@@ -12,13 +12,13 @@ use serde_json::Value;
 /// Most records one export writes; more is refused with what to do.
 pub const MAX_EXPORT_ROWS: usize = 100_000;
 
-/// The records matching `lq` (all pages) as CSV, and how many there were.
+/// The records matching `lq` (all pages) as CSV, and the ids of the records it holds.
 pub async fn csv(
     tx: &mut crm_core::db::TenantTx,
     schema: &ObjectSchema,
     access: &Access<'_>,
     mut lq: ListQuery,
-) -> Result<(String, usize)> {
+) -> Result<(String, Vec<uuid::Uuid>)> {
     access.require(schema.object, crate::RecordAction::Read)?;
     access.require_permission(crm_core::authz::Permission::CustomersExport)?;
     let fields: Vec<(String, bool, String)> = schema
@@ -32,11 +32,11 @@ pub async fn csv(
     push_row(&mut out, header.iter().map(String::as_str));
     lq.limit = MAX_PAGE;
     lq.cursor = None;
-    let mut rows = 0usize;
+    let mut ids: Vec<uuid::Uuid> = Vec::new();
     loop {
         let page = query::list(tx, schema, access, &lq).await?;
-        rows += page.items.len();
-        if rows > MAX_EXPORT_ROWS {
+        ids.extend(record_ids(&page.items));
+        if ids.len() > MAX_EXPORT_ROWS {
             return Err(Error::bad_request(
                 "export.too_large",
                 format!(
@@ -64,7 +64,15 @@ pub async fn csv(
             None => break,
         }
     }
-    Ok((out, rows))
+    Ok((out, ids))
+}
+
+/// The ids of records as the engine returns them (for the read limit and its log).
+pub fn record_ids(records: &[Value]) -> Vec<uuid::Uuid> {
+    records
+        .iter()
+        .filter_map(|r| r["id"].as_str().and_then(|id| id.parse().ok()))
+        .collect()
 }
 
 /// A value as CSV text: strings as they are, lists joined with `; `, objects (addresses) as

@@ -4,10 +4,11 @@
 use super::super::auth::Auth;
 use super::super::error::ApiResult;
 use super::super::{Created, Tag};
-use super::{etag, list, open, open_list, query_pairs, RecordPage, RecordResponse};
+use super::{account_reads, etag, list, open, open_list, query_pairs, RecordPage, RecordResponse};
 use crate::server::AppState;
 use crm_core::audit::Actor;
 use crm_core::context::page_size;
+use crm_core::read_limit::{ReadVerdict, Via};
 use crm_records::{customers, register, ObjectKey};
 use poem::Request;
 use poem_openapi::param::{Path, Query};
@@ -145,16 +146,20 @@ impl CustomerExtrasApi {
     async fn customer_export(&self, auth: Auth, req: &Request) -> ApiResult<CsvResponse> {
         let pairs = query_pairs(req);
         let (mut tx, rc, lq) = open_list(&self.0, &auth, ObjectKey::Customers, &pairs).await?;
-        let (csv, rows) = crm_records::export::csv(&mut tx, &rc.schema, &rc.access(), lq).await?;
-        crm_core::audit::record(
-            &mut tx,
-            &Actor::of(&rc.ctx),
-            "customers.exported",
-            None,
-            json!({ "rows": rows, "query": pairs }),
-        )
-        .await?;
+        let (csv, ids) = crm_records::export::csv(&mut tx, &rc.schema, &rc.access(), lq).await?;
+        let verdict = account_reads(&mut tx, &rc, Via::Export, &ids).await?;
+        if verdict == ReadVerdict::Admitted {
+            crm_core::audit::record(
+                &mut tx,
+                &Actor::of(&rc.ctx),
+                "customers.exported",
+                None,
+                json!({ "rows": ids.len(), "query": pairs }),
+            )
+            .await?;
+        }
         tx.commit().await?;
+        verdict.admit()?;
         Ok(CsvResponse::Ok(
             PlainText(csv),
             "attachment; filename=\"customers.csv\"".to_owned(),

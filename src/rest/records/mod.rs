@@ -10,6 +10,7 @@ use crm_core::authz::Caller;
 use crm_core::context::{page_size, RequestCtx};
 use crm_core::crypto::DataKey;
 use crm_core::db::TenantTx;
+use crm_core::read_limit::{self, ReadVerdict, Via};
 use crm_core::Error;
 use crm_records::engine::{self, Access, Visibility};
 use crm_records::query::{self, ListQuery};
@@ -122,6 +123,21 @@ pub async fn open(
     ))
 }
 
+/// Counts the customer records a request hands out against the tenant's read limit and logs
+/// them (`crm_core::read_limit`); other objects are not counted. A refused read comes back as
+/// [`ReadVerdict::Frozen`]: commit first (the freeze must stay), then `admit()`.
+async fn account_reads(
+    tx: &mut TenantTx,
+    rc: &RecordCtx,
+    via: Via,
+    ids: &[Uuid],
+) -> ApiResult<ReadVerdict> {
+    if rc.schema.object != ObjectKey::Customers {
+        return Ok(ReadVerdict::Admitted);
+    }
+    Ok(read_limit::account(tx, &rc.caller, &rc.ctx.meta, via, ids).await?)
+}
+
 fn etag(record: &Value) -> String {
     format!("\"{}\"", record["version"].as_i64().unwrap_or_default())
 }
@@ -201,7 +217,10 @@ async fn list(
         }
         None => query::list(&mut tx, &rc.schema, &access, &lq).await?,
     };
+    let ids = crm_records::export::record_ids(&page.items);
+    let verdict = account_reads(&mut tx, &rc, Via::List, &ids).await?;
     tx.commit().await?;
+    verdict.admit()?;
     Ok(Json(RecordPage {
         items: page.items,
         next_cursor: page.next_cursor,
@@ -279,7 +298,9 @@ async fn get(
         false,
     )
     .await?;
+    let verdict = account_reads(&mut tx, &rc, Via::Get, &[id]).await?;
     tx.commit().await?;
+    verdict.admit()?;
     let tag = etag(&record);
     Ok(RecordResponse::Ok(Json(record), tag))
 }

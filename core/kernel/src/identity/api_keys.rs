@@ -6,6 +6,7 @@ use super::{Principal, PrincipalKind};
 use crate::authz::{policy, Caller, Grants, Permission};
 use crate::db::TenantTx;
 use crate::error::{Error, Result};
+use crate::read_limit::{ReadPolicy, READ_POLICY_SQL};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::FromRow;
@@ -98,23 +99,39 @@ pub async fn revoke(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<ApiK
 /// creator has been deactivated stops working with it (401 `auth.api_key_creator_inactive`):
 /// a key must never outlive the account that answers for it.
 pub async fn authenticate(tx: &mut TenantTx, token_hash: &str) -> Result<Option<Principal>> {
-    let row: Option<(Uuid, String, bool, i64, i64)> = sqlx::query_as(
-        // See sessions::authenticate for the metadata version of a tenant at schema version 1.
+    type KeyRow = (
+        Uuid,
+        String,
+        bool,
+        bool,
+        i64,
+        i64,
+        Option<serde_json::Value>,
+    );
+    let row: Option<KeyRow> = sqlx::query_as(&format!(
+        // See sessions::authenticate for the settings and users read as JSON.
         "WITH k AS ( \
-            SELECT k.id, k.name, coalesce(u.status = 'active', true) AS creator_active \
+            SELECT k.id, k.name, coalesce(u.status = 'active', true) AS creator_active, \
+              (to_jsonb(u) ->> 'frozen_at') IS NOT NULL AS creator_frozen \
             FROM api_keys k LEFT JOIN users u ON u.id = k.created_by \
             WHERE k.token_hash = $1 AND k.revoked_at IS NULL), \
          used AS (UPDATE api_keys SET last_used_at = now() \
-            WHERE id IN (SELECT id FROM k WHERE creator_active) RETURNING id) \
-         SELECT k.id, k.name, k.creator_active, st.policy_version, coalesce((to_jsonb(st) ->> 'metadata_version')::bigint, 0) \
-         FROM k CROSS JOIN settings st"
-    )
+            WHERE id IN (SELECT id FROM k WHERE creator_active AND NOT creator_frozen) RETURNING id) \
+         SELECT k.id, k.name, k.creator_active, k.creator_frozen, st.policy_version, \
+           coalesce((j ->> 'metadata_version')::bigint, 0), {READ_POLICY_SQL} \
+         FROM k CROSS JOIN settings st CROSS JOIN LATERAL (SELECT to_jsonb(st) AS j) sj"
+    ))
     .bind(token_hash)
     .fetch_optional(tx.conn())
     .await?;
-    let Some((id, name, creator_active, policy_version, metadata_version)) = row else {
+    let Some((id, name, creator_active, creator_frozen, policy_version, metadata_version, reads)) =
+        row
+    else {
         return Ok(None);
     };
+    if creator_frozen {
+        return Err(crate::read_limit::frozen_error());
+    }
     if !creator_active {
         return Err(Error::unauthenticated(
             "auth.api_key_creator_inactive",
@@ -131,5 +148,6 @@ pub async fn authenticate(tx: &mut TenantTx, token_hash: &str) -> Result<Option<
         policy_version,
         metadata_version,
         restriction: None,
+        reads: ReadPolicy::from_json(reads),
     }))
 }

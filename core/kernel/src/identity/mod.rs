@@ -172,6 +172,8 @@ pub struct Principal {
     pub metadata_version: i64,
     /// Set when the session may only put the account in order (see [`Restriction`]).
     pub restriction: Option<Restriction>,
+    /// The tenant's read limit and read-access log, read with the credential.
+    pub reads: crate::read_limit::ReadPolicy,
 }
 
 /// What a restricted session must do before it becomes a full one. Set at login; only the

@@ -6,6 +6,7 @@ use super::tokens::{self, CredentialKind};
 use super::{Principal, PrincipalKind, Restriction};
 use crate::db::TenantTx;
 use crate::error::Result;
+use crate::read_limit::{ReadPolicy, READ_POLICY_SQL};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::Row;
 use uuid::Uuid;
@@ -73,23 +74,26 @@ pub async fn authenticate_any(
     max_age: Duration,
 ) -> Result<Option<Principal>> {
     // `restriction` arrived with schema v10: read through the row's JSON so a tenant one
-    // version behind still authenticates (as unrestricted sessions).
-    let row = sqlx::query(
-        // settings.metadata_version came with schema version 2: a tenant still at 1 (being
-        // upgraded) signs in with 0.
+    // version behind still authenticates (as unrestricted sessions). The settings row is read
+    // as JSON `j` for the same reason: metadata_version came with schema version 2 (a tenant
+    // still at 1 signs in with 0), the read-limit columns with 12 (off before).
+    let row = sqlx::query(&format!(
         "SELECT s.id, s.user_id, s.expires_at, u.name, st.policy_version, \
-                coalesce((to_jsonb(st) ->> 'metadata_version')::bigint, 0) AS metadata_version, \
-                to_jsonb(s) ->> 'restriction' AS restriction \
+                coalesce((j ->> 'metadata_version')::bigint, 0) AS metadata_version, \
+                to_jsonb(s) ->> 'restriction' AS restriction, {READ_POLICY_SQL} AS reads \
          FROM sessions s JOIN users u ON u.id = s.user_id CROSS JOIN settings st \
+           CROSS JOIN LATERAL (SELECT to_jsonb(st) AS j) sj \
          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now() \
            AND s.created_at > now() - make_interval(secs => $2) \
-           AND u.status = 'active'",
-    )
+           AND u.status = 'active'"
+    ))
     .bind(token_hash)
     .bind(max_age.num_seconds() as f64)
     .fetch_optional(tx.conn())
     .await?;
-    let Some(row) = row else { return Ok(None) };
+    let Some(row) = row else {
+        return refuse_frozen(tx, token_hash).await;
+    };
     let session_id: Uuid = row.get("id");
     let expires_at: DateTime<Utc> = row.get("expires_at");
     if expires_at - Utc::now() < ttl / 2 {
@@ -110,7 +114,25 @@ pub async fn authenticate_any(
             .get::<Option<String>, _>("restriction")
             .as_deref()
             .and_then(Restriction::parse),
+        reads: ReadPolicy::from_json(row.get("reads")),
     }))
+}
+
+/// For a token that opens no session: 403 `user.frozen` when it was a session of a user who
+/// has been frozen since (its sessions were revoked then), else `None` (401). Runs only on
+/// this failure path, never for a live session.
+async fn refuse_frozen(tx: &mut TenantTx, token_hash: &str) -> Result<Option<Principal>> {
+    let frozen: Option<bool> = sqlx::query_scalar(
+        "SELECT (to_jsonb(u) ->> 'frozen_at') IS NOT NULL \
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(tx.conn())
+    .await?;
+    if frozen == Some(true) {
+        return Err(crate::read_limit::frozen_error());
+    }
+    Ok(None)
 }
 
 /// Sets or lifts (`None`) the restriction of one session.
