@@ -67,6 +67,11 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 11,
         sql: include_str!("tenant_sql/0011_list_indexes.sql"),
     },
+    // Version 12 (read limits) is being added on another branch.
+    TenantMigration {
+        version: 13,
+        sql: include_str!("tenant_sql/0013_mail_verification.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.
