@@ -13,6 +13,7 @@ pub mod error;
 pub mod fields;
 pub mod jobs;
 pub mod limits;
+pub mod mail_verification;
 pub mod mfa;
 pub mod notifications;
 pub mod pipelines;
@@ -85,6 +86,7 @@ pub type Apis = (
         rules::RulesApi,
         approvals::ApprovalsApi,
         mfa::MfaApi,
+        mail_verification::MailVerificationApi,
     ),
     (
         records::CustomersApi,
@@ -128,6 +130,7 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 rules::RulesApi(s()),
                 approvals::ApprovalsApi(s()),
                 mfa::MfaApi(s()),
+                mail_verification::MailVerificationApi(s()),
             ),
             (
                 records::CustomersApi(s()),
