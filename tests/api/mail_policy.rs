@@ -356,3 +356,55 @@ async fn a_company_smtp_server_must_be_a_public_mail_host() {
         );
     }
 }
+
+/// A company one schema version behind (no verification columns, no quota table yet) keeps
+/// mailing its contacts, from the platform sender, unverified.
+#[tokio::test]
+async fn a_company_one_version_behind_still_mails_its_contacts() {
+    use crm_core::db::Db;
+    use crm_core::domain::{DisplayName, Email};
+    use crm_tenants::{provision_tenant_at, NewAdmin, NewTenant, TenantSlug};
+    let app = TestApp::spawn_with(|c| c.auto_migrate_tenants = false).await;
+    let slug = crate::helpers::unique_slug("v11");
+    let email = format!("admin@{slug}.example.com");
+    let db = Db::new(app.pool.clone(), app.config.tenant_isolation);
+    provision_tenant_at(
+        &db,
+        NewTenant {
+            slug: TenantSlug::parse("slug", &slug).expect("slug"),
+            name: DisplayName::parse("name", "老版本公司").expect("name"),
+        },
+        NewAdmin {
+            email: Email::parse("email", &email).expect("email"),
+            name: DisplayName::parse("name", "管理员").expect("name"),
+            password_hash: crm_core::identity::hash_password(crate::helpers::PASSWORD)
+                .await
+                .expect("hash"),
+        },
+        11,
+    )
+    .await
+    .expect("provision at v11");
+    let login = app
+        .login(&slug, &email, crate::helpers::PASSWORD)
+        .await
+        .expect(200);
+    let t = Tenant {
+        id: String::new(),
+        slug: slug.clone(),
+        admin_id: login["user"]["id"].as_str().expect("id").to_owned(),
+        admin_email: email,
+        token: login["token"].as_str().expect("token").to_owned(),
+    };
+    let settings = app.get("/api/v1/settings/mail", &t.token).await.expect(200);
+    assert_eq!(settings["verified"], false);
+    let tk = ticket_with_contact(&app, &t, "zhao@customer.example").await;
+    reply(&app, &t, &tk, "已为您办理退货").await.expect(201);
+    let got = mails_to(&app, &t, "zhao@customer.example", 1).await;
+    assert!(
+        got[0]["from"]
+            .as_str()
+            .is_some_and(|f| f.contains("no-reply@tc-crm.localhost")),
+        "{got:#?}"
+    );
+}
