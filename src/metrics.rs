@@ -145,7 +145,9 @@ fn mail_families() -> Vec<prometheus::proto::MetricFamily> {
             .unwrap_or_else(|_| unreachable!("static metric definition"))
     };
     let enqueued = counter("mail_enqueued_total", "mail messages enqueued", &[]);
-    enqueued.with_label_values::<&str>(&[]).inc_by(stats.enqueued);
+    enqueued
+        .with_label_values::<&str>(&[])
+        .inc_by(stats.enqueued);
     let refused = counter(
         "mail_refused_total",
         "mail refused by the mail policy, by reason (unverified_tenant, quota_exceeded, smtp_host)",
