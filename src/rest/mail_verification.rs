@@ -8,8 +8,7 @@ use super::error::ApiResult;
 use super::Tag;
 use crate::server::AppState;
 use crm_core::identity::tokens;
-use crm_core::mail::verification::{self, Confirmed};
-use crm_core::Error;
+use crm_core::mail::verification::{self, invalid_link, Confirmed};
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -36,13 +35,6 @@ pub struct VerifyEmailResponse {
 #[derive(Object)]
 pub struct ResendResponse {
     pub sent_to: String,
-}
-
-fn invalid_link() -> Error {
-    Error::not_found(
-        "mail.invalid_token",
-        "this confirmation link is unknown, used or expired; ask for a new one",
-    )
 }
 
 impl MailVerificationApi {

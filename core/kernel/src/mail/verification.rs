@@ -123,7 +123,8 @@ async fn send(tx: &mut TenantTx, purpose: &'static str, address: &str) -> Result
     Ok(())
 }
 
-fn invalid_link() -> Error {
+/// 404 `mail.invalid_token`: unknown, used or expired.
+pub fn invalid_link() -> Error {
     Error::not_found(
         "mail.invalid_token",
         "this confirmation link is unknown, used or expired; ask for a new one",
