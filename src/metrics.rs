@@ -128,10 +128,51 @@ impl Metrics {
     }
 
     pub fn render(&self) -> Vec<u8> {
+        let mut families = self.registry.gather();
+        families.extend(mail_families());
         let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        let _ = TextEncoder::new().encode(&families, &mut out);
         out
     }
+}
+
+/// The mail policy's counters (`crm_core::mail::stats`, process-wide): messages enqueued,
+/// refused by reason, and quota refusals by tenant slug (only tenants that hit their quota).
+fn mail_families() -> Vec<prometheus::proto::MetricFamily> {
+    let stats = crm_core::mail::stats::snapshot();
+    let counter = |name: &str, help: &str, labels: &[&str]| {
+        IntCounterVec::new(Opts::new(name, help).namespace("crm"), labels)
+            .unwrap_or_else(|_| unreachable!("static metric definition"))
+    };
+    let enqueued = counter("mail_enqueued_total", "mail messages enqueued", &[]);
+    enqueued
+        .with_label_values::<&str>(&[])
+        .inc_by(stats.enqueued);
+    let refused = counter(
+        "mail_refused_total",
+        "mail refused by the mail policy, by reason (unverified_tenant, quota_exceeded, smtp_host)",
+        &["reason"],
+    );
+    for reason in ["unverified_tenant", "quota_exceeded", "smtp_host"] {
+        refused.with_label_values(&[reason]);
+    }
+    for (reason, n) in &stats.refused {
+        refused.with_label_values(&[reason]).inc_by(*n);
+    }
+    let by_tenant = counter(
+        "mail_quota_refused_total",
+        "mail refused by the quota, by tenant (only tenants that hit it)",
+        &["tenant"],
+    );
+    for (tenant, n) in &stats.quota_refused_by_tenant {
+        by_tenant.with_label_values(&[tenant]).inc_by(*n);
+    }
+    use prometheus::core::Collector;
+    [enqueued.collect(), refused.collect(), by_tenant.collect()]
+        .into_iter()
+        .flatten()
+        .filter(|f| !f.get_metric().is_empty())
+        .collect()
 }
 
 /// Collapses ids and names in a path so the route label has bounded cardinality.

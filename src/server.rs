@@ -61,7 +61,8 @@ impl AppState {
             rules,
             tenants: crm_tenants::cache::TenantCache::new(pool.clone(), config.tenant_cache_size),
             db: Db::new(pool, config.tenant_isolation)
-                .with_statement_timeout(config.request_statement_timeout_ms),
+                .with_statement_timeout(config.request_statement_timeout_ms)
+                .with_mail_quota(config.mail.quota()),
             master_key,
             authz: Arc::new(Authorizer::new(config.authz_cache_tenants)),
             schemas: Arc::new(crm_records::SchemaCache::new(config.schema_cache_tenants)),
@@ -436,7 +437,8 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
     let worker = if config.jobs_enabled {
         Some(Worker::spawn(
             Db::new(pool.clone(), config.tenant_isolation)
-                .with_statement_timeout(config.job_statement_timeout_ms),
+                .with_statement_timeout(config.job_statement_timeout_ms)
+                .with_mail_quota(config.mail.quota()),
             wiring::job_handlers(&config, master_key.clone(), &rules, Some(files.clone()))?,
             WorkerSettings {
                 poll: Duration::from_millis(config.jobs_poll_ms),

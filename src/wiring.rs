@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 /// Installs the record engine's hooks (once per process; later calls do nothing):
 /// - tickets: the desk's status machine, numbers, SLA, assignment, attachment clean-up;
-/// - every change: workflows' rule fan-out and the approval record lock.
+/// - every change: workflows' rule fan-out and the approval record lock;
+/// - mail: contacts' and customers' addresses count as the company's own recipients.
 pub fn install_record_hooks() {
+    crm_core::mail::recipients::install(Arc::new(crm_records::recipients::ContactAddresses));
     crm_records::hooks::install(
         crm_records::hooks::Hooks::default()
             .object(crm_records::ObjectKey::Tickets, crm_desk::TicketHooks)

@@ -122,6 +122,9 @@ pub struct MeResponse {
     /// `password_change` or `mfa_enrollment` when the session is restricted to that.
     #[oai(skip_serializing_if_is_none)]
     pub session_restriction: Option<String>,
+    /// Whether the company's sign-up address is verified (until then its mail goes only to
+    /// its own users and its records' contacts and customers).
+    pub tenant_verified: bool,
 }
 
 #[derive(Object)]
@@ -132,7 +135,8 @@ pub struct ChangePasswordRequest {
 
 #[OpenApi(tag = "Tag::Account")]
 impl AccountApi {
-    /// Sign a company up: creates the tenant, its first administrator, and logs them in.
+    /// Sign a company up: creates the tenant, its first administrator, and logs them in. The
+    /// administrator is mailed a link that verifies the company's address.
     #[oai(path = "/signup", method = "post")]
     async fn signup(
         &self,
@@ -259,6 +263,7 @@ impl AccountApi {
             Some(id) => mfa::is_enrolled(&mut tx, id).await?,
             None => false,
         };
+        let tenant_verified = crm_core::mail::verification::is_verified(&mut tx).await?;
         tx.commit().await?;
         Ok(Json(MeResponse {
             user,
@@ -277,6 +282,7 @@ impl AccountApi {
             session_expires_at,
             mfa_enabled,
             session_restriction: ctx.principal.restriction.map(|r| r.as_str().to_owned()),
+            tenant_verified,
         }))
     }
 

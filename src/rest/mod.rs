@@ -13,6 +13,7 @@ pub mod error;
 pub mod fields;
 pub mod jobs;
 pub mod limits;
+pub mod mail_verification;
 pub mod mfa;
 pub mod notifications;
 pub mod pipelines;
@@ -87,6 +88,7 @@ pub type Apis = (
         approvals::ApprovalsApi,
         mfa::MfaApi,
         read_limit::ReadLimitApi,
+        mail_verification::MailVerificationApi,
     ),
     (
         records::CustomersApi,
@@ -131,6 +133,7 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 approvals::ApprovalsApi(s()),
                 mfa::MfaApi(s()),
                 read_limit::ReadLimitApi(s()),
+                mail_verification::MailVerificationApi(s()),
             ),
             (
                 records::CustomersApi(s()),

@@ -1,5 +1,7 @@
 //! `/settings/mail`: a company's own sender and SMTP server for the mail it sends (ticket
-//! replies, portal links, surveys, reminders), overriding the server's mail settings.
+//! replies, portal links, surveys, reminders), overriding the server's mail settings. A new
+//! sender waits for the link mailed to it; the SMTP host must pass the outbound address
+//! policy (`crm_core::mail`).
 //! `/settings/security`: the roles that require MFA and the password policy.
 
 use super::auth::Auth;
@@ -17,10 +19,18 @@ pub struct SettingsApi(pub AppState);
 
 #[derive(Object)]
 pub struct MailSettingsOut {
-    /// The sender of the company's mail; absent: the server's `mail.from`.
+    /// The confirmed sender of the company's mail; absent: the server's `mail.from`, shown
+    /// as "<company> via <platform>".
     #[oai(skip_serializing_if_is_none)]
     #[oai(nullable)]
     pub from: Option<String>,
+    /// A sender waiting for the confirmation link mailed to it; not used until confirmed.
+    #[oai(skip_serializing_if_is_none)]
+    #[oai(nullable)]
+    pub from_pending: Option<String>,
+    /// Whether the company's sign-up address is verified: until then its mail goes only to
+    /// its own users and its records' contacts and customers.
+    pub verified: bool,
     /// The company's SMTP server, password hidden; absent: the server's transport.
     #[oai(skip_serializing_if_is_none)]
     #[oai(nullable)]
@@ -31,7 +41,8 @@ pub struct MailSettingsOut {
 
 #[derive(Object)]
 pub struct MailSettingsRequest {
-    /// E.g. `客服中心 <service@example.com>`; null or absent: the server's.
+    /// E.g. `客服中心 <service@example.com>`; null or absent: the server's. A new address is
+    /// used once confirmed through the link mailed to it.
     pub from: Option<String>,
     /// `smtp://user:pass@host:587?tls=required`, `smtps://user:pass@host:465`; null or absent:
     /// the server's transport.
@@ -111,6 +122,8 @@ impl From<SecuritySettingsDto> for SecuritySettings {
 fn out(m: &TenantMail) -> MailSettingsOut {
     MailSettingsOut {
         from: m.from.clone(),
+        from_pending: m.from_pending.clone(),
+        verified: m.verified,
         smtp_url: m.smtp_url.as_deref().map(mail::mask_url),
         uses_server_transport: m.smtp_url.is_none(),
     }
@@ -127,7 +140,10 @@ impl SettingsApi {
         Ok(Json(out(&m)))
     }
 
-    /// Replaces the company's mail settings (the SMTP URL is stored encrypted).
+    /// Replaces the company's mail settings (the SMTP URL is stored encrypted; its host must
+    /// be public and its port 25, 465 or 587, else 422 naming the refusal). A new sender is
+    /// mailed a confirmation link and stays pending until it is used (an unverified company
+    /// can only ask for its own users' addresses: 403 `mail.unverified_tenant`).
     #[oai(path = "/settings/mail", method = "put")]
     async fn put_mail(
         &self,
@@ -138,10 +154,13 @@ impl SettingsApi {
         let wanted = TenantMail {
             from: blank(body.0.from),
             smtp_url: blank(body.0.smtp_url),
+            ..TenantMail::default()
         };
         let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
         let (actor, master) = (Actor::of(&ctx), self.0.master_key.as_deref());
-        let saved = mail::change_settings(&mut tx, &caller, &actor, master, &wanted).await?;
+        let policy = self.0.config.mail.tenant_smtp_policy();
+        let saved =
+            mail::change_settings(&mut tx, &caller, &actor, master, &policy, &wanted).await?;
         tx.commit().await?;
         Ok(Json(out(&saved)))
     }

@@ -72,6 +72,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         sql: include_str!("tenant_sql/0012_read_limit.sql"),
     },
     TenantMigration {
+        version: 13,
+        sql: include_str!("tenant_sql/0013_mail_verification.sql"),
+    },
+    TenantMigration {
         version: 14,
         sql: include_str!("tenant_sql/0014_customer_city.sql"),
     },

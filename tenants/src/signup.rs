@@ -1,7 +1,7 @@
 //! Sign-up, the use case: the company's and its administrator's details validated together
 //! (every bad field named at once), the password hashed before any connection is taken, the
 //! tenant claimed from the warm pool (`crate::pool`) or, with none ready, provisioned inline,
-//! and the administrator logged in.
+//! and the administrator logged in and sent the link that verifies the sign-up address.
 
 use crate::pool;
 use crate::provision::{provision_tenant, NewAdmin, NewTenant, Provisioned};
@@ -112,7 +112,9 @@ pub async fn create_tenant(
     provision_tenant(db, new, admin).await
 }
 
-/// The administrator's first session in their new tenant, lasting `ttl`.
+/// The administrator's first session in their new tenant, lasting `ttl`, and the mail with
+/// the link that verifies the sign-up address (`crm_core::mail::verification`), in one
+/// transaction.
 pub async fn first_session(
     db: &Db,
     provisioned: &Provisioned,
@@ -129,6 +131,8 @@ pub async fn first_session(
         meta.user_agent.as_deref(),
     )
     .await?;
+    crm_core::mail::verification::send_signup_verification(&mut tx, &provisioned.admin.email)
+        .await?;
     tx.commit().await?;
     Ok(session)
 }

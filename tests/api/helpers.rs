@@ -102,6 +102,17 @@ async fn template() -> &'static str {
         .await
 }
 
+/// The `tce_…` token in a confirmation mail's body.
+pub fn confirmation_token_in(body: &str) -> Option<String> {
+    let start = body.find("token=tce_")? + "token=".len();
+    Some(
+        body[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect(),
+    )
+}
+
 /// The `id` of a JSON record.
 pub fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_owned()
@@ -366,6 +377,45 @@ impl TestApp {
             admin_email: email,
             token: body["token"].as_str().expect("token").to_owned(),
         }
+    }
+
+    /// Verifies a tenant the way its administrator does: opens the link of the verification
+    /// mail sent at sign-up (the worker must be running and mail going to files).
+    pub async fn verify(&self, t: &Tenant) {
+        let token = self.confirmation_token(t, &t.admin_email).await;
+        let done = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/auth/verify-email?token={token}"),
+                None,
+                None,
+            )
+            .await
+            .expect(200);
+        assert_eq!(done["verified"], true, "{done}");
+    }
+
+    /// A signed-up tenant, verified ([`TestApp::verify`]).
+    pub async fn signup_verified(&self) -> Tenant {
+        let t = self.signup().await;
+        self.verify(&t).await;
+        t
+    }
+
+    /// The token of the newest confirmation link mailed (file transport) to `to`.
+    pub async fn confirmation_token(&self, t: &Tenant, to: &str) -> String {
+        let (dir, slug, to) = (self.config.data_dir.clone(), t.slug.clone(), to.to_owned());
+        eventually("a confirmation mail", || {
+            let (dir, slug, to) = (dir.clone(), slug.clone(), to.clone());
+            async move {
+                crate::mail::account_mail(&dir, &slug)
+                    .iter()
+                    .filter(|m| m["to"].as_str().is_some_and(|a| a.contains(&to)))
+                    .filter_map(|m| confirmation_token_in(m["body"].as_str()?))
+                    .next_back()
+            }
+        })
+        .await
     }
 
     pub async fn login(&self, tenant: &str, email: &str, password: &str) -> Resp {

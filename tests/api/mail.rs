@@ -34,6 +34,7 @@ class Handler:
             "to": str(msg["to"]),
             "subject": str(msg["subject"]),
             "message_id": str(msg["message-id"]),
+            "purpose": str(msg["x-crm-purpose"] or ""),
             "body": body.get_content() if body is not None else "",
         }
         name = uuid.uuid4().hex
@@ -59,6 +60,7 @@ body = msg.get_body(preferencelist=("plain",))
 print(json.dumps({
     "from": str(msg["from"]), "to": str(msg["to"]), "subject": str(msg["subject"]),
     "message_id": str(msg["message-id"]),
+    "purpose": str(msg["x-crm-purpose"] or ""),
     "body": body.get_content() if body is not None else "",
 }))
 "#;
@@ -109,9 +111,13 @@ impl SmtpServer {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    /// Every message received so far.
+    /// Every message received so far, but the account mail of sign-up and sender
+    /// confirmation ([`is_account_mail`]).
     pub fn messages(&self) -> Vec<Value> {
         read_json_dir(&self.dir)
+            .into_iter()
+            .filter(|m| !is_account_mail(m))
+            .collect()
     }
 
     /// Waits until at least `n` messages arrived (20 s at most), returns all.
@@ -145,8 +151,33 @@ fn read_json_dir(dir: &Path) -> Vec<Value> {
     out
 }
 
-/// The .eml files the file transport wrote for a tenant, parsed.
+/// Whether a parsed message is account mail (the sign-up verification link, a sender
+/// confirmation), which every sign-up sends and most tests are not about.
+pub fn is_account_mail(m: &Value) -> bool {
+    m["purpose"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("account."))
+}
+
+/// The .eml files the file transport wrote for a tenant, parsed, but account mail.
 pub fn eml_files(data_dir: &Path, tenant_slug: &str) -> Vec<Value> {
+    all_eml_files(data_dir, tenant_slug)
+        .into_iter()
+        .filter(|m| !is_account_mail(m))
+        .collect()
+}
+
+/// The account mail the file transport wrote for a tenant (sign-up verification, sender
+/// confirmations), parsed.
+pub fn account_mail(data_dir: &Path, tenant_slug: &str) -> Vec<Value> {
+    all_eml_files(data_dir, tenant_slug)
+        .into_iter()
+        .filter(is_account_mail)
+        .collect()
+}
+
+/// Every .eml file the file transport wrote for a tenant, parsed.
+pub fn all_eml_files(data_dir: &Path, tenant_slug: &str) -> Vec<Value> {
     let dir = data_dir.join("mail").join(tenant_slug);
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {

@@ -18,6 +18,7 @@ mod fields;
 mod helpers;
 mod isolation;
 mod mail;
+mod mail_policy;
 mod mfa;
 mod migrate;
 mod openapi;

@@ -106,13 +106,15 @@ async fn services_refuse_a_caller_without_the_permission_when_called_directly() 
         "workflow settings",
         crm_workflows::manage::set_settings(&mut tx, &caller, &actor, &[], 5).await,
     );
-    let wanted = crm_core::mail::TenantMail {
-        from: None,
-        smtp_url: None,
-    };
+    let wanted = crm_core::mail::TenantMail::default();
+    let policy = crm_core::mail::SmtpHostPolicy::default();
     assert_forbidden(
         "mail settings",
-        crm_core::mail::change_settings(&mut tx, &caller, &actor, None, &wanted).await,
+        crm_core::mail::change_settings(&mut tx, &caller, &actor, None, &policy, &wanted).await,
+    );
+    assert_forbidden(
+        "mail: resend the verification link",
+        crm_core::mail::verification::resend(&mut tx, &caller).await,
     );
 
     // The portal's access opens tickets and nothing else.

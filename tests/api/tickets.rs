@@ -761,8 +761,14 @@ async fn round_robin_and_least_open_assignment_are_fair_and_skip_the_away() {
 #[tokio::test]
 async fn a_company_can_send_through_its_own_smtp_server() {
     let smtp = crate::mail::SmtpServer::start().await;
-    let app = TestApp::spawn().await;
-    let own = app.signup().await;
+    // The test's SMTP server listens on loopback, on a port of its own: allowed here only.
+    let port = smtp.port;
+    let app = TestApp::spawn_with(|c| {
+        c.mail.tenant_smtp_allow_private = true;
+        c.mail.tenant_smtp_ports = vec![port];
+    })
+    .await;
+    let own = app.signup_verified().await;
     let default = app.signup().await;
     let current = app
         .get("/api/v1/settings/mail", &own.token)
@@ -800,6 +806,26 @@ async fn a_company_can_send_through_its_own_smtp_server() {
             .await
             .expect("stored");
     assert!(!String::from_utf8_lossy(&stored).contains("s3cret"));
+    // The sender is confirmed through the link mailed to it (to a file: no SMTP server yet).
+    app.call(
+        reqwest::Method::PUT,
+        "/api/v1/settings/mail",
+        Some(&own.token),
+        Some(json!({"from": "蓝天客服 <service@lantian.example>"})),
+    )
+    .await
+    .expect(200);
+    let token = app
+        .confirmation_token(&own, "service@lantian.example")
+        .await;
+    app.call(
+        reqwest::Method::POST,
+        "/api/v1/auth/verify-email",
+        None,
+        Some(json!({ "token": token })),
+    )
+    .await
+    .expect(200);
     // The test SMTP server takes mail without authentication.
     let url = format!("smtp://127.0.0.1:{}", smtp.port);
     let saved = app

@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 /// `send_email(template, to)`: `to` is `contact` or `customer` (the record's), a user
 /// reference (`owner`, `assignee`, `manager`, a user id) or an e-mail address; `template` is
 /// `follow_up` or the message itself — first line the subject, the rest the body — with
-/// `{{field}}` placeholders filled from the record.
+/// `{{field}}` placeholders filled from the record. Until the company is verified an address
+/// must be one of its users' or its records' contacts' and customers' (the effect fails with
+/// `mail.unverified_tenant`, enforced by `crm_core::mail::enqueue`).
 pub(crate) async fn send_email(
     tx: &mut TenantTx,
     ctx: &EffectCtx<'_>,

@@ -608,7 +608,7 @@ async fn notify_admins(tx: &mut TenantTx, rule: Uuid, name: &str, reason: &str) 
             },
         )
         .await?;
-        crm_core::mail::enqueue(
+        let mailed = crm_core::mail::enqueue(
             tx,
             &crm_core::mail::OutgoingMail {
                 to: vec![email],
@@ -622,7 +622,17 @@ async fn notify_admins(tx: &mut TenantTx, rule: Uuid, name: &str, reason: &str) 
             ),
             None,
         )
-        .await?;
+        .await;
+        // Over the mail quota the in-app notification still tells them; the rule is off
+        // all the same (a refused message leaves nothing behind).
+        match mailed {
+            Err(crm_core::Error::TooManyRequests { message, .. }) => {
+                tracing::warn!(rule = %rule, %message, "rule-disabled mail over the quota");
+            }
+            other => {
+                other?;
+            }
+        }
     }
     Ok(())
 }

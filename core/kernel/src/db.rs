@@ -81,6 +81,8 @@ pub struct Db {
     /// `statement_timeout` of every tenant transaction, in milliseconds (0: none): one tenant's
     /// slow query cannot hold a connection for ever.
     pub statement_timeout_ms: u64,
+    /// Each tenant's mail quota, carried by its transactions to [`crate::mail::enqueue`].
+    pub mail_quota: crate::mail::MailQuota,
 }
 
 impl Db {
@@ -89,7 +91,14 @@ impl Db {
             pool,
             isolation,
             statement_timeout_ms: 0,
+            mail_quota: crate::mail::MailQuota::default(),
         }
+    }
+
+    /// The same handle with another mail quota on its tenant transactions.
+    pub fn with_mail_quota(mut self, quota: crate::mail::MailQuota) -> Self {
+        self.mail_quota = quota;
+        self
     }
 
     /// The same handle with a statement timeout on its tenant transactions.
@@ -115,6 +124,7 @@ impl Db {
             tenant: tenant.clone(),
             memo: HashMap::new(),
             shared: false,
+            mail_quota: self.mail_quota,
         })
     }
 }
@@ -152,6 +162,7 @@ pub struct TenantTx {
     /// Per-transaction memos, one per type (see [`TenantTx::memo`]).
     memo: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     shared: bool,
+    mail_quota: crate::mail::MailQuota,
 }
 
 /// The statements that confine a transaction to `tenant`. The schema name is checked
@@ -181,7 +192,13 @@ impl TenantTx {
             tenant: tenant.clone(),
             memo: HashMap::new(),
             shared: false,
+            mail_quota: crate::mail::MailQuota::default(),
         })
+    }
+
+    /// The mail quota of the server that opened this transaction.
+    pub fn mail_quota(&self) -> crate::mail::MailQuota {
+        self.mail_quota
     }
 
     /// The transaction's memo of type `M`, created empty on first use: what a crate read in

@@ -77,7 +77,18 @@ impl NewJob {
 }
 
 /// Enqueues a job in the caller's transaction; `None` when its dedupe key already exists.
+/// Mail is enqueued only through [`crate::mail::enqueue`], which applies the mail policy.
 pub async fn enqueue(tx: &mut TenantTx, job: NewJob) -> Result<Option<i64>> {
+    if job.kind == crate::mail::SEND_JOB {
+        return Err(Error::internal(
+            "mail jobs are enqueued through mail::enqueue, which applies the mail policy",
+        ));
+    }
+    insert(tx, job).await
+}
+
+/// Inserts a job (any kind) and wakes the worker.
+pub(crate) async fn insert(tx: &mut TenantTx, job: NewJob) -> Result<Option<i64>> {
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO jobs (kind, dedupe_key, subject_id, payload, run_at, max_attempts) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",

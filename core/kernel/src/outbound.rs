@@ -169,18 +169,47 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow_private = self.allow_private;
         Box::pin(async move {
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            if found.is_empty() {
-                return Err("the name has no address".into());
-            }
-            if !allow_private && found.iter().any(|a| is_internal(a.ip())) {
-                return Err(Box::new(InternalAddress) as Box<dyn std::error::Error + Send + Sync>);
-            }
+            let found = match resolve_checked(name.as_str(), 0, allow_private).await {
+                Ok(found) => found,
+                Err(OutboundError::Refused(_)) => {
+                    return Err(
+                        Box::new(InternalAddress) as Box<dyn std::error::Error + Send + Sync>
+                    )
+                }
+                Err(_) => return Err("the name has no address".into()),
+            };
             let addrs: Addrs = Box::new(found.into_iter());
             Ok(addrs)
         })
     }
+}
+
+/// Resolves `host` (a name or a literal address) and refuses it whole when any answer is an
+/// internal address ([`is_internal`]) unless `allow_private`: the one check every
+/// tenant-supplied host goes through (webhooks here, tenant SMTP servers in
+/// [`crate::mail::smtp_host`]).
+pub async fn resolve_checked(
+    host: &str,
+    port: u16,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, OutboundError> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|_| OutboundError::Unreachable)?
+        .collect();
+    if found.is_empty() {
+        return Err(OutboundError::Unreachable);
+    }
+    if !allow_private && found.iter().any(|a| is_internal(a.ip())) {
+        let literal = host.parse::<IpAddr>().is_ok();
+        return Err(OutboundError::Refused(if literal {
+            "internal address"
+        } else {
+            "the name resolves to an internal address"
+        }));
+    }
+    Ok(found)
 }
 
 /// A name resolved to an internal address.

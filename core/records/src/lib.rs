@@ -20,6 +20,7 @@ pub mod idempotency;
 pub mod meta;
 pub mod pipelines;
 pub mod query;
+pub mod recipients;
 pub mod register;
 pub mod reminders;
 pub mod reports;

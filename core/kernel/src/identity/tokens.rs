@@ -75,6 +75,21 @@ pub fn parse_mfa_challenge(token: &str) -> Option<(Uuid, String)> {
     (prefix == MFA_CHALLENGE).then(|| (tenant_id, hash(token)))
 }
 
+/// The prefix of a mail confirmation link (a sign-up address or a sender address): no
+/// credential of any route either.
+const MAIL_CONFIRMATION: &str = "tce";
+
+/// A fresh mail confirmation token for `tenant` (`tce_<tenant hex>_<secret>`).
+pub fn generate_mail_confirmation(tenant: Uuid) -> String {
+    generate_with(MAIL_CONFIRMATION, tenant)
+}
+
+/// The tenant and stored hash of a mail confirmation token; `None` when it is not one.
+pub fn parse_mail_confirmation(token: &str) -> Option<(Uuid, String)> {
+    let (prefix, tenant_id) = split(token)?;
+    (prefix == MAIL_CONFIRMATION).then(|| (tenant_id, hash(token)))
+}
+
 /// The prefix and tenant of a well-formed token of any kind.
 fn split(token: &str) -> Option<(&str, Uuid)> {
     let mut parts = token.splitn(3, '_');

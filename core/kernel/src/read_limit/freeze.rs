@@ -92,7 +92,16 @@ pub(super) async fn freeze(
             frozen_at.timestamp_micros(),
             admin.id
         );
-        mail::enqueue(tx, &message, key, Some(user_id)).await?;
+        // Over the mail quota the in-app notification still tells them and the user is
+        // frozen all the same (a refused message leaves nothing behind).
+        match mail::enqueue(tx, &message, key, Some(user_id)).await {
+            Err(crate::Error::TooManyRequests { message, .. }) => {
+                tracing::warn!(user = %user_id, %message, "freeze mail over the quota");
+            }
+            other => {
+                other?;
+            }
+        }
     }
     Ok(())
 }
