@@ -115,9 +115,8 @@ struct Visible<'a> {
 }
 
 impl Visible<'_> {
-    /// `WITH o AS (visible opportunities), h AS (their stage changes, in order)` and the
-    /// `idx(stage)` expression as SQL text over a bound stage array. Binds: the pipeline, the
-    /// scope's values, then the stage keys.
+    /// `WITH o AS (visible opportunities), h AS (their stage changes)`. Binds: the pipeline,
+    /// then the scope's values.
     fn prefix(&self) -> QueryBuilder<'static, Postgres> {
         let mut q = QueryBuilder::<Postgres>::new(
             "WITH o AS (SELECT o.id, o.stage, coalesce(o.amount, 0)::float8 AS amount, \
@@ -136,16 +135,14 @@ impl Visible<'_> {
         q.push(
             ")), h AS (SELECT h.record_id, h.at, h.id, h.changes -> 'stage' ->> 'after' AS stage \
              FROM record_history h JOIN o ON o.id = h.record_id \
-             WHERE h.object = 'opportunities' AND h.changes ? 'stage'), \
-             k AS (SELECT ",
+             WHERE h.object = 'opportunities' AND h.changes ? 'stage') ",
         );
-        q.push_bind(self.stages.to_vec());
-        q.push("::text[] AS keys) ");
         q
     }
 }
 
-/// `idx(stage)`: an open stage's position, `won` after the last one, NULL otherwise.
+/// `idx(stage)`: an open stage's position in `k.keys` (the funnel's bound stage array), `won`
+/// after the last one, NULL otherwise.
 fn idx(stage: &str) -> String {
     format!(
         "(CASE WHEN {stage} = '{WON}' THEN cardinality(k.keys) \
@@ -161,8 +158,10 @@ async fn funnel(
     p: &sales::Pipeline,
 ) -> Result<Vec<FunnelStage>> {
     let mut q = set.prefix();
+    q.push(", k AS (SELECT ");
+    q.push_bind(set.stages.to_vec());
     q.push(format!(
-        ", m AS (SELECT o.amount, o.currency, coalesce((SELECT max({hidx}) FROM h \
+        "::text[] AS keys), m AS (SELECT o.amount, o.currency, coalesce((SELECT max({hidx}) FROM h \
          WHERE h.record_id = o.id), {oidx}) AS top FROM o, k WHERE o.created_at >= ",
         hidx = idx("h.stage"),
         oidx = idx("o.stage"),
@@ -201,7 +200,7 @@ async fn funnel(
         .push(" AND o.created_at < ")
         .push_bind(set.to);
     q.push(
-        ") SELECT stage, percentile_cont(0.5) WITHIN GROUP (ORDER BY days) FROM s, k \
+        ") SELECT stage, percentile_cont(0.5) WITHIN GROUP (ORDER BY days) FROM s \
          WHERE days IS NOT NULL AND stage IS NOT NULL GROUP BY stage",
     );
     let medians: HashMap<String, f64> = q
@@ -234,7 +233,7 @@ async fn funnel(
 /// Open opportunities by expected close month inside the range: amount × probability.
 async fn forecast(tx: &mut TenantTx, set: &Visible<'_>) -> Result<BTreeMap<String, Amounts>> {
     let mut q = set.prefix();
-    q.push("SELECT close_month, currency, sum(amount * probability / 100.0)::float8 FROM o, k WHERE status = 'open' AND close_month >= ");
+    q.push("SELECT close_month, currency, sum(amount * probability / 100.0)::float8 FROM o WHERE status = 'open' AND close_month >= ");
     q.push_bind(set.from.format("%Y-%m").to_string())
         .push(" AND close_month <= ")
         .push_bind(set.to.format("%Y-%m").to_string())
@@ -264,7 +263,7 @@ async fn closed(
     let mut q = set.prefix();
     q.push(format!(
         ", c AS (SELECT o.*, coalesce((SELECT max(h.at) FROM h WHERE h.record_id = o.id \
-         AND h.stage = o.status), o.created_at) AS closed_at FROM o, k \
+         AND h.stage = o.status), o.created_at) AS closed_at FROM o \
          WHERE o.status IN ('{WON}', '{LOST}')) \
          SELECT grouping(owner_id)::int4, coalesce(owner_id::text, 'none'), \
          coalesce(source, 'unknown'), status, currency, count(*), sum(amount) FROM c \
