@@ -338,6 +338,14 @@ impl TestApp {
         self.call(Method::GET, path, Some(token), None).await
     }
 
+    /// The `items` of a page read with GET (expects 200).
+    pub async fn items(&self, path: &str, token: &str) -> Vec<Value> {
+        self.get(path, token).await.expect(200)["items"]
+            .as_array()
+            .expect("items")
+            .clone()
+    }
+
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }

@@ -77,14 +77,11 @@ async fn code_step(app: &TestApp, mfa_token: &str, code: &str) -> crate::helpers
 }
 
 async fn audit_actions(app: &TestApp, t: &Tenant, prefix: &str) -> Vec<Value> {
-    let page = app
-        .get(
-            &format!("/api/v1/audit?action={prefix}&limit=200"),
-            &t.token,
-        )
-        .await
-        .expect(200);
-    page["items"].as_array().expect("items").clone()
+    app.items(
+        &format!("/api/v1/audit?action={prefix}&limit=200"),
+        &t.token,
+    )
+    .await
 }
 
 #[tokio::test]

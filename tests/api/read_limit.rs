@@ -53,21 +53,13 @@ async fn staff(app: &TestApp, t: &Tenant, roles: &[&str], name: &str) -> (String
 }
 
 async fn log_of(app: &TestApp, t: &Tenant, query: &str) -> Vec<Value> {
-    app.get(&format!("/api/v1/read-access-log?{query}"), &t.token)
+    app.items(&format!("/api/v1/read-access-log?{query}"), &t.token)
         .await
-        .expect(200)["items"]
-        .as_array()
-        .expect("items")
-        .clone()
 }
 
 async fn audit_actions(app: &TestApp, t: &Tenant, action: &str) -> Vec<Value> {
-    app.get(&format!("/api/v1/audit?action={action}"), &t.token)
+    app.items(&format!("/api/v1/audit?action={action}"), &t.token)
         .await
-        .expect(200)["items"]
-        .as_array()
-        .expect("items")
-        .clone()
 }
 
 #[tokio::test]

@@ -30,12 +30,7 @@ async fn task(app: &TestApp, t: &Tenant, body: Value) -> String {
 }
 
 async fn jobs_of(app: &TestApp, t: &Tenant, query: &str) -> Vec<Value> {
-    app.get(&format!("/api/v1/jobs?{query}"), &t.token)
-        .await
-        .expect(200)["items"]
-        .as_array()
-        .expect("items")
-        .clone()
+    app.items(&format!("/api/v1/jobs?{query}"), &t.token).await
 }
 
 #[tokio::test]

@@ -12,12 +12,8 @@ async fn rule(app: &TestApp, t: &Tenant, body: Value) -> Value {
 }
 
 async fn runs(app: &TestApp, t: &Tenant, rule_id: &str) -> Vec<Value> {
-    app.get(&format!("/api/v1/rules/{rule_id}/runs?limit=200"), &t.token)
+    app.items(&format!("/api/v1/rules/{rule_id}/runs?limit=200"), &t.token)
         .await
-        .expect(200)["items"]
-        .as_array()
-        .expect("items")
-        .clone()
 }
 
 /// Waits until the rule has `n` runs and returns them, newest first.
