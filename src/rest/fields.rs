@@ -6,7 +6,6 @@ use super::{Created, NoContent, Tag};
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
 use crm_core::audit::Actor;
-use crm_core::Error;
 use crm_records::field_service;
 use crm_records::fields::{FieldDef, FieldPatch, NewField};
 use crm_records::{ObjectKey, ObjectSchema};
@@ -126,26 +125,16 @@ pub struct PatchFieldRequest {
     pub position: Option<i32>,
 }
 
-fn object_of(raw: &str) -> ApiResult<ObjectKey> {
-    ObjectKey::parse(raw).ok_or_else(|| {
-        Error::not_found(
-            "object.not_found",
-            format!(
-                "no object '{raw}'; objects are {}",
-                ObjectKey::ALL
-                    .iter()
-                    .map(|o| o.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )
-        .into()
-    })
+/// A built-in object or a well-formed custom object key (the services answer 404 for a key
+/// the tenant does not have).
+pub(super) fn object_of(raw: &str) -> ApiResult<ObjectKey> {
+    ObjectKey::named(raw).ok_or_else(|| crm_core::objects::not_found(raw).into())
 }
 
-fn builtin_fields(object: ObjectKey) -> Vec<FieldOut> {
+pub(super) fn builtin_fields(object: ObjectKey) -> Vec<FieldOut> {
     let schema = ObjectSchema {
         object,
+        def: None,
         custom: Vec::new(),
         city_column: false,
     };

@@ -31,14 +31,32 @@ pub fn portal_document(spec: &str) -> String {
     patch(spec, &portal())
 }
 
+/// A built-in object's or a custom object's key.
+const OBJECT_KEY: &str = "^[a-z][a-z0-9_]{1,23}$";
+/// `object:action`.
+const PERMISSION: &str = "^[a-z][a-z0-9_]{1,23}:[a-z_]+$";
+
 const TRIMMED: &str = "Surrounding whitespace is trimmed before the limits apply.";
 
 /// The staff API's request limits, one line per property.
 #[rustfmt::skip]
 fn api() -> Vec<Limit> {
     let display_name = || trimmed(len(1, DisplayName::MAX_CHARS));
-    let objects = || named(ObjectKey::ALL, ObjectKey::as_str);
-    let permissions = || named(Permission::ALL, Permission::as_str);
+    // Custom objects extend both lists per tenant: the tenant's API document names them.
+    let objects = || vec![
+        Rule::Pattern(OBJECT_KEY.into()),
+        note(&format!(
+            "A built-in object ({}) or one of the company's custom objects (GET /api/v1/objects).",
+            ObjectKey::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(", ")
+        )),
+    ];
+    let permissions = || vec![
+        Rule::Pattern(PERMISSION.into()),
+        note(&format!(
+            "One of {}, or `<custom object>:read|create|update|delete|purge|export`.",
+            Permission::ALL.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+        )),
+    ];
     let scopes = || named(Scope::ALL, Scope::as_str);
     let tag = || trimmed(len(1, values::TAG_MAX_CHARS));
     let text = |max| trimmed(vec![Rule::MaxLength(max)]);

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod mail_verification;
 pub mod mfa;
 pub mod notifications;
+pub mod objects;
 pub mod pipelines;
 pub mod portal;
 pub mod read_limit;
@@ -95,6 +96,8 @@ pub type Apis = (
         records::CustomerExtrasApi,
         records::ContactsApi,
         fields::FieldsApi,
+        objects::ObjectsApi,
+        records::RecordsApi,
         tags::TagsApi,
     ),
     (
@@ -140,6 +143,8 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 records::CustomerExtrasApi(s()),
                 records::ContactsApi(s()),
                 fields::FieldsApi(s()),
+                objects::ObjectsApi(s()),
+                records::RecordsApi(s()),
                 tags::TagsApi(s()),
             ),
             (

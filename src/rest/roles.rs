@@ -37,11 +37,7 @@ impl From<Role> for RoleOut {
         RoleOut {
             name: r.name,
             description: r.description,
-            permissions: r
-                .permissions
-                .iter()
-                .map(|p| p.as_str().to_owned())
-                .collect(),
+            permissions: r.permissions.iter().map(|p| p.to_string()).collect(),
             scopes: r
                 .scopes
                 .into_iter()
@@ -106,14 +102,15 @@ impl RolesApi {
     /// Every permission there is.
     #[oai(path = "/permissions", method = "get")]
     async fn permissions(&self, auth: Auth) -> ApiResult<Json<Vec<PermissionOut>>> {
-        let (tx, caller, _) = self.0.begin(&auth).await?;
+        let (mut tx, caller, _) = self.0.begin(&auth).await?;
+        let permissions = roles::permissions(&mut tx, &caller).await?;
         tx.commit().await?;
         Ok(Json(
-            roles::permissions(&caller)?
+            permissions
                 .iter()
                 .map(|p| PermissionOut {
-                    name: p.as_str().to_owned(),
-                    description: p.description().to_owned(),
+                    name: p.to_string(),
+                    description: p.description().into_owned(),
                 })
                 .collect(),
         ))

@@ -79,6 +79,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 14,
         sql: include_str!("tenant_sql/0014_customer_city.sql"),
     },
+    TenantMigration {
+        version: 15,
+        sql: include_str!("tenant_sql/0015_custom_objects.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.

@@ -21,6 +21,7 @@ mod mail;
 mod mail_policy;
 mod mfa;
 mod migrate;
+mod objects;
 mod openapi;
 mod ops;
 mod password_policy;

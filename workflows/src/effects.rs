@@ -395,6 +395,9 @@ fn related(ctx: &EffectCtx<'_>) -> Vec<(&'static str, Uuid)> {
                 out.extend(field(k).map(|c| (k, c)));
             }
         }
+        // A custom object's records hang off what its relation fields name; a task about one
+        // links to none of the built-in records.
+        ObjectKey::Custom(_) => {}
     }
     out
 }

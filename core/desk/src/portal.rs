@@ -600,6 +600,7 @@ mod tests {
         };
         let schema = ObjectSchema {
             object: ObjectKey::Tickets,
+            def: None,
             custom: Vec::new(),
             city_column: false,
         };

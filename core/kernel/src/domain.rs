@@ -271,3 +271,152 @@ mod tests {
         }
     }
 }
+
+/// A custom object's key: its plural API name (`policies`), `[a-z][a-z0-9_]{1,23}`, not the
+/// name of a built-in object or permission. It names the paths (`/records/policies`), the
+/// permissions (`policies:read`), the table (`o_policies`) and the events
+/// (`policies.created`). Held inline, so it is `Copy` like the built-in object keys.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectName {
+    len: u8,
+    bytes: [u8; ObjectName::MAX_LEN],
+}
+
+/// Names a custom object may not take: the built-in objects, the other permission objects
+/// and API nouns that would read ambiguously next to them.
+pub const RESERVED_OBJECT_NAMES: &[&str] = &[
+    "customers",
+    "contacts",
+    "opportunities",
+    "activities",
+    "tasks",
+    "tickets",
+    "fields",
+    "objects",
+    "workflows",
+    "plugins",
+    "reports",
+    "users",
+    "roles",
+    "api_keys",
+    "audit",
+    "sensitive",
+    "tenant",
+    "teams",
+    "tags",
+    "files",
+    "attachments",
+    "comments",
+    "approvals",
+    "rules",
+    "jobs",
+    "pipelines",
+    "settings",
+    "records",
+    "notifications",
+    "history",
+    "timeline",
+    "calendar",
+    "mail",
+    "portal",
+    "auth",
+    "me",
+    "imports",
+    "exports",
+    "layouts",
+];
+
+impl ObjectName {
+    /// Shortest key accepted.
+    pub const MIN_LEN: usize = 2;
+    /// Longest key accepted (ASCII, so bytes are characters): `o_<key>` and the index names
+    /// built from it stay within PostgreSQL's 63-byte identifiers.
+    pub const MAX_LEN: usize = 24;
+
+    pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
+        let well_formed = (Self::MIN_LEN..=Self::MAX_LEN).contains(&raw.len())
+            && raw.starts_with(|c: char| c.is_ascii_lowercase())
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !raw.ends_with('_')
+            && !raw.contains("__");
+        if !well_formed {
+            return Err(FieldError::new(
+                field,
+                "invalid_key",
+                format!(
+                    "'{raw}' is not an object key: use {}-{} characters a-z, 0-9 and '_', starting with a letter, plural (e.g. 'policies')",
+                    Self::MIN_LEN,
+                    Self::MAX_LEN
+                ),
+            ));
+        }
+        if RESERVED_OBJECT_NAMES.contains(&raw) {
+            return Err(FieldError::new(
+                field,
+                "reserved_key",
+                format!("'{raw}' is a built-in name; choose another key"),
+            ));
+        }
+        let mut bytes = [0u8; Self::MAX_LEN];
+        bytes[..raw.len()].copy_from_slice(raw.as_bytes());
+        Ok(ObjectName {
+            len: raw.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored (checked by `parse`).
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for ObjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ObjectName({})", self.as_str())
+    }
+}
+
+impl Serialize for ObjectName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod object_name_tests {
+    use super::ObjectName;
+
+    #[test]
+    fn object_names() {
+        for ok in ["policies", "claims", "test_drives", "v2_orders"] {
+            assert_eq!(
+                ObjectName::parse("key", ok).map(|n| n.to_string()).ok(),
+                Some(ok.to_owned())
+            );
+        }
+        for bad in [
+            "",
+            "a",
+            "Policies",
+            "1policies",
+            "pol-icies",
+            "policies_",
+            "a__b",
+            "customers",
+            "objects",
+            "名字",
+            &"a".repeat(25),
+        ] {
+            assert!(ObjectName::parse("key", bad).is_err(), "{bad}");
+        }
+    }
+}

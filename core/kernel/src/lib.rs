@@ -20,6 +20,7 @@ pub mod keys;
 pub mod mail;
 pub mod mfa;
 pub mod notifications;
+pub mod objects;
 pub mod outbound;
 pub mod password_policy;
 pub mod read_limit;

@@ -4,7 +4,7 @@ use crate::authz::{
     policy, Caller, DefaultRole, Grants, Permission, Scope, ADMIN_ROLE, SCOPED_OBJECTS,
 };
 use crate::db::TenantTx;
-use crate::domain::RoleName;
+use crate::domain::{ObjectName, RoleName};
 use crate::error::{unique_violation, Error, FieldError, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -59,7 +59,7 @@ pub fn parse_permissions(field: &str, raw: &[String]) -> Result<Vec<Permission>,
                 format!("{field}[{i}]"),
                 "unknown_permission",
                 format!(
-                    "'{p}' is not a permission; known: {}",
+                    "'{p}' is not a permission; known: {}, and <custom object>:read|create|update|delete|purge|export",
                     Permission::ALL
                         .iter()
                         .map(|p| p.as_str())
@@ -78,7 +78,8 @@ pub fn parse_permissions(field: &str, raw: &[String]) -> Result<Vec<Permission>,
     }
 }
 
-/// Parses `{object: own|team|all}`, reporting unknown objects and scopes.
+/// Parses `{object: own|team|all}`, reporting unknown objects and scopes. Custom object keys
+/// are accepted here; [`create`] and [`update`] check the tenant has them.
 pub fn parse_scopes(
     field: &str,
     raw: &BTreeMap<String, String>,
@@ -86,11 +87,15 @@ pub fn parse_scopes(
     let mut errors = Vec::new();
     let mut out = BTreeMap::new();
     for (object, scope) in raw {
-        if !SCOPED_OBJECTS.contains(&object.as_str()) {
+        let custom = ObjectName::parse("scopes", object).is_ok();
+        if !SCOPED_OBJECTS.contains(&object.as_str()) && !custom {
             errors.push(FieldError::new(
                 format!("{field}.{object}"),
                 "unknown_object",
-                format!("scopes apply to: {}", SCOPED_OBJECTS.join(", ")),
+                format!(
+                    "scopes apply to: {} and the company's custom objects",
+                    SCOPED_OBJECTS.join(", ")
+                ),
             ));
             continue;
         }
@@ -110,6 +115,98 @@ pub fn parse_scopes(
     } else {
         Err(errors)
     }
+}
+
+/// 422 `unknown_object` for custom objects named in permissions or scopes that the tenant
+/// does not have (a typo would otherwise grant nothing, silently).
+async fn ensure_objects_exist(
+    tx: &mut TenantTx,
+    permissions: &[Permission],
+    scopes: &BTreeMap<String, Scope>,
+) -> Result<()> {
+    let mut named: Vec<(String, ObjectName)> = Vec::new();
+    for (i, p) in permissions.iter().enumerate() {
+        if let Some(object) = p.custom_object() {
+            named.push((format!("permissions[{i}]"), object));
+        }
+    }
+    for object in scopes.keys() {
+        if SCOPED_OBJECTS.contains(&object.as_str()) {
+            continue;
+        }
+        if let Ok(name) = ObjectName::parse("scopes", object) {
+            named.push((format!("scopes.{object}"), name));
+        }
+    }
+    if named.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<ObjectName> = named.iter().map(|(_, n)| *n).collect();
+    let known = crate::objects::existing(tx, &names).await?;
+    let errors: Vec<FieldError> = named
+        .into_iter()
+        .filter(|(_, n)| !known.contains(n))
+        .map(|(field, n)| {
+            FieldError::new(
+                field,
+                "unknown_object",
+                format!("there is no object '{n}'; list objects with GET /api/v1/objects"),
+            )
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(errors))
+    }
+}
+
+/// A new custom object's permissions: the admin role gets every action on it, and every other
+/// role the actions it holds on customers (custom objects belong to the customer relationship
+/// until an administrator narrows them). Its scope in each role is the role's customer scope.
+pub async fn object_created(tx: &mut TenantTx, object: ObjectName) -> Result<()> {
+    let domain = tx.tenant().id.to_string();
+    let actions: Vec<&str> = crate::authz::ObjectAction::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    sqlx::query(
+        "INSERT INTO casbin_rule (ptype, v0, v1, v2, v3) \
+         SELECT 'p', v0, v1, $1, v3 FROM casbin_rule \
+           WHERE ptype = 'p' AND v1 = $2 AND v2 = 'customers' AND v3 = ANY($3) \
+         UNION SELECT 'p', $4, $2, $1, a FROM unnest($3::text[]) AS a \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(object.as_str())
+    .bind(&domain)
+    .bind(&actions)
+    .bind(ADMIN_ROLE)
+    .execute(tx.conn())
+    .await?;
+    sqlx::query(
+        "UPDATE roles SET scopes = scopes || jsonb_build_object($1::text, coalesce(scopes -> 'customers', '\"all\"'::jsonb)), \
+         updated_at = now()",
+    )
+    .bind(object.as_str())
+    .execute(tx.conn())
+    .await?;
+    policy::bump_version(tx).await
+}
+
+/// A deleted custom object leaves no permission or scope behind (a later object with the same
+/// key starts from the defaults again).
+pub async fn object_removed(tx: &mut TenantTx, object: ObjectName) -> Result<()> {
+    let domain = tx.tenant().id.to_string();
+    sqlx::query("DELETE FROM casbin_rule WHERE ptype = 'p' AND v1 = $1 AND v2 = $2")
+        .bind(&domain)
+        .bind(object.as_str())
+        .execute(tx.conn())
+        .await?;
+    sqlx::query("UPDATE roles SET scopes = scopes - $1::text WHERE scopes ? $1::text")
+        .bind(object.as_str())
+        .execute(tx.conn())
+        .await?;
+    policy::bump_version(tx).await
 }
 
 /// Fills objects a role did not mention with `all`, so every role scopes every object.
@@ -133,6 +230,7 @@ pub async fn create(
     builtin: bool,
 ) -> Result<Role> {
     let scopes = complete_scopes(scopes);
+    ensure_objects_exist(tx, permissions, &scopes).await?;
     if let Some(granter) = granter {
         granter.require(Permission::RolesManage)?;
         granter
@@ -178,10 +276,19 @@ pub async fn seed_defaults(tx: &mut TenantTx, roles: Vec<DefaultRole>) -> Result
     Ok(())
 }
 
-/// Every permission there is, for granting in roles (`roles:read`).
-pub fn permissions(caller: &Caller) -> Result<&'static [Permission]> {
+/// Every permission there is, for granting in roles (`roles:read`): the built-in ones, then
+/// each custom object's.
+pub async fn permissions(tx: &mut TenantTx, caller: &Caller) -> Result<Vec<Permission>> {
     caller.require(Permission::RolesRead)?;
-    Ok(Permission::ALL)
+    let mut all = Permission::ALL.to_vec();
+    for object in crate::objects::list(tx).await? {
+        all.extend(
+            crate::authz::ObjectAction::ALL
+                .iter()
+                .map(|a| Permission::Object(object.key, *a)),
+        );
+    }
+    Ok(all)
 }
 
 /// All roles, by name.
@@ -253,6 +360,7 @@ pub async fn update(
     let scopes = complete_scopes(scopes);
     if changes_power {
         let permissions = patch.permissions.as_deref().unwrap_or(&current.permissions);
+        ensure_objects_exist(tx, permissions, &scopes).await?;
         granter
             .grants
             .ensure_may_grant(&Grants::of_role(permissions.to_vec(), &scopes))?;

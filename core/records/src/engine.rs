@@ -91,13 +91,15 @@ pub(crate) fn decode_record(
         if f.sensitive && !access.unmask {
             value = values::mask(f.ty, &value);
         }
-        if f.custom {
+        if f.nested {
             custom.insert(f.key.to_owned(), value);
         } else {
             out.insert(f.key.to_owned(), value);
         }
     }
-    out.insert("custom".into(), Value::Object(custom));
+    if !schema.object.is_custom() {
+        out.insert("custom".into(), Value::Object(custom));
+    }
     for c in ["created_at", "updated_at"] {
         out.insert(
             c.into(),
@@ -321,7 +323,16 @@ pub fn parse_input<'s>(
         }
     };
     for (k, raw) in obj {
-        if k == "custom" {
+        if k == "custom" && schema.object.is_custom() {
+            v.push(FieldError::new(
+                "custom",
+                "unknown_field",
+                format!(
+                    "{}'s fields sit at the top level of a record, without a \"custom\" wrapper",
+                    schema.object
+                ),
+            ));
+        } else if k == "custom" {
             let Some(custom) = raw.as_object() else {
                 v.push(FieldError::new(
                     "custom",
@@ -363,21 +374,28 @@ pub fn parse_input<'s>(
             ));
         } else if let Some(f) = schema.builtin(k) {
             check(&mut v, f, raw);
+        } else if let Some(f) = schema.custom_field(k).filter(|_| schema.object.is_custom()) {
+            check(&mut v, f, raw);
         } else {
+            let hint = if schema.object.is_custom() {
+                format!(
+                    "; its fields: {}",
+                    schema.all().map(|f| f.key).collect::<Vec<_>>().join(", ")
+                )
+            } else {
+                "; custom fields go inside \"custom\"".to_owned()
+            };
             v.push(FieldError::new(
                 k.clone(),
                 "unknown_field",
-                format!(
-                    "{} has no field '{k}'; custom fields go inside \"custom\"",
-                    schema.object
-                ),
+                format!("{} has no field '{k}'{hint}", schema.object),
             ));
         }
     }
     if creating {
         let custom = obj.get("custom").and_then(Value::as_object);
         for f in schema.all() {
-            let given = if f.custom {
+            let given = if f.nested {
                 custom.is_some_and(|c| c.contains_key(f.key))
             } else {
                 obj.contains_key(f.key)
@@ -449,7 +467,7 @@ fn delete_error(schema: &ObjectSchema, err: sqlx::Error) -> Error {
             "record.in_use",
             format!(
                 "other records still point to this {}; remove or repoint them first",
-                schema.object.singular()
+                schema.noun()
             ),
         );
     }
@@ -464,7 +482,7 @@ fn constraint_error(schema: &ObjectSchema, err: sqlx::Error) -> Error {
                 "record.duplicate_value",
                 format!(
                     "another {} already has this {}; values of '{}' must be unique",
-                    schema.object.singular(),
+                    schema.noun(),
                     f.path(),
                     f.path()
                 ),
@@ -483,7 +501,7 @@ fn constraint_error(schema: &ObjectSchema, err: sqlx::Error) -> Error {
             "record.in_use",
             format!(
                 "other records still point to this {}; remove them first",
-                schema.object.singular()
+                schema.noun()
             ),
         );
     }
@@ -576,18 +594,12 @@ pub async fn update(
                 code: "record.version_mismatch",
                 message: format!(
                     "the {} changed since you read it (now version {version}, you sent {expected}); reload it and apply your change again",
-                    schema.object.singular()
+                    schema.noun()
                 ),
             });
         }
     }
-    let current_of = |f: &Field<'_>| -> Value {
-        if f.custom {
-            current["custom"][f.key].clone()
-        } else {
-            current[f.key].clone()
-        }
-    };
+    let current_of = |f: &Field<'_>| -> Value { f.value_in(&current).clone() };
     let changed: Vec<&(Field<'_>, SqlValue)> = input
         .values
         .iter()
@@ -797,6 +809,7 @@ mod tests {
     fn schema(object: ObjectKey) -> ObjectSchema {
         ObjectSchema {
             object,
+            def: None,
             custom: Vec::new(),
             city_column: false,
         }

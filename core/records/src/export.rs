@@ -20,10 +20,10 @@ pub async fn csv(
     mut lq: ListQuery,
 ) -> Result<(String, Vec<uuid::Uuid>)> {
     access.require(schema.object, crate::RecordAction::Read)?;
-    access.require_permission(crm_core::authz::Permission::CustomersExport)?;
+    access.require_permission(schema.object.export_permission())?;
     let fields: Vec<(String, bool, String)> = schema
         .all()
-        .map(|f| (f.path(), f.custom, f.key.to_owned()))
+        .map(|f| (f.path(), f.nested, f.key.to_owned()))
         .collect();
     let mut out = String::from("\u{feff}");
     let mut header = vec!["id".to_owned()];
@@ -46,8 +46,8 @@ pub async fn csv(
         }
         for record in &page.items {
             let mut cells = vec![cell(&record["id"])];
-            for (_, custom, key) in &fields {
-                let value = if *custom {
+            for (_, nested, key) in &fields {
+                let value = if *nested {
                     &record["custom"][key.as_str()]
                 } else {
                     &record[key.as_str()]

@@ -1,9 +1,9 @@
 //! What callers do with custom fields, checked against their [`Caller`]: anyone who reads
-//! customers reads the field definitions; `fields:manage` adds, changes and drops them
+//! an object's records reads its field definitions; `fields:manage` adds, changes and drops them
 //! (audited); an encrypted field needs the tenant's data key, made on first use.
 
 use super::fields::{self, FieldDef, FieldPatch, NewField};
-use super::meta::ObjectKey;
+use super::meta::{ObjectKey, RecordAction};
 use crm_core::audit::{self, Actor};
 use crm_core::authz::{Caller, Permission};
 use crm_core::crypto::MasterKey;
@@ -11,9 +11,20 @@ use crm_core::db::TenantTx;
 use crm_core::error::{Error, Result};
 use crm_core::keys;
 
+/// 404 `object.not_found` unless the tenant has `object` (built-in objects it always has).
+pub async fn ensure_object(tx: &mut TenantTx, object: ObjectKey) -> Result<()> {
+    if let ObjectKey::Custom(name) = object {
+        if crm_core::objects::get(tx, name).await?.is_none() {
+            return Err(crm_core::objects::not_found(name.as_str()));
+        }
+    }
+    Ok(())
+}
+
 /// The custom fields of `object`, in position order.
 pub async fn list(tx: &mut TenantTx, caller: &Caller, object: ObjectKey) -> Result<Vec<FieldDef>> {
-    caller.require(Permission::CustomersRead)?;
+    ensure_object(tx, object).await?;
+    caller.require(object.permission(RecordAction::Read))?;
     fields::list(tx, object).await
 }
 
@@ -24,7 +35,8 @@ pub async fn get(
     object: ObjectKey,
     key: &str,
 ) -> Result<FieldDef> {
-    caller.require(Permission::CustomersRead)?;
+    ensure_object(tx, object).await?;
+    caller.require(object.permission(RecordAction::Read))?;
     fields::get(tx, object, key).await
 }
 
@@ -39,6 +51,7 @@ pub async fn create(
     new: NewField,
 ) -> Result<FieldDef> {
     caller.require(Permission::FieldsManage)?;
+    ensure_object(tx, object).await?;
     if new.encrypted {
         keys::data_key(tx, master, true)
             .await
@@ -71,6 +84,7 @@ pub async fn update(
     patch: FieldPatch,
 ) -> Result<FieldDef> {
     caller.require(Permission::FieldsManage)?;
+    ensure_object(tx, object).await?;
     let def = fields::update(tx, caller, object, key, patch).await?;
     audit::record(
         tx,
@@ -94,6 +108,7 @@ pub async fn delete(
     confirmed: bool,
 ) -> Result<()> {
     caller.require(Permission::FieldsManage)?;
+    ensure_object(tx, object).await?;
     if !confirmed {
         return Err(Error::bad_request(
             "field.confirm_required",

@@ -72,7 +72,7 @@ const COLUMNS: &str =
 fn from_row(r: FieldRow) -> Result<FieldDef> {
     let corrupt = |what: &str| Error::internal(format!("field_defs row has a bad {what}"));
     Ok(FieldDef {
-        object: ObjectKey::parse(&r.object).ok_or_else(|| corrupt("object"))?,
+        object: ObjectKey::named(&r.object).ok_or_else(|| corrupt("object"))?,
         key: FieldKey::parse("key", &r.key).map_err(|_| corrupt("key"))?,
         label: r.label,
         labels: r.labels.0,
@@ -83,7 +83,7 @@ fn from_row(r: FieldRow) -> Result<FieldDef> {
         default: r.default_value,
         options: r.options.0,
         option_labels: r.option_labels,
-        target: r.target.as_deref().and_then(ObjectKey::parse),
+        target: r.target.as_deref().and_then(ObjectKey::named),
         sensitive: r.sensitive,
         encrypted: r.encrypted,
         portal_editable: r.portal_editable,
@@ -261,6 +261,17 @@ pub(crate) async fn create(
 ) -> Result<FieldDef> {
     let mut v = Validator::new();
     let key = v.check(FieldKey::parse("key", &new.key));
+    if object.is_custom() && object.builtins().iter().any(|b| b.key == new.key) {
+        // A custom object's fields sit beside its built-in ones at the top level.
+        v.push(FieldError::new(
+            "key",
+            "reserved_key",
+            format!(
+                "'{}' is a built-in field of {object}; choose another key",
+                new.key
+            ),
+        ));
+    }
     let ty = FieldType::parse_custom(&new.ty);
     if ty.is_none() {
         v.push(FieldError::new(
@@ -283,12 +294,17 @@ pub(crate) async fn create(
     }
     let target = match (ty, new.target.as_deref()) {
         (Some(FieldType::Relation), Some(t)) => {
-            let parsed = ObjectKey::parse(t);
+            let parsed = match ObjectKey::named(t) {
+                Some(ObjectKey::Custom(name)) => crm_core::objects::get(tx, name)
+                    .await?
+                    .map(|_| ObjectKey::Custom(name)),
+                other => other,
+            };
             if parsed.is_none() {
                 v.push(FieldError::new(
                     "target",
                     "unknown_object",
-                    format!("'{t}' is not an object; use customers, contacts, opportunities, activities or tasks"),
+                    format!("'{t}' is not an object; use customers, contacts, opportunities, activities, tasks, tickets or one of your objects (GET /api/v1/objects)"),
                 ));
             }
             parsed
@@ -386,8 +402,8 @@ pub(crate) async fn create(
         "ALTER TABLE {table} ADD COLUMN \"{column}\" {column_type}"
     )];
     let referenced = match ty {
-        FieldType::User => Some("users"),
-        FieldType::Relation => target.map(ObjectKey::table),
+        FieldType::User => Some(std::borrow::Cow::Borrowed("users")),
+        FieldType::Relation => target.as_ref().map(ObjectKey::table),
         _ => None,
     };
     if let Some(referenced) = referenced {
@@ -463,7 +479,7 @@ pub(crate) async fn create(
     .bind(new.default.as_ref().filter(|_| !new.encrypted))
     .bind(sqlx::types::Json(&new.options))
     .bind(new.option_labels.clone().unwrap_or_else(|| Value::Object(Default::default())))
-    .bind(target.map(super::meta::ObjectKey::as_str))
+    .bind(target.as_ref().map(super::meta::ObjectKey::as_str))
     .bind(new.sensitive || new.encrypted)
     .bind(new.encrypted)
     .bind(position)
@@ -638,6 +654,25 @@ pub(crate) async fn delete(tx: &mut TenantTx, object: ObjectKey, key: &str) -> R
 /// Marks the tenant's metadata as changed (per-tenant caches key on it).
 pub async fn bump_metadata_version(tx: &mut TenantTx) -> Result<()> {
     sqlx::query("UPDATE settings SET metadata_version = metadata_version + 1")
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// The relation fields of other objects that point to `object`, as `object.key`.
+pub(crate) async fn referencing(tx: &mut TenantTx, object: ObjectKey) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT object || '.' || key FROM field_defs WHERE target = $1 AND object <> $1 ORDER BY 1",
+    )
+    .bind(object.as_str())
+    .fetch_all(tx.conn())
+    .await?)
+}
+
+/// Forgets the field definitions of a dropped object.
+pub(crate) async fn forget_object(tx: &mut TenantTx, object: ObjectKey) -> Result<()> {
+    sqlx::query("DELETE FROM field_defs WHERE object = $1")
+        .bind(object.as_str())
         .execute(tx.conn())
         .await?;
     Ok(())

@@ -143,3 +143,17 @@ pub async fn list(
     let next_cursor = cut_page(&mut items, limit, |e| e.id);
     Ok(Page { items, next_cursor })
 }
+
+/// Forgets a deleted custom object's history and its undelivered events (its records are
+/// gone; nothing may act on them later).
+pub(crate) async fn forget_object(tx: &mut TenantTx, object: ObjectKey) -> Result<()> {
+    sqlx::query("DELETE FROM record_history WHERE object = $1")
+        .bind(object.as_str())
+        .execute(tx.conn())
+        .await?;
+    sqlx::query("DELETE FROM outbox WHERE object = $1 AND dispatched_at IS NULL")
+        .bind(object.as_str())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}

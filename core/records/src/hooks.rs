@@ -91,6 +91,12 @@ pub trait RecordListener: Send + Sync {
     async fn on_event(&self, _tx: &mut TenantTx, _event: &Event<'_>) -> Result<()> {
         Ok(())
     }
+
+    /// A custom object was deleted with its records: forget what refers to it (rules, say),
+    /// so that a later object with the same key starts clean.
+    async fn object_removed(&self, _tx: &mut TenantTx, _object: ObjectKey) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Everything plugged into the engine.

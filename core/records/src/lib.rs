@@ -1,5 +1,5 @@
 //! crm-records: the record engine and the objects it serves (customers, contacts,
-//! opportunities, activities, tasks, and tickets' columns): metadata-driven validation,
+//! opportunities, activities, tasks, tickets' columns, and each tenant's custom objects): metadata-driven validation,
 //! dynamic SQL over validated identifiers, history, outbox events, scopes, masking and field
 //! encryption, the customer timeline and calendar feed, CSV export.
 //!
@@ -18,6 +18,7 @@ pub mod history;
 pub mod hooks;
 pub mod idempotency;
 pub mod meta;
+pub mod objects;
 pub mod pipelines;
 pub mod query;
 pub mod recipients;

@@ -2,13 +2,16 @@
 //! validated identifiers (`ObjectKey`, `FieldKey`) that are the only things ever spliced into
 //! SQL as names.
 
+use crm_core::domain::ObjectName;
 use crm_core::error::FieldError;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
-/// A record object served by the engine. Its table name is a fixed identifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// A record object served by the engine: a built-in one, or one of the tenant's custom
+/// objects (its key validated by [`ObjectName`]; whether the tenant has it is checked when its
+/// schema loads). Its table name is a fixed identifier or `o_<key>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ObjectKey {
     Customers,
     Contacts,
@@ -16,6 +19,7 @@ pub enum ObjectKey {
     Activities,
     Tasks,
     Tickets,
+    Custom(ObjectName),
 }
 
 /// What a caller does to a record; with the object it names the permission required.
@@ -31,6 +35,7 @@ pub enum RecordAction {
 }
 
 impl ObjectKey {
+    /// The built-in objects.
     pub const ALL: &'static [ObjectKey] = &[
         ObjectKey::Customers,
         ObjectKey::Contacts,
@@ -40,7 +45,7 @@ impl ObjectKey {
         ObjectKey::Tickets,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             ObjectKey::Customers => "customers",
             ObjectKey::Contacts => "contacts",
@@ -48,11 +53,13 @@ impl ObjectKey {
             ObjectKey::Activities => "activities",
             ObjectKey::Tasks => "tasks",
             ObjectKey::Tickets => "tickets",
+            ObjectKey::Custom(name) => name.as_str(),
         }
     }
 
-    /// Singular, for event names (`customer.created`).
-    pub fn singular(self) -> &'static str {
+    /// Event prefix: singular for built-ins (`customer.created`), the key for custom objects
+    /// (`policies.created`).
+    pub fn singular(&self) -> &str {
         match self {
             ObjectKey::Customers => "customer",
             ObjectKey::Contacts => "contact",
@@ -60,20 +67,50 @@ impl ObjectKey {
             ObjectKey::Activities => "activity",
             ObjectKey::Tasks => "task",
             ObjectKey::Tickets => "ticket",
+            ObjectKey::Custom(name) => name.as_str(),
         }
     }
 
-    /// The table (same as the key; both are fixed identifiers).
-    pub fn table(self) -> &'static str {
-        self.as_str()
+    /// The table: the key for built-ins, `o_<key>` for custom objects (both identifiers
+    /// validated at parse time).
+    pub fn table(&self) -> Cow<'static, str> {
+        match self {
+            ObjectKey::Custom(name) => Cow::Owned(format!("o_{name}")),
+            builtin => Cow::Borrowed(builtin.builtin_str()),
+        }
     }
 
+    fn builtin_str(&self) -> &'static str {
+        match self {
+            ObjectKey::Customers => "customers",
+            ObjectKey::Contacts => "contacts",
+            ObjectKey::Opportunities => "opportunities",
+            ObjectKey::Activities => "activities",
+            ObjectKey::Tasks => "tasks",
+            ObjectKey::Tickets => "tickets",
+            ObjectKey::Custom(_) => "",
+        }
+    }
+
+    /// A built-in object by its key (custom objects: [`ObjectKey::named`]).
     pub fn parse(raw: &str) -> Option<ObjectKey> {
         ObjectKey::ALL.iter().copied().find(|o| o.as_str() == raw)
     }
 
+    /// A built-in object, or a well-formed custom object key (which the tenant may not have:
+    /// loading its schema says).
+    pub fn named(raw: &str) -> Option<ObjectKey> {
+        ObjectKey::parse(raw)
+            .or_else(|| ObjectName::parse("object", raw).ok().map(ObjectKey::Custom))
+    }
+
+    /// Whether this is one of the tenant's own objects.
+    pub fn is_custom(&self) -> bool {
+        matches!(self, ObjectKey::Custom(_))
+    }
+
     /// The built-in fields of this object.
-    pub fn builtins(self) -> &'static [Builtin] {
+    pub fn builtins(&self) -> &'static [Builtin] {
         match self {
             ObjectKey::Customers => CUSTOMER_FIELDS,
             ObjectKey::Contacts => CONTACT_FIELDS,
@@ -81,15 +118,27 @@ impl ObjectKey {
             ObjectKey::Activities => ACTIVITY_FIELDS,
             ObjectKey::Tasks => TASK_FIELDS,
             ObjectKey::Tickets => TICKET_FIELDS,
+            ObjectKey::Custom(_) => CUSTOM_OBJECT_FIELDS,
         }
     }
 
     /// The permission an action (`read`, `create`, `update`, `delete`, `purge`) on records of
     /// this object needs. Contacts, opportunities, activities and tasks belong to the customer
     /// relationship: they share the customer permissions (their record scopes are separate).
-    pub fn permission(self, action: RecordAction) -> crm_core::authz::Permission {
-        use crm_core::authz::Permission;
-        if self == ObjectKey::Tickets {
+    /// A custom object has permissions of its own (`policies:read`).
+    pub fn permission(&self, action: RecordAction) -> crm_core::authz::Permission {
+        use crm_core::authz::{ObjectAction, Permission};
+        if let ObjectKey::Custom(name) = self {
+            let action = match action {
+                RecordAction::Read => ObjectAction::Read,
+                RecordAction::Create => ObjectAction::Create,
+                RecordAction::Update => ObjectAction::Update,
+                RecordAction::Delete => ObjectAction::Delete,
+                RecordAction::Purge => ObjectAction::Purge,
+            };
+            return Permission::Object(*name, action);
+        }
+        if *self == ObjectKey::Tickets {
             return match action {
                 RecordAction::Read => Permission::TicketsRead,
                 RecordAction::Create => Permission::TicketsCreate,
@@ -106,8 +155,17 @@ impl ObjectKey {
         }
     }
 
+    /// The permission to export this object's records.
+    pub fn export_permission(&self) -> crm_core::authz::Permission {
+        use crm_core::authz::{ObjectAction, Permission};
+        match self {
+            ObjectKey::Custom(name) => Permission::Object(*name, ObjectAction::Export),
+            _ => Permission::CustomersExport,
+        }
+    }
+
     /// The user column record scopes apply to (who "owns" a record of this object).
-    pub fn owner_column(self) -> &'static str {
+    pub fn owner_column(&self) -> &'static str {
         match self {
             ObjectKey::Tasks | ObjectKey::Tickets => "assignee_id",
             _ => "owner_id",
@@ -115,7 +173,7 @@ impl ObjectKey {
     }
 
     /// Whether the object has a `name` (and so the `name_grams` short-search index).
-    pub fn has_name(self) -> bool {
+    pub fn has_name(&self) -> bool {
         self.builtins().iter().any(|b| b.key == "name")
     }
 }
@@ -123,6 +181,20 @@ impl ObjectKey {
 impl fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ObjectKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ObjectKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        ObjectKey::named(&raw)
+            .ok_or_else(|| serde::de::Error::custom(format!("'{raw}' is not an object key")))
     }
 }
 
@@ -474,6 +546,20 @@ const TASK_FIELDS: &[Builtin] = &[
         ..field("priority", FieldType::Select)
     },
     field("done_at", FieldType::Datetime),
+    field("tags", FieldType::Tags),
+];
+
+/// The built-in fields of every custom object: its display name, owner, team and tags. The
+/// tenant's fields sit beside them at the top level of a record.
+const CUSTOM_OBJECT_FIELDS: &[Builtin] = &[
+    Builtin {
+        required: true,
+        searchable: true,
+        ..field("name", FieldType::Text)
+    },
+    field("owner_id", FieldType::User),
+    // A team (not a record object): its foreign key is to `teams`.
+    field("team_id", FieldType::Relation),
     field("tags", FieldType::Tags),
 ];
 

@@ -9,6 +9,7 @@ use crm_core::audit::Actor;
 fn schema() -> ObjectSchema {
     ObjectSchema {
         object: ObjectKey::Customers,
+        def: None,
         custom: Vec::new(),
         city_column: false,
     }

@@ -6,14 +6,18 @@ use super::meta::{FieldType, ObjectKey};
 use crm_core::crypto::{DataKey, MasterKey};
 use crm_core::db::TenantTx;
 use crm_core::error::Result;
+use crm_core::objects::ObjectDef;
 use serde_json::Value;
 use std::borrow::Cow;
 
 /// One field, built-in or custom.
 #[derive(Debug, Clone)]
 pub struct Field<'a> {
-    /// The name in JSON: `phone`, or the custom key inside `custom`.
+    /// The name in JSON: `phone`, or the custom key (inside `custom` on built-in objects).
     pub key: &'a str,
+    /// A custom field of a built-in object: its value travels inside the record's `custom`
+    /// object. A custom object's fields sit at the top level.
+    pub nested: bool,
     /// The column (a fixed built-in name, or `cf_<key>` from a validated `FieldKey`).
     pub column: String,
     pub ty: FieldType,
@@ -39,10 +43,19 @@ impl Field<'_> {
 
     /// The path clients use for this field in errors and filters.
     pub fn path(&self) -> String {
-        if self.custom {
+        if self.nested {
             format!("custom.{}", self.key)
         } else {
             self.key.to_owned()
+        }
+    }
+
+    /// This field's value in a record as the engine returns it.
+    pub fn value_in<'v>(&self, record: &'v Value) -> &'v Value {
+        if self.nested {
+            &record["custom"][self.key]
+        } else {
+            &record[self.key]
         }
     }
 }
@@ -50,6 +63,8 @@ impl Field<'_> {
 /// An object with the tenant's custom fields loaded.
 pub struct ObjectSchema {
     pub object: ObjectKey,
+    /// A custom object's catalogue entry (names, labels); `None` for built-in objects.
+    pub def: Option<ObjectDef>,
     pub custom: Vec<FieldDef>,
     /// Customers from tenant schema v14 on: the address's city is also the generated column
     /// `address_city`, which filters on `address.city` use (an index covers it with the level).
@@ -64,11 +79,21 @@ impl ObjectSchema {
         caller: &crm_core::authz::Caller,
         object: ObjectKey,
     ) -> Result<ObjectSchema> {
-        caller.require(crm_core::authz::Permission::CustomersRead)?;
+        caller.require(object.permission(crate::meta::RecordAction::Read))?;
         ObjectSchema::load(tx, object).await
     }
 
+    /// Reads the object's fields in `tx`; a custom object the tenant does not have is 404
+    /// `object.not_found`.
     pub async fn load(tx: &mut TenantTx, object: ObjectKey) -> Result<ObjectSchema> {
+        let def = match object {
+            ObjectKey::Custom(name) => Some(
+                crm_core::objects::get(tx, name)
+                    .await?
+                    .ok_or_else(|| crm_core::objects::not_found(name.as_str()))?,
+            ),
+            _ => None,
+        };
         let city_column = object == ObjectKey::Customers
             && sqlx::query_scalar::<_, bool>(
                 "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'customers'::regclass \
@@ -78,14 +103,24 @@ impl ObjectSchema {
             .await?;
         Ok(ObjectSchema {
             object,
+            def,
             custom: fields::list(tx, object).await?,
             city_column,
         })
     }
 
+    /// What one record is called in messages: `customer`, or a custom object's name.
+    pub fn noun(&self) -> Cow<'_, str> {
+        match &self.def {
+            Some(def) => Cow::Borrowed(def.name.as_str()),
+            None => Cow::Borrowed(self.object.singular()),
+        }
+    }
+
     pub fn builtins(&self) -> impl Iterator<Item = Field<'_>> {
         self.object.builtins().iter().map(|b| Field {
             key: b.key,
+            nested: false,
             column: b.key.to_owned(),
             ty: b.ty,
             custom: false,
@@ -101,8 +136,10 @@ impl ObjectSchema {
     }
 
     pub fn customs(&self) -> impl Iterator<Item = Field<'_>> {
-        self.custom.iter().map(|d| Field {
+        let nested = !self.object.is_custom();
+        self.custom.iter().map(move |d| Field {
             key: d.key.as_str(),
+            nested,
             column: d.key.column(),
             ty: d.ty,
             custom: true,
@@ -141,7 +178,7 @@ impl ObjectSchema {
     /// The field whose unique index or foreign key a constraint name belongs to.
     pub fn by_constraint(&self, constraint: &str) -> Option<Field<'_>> {
         let table = self.object.table();
-        let rest = constraint.strip_prefix(table)?.strip_prefix('_')?;
+        let rest = constraint.strip_prefix(table.as_ref())?.strip_prefix('_')?;
         let column = rest
             .strip_suffix("_unique")
             .or_else(|| rest.strip_suffix("_fkey"))?;

@@ -209,6 +209,7 @@ pub async fn create(
             }
         }
         ObjectKey::Tasks => check_related(tx, access, &input, None).await?,
+        ObjectKey::Custom(_) => {}
         ObjectKey::Tickets => {
             check_related(tx, access, &input, None).await?;
             if let Some(h) = hooks::of(schema.object) {
@@ -311,7 +312,7 @@ pub async fn update(
     ensure_unlocked(tx, access, schema.object, id).await?;
     let mut before: Option<Value> = None;
     match schema.object {
-        ObjectKey::Customers => {}
+        ObjectKey::Customers | ObjectKey::Custom(_) => {}
         ObjectKey::Contacts => {
             if let Some(SqlValue::Uuid(customer)) = input.get("customer_id") {
                 parent_customer(tx, access, *customer).await?;

@@ -1,5 +1,7 @@
-//! `/customers` and `/contacts`: one set of handlers over the record engine, parameterised
-//! by object. Custom fields travel in a `custom` object on each record.
+//! `/customers`, `/contacts` and the other fixed paths, and `/records/{object}` for every
+//! object: one set of handlers over the record engine, parameterised by object. A built-in
+//! object's custom fields travel in a `custom` object on each record; a custom object's
+//! fields sit at the top level.
 
 use super::auth::Auth;
 use super::error::{ApiError, ApiResult};
@@ -25,7 +27,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 mod extras;
+mod generic;
 pub use extras::{ActivityExtrasApi, CustomerExtrasApi};
+pub use generic::RecordsApi;
 
 /// A record with its version as ETag (send it back as If-Match when updating).
 #[derive(ApiResponse)]

@@ -25,9 +25,12 @@ const ROLE_GRANTS: &str = "SELECT r.name, r.scopes, \
 pub struct Grants {
     /// Sorted, without duplicates.
     pub permissions: Vec<Permission>,
-    /// The widest scope among the roles, per scoped object; an object absent here is not
-    /// visible at all (no roles).
+    /// The widest scope among the roles, per object a role names: the built-in objects
+    /// always, custom objects when a role narrows them.
     pub scopes: BTreeMap<String, Scope>,
+    /// The scope on a custom object no role names: `all` once any role is held (a role that
+    /// does not mention an object sees all of it), `None` without roles (nothing visible).
+    pub default_scope: Option<Scope>,
 }
 
 /// Orders scopes from narrowest to widest.
@@ -44,30 +47,32 @@ impl Grants {
     pub fn of_role(permissions: Vec<Permission>, scopes: &BTreeMap<String, Scope>) -> Grants {
         let mut g = Grants {
             permissions,
-            scopes: BTreeMap::new(),
+            scopes: scopes.clone(),
+            default_scope: Some(Scope::All),
         };
         g.permissions.sort();
         g.permissions.dedup();
         for object in SCOPED_OBJECTS {
             // A role that does not mention an object sees all of it (roles are stored complete).
-            let s = scopes.get(*object).copied().unwrap_or(Scope::All);
-            g.scopes.insert((*object).to_owned(), s);
+            g.scopes.entry((*object).to_owned()).or_insert(Scope::All);
         }
         g
     }
 
-    /// The union of several grants: every permission, the widest scope per object.
+    /// The union of several grants: every permission, the widest scope per object (an
+    /// object one part does not name gets that part's default scope).
     pub fn union(parts: impl IntoIterator<Item = Grants>) -> Grants {
+        let parts: Vec<Grants> = parts.into_iter().collect();
         let mut out = Grants::default();
-        for part in parts {
-            out.permissions.extend(part.permissions);
-            for (object, scope) in part.scopes {
-                let wider = out
-                    .scopes
-                    .get(&object)
-                    .is_none_or(|s| scope_rank(scope) > scope_rank(*s));
-                if wider {
-                    out.scopes.insert(object, scope);
+        for part in &parts {
+            out.permissions.extend(part.permissions.iter().copied());
+            out.default_scope = wider(out.default_scope, part.default_scope);
+            for object in part.scopes.keys() {
+                let widest = parts
+                    .iter()
+                    .fold(None, |acc, p| wider(acc, p.scope(object)));
+                if let Some(scope) = widest {
+                    out.scopes.insert(object.clone(), scope);
                 }
             }
         }
@@ -120,30 +125,38 @@ impl Grants {
 
     /// The scope on `object`, `None` when no role grants any.
     pub fn scope(&self, object: &str) -> Option<Scope> {
-        self.scopes.get(object).copied()
+        self.scopes.get(object).copied().or(self.default_scope)
     }
 
     /// What `other` grants beyond `self`: permissions `self` lacks, and objects where
     /// `other`'s scope is wider (as "object: theirs > ours").
-    pub fn shortfall(&self, other: &Grants) -> (Vec<&'static str>, Vec<String>) {
+    pub fn shortfall(&self, other: &Grants) -> (Vec<String>, Vec<String>) {
         let permissions = other
             .permissions
             .iter()
             .filter(|p| !self.holds(**p))
-            .map(|p| p.as_str())
+            .map(|p| p.to_string())
             .collect();
-        let scopes = other
-            .scopes
-            .iter()
-            .filter_map(|(object, theirs)| {
+        let objects: std::collections::BTreeSet<&String> =
+            other.scopes.keys().chain(self.scopes.keys()).collect();
+        let mut scopes: Vec<String> = objects
+            .into_iter()
+            .filter_map(|object| {
+                let theirs = other.scope(object)?;
                 let ours = self.scope(object);
-                let wider = ours.is_none_or(|o| scope_rank(*theirs) > scope_rank(o));
+                let wider = ours.is_none_or(|o| scope_rank(theirs) > scope_rank(o));
                 wider.then(|| {
                     let ours = ours.map_or("none", scope_name);
-                    format!("{object}: {} (yours: {ours})", scope_name(*theirs))
+                    format!("{object}: {} (yours: {ours})", scope_name(theirs))
                 })
             })
             .collect();
+        if let (Some(theirs), None) = (other.default_scope, self.default_scope) {
+            scopes.push(format!(
+                "other objects: {} (yours: none)",
+                scope_name(theirs)
+            ));
+        }
         (permissions, scopes)
     }
 
@@ -177,6 +190,14 @@ impl Grants {
             "auth.escalation",
             format!("{lead}: {}", parts.join(" and ")),
         ))
+    }
+}
+
+fn wider(a: Option<Scope>, b: Option<Scope>) -> Option<Scope> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if scope_rank(y) > scope_rank(x) { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
     }
 }
 

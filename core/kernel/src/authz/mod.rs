@@ -15,7 +15,9 @@ pub mod policy;
 pub use adapter::TenantPolicyAdapter;
 pub use caller::{acting_user, Caller};
 pub use grants::{scope_rank, Grants};
-pub use permission::{default_roles, DefaultRole, Permission, Scope, ADMIN_ROLE, SCOPED_OBJECTS};
+pub use permission::{
+    default_roles, DefaultRole, ObjectAction, Permission, Scope, ADMIN_ROLE, SCOPED_OBJECTS,
+};
 
 use crate::db::{Db, TenantCtx, TenantTx};
 use crate::error::{Error, Result};

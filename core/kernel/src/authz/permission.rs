@@ -1,30 +1,35 @@
-//! The closed set of permissions (`object:action`), record scopes, and the default roles a new
+//! The permissions (`object:action`), record scopes, and the default roles a new
 //! tenant starts with.
 
+use crate::domain::ObjectName;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 macro_rules! permissions {
     ($($variant:ident => $text:literal, $about:literal;)*) => {
-        /// A permission a role can hold. Closed: later capabilities add variants here.
+        /// A permission a role can hold: a built-in one, or an action on a tenant's custom
+        /// object (`policies:read`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum Permission { $( #[doc = $about] $variant, )* }
+        pub enum Permission {
+            $( #[doc = $about] $variant, )*
+            /// An action on the records of a custom object.
+            Object(ObjectName, ObjectAction),
+        }
 
         impl Permission {
-            /// Every permission, in a stable order.
+            /// Every built-in permission, in a stable order (custom objects add theirs).
             pub const ALL: &'static [Permission] = &[$(Permission::$variant,)*];
 
-            /// The `object:action` text used in policies and the API.
-            pub fn as_str(self) -> &'static str {
-                match self { $(Permission::$variant => $text,)* }
+            fn builtin_text(self) -> Option<&'static str> {
+                match self { $(Permission::$variant => Some($text),)* Permission::Object(..) => None }
             }
 
-            /// What the permission allows, for documentation and the admin UI.
-            pub fn description(self) -> &'static str {
-                match self { $(Permission::$variant => $about,)* }
+            fn builtin_about(self) -> Option<&'static str> {
+                match self { $(Permission::$variant => Some($about),)* Permission::Object(..) => None }
             }
 
-            pub fn parse(raw: &str) -> Option<Permission> {
+            fn parse_builtin(raw: &str) -> Option<Permission> {
                 match raw { $($text => Some(Permission::$variant),)* _ => None }
             }
         }
@@ -43,6 +48,7 @@ permissions! {
     TicketsUpdate => "tickets:update", "work on tickets (status, assignment, replies)";
     TicketsDelete => "tickets:delete", "delete tickets";
     FieldsManage => "fields:manage", "define custom fields";
+    ObjectsManage => "objects:manage", "define custom objects, and delete them with their records";
     WorkflowsManage => "workflows:manage", "write and enable workflow rules";
     PluginsManage => "plugins:manage", "install and configure plugins";
     ReportsRead => "reports:read", "see reports and dashboards";
@@ -56,22 +62,122 @@ permissions! {
     TenantManage => "tenant:manage", "change the company's settings";
 }
 
+/// What a permission on a custom object's records allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectAction {
+    Read,
+    Create,
+    Update,
+    /// To the recycle bin and back.
+    Delete,
+    /// For good.
+    Purge,
+    Export,
+}
+
+impl ObjectAction {
+    pub const ALL: &'static [ObjectAction] = &[
+        ObjectAction::Read,
+        ObjectAction::Create,
+        ObjectAction::Update,
+        ObjectAction::Delete,
+        ObjectAction::Purge,
+        ObjectAction::Export,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectAction::Read => "read",
+            ObjectAction::Create => "create",
+            ObjectAction::Update => "update",
+            ObjectAction::Delete => "delete",
+            ObjectAction::Purge => "purge",
+            ObjectAction::Export => "export",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<ObjectAction> {
+        ObjectAction::ALL
+            .iter()
+            .copied()
+            .find(|a| a.as_str() == raw)
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ObjectAction::Read => "read",
+            ObjectAction::Create => "create",
+            ObjectAction::Update => "edit",
+            ObjectAction::Delete => "move to the recycle bin",
+            ObjectAction::Purge => "delete for good",
+            ObjectAction::Export => "export",
+        }
+    }
+}
+
 impl Permission {
+    /// The `object:action` text used in policies and the API.
+    pub fn as_str(&self) -> Cow<'static, str> {
+        match self {
+            Permission::Object(object, action) => {
+                Cow::Owned(format!("{object}:{}", action.as_str()))
+            }
+            other => Cow::Borrowed(other.builtin_text().unwrap_or_default()),
+        }
+    }
+
+    /// What the permission allows, for documentation and the admin UI.
+    pub fn description(&self) -> Cow<'static, str> {
+        match self {
+            Permission::Object(object, action) => {
+                Cow::Owned(format!("{} {object} records", action.describe()))
+            }
+            other => Cow::Borrowed(other.builtin_about().unwrap_or_default()),
+        }
+    }
+
+    /// A built-in permission, or `<custom object key>:<action>` (whether that object exists
+    /// is for the tenant's catalogue to say).
+    pub fn parse(raw: &str) -> Option<Permission> {
+        if let Some(p) = Permission::parse_builtin(raw) {
+            return Some(p);
+        }
+        let (object, action) = raw.split_once(':')?;
+        Some(Permission::Object(
+            ObjectName::parse("permission", object).ok()?,
+            ObjectAction::parse(action)?,
+        ))
+    }
+
+    /// The custom object a permission is about, if any.
+    pub fn custom_object(&self) -> Option<ObjectName> {
+        match self {
+            Permission::Object(object, _) => Some(*object),
+            _ => None,
+        }
+    }
+
     /// Splits into casbin's (object, action).
-    pub fn object_action(self) -> (&'static str, &'static str) {
-        self.as_str().split_once(':').unwrap_or((self.as_str(), ""))
+    pub fn object_action(&self) -> (&str, &'static str) {
+        match self {
+            Permission::Object(object, action) => (object.as_str(), action.as_str()),
+            other => {
+                let text = other.builtin_text().unwrap_or_default();
+                text.split_once(':').unwrap_or((text, ""))
+            }
+        }
     }
 }
 
 impl serde::Serialize for Permission {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        s.serialize_str(&self.as_str())
     }
 }
 
 impl std::fmt::Display for Permission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.as_str())
     }
 }
 
@@ -197,12 +303,24 @@ mod tests {
     #[test]
     fn every_permission_round_trips() {
         for p in Permission::ALL {
-            assert_eq!(Permission::parse(p.as_str()), Some(*p));
+            assert_eq!(Permission::parse(&p.as_str()), Some(*p));
             let (obj, act) = p.object_action();
             assert!(!obj.is_empty() && !act.is_empty(), "{p}");
         }
         assert_eq!(Permission::parse("customers:*"), None);
         assert_eq!(Permission::parse("Customers:read"), None);
+        // Built-in objects take no other actions; custom objects take the record actions.
+        assert_eq!(Permission::parse("tickets:purge"), None);
+        assert_eq!(Permission::parse("policies:manage"), None);
+        let custom = Permission::parse("policies:read");
+        assert_eq!(
+            custom.map(|p| p.to_string()).as_deref(),
+            Some("policies:read")
+        );
+        assert_eq!(
+            custom.map(|p| p.object_action() == ("policies", "read")),
+            Some(true)
+        );
     }
 
     #[test]

@@ -1,0 +1,178 @@
+//! The tenant's catalogue of custom objects (`object_defs`): their keys, names and labels.
+//! The kernel owns it because permissions and role scopes name custom objects and must be
+//! checked against it; the record engine (crm-records) owns the objects' tables and fields
+//! and calls these functions in the same transaction as its DDL. No permission checks here:
+//! the services that call them check their `Caller` first.
+
+use crate::db::TenantTx;
+use crate::domain::ObjectName;
+use crate::error::{unique_violation, Error, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::types::Json;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// A custom object as catalogued.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectDef {
+    pub key: ObjectName,
+    /// Singular display name (`Policy`).
+    pub name: String,
+    /// Plural display name (`Policies`).
+    pub name_plural: String,
+    /// Display names per locale (`{"zh-CN": "保单"}`).
+    pub labels: BTreeMap<String, String>,
+    pub icon: Option<String>,
+    pub description: Option<String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    key: String,
+    name: String,
+    name_plural: String,
+    labels: Json<BTreeMap<String, String>>,
+    icon: Option<String>,
+    description: Option<String>,
+    created_by: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "key, name, name_plural, labels, icon, description, created_by, created_at, updated_at";
+
+fn from_row(r: Row) -> Result<ObjectDef> {
+    Ok(ObjectDef {
+        key: ObjectName::parse("key", &r.key)
+            .map_err(|_| Error::internal(format!("object_defs has a bad key '{}'", r.key)))?,
+        name: r.name,
+        name_plural: r.name_plural,
+        labels: r.labels.0,
+        icon: r.icon,
+        description: r.description,
+        created_by: r.created_by,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    })
+}
+
+/// Every custom object, by key.
+pub async fn list(tx: &mut TenantTx) -> Result<Vec<ObjectDef>> {
+    let rows: Vec<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM object_defs ORDER BY key"))
+        .fetch_all(tx.conn())
+        .await?;
+    rows.into_iter().map(from_row).collect()
+}
+
+/// One custom object, if the tenant has it.
+pub async fn get(tx: &mut TenantTx, key: ObjectName) -> Result<Option<ObjectDef>> {
+    let row: Option<Row> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM object_defs WHERE key = $1"))
+            .bind(key.as_str())
+            .fetch_optional(tx.conn())
+            .await?;
+    row.map(from_row).transpose()
+}
+
+/// How many custom objects the tenant has.
+pub async fn count(tx: &mut TenantTx) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM object_defs")
+        .fetch_one(tx.conn())
+        .await?)
+}
+
+/// The keys among `names` that the tenant has.
+pub async fn existing(tx: &mut TenantTx, names: &[ObjectName]) -> Result<Vec<ObjectName>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let raw: Vec<&str> = names.iter().map(ObjectName::as_str).collect();
+    let found: Vec<String> = sqlx::query_scalar("SELECT key FROM object_defs WHERE key = ANY($1)")
+        .bind(&raw)
+        .fetch_all(tx.conn())
+        .await?;
+    Ok(names
+        .iter()
+        .copied()
+        .filter(|n| found.iter().any(|f| f == n.as_str()))
+        .collect())
+}
+
+/// A catalogue entry to add or the values to change (validated by the caller).
+#[derive(Debug, Clone, Default)]
+pub struct Entry {
+    pub name: String,
+    pub name_plural: String,
+    pub labels: BTreeMap<String, String>,
+    pub icon: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Adds an object; a key the tenant already has is 409 `object.exists`.
+pub async fn insert(
+    tx: &mut TenantTx,
+    key: ObjectName,
+    entry: &Entry,
+    created_by: Option<Uuid>,
+) -> Result<ObjectDef> {
+    let row: Row = sqlx::query_as(&format!(
+        "INSERT INTO object_defs (key, name, name_plural, labels, icon, description, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
+    ))
+    .bind(key.as_str())
+    .bind(&entry.name)
+    .bind(&entry.name_plural)
+    .bind(Json(&entry.labels))
+    .bind(&entry.icon)
+    .bind(&entry.description)
+    .bind(created_by)
+    .fetch_one(tx.conn())
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some(_) => Error::conflict(
+            "object.exists",
+            format!("an object '{key}' exists already; choose another key or edit it"),
+        ),
+        None => e.into(),
+    })?;
+    from_row(row)
+}
+
+/// Replaces an object's names, labels, icon and description.
+pub async fn update(tx: &mut TenantTx, key: ObjectName, entry: &Entry) -> Result<ObjectDef> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "UPDATE object_defs SET name = $2, name_plural = $3, labels = $4, icon = $5, \
+         description = $6, updated_at = now() WHERE key = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(key.as_str())
+    .bind(&entry.name)
+    .bind(&entry.name_plural)
+    .bind(Json(&entry.labels))
+    .bind(&entry.icon)
+    .bind(&entry.description)
+    .fetch_optional(tx.conn())
+    .await?;
+    from_row(row.ok_or_else(|| not_found(key.as_str()))?)
+}
+
+/// Removes an object from the catalogue.
+pub async fn remove(tx: &mut TenantTx, key: ObjectName) -> Result<()> {
+    sqlx::query("DELETE FROM object_defs WHERE key = $1")
+        .bind(key.as_str())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// 404 `object.not_found` for a key the tenant does not have.
+pub fn not_found(key: &str) -> Error {
+    Error::not_found(
+        "object.not_found",
+        format!("there is no object '{key}'; list objects with GET /api/v1/objects"),
+    )
+}

@@ -1,0 +1,178 @@
+//! `/records/{object}`: the record endpoints of every object — built-in and custom — under
+//! one generic path, so the route table stays fixed however many objects a tenant defines.
+//! The same handlers serve `/customers` and the other fixed paths.
+
+use super::{
+    add_tags, count, create, delete, get, history, json_object, list, patch, remove_tag, restore,
+    AddTagsRequest, CountResponse, HistoryPage, RecordPage, RecordResponse,
+};
+use crate::rest::auth::Auth;
+use crate::rest::error::ApiResult;
+use crate::rest::fields::object_of;
+use crate::rest::{NoContent, Tag};
+use crate::server::AppState;
+use poem::Request;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::OpenApi;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Record endpoints of any object.
+pub struct RecordsApi(pub AppState);
+
+#[OpenApi(tag = "Tag::Records")]
+impl RecordsApi {
+    /// Create a record of any object (`customers`, `tickets`, or one of yours such as
+    /// `policies`). A custom object's fields sit at the top level; a built-in object's custom
+    /// fields go in `custom`. `Idempotency-Key` replays.
+    #[oai(path = "/records/:object", method = "post")]
+    async fn create(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        body: Json<Value>,
+        #[oai(name = "Idempotency-Key")] idempotency_key: Header<Option<String>>,
+        allow_duplicate: Query<Option<bool>>,
+    ) -> ApiResult<RecordResponse> {
+        create(
+            &self.0,
+            auth,
+            object_of(&object.0)?,
+            json_object(body.0)?,
+            idempotency_key.0,
+            allow_duplicate.0.unwrap_or(false),
+        )
+        .await
+    }
+
+    /// List records: `q`, `filter[<field>][<op>]`, `tag`, `sort`, `limit`, `cursor`,
+    /// `deleted=true`, as on /customers.
+    #[oai(path = "/records/:object", method = "get")]
+    async fn list(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        req: &Request,
+    ) -> ApiResult<Json<RecordPage>> {
+        list(&self.0, auth, object_of(&object.0)?, req, None).await
+    }
+
+    /// Count the records matching the same filters as the list.
+    #[oai(path = "/records/:object/count", method = "get")]
+    async fn count(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        req: &Request,
+    ) -> ApiResult<Json<CountResponse>> {
+        count(&self.0, auth, object_of(&object.0)?, req).await
+    }
+
+    /// One record (ETag = its version).
+    #[oai(path = "/records/:object/:id", method = "get")]
+    async fn get(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        id: Path<Uuid>,
+    ) -> ApiResult<RecordResponse> {
+        get(&self.0, auth, object_of(&object.0)?, id.0).await
+    }
+
+    /// Change fields; `If-Match` with the ETag refuses stale writes (412).
+    #[oai(path = "/records/:object/:id", method = "patch")]
+    async fn patch(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        id: Path<Uuid>,
+        #[oai(name = "If-Match")] if_match_header: Header<Option<String>>,
+        body: Json<Value>,
+    ) -> ApiResult<RecordResponse> {
+        patch(
+            &self.0,
+            auth,
+            object_of(&object.0)?,
+            id.0,
+            if_match_header.0.as_deref(),
+            json_object(body.0)?,
+        )
+        .await
+    }
+
+    /// Move to the recycle bin; `purge=true` deletes for good (the purge permission).
+    #[oai(path = "/records/:object/:id", method = "delete")]
+    async fn delete(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        id: Path<Uuid>,
+        purge: Query<Option<bool>>,
+    ) -> ApiResult<NoContent> {
+        delete(
+            &self.0,
+            auth,
+            object_of(&object.0)?,
+            id.0,
+            purge.0.unwrap_or(false),
+        )
+        .await
+    }
+
+    /// Bring a record back from the recycle bin.
+    #[oai(path = "/records/:object/:id/restore", method = "post")]
+    async fn restore(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        id: Path<Uuid>,
+    ) -> ApiResult<RecordResponse> {
+        restore(&self.0, auth, object_of(&object.0)?, id.0).await
+    }
+
+    /// Change history, newest first.
+    #[oai(path = "/records/:object/:id/history", method = "get")]
+    async fn history(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        id: Path<Uuid>,
+        cursor: Query<Option<String>>,
+        limit: Query<Option<i64>>,
+    ) -> ApiResult<Json<HistoryPage>> {
+        history(
+            &self.0,
+            auth,
+            object_of(&object.0)?,
+            id.0,
+            cursor.0,
+            limit.0,
+        )
+        .await
+    }
+
+    /// Add tags.
+    #[oai(path = "/records/:object/:id/tags", method = "post")]
+    async fn tag(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        id: Path<Uuid>,
+        body: Json<AddTagsRequest>,
+    ) -> ApiResult<RecordResponse> {
+        add_tags(&self.0, auth, object_of(&object.0)?, id.0, body.0.tags).await
+    }
+
+    /// Remove a tag.
+    #[oai(path = "/records/:object/:id/tags/:tag", method = "delete")]
+    async fn untag(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        id: Path<Uuid>,
+        tag: Path<String>,
+    ) -> ApiResult<RecordResponse> {
+        remove_tag(&self.0, auth, object_of(&object.0)?, id.0, &tag.0).await
+    }
+}

@@ -1,0 +1,22 @@
+-- Version 15: custom objects. The catalogue of a tenant's own objects; each one's records
+-- live in a table `o_<key>` the record engine creates (owned by the tenant role, like every
+-- table here) when the object is created. `objects:manage` goes to every role that may
+-- define fields, so existing administrators can define objects at once.
+CREATE TABLE object_defs (
+    key          text PRIMARY KEY,
+    name         text NOT NULL,
+    name_plural  text NOT NULL,
+    labels       jsonb NOT NULL DEFAULT '{}',
+    icon         text,
+    description  text,
+    created_by   uuid,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE object_defs OWNER TO {{tenant_role}};
+
+INSERT INTO casbin_rule (ptype, v0, v1, v2, v3)
+SELECT 'p', v0, v1, 'objects', 'manage' FROM casbin_rule
+WHERE ptype = 'p' AND v2 = 'fields' AND v3 = 'manage'
+ON CONFLICT DO NOTHING;
+UPDATE settings SET policy_version = policy_version + 1;
