@@ -36,6 +36,9 @@ pub struct FieldOut {
     pub option_labels: Value,
     #[oai(skip_serializing_if_is_none)]
     pub target: Option<String>,
+    /// Relation fields: what deleting the target does (restrict, set_null, cascade).
+    #[oai(skip_serializing_if_is_none)]
+    pub on_delete: Option<String>,
     pub sensitive: bool,
     pub encrypted: bool,
     /// Ticket fields: a customer may fill it in on the portal.
@@ -62,6 +65,7 @@ impl From<FieldDef> for FieldOut {
             options: d.options,
             option_labels: d.option_labels,
             target: d.target.map(|t| t.as_str().to_owned()),
+            on_delete: d.on_delete.map(|o| o.as_str().to_owned()),
             sensitive: d.sensitive,
             encrypted: d.encrypted,
             portal_editable: d.portal_editable,
@@ -94,8 +98,12 @@ pub struct CreateFieldRequest {
     #[oai(default)]
     pub options: Vec<String>,
     pub option_labels: Option<Value>,
-    /// For relation fields: customers or contacts.
+    /// For relation fields: the object it points to (a built-in one or one of yours).
     pub target: Option<String>,
+    /// For relation fields: what deleting the record it points to does here — `restrict`
+    /// (default: 409 while records point to it), `set_null`, or `cascade` (to the recycle
+    /// bin with it).
+    pub on_delete: Option<String>,
     /// Masked without sensitive:read.
     #[oai(default)]
     pub sensitive: bool,
@@ -154,6 +162,7 @@ pub(super) fn builtin_fields(object: ObjectKey) -> Vec<FieldOut> {
             options: f.options.to_vec(),
             option_labels: Value::Object(Default::default()),
             target: f.target.map(|t| t.as_str().to_owned()),
+            on_delete: None,
             sensitive: f.sensitive,
             encrypted: false,
             portal_editable: object == ObjectKey::Tickets
@@ -208,6 +217,7 @@ impl FieldsApi {
                 options: b.options,
                 option_labels: b.option_labels,
                 target: b.target,
+                on_delete: b.on_delete,
                 sensitive: b.sensitive,
                 encrypted: b.encrypted,
                 portal_editable: b.portal_editable,

@@ -34,6 +34,9 @@ pub struct Access<'a> {
     pub(crate) scope: RecordScope,
     /// The caller's scope on customers: which parent customers a contact may name.
     pub(crate) customer_scope: RecordScope,
+    /// The user own/team scopes are read relative to (the caller's user, or the user who
+    /// saved a rule), for the scopes on related objects ([`Access::scope_on`]).
+    pub(crate) scope_user: Option<Uuid>,
     /// Holds `sensitive:read`: sensitive values are shown unmasked.
     pub(crate) unmask: bool,
     /// The tenant's data key, when the object has encrypted fields.
@@ -72,6 +75,7 @@ impl<'a> Access<'a> {
             user_id: None,
             scope: RecordScope::of(grants.scope(object.as_str()), user),
             customer_scope: RecordScope::of(grants.scope(ObjectKey::Customers.as_str()), user),
+            scope_user: user,
             unmask: grants.holds(Permission::SensitiveRead),
             data_key,
             authority: Authority::Grants(grants),
@@ -85,6 +89,7 @@ impl<'a> Access<'a> {
             user_id: None,
             scope: RecordScope::All,
             customer_scope: RecordScope::All,
+            scope_user: None,
             unmask: false,
             data_key,
             authority: Authority::Portal,
@@ -102,6 +107,7 @@ impl<'a> Access<'a> {
             user_id: user,
             scope: RecordScope::All,
             customer_scope: RecordScope::All,
+            scope_user: user,
             unmask: true,
             data_key,
             authority: Authority::Platform,
@@ -147,5 +153,46 @@ impl<'a> Access<'a> {
     /// The records of the object this access was built for that it sees.
     pub fn scope(&self) -> RecordScope {
         self.scope
+    }
+
+    /// Which records of another object (a related one) this access sees: the same roles'
+    /// scope on that object. The portal sees no other object; the platform all.
+    pub fn scope_on(&self, object: ObjectKey) -> RecordScope {
+        match self.authority {
+            Authority::Caller(caller) => {
+                RecordScope::of(caller.scope(object.as_str()), self.scope_user)
+            }
+            Authority::Grants(grants) => {
+                RecordScope::of(grants.scope(object.as_str()), self.scope_user)
+            }
+            Authority::Portal => RecordScope::Nothing,
+            Authority::Platform => RecordScope::All,
+        }
+    }
+
+    /// Whether this access may read `object`'s records (no error: for expansions, which
+    /// show what cannot be read as hidden).
+    pub fn may(&self, object: ObjectKey, action: RecordAction) -> bool {
+        self.require(object, action).is_ok()
+    }
+
+    /// The same actor acting as the platform: for what a change entails beyond the records
+    /// the actor may touch (a cascade to the records that point to a deleted one).
+    pub fn as_platform(&self) -> Access<'a> {
+        Access {
+            scope: RecordScope::All,
+            customer_scope: RecordScope::All,
+            unmask: true,
+            authority: Authority::Platform,
+            ..*self
+        }
+    }
+
+    /// The same actor on another object: its scope there.
+    pub fn on(&self, object: ObjectKey) -> Access<'a> {
+        Access {
+            scope: self.scope_on(object),
+            ..*self
+        }
     }
 }

@@ -13,6 +13,34 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
+/// What deleting a record does to the records whose relation field points to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDelete {
+    /// 409 while live records point to it.
+    Restrict,
+    /// The pointing records' field is emptied.
+    SetNull,
+    /// The pointing records go to the recycle bin with it (purged with it when purged).
+    Cascade,
+}
+
+impl OnDelete {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDelete::Restrict => "restrict",
+            OnDelete::SetNull => "set_null",
+            OnDelete::Cascade => "cascade",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<OnDelete> {
+        [OnDelete::Restrict, OnDelete::SetNull, OnDelete::Cascade]
+            .into_iter()
+            .find(|o| o.as_str() == raw)
+    }
+}
+
 /// At most this many custom fields per object (Salesforce Enterprise level).
 pub const MAX_CUSTOM_FIELDS: i64 = 500;
 
@@ -33,6 +61,9 @@ pub struct FieldDef {
     pub option_labels: Value,
     /// For `relation`: the object it points to.
     pub target: Option<ObjectKey>,
+    /// For `relation`: what deleting the target does here (`None`: fields made before
+    /// custom objects, which only their foreign key guards).
+    pub on_delete: Option<OnDelete>,
     pub sensitive: bool,
     pub encrypted: bool,
     /// Ticket fields only: a customer may fill it in on the portal.
@@ -57,6 +88,7 @@ struct FieldRow {
     options: sqlx::types::Json<Vec<String>>,
     option_labels: Value,
     target: Option<String>,
+    on_delete: Option<String>,
     sensitive: bool,
     encrypted: bool,
     portal_editable: bool,
@@ -67,7 +99,7 @@ struct FieldRow {
 
 const COLUMNS: &str =
     "object, key, label, labels, type, required, is_unique, indexed, default_value, \
-    options, option_labels, target, sensitive, encrypted, portal_editable, position, created_at, updated_at";
+    options, option_labels, target, on_delete, sensitive, encrypted, portal_editable, position, created_at, updated_at";
 
 fn from_row(r: FieldRow) -> Result<FieldDef> {
     let corrupt = |what: &str| Error::internal(format!("field_defs row has a bad {what}"));
@@ -84,6 +116,7 @@ fn from_row(r: FieldRow) -> Result<FieldDef> {
         options: r.options.0,
         option_labels: r.option_labels,
         target: r.target.as_deref().and_then(ObjectKey::named),
+        on_delete: r.on_delete.as_deref().and_then(OnDelete::parse),
         sensitive: r.sensitive,
         encrypted: r.encrypted,
         portal_editable: r.portal_editable,
@@ -137,6 +170,8 @@ pub struct NewField {
     pub options: Vec<String>,
     pub option_labels: Option<Value>,
     pub target: Option<String>,
+    /// For relation fields: restrict (default), set_null or cascade.
+    pub on_delete: Option<String>,
     pub sensitive: bool,
     pub encrypted: bool,
     /// Ticket fields only: customers may fill it in on the portal.
@@ -327,6 +362,36 @@ pub(crate) async fn create(
         }
         (_, None) => None,
     };
+    let on_delete = match (ty, new.on_delete.as_deref()) {
+        (Some(FieldType::Relation), None) => Some(OnDelete::Restrict),
+        (Some(FieldType::Relation), Some(raw)) => {
+            let parsed = OnDelete::parse(raw);
+            if parsed.is_none() {
+                v.push(FieldError::new(
+                    "on_delete",
+                    "invalid",
+                    format!("'{raw}' is not a choice; use restrict, set_null or cascade"),
+                ));
+            }
+            parsed
+        }
+        (_, Some(_)) => {
+            v.push(FieldError::new(
+                "on_delete",
+                "not_allowed",
+                "only relation fields have on_delete",
+            ));
+            None
+        }
+        (_, None) => None,
+    };
+    if new.required && on_delete == Some(OnDelete::SetNull) {
+        v.push(FieldError::new(
+            "on_delete",
+            "invalid",
+            "a required relation cannot be emptied when its record is deleted; use restrict or cascade",
+        ));
+    }
     if let Some(ty) = ty {
         check_options(&mut v, ty, &new.options);
         if new.encrypted && !ty.is_textual() {
@@ -429,7 +494,7 @@ pub(crate) async fn create(
         statements.push(format!(
             "CREATE UNIQUE INDEX \"{table}_{column}_unique\" ON {table} (\"{index_target}\") WHERE deleted_at IS NULL"
         ));
-    } else if new.indexed && !new.encrypted {
+    } else if (new.indexed || ty == FieldType::Relation) && !new.encrypted {
         statements.push(format!(
             "CREATE INDEX \"{table}_{column}_idx\" ON {table} (\"{column}\")"
         ));
@@ -465,8 +530,8 @@ pub(crate) async fn create(
     .await?;
     sqlx::query(
         "INSERT INTO field_defs (object, key, label, labels, type, required, is_unique, indexed, default_value, \
-         options, option_labels, target, sensitive, encrypted, position, portal_editable) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         options, option_labels, target, sensitive, encrypted, position, portal_editable, on_delete) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(object.as_str())
     .bind(key.as_str())
@@ -475,7 +540,7 @@ pub(crate) async fn create(
     .bind(ty.as_str())
     .bind(new.required)
     .bind(new.unique)
-    .bind(new.indexed || new.unique)
+    .bind(new.indexed || new.unique || ty == FieldType::Relation)
     .bind(new.default.as_ref().filter(|_| !new.encrypted))
     .bind(sqlx::types::Json(&new.options))
     .bind(new.option_labels.clone().unwrap_or_else(|| Value::Object(Default::default())))
@@ -484,6 +549,7 @@ pub(crate) async fn create(
     .bind(new.encrypted)
     .bind(position)
     .bind(new.portal_editable)
+    .bind(on_delete.map(OnDelete::as_str))
     .execute(tx.conn())
     .await?;
     bump_metadata_version(tx).await?;
@@ -676,4 +742,15 @@ pub(crate) async fn forget_object(tx: &mut TenantTx, object: ObjectKey) -> Resul
         .execute(tx.conn())
         .await?;
     Ok(())
+}
+
+/// The relation fields (of any object) that point to `object`.
+pub(crate) async fn relations_to(tx: &mut TenantTx, object: ObjectKey) -> Result<Vec<FieldDef>> {
+    let rows: Vec<FieldRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM field_defs WHERE target = $1 AND type = 'relation' ORDER BY object, key"
+    ))
+    .bind(object.as_str())
+    .fetch_all(tx.conn())
+    .await?;
+    rows.into_iter().map(from_row).collect()
 }

@@ -9,8 +9,10 @@
 
 mod access;
 pub mod calendar;
+pub mod cross;
 pub mod customers;
 pub mod engine;
+pub mod expand;
 pub mod export;
 pub mod field_service;
 pub mod fields;
@@ -23,6 +25,7 @@ pub mod pipelines;
 pub mod query;
 pub mod recipients;
 pub mod register;
+pub mod relations;
 pub mod reminders;
 pub mod reports;
 pub mod sales;

@@ -6,6 +6,7 @@ use super::engine::{decode_record, is_array, select_list, Access};
 use super::meta::{FieldType, ObjectKey, RecordAction};
 use super::schema::{Field, ObjectSchema};
 use super::values::{self, SqlValue};
+use crate::cross::CrossFilter;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use crm_core::context::Page;
@@ -65,6 +66,8 @@ pub struct ListQuery {
     pub limit: i64,
     /// The recycle bin instead of live records.
     pub deleted: bool,
+    /// Objects pointing here whose searchable fields `q` searches too (`search_related`).
+    pub search_related: Vec<String>,
 }
 
 impl ListQuery {
@@ -115,6 +118,12 @@ impl ListQuery {
                             .clamp(1, crm_core::context::MAX_PAGE);
                     }
                     "deleted" => q.deleted = v == "true",
+                    "search_related" => q.search_related.extend(
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|o| !o.is_empty())
+                            .map(str::to_owned),
+                    ),
                     _ => {}
                 }
             }
@@ -189,7 +198,7 @@ fn expr(t: &Target<'_>) -> String {
     }
 }
 
-fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
@@ -257,7 +266,12 @@ fn sensitive_forbidden(field: &str, what: &str) -> Error {
     )
 }
 
-fn push_filter(
+/// Whether `name` is a field (or system column, or address part) of the object itself.
+pub(crate) fn is_own_field(schema: &ObjectSchema, name: &str) -> bool {
+    resolve(schema, name).is_some()
+}
+
+pub(crate) fn push_filter(
     q: &mut QueryBuilder<'_, Postgres>,
     schema: &ObjectSchema,
     access: &Access<'_>,
@@ -437,12 +451,14 @@ fn push_filter(
     Ok(())
 }
 
-/// WHERE clauses shared by list and count.
+/// WHERE clauses shared by list and count; `cross` holds the query's filters and searches
+/// on related objects, resolved by [`crate::cross::prepare`].
 fn push_where(
     q: &mut QueryBuilder<'_, Postgres>,
     schema: &ObjectSchema,
     access: &Access<'_>,
     lq: &ListQuery,
+    cross: &[CrossFilter],
 ) -> Result<()> {
     q.push(if lq.deleted {
         " WHERE deleted_at IS NOT NULL"
@@ -451,7 +467,10 @@ fn push_where(
     });
     access.scope.push_predicate(q, schema.object.owner_column());
     for f in &lq.filters {
-        push_filter(q, schema, access, f)?;
+        match cross.iter().find(|c| c.path == f.field) {
+            Some(c) if !is_own_field(schema, &f.field) => c.push(q, schema, access, None)?,
+            _ => push_filter(q, schema, access, f)?,
+        }
     }
     if !lq.tags.is_empty() {
         q.push(" AND tags @> ").push_bind(lq.tags.clone());
@@ -483,6 +502,9 @@ fn push_where(
                     q.push(format!(" OR \"{}\" ILIKE ", f.column))
                         .push_bind(pattern.clone());
                 }
+            }
+            for c in cross.iter().filter(|c| c.path.is_empty()) {
+                c.push(q, schema, access, Some(text))?;
             }
             q.push(")");
         }
@@ -678,11 +700,12 @@ pub async fn list(
     lq: &ListQuery,
 ) -> Result<Page<Value>> {
     access.require(schema.object, RecordAction::Read)?;
+    let cross = crate::cross::prepare(tx, schema, access, lq).await?;
     let sort = sort_of(schema, access, lq)?;
     let mut q = QueryBuilder::new(format!("SELECT {}, (", select_list(schema)));
     sort.push_expr(&mut q);
     q.push(format!(")::text AS __sort FROM {}", schema.object.table()));
-    push_where(&mut q, schema, access, lq)?;
+    push_where(&mut q, schema, access, lq, &cross)?;
     if let Some(raw) = &lq.cursor {
         let (value, id) = decode_cursor(raw)?;
         push_keyset(&mut q, &sort, value, id);
@@ -745,8 +768,9 @@ pub async fn count(
     lq: &ListQuery,
 ) -> Result<i64> {
     access.require(schema.object, RecordAction::Read)?;
+    let cross = crate::cross::prepare(tx, schema, access, lq).await?;
     let mut q = QueryBuilder::new(format!("SELECT count(*) FROM {}", schema.object.table()));
-    push_where(&mut q, schema, access, lq)?;
+    push_where(&mut q, schema, access, lq, &cross)?;
     Ok(q.build()
         .persistent(false)
         .fetch_one(tx.conn())
@@ -756,7 +780,16 @@ pub async fn count(
 
 /// Refuses filter parameters that are not filters at all (e.g. `filter=x`).
 pub fn check_unknown(pairs: &[(String, String)], extra: &[&str]) -> Result<()> {
-    let known = ["q", "tag", "sort", "cursor", "limit", "deleted"];
+    let known = [
+        "q",
+        "tag",
+        "sort",
+        "cursor",
+        "limit",
+        "deleted",
+        "search_related",
+        "expand",
+    ];
     let errors: Vec<FieldError> = pairs
         .iter()
         .filter(|(k, _)| {
@@ -768,7 +801,7 @@ pub fn check_unknown(pairs: &[(String, String)], extra: &[&str]) -> Result<()> {
             FieldError::new(
                 k.clone(),
                 "unknown_parameter",
-                "not a list parameter; use filter[<field>], q, tag, sort, cursor, limit or deleted",
+                "not a list parameter; use filter[<field>], q, search_related, tag, sort, cursor, limit, deleted or expand",
             )
         })
         .collect();

@@ -21,6 +21,7 @@ fn access(actor: &Actor, scope: RecordScope, unmask: bool) -> Access<'_> {
         user_id: None,
         scope,
         customer_scope: RecordScope::All,
+        scope_user: None,
         unmask,
         data_key: None,
         authority: crate::access::Authority::Platform,
@@ -44,6 +45,7 @@ fn where_sql(pairs: &[(&str, &str)], scope: RecordScope, unmask: bool) -> Result
         &schema(),
         &access(&actor, scope, unmask),
         &query(pairs),
+        &[],
     )?;
     Ok(q.sql().to_owned())
 }
@@ -182,6 +184,7 @@ fn the_city_filters_on_its_generated_column_where_the_schema_has_it() {
             schema,
             &access(&actor, RecordScope::All, true),
             &query(&pairs),
+            &[],
         )
         .expect("sql");
         q.sql().to_owned()

@@ -11,6 +11,7 @@ use super::schema::ObjectSchema;
 use super::tags;
 use super::values::SqlValue;
 use crate::hooks;
+use crate::relations;
 use crm_core::db::TenantTx;
 use crm_core::error::{Error, Result};
 use serde_json::Value;
@@ -219,6 +220,7 @@ pub async fn create(
             default_owner = None;
         }
     }
+    relations::check_targets(tx, access, &input).await?;
     let owner_key = schema.object.owner_column();
     if input.get(owner_key).is_none() {
         if let Some(owner) = default_owner {
@@ -338,6 +340,7 @@ pub async fn update(
             before = Some(current);
         }
     }
+    relations::check_targets(tx, access, &input).await?;
     register_tags(tx, &input).await?;
     let record = engine::update(tx, schema, access, id, expected_version, &input).await?;
     if tracks_followups(schema.object) {
@@ -381,10 +384,23 @@ pub async fn soft_delete(
     access: &Access<'_>,
     id: Uuid,
 ) -> Result<()> {
+    soft_delete_nested(tx, schema, access, id, 0).await
+}
+
+/// [`soft_delete`] at `depth` levels of cascade from the record a caller deleted.
+pub(crate) async fn soft_delete_nested(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    id: Uuid,
+    depth: u8,
+) -> Result<()> {
     access.require(schema.object, RecordAction::Delete)?;
     ensure_unlocked(tx, access, schema.object, id).await?;
+    relations::check_restrict(tx, schema, id, false).await?;
     let customer = followup_customer(tx, schema.object, id).await?;
     engine::soft_delete(tx, schema, access, id).await?;
+    relations::apply_on_delete(tx, schema, access, id, false, depth).await?;
     sync_reminder(tx, schema.object, Some(id)).await?;
     refresh_followups(tx, customer).await
 }
@@ -412,12 +428,26 @@ pub async fn purge(
     access: &Access<'_>,
     id: Uuid,
 ) -> Result<()> {
+    purge_nested(tx, schema, access, id, 0).await
+}
+
+/// [`purge`] at `depth` levels of cascade from the record a caller purged.
+pub(crate) async fn purge_nested(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    id: Uuid,
+    depth: u8,
+) -> Result<()> {
     access.require(schema.object, RecordAction::Purge)?;
     ensure_unlocked(tx, access, schema.object, id).await?;
+    relations::check_restrict(tx, schema, id, true).await?;
     let customer = followup_customer(tx, schema.object, id).await?;
     if let Some(h) = hooks::of(schema.object) {
         h.before_purge(tx, id).await?;
     }
+    // Pointing records first: no foreign key may be left pointing at the purged row.
+    relations::apply_on_delete(tx, schema, access, id, true, depth).await?;
     engine::purge(tx, schema, access, id).await?;
     sync_reminder(tx, schema.object, Some(id)).await?;
     refresh_followups(tx, customer).await

@@ -3,8 +3,8 @@
 //! The same handlers serve `/customers` and the other fixed paths.
 
 use super::{
-    add_tags, count, create, delete, get, history, json_object, list, patch, remove_tag, restore,
-    AddTagsRequest, CountResponse, HistoryPage, RecordPage, RecordResponse,
+    add_tags, count, create, delete, get, history, json_object, list, patch, related, remove_tag,
+    restore, AddTagsRequest, CountResponse, HistoryPage, RecordPage, RecordResponse,
 };
 use crate::rest::auth::Auth;
 use crate::rest::error::ApiResult;
@@ -69,15 +69,41 @@ impl RecordsApi {
         count(&self.0, auth, object_of(&object.0)?, req).await
     }
 
-    /// One record (ETag = its version).
+    /// One record (ETag = its version). `expand=policy,policy.customer` adds the display
+    /// fields of the records its relation fields point to under `expanded` (two levels at
+    /// most; one you may not read comes back as `{id, hidden: true}`).
     #[oai(path = "/records/:object/:id", method = "get")]
     async fn get(
         &self,
         auth: Auth,
         object: Path<String>,
         id: Path<Uuid>,
+        expand: Query<Option<String>>,
     ) -> ApiResult<RecordResponse> {
-        get(&self.0, auth, object_of(&object.0)?, id.0).await
+        get(&self.0, auth, object_of(&object.0)?, id.0, expand.0).await
+    }
+
+    /// The records of `related` whose relation field points to this record (a customer's
+    /// policies): `via=<field>` when `related` has several pointing here; list parameters
+    /// as on any list. 404 unless you see this record.
+    #[oai(path = "/records/:object/:id/related/:related", method = "get")]
+    async fn related(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        id: Path<Uuid>,
+        #[oai(name = "related")] child: Path<String>,
+        req: &Request,
+    ) -> ApiResult<Json<RecordPage>> {
+        related(
+            &self.0,
+            auth,
+            object_of(&object.0)?,
+            id.0,
+            object_of(&child.0)?,
+            req,
+        )
+        .await
     }
 
     /// Change fields; `If-Match` with the ETag refuses stale writes (412).

@@ -221,6 +221,45 @@ async fn list(
         }
         None => query::list(&mut tx, &rc.schema, &access, &lq).await?,
     };
+    let mut page = page;
+    expand(&mut tx, &rc, &pairs, &mut page.items).await?;
+    let ids = crm_records::export::record_ids(&page.items);
+    let verdict = account_reads(&mut tx, &rc, Via::List, &ids).await?;
+    tx.commit().await?;
+    verdict.admit()?;
+    Ok(Json(RecordPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// The records of `child` pointing to record `id` of `parent`.
+async fn related(
+    state: &AppState,
+    auth: Auth,
+    parent: ObjectKey,
+    id: Uuid,
+    child: ObjectKey,
+    req: &Request,
+) -> ApiResult<Json<RecordPage>> {
+    let pairs = query_pairs(req);
+    let via = pairs
+        .iter()
+        .find(|(k, _)| k == "via")
+        .map(|(_, v)| v.clone());
+    let rest: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "via").collect();
+    let (mut tx, rc, lq) = open_list(state, &auth, child, &rest).await?;
+    let mut page = crm_records::relations::list_related(
+        &mut tx,
+        &rc.schema,
+        &rc.access(),
+        parent,
+        id,
+        via.as_deref(),
+        &lq,
+    )
+    .await?;
+    expand(&mut tx, &rc, &rest, &mut page.items).await?;
     let ids = crm_records::export::record_ids(&page.items);
     let verdict = account_reads(&mut tx, &rc, Via::List, &ids).await?;
     tx.commit().await?;
@@ -286,11 +325,26 @@ async fn count(
     Ok(Json(CountResponse { count }))
 }
 
+/// Adds `expanded` to records for the `expand` parameter, if any.
+async fn expand(
+    tx: &mut TenantTx,
+    rc: &RecordCtx,
+    pairs: &[(String, String)],
+    records: &mut [Value],
+) -> ApiResult<()> {
+    for (_, raw) in pairs.iter().filter(|(k, _)| k == "expand") {
+        let tree = crm_records::expand::parse(raw)?;
+        crm_records::expand::apply(tx, &rc.schema, &rc.access(), records, &tree).await?;
+    }
+    Ok(())
+}
+
 async fn get(
     state: &AppState,
     auth: Auth,
     object: ObjectKey,
     id: Uuid,
+    expand_param: Option<String>,
 ) -> ApiResult<RecordResponse> {
     let (mut tx, rc) = open(state, &auth, object).await?;
     let record = engine::fetch(
@@ -302,6 +356,12 @@ async fn get(
         false,
     )
     .await?;
+    let mut one = [record];
+    let pairs: Vec<(String, String)> = expand_param
+        .map(|e| vec![("expand".to_owned(), e)])
+        .unwrap_or_default();
+    expand(&mut tx, &rc, &pairs, &mut one).await?;
+    let [record] = one;
     let verdict = account_reads(&mut tx, &rc, Via::Get, &[id]).await?;
     tx.commit().await?;
     verdict.admit()?;
@@ -489,10 +549,16 @@ macro_rules! record_endpoints {
                 count(&self.0, auth, $object, req).await
             }
 
-            /// One record (ETag = its version).
+            /// One record (ETag = its version); `expand=<relation>[,<relation>.<relation>]`
+            /// adds the related records' display fields under `expanded`.
             #[oai(path = $item, method = "get")]
-            async fn get(&self, auth: Auth, id: Path<Uuid>) -> ApiResult<RecordResponse> {
-                get(&self.0, auth, $object, id.0).await
+            async fn get(
+                &self,
+                auth: Auth,
+                id: Path<Uuid>,
+                expand: Query<Option<String>>,
+            ) -> ApiResult<RecordResponse> {
+                get(&self.0, auth, $object, id.0, expand.0).await
             }
 
             /// Change fields; `If-Match` with the ETag refuses stale writes (412).
