@@ -39,6 +39,9 @@ pub struct FieldOut {
     /// Relation fields: what deleting the target does (restrict, set_null, cascade).
     #[oai(skip_serializing_if_is_none)]
     pub on_delete: Option<String>,
+    /// Rollup fields: `{relation, child, via, fn, field?, filter?}`.
+    #[oai(skip_serializing_if_is_none)]
+    pub rollup: Option<Value>,
     pub sensitive: bool,
     pub encrypted: bool,
     /// Ticket fields: a customer may fill it in on the portal.
@@ -66,6 +69,7 @@ impl From<FieldDef> for FieldOut {
             option_labels: d.option_labels,
             target: d.target.map(|t| t.as_str().to_owned()),
             on_delete: d.on_delete.map(|o| o.as_str().to_owned()),
+            rollup: d.rollup,
             sensitive: d.sensitive,
             encrypted: d.encrypted,
             portal_editable: d.portal_editable,
@@ -104,6 +108,10 @@ pub struct CreateFieldRequest {
     /// (default: 409 while records point to it), `set_null`, or `cascade` (to the recycle
     /// bin with it).
     pub on_delete: Option<String>,
+    /// For rollup fields (read-only numbers kept by the server): `{"relation":
+    /// "policies.customer", "fn": "count"|"sum"|"min"|"max", "field"?: "premium",
+    /// "filter"?: {"product": ["life"]}}`.
+    pub rollup: Option<Value>,
     /// Masked without sensitive:read.
     #[oai(default)]
     pub sensitive: bool,
@@ -144,6 +152,7 @@ pub(super) fn builtin_fields(object: ObjectKey) -> Vec<FieldOut> {
         object,
         def: None,
         custom: Vec::new(),
+        feeds: Vec::new(),
         city_column: false,
     };
     schema
@@ -163,6 +172,7 @@ pub(super) fn builtin_fields(object: ObjectKey) -> Vec<FieldOut> {
             option_labels: Value::Object(Default::default()),
             target: f.target.map(|t| t.as_str().to_owned()),
             on_delete: None,
+            rollup: None,
             sensitive: f.sensitive,
             encrypted: false,
             portal_editable: object == ObjectKey::Tickets
@@ -218,6 +228,7 @@ impl FieldsApi {
                 option_labels: b.option_labels,
                 target: b.target,
                 on_delete: b.on_delete,
+                rollup: b.rollup,
                 sensitive: b.sensitive,
                 encrypted: b.encrypted,
                 portal_editable: b.portal_editable,
@@ -309,4 +320,29 @@ impl FieldsApi {
         tx.commit().await?;
         Ok(NoContent::NoContent)
     }
+
+    /// Recompute a roll-up field on every record of the object (`fields:manage`): after an
+    /// import, or to check a total.
+    #[oai(path = "/objects/:object/fields/:key/rebuild", method = "post")]
+    async fn rebuild(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        key: Path<String>,
+    ) -> ApiResult<Json<RebuildOut>> {
+        let object = object_of(&object.0)?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let updated =
+            field_service::rebuild_rollup(&mut tx, &caller, &Actor::of(&ctx), object, &key.0)
+                .await?;
+        tx.commit().await?;
+        Ok(Json(RebuildOut { updated }))
+    }
+}
+
+/// What a roll-up rebuild did.
+#[derive(Object)]
+pub struct RebuildOut {
+    /// Records whose roll-up was recomputed.
+    pub updated: u64,
 }

@@ -24,6 +24,7 @@ fn type_schema(ty: FieldType, options: &[String]) -> Value {
         }
         FieldType::Integer => json!({ "type": "integer", "format": "int64" }),
         FieldType::Decimal | FieldType::Currency => json!({ "type": "number" }),
+        FieldType::Rollup => json!({ "type": "number", "readOnly": true }),
         FieldType::Boolean => json!({ "type": "boolean" }),
         FieldType::Date => json!({ "type": "string", "format": "date" }),
         FieldType::Datetime => json!({ "type": "string", "format": "date-time" }),

@@ -23,6 +23,7 @@ mod mfa;
 mod migrate;
 mod objects;
 mod objects_relations;
+mod objects_rollups;
 mod openapi;
 mod ops;
 mod password_policy;

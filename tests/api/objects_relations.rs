@@ -4,7 +4,7 @@
 use crate::helpers::{id, Tenant, TestApp};
 use serde_json::{json, Value};
 
-async fn field(app: &TestApp, t: &Tenant, object: &str, body: Value) -> Value {
+pub async fn field(app: &TestApp, t: &Tenant, object: &str, body: Value) -> Value {
     app.post(&format!("/api/v1/objects/{object}/fields"), &t.token, body)
         .await
         .expect(201)
@@ -12,7 +12,7 @@ async fn field(app: &TestApp, t: &Tenant, object: &str, body: Value) -> Value {
 
 /// customers ← policies (customer: restrict, agent → contacts: set_null) ← claims (policy:
 /// cascade).
-async fn insurance(app: &TestApp, t: &Tenant) {
+pub async fn insurance(app: &TestApp, t: &Tenant) {
     crate::objects::policies(app, t).await;
     field(
         app,
@@ -56,7 +56,7 @@ async fn insurance(app: &TestApp, t: &Tenant) {
     .await;
 }
 
-async fn create(app: &TestApp, token: &str, object: &str, body: Value) -> Value {
+pub async fn create(app: &TestApp, token: &str, object: &str, body: Value) -> Value {
     app.post(&format!("/api/v1/records/{object}"), token, body)
         .await
         .expect(201)

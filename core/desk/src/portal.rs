@@ -602,6 +602,7 @@ mod tests {
             object: ObjectKey::Tickets,
             def: None,
             custom: Vec::new(),
+            feeds: Vec::new(),
             city_column: false,
         };
         let ok = portal_ticket_body(

@@ -310,6 +310,14 @@ pub fn parse_input<'s>(
     let mut values: Vec<(Field<'s>, SqlValue)> = Vec::new();
     let mut check = |v: &mut Validator, f: Field<'s>, raw: &Value| {
         let path = f.path();
+        if f.ty == FieldType::Rollup {
+            v.push(FieldError::new(
+                path,
+                "read_only",
+                "is a roll-up the server keeps from related records",
+            ));
+            return;
+        }
         if let Some(value) = v.check(values::parse(&f.spec(), &path, raw)) {
             if value == SqlValue::Null && f.required {
                 v.push(FieldError::new(
@@ -811,6 +819,7 @@ mod tests {
             object,
             def: None,
             custom: Vec::new(),
+            feeds: Vec::new(),
             city_column: false,
         }
     }

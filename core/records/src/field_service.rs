@@ -125,3 +125,26 @@ pub async fn delete(
     )
     .await
 }
+
+/// Recomputes a roll-up field on every record of `object` (`fields:manage`, audited): after
+/// an import, or to check a total. Returns how many records were updated.
+pub async fn rebuild_rollup(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    actor: &Actor,
+    object: ObjectKey,
+    key: &str,
+) -> Result<u64> {
+    caller.require(Permission::FieldsManage)?;
+    ensure_object(tx, object).await?;
+    let updated = crate::rollups::rebuild(tx, object, key).await?;
+    audit::record(
+        tx,
+        actor,
+        "field.rollup_rebuilt",
+        Some(("field", format!("{object}.{key}"))),
+        serde_json::json!({ "records": updated }),
+    )
+    .await?;
+    Ok(updated)
+}

@@ -64,6 +64,8 @@ pub struct FieldDef {
     /// For `relation`: what deleting the target does here (`None`: fields made before
     /// custom objects, which only their foreign key guards).
     pub on_delete: Option<OnDelete>,
+    /// For `rollup`: its definition (see [`crate::rollups`]).
+    pub rollup: Option<Value>,
     pub sensitive: bool,
     pub encrypted: bool,
     /// Ticket fields only: a customer may fill it in on the portal.
@@ -89,6 +91,7 @@ struct FieldRow {
     option_labels: Value,
     target: Option<String>,
     on_delete: Option<String>,
+    rollup: Option<Value>,
     sensitive: bool,
     encrypted: bool,
     portal_editable: bool,
@@ -99,7 +102,7 @@ struct FieldRow {
 
 const COLUMNS: &str =
     "object, key, label, labels, type, required, is_unique, indexed, default_value, \
-    options, option_labels, target, on_delete, sensitive, encrypted, portal_editable, position, created_at, updated_at";
+    options, option_labels, target, on_delete, rollup, sensitive, encrypted, portal_editable, position, created_at, updated_at";
 
 fn from_row(r: FieldRow) -> Result<FieldDef> {
     let corrupt = |what: &str| Error::internal(format!("field_defs row has a bad {what}"));
@@ -117,6 +120,7 @@ fn from_row(r: FieldRow) -> Result<FieldDef> {
         option_labels: r.option_labels,
         target: r.target.as_deref().and_then(ObjectKey::named),
         on_delete: r.on_delete.as_deref().and_then(OnDelete::parse),
+        rollup: r.rollup,
         sensitive: r.sensitive,
         encrypted: r.encrypted,
         portal_editable: r.portal_editable,
@@ -172,6 +176,8 @@ pub struct NewField {
     pub target: Option<String>,
     /// For relation fields: restrict (default), set_null or cascade.
     pub on_delete: Option<String>,
+    /// For rollup fields: `{relation, fn, field?, filter?}`.
+    pub rollup: Option<Value>,
     pub sensitive: bool,
     pub encrypted: bool,
     /// Ticket fields only: customers may fill it in on the portal.
@@ -385,6 +391,35 @@ pub(crate) async fn create(
         }
         (_, None) => None,
     };
+    let rollup = match ty {
+        Some(FieldType::Rollup) => {
+            if new.required || new.unique || new.encrypted || new.default.is_some() {
+                v.push(FieldError::new(
+                    "type",
+                    "not_allowed",
+                    "rollup fields are computed: they cannot be required, unique, encrypted or have a default",
+                ));
+            }
+            match crate::rollups::validate(tx, object, new.rollup.as_ref()).await {
+                Ok(def) => Some(def),
+                Err(Error::Invalid { fields, .. }) => {
+                    fields.into_iter().for_each(|e| v.push(e));
+                    None
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        _ => {
+            if new.rollup.is_some() {
+                v.push(FieldError::new(
+                    "rollup",
+                    "not_allowed",
+                    "only rollup fields have a rollup definition",
+                ));
+            }
+            None
+        }
+    };
     if new.required && on_delete == Some(OnDelete::SetNull) {
         v.push(FieldError::new(
             "on_delete",
@@ -530,8 +565,8 @@ pub(crate) async fn create(
     .await?;
     sqlx::query(
         "INSERT INTO field_defs (object, key, label, labels, type, required, is_unique, indexed, default_value, \
-         options, option_labels, target, sensitive, encrypted, position, portal_editable, on_delete) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         options, option_labels, target, sensitive, encrypted, position, portal_editable, on_delete, rollup) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(object.as_str())
     .bind(key.as_str())
@@ -550,9 +585,13 @@ pub(crate) async fn create(
     .bind(position)
     .bind(new.portal_editable)
     .bind(on_delete.map(OnDelete::as_str))
+    .bind(&rollup)
     .execute(tx.conn())
     .await?;
     bump_metadata_version(tx).await?;
+    if ty == FieldType::Rollup {
+        crate::rollups::rebuild(tx, object, key.as_str()).await?;
+    }
     get(tx, object, key.as_str()).await
 }
 
@@ -700,9 +739,32 @@ pub(crate) async fn update(
     get(tx, object, key).await
 }
 
-/// Deletes a field and drops its column with all its data.
+/// Deletes a field and drops its column with all its data; 409 `field.in_use` while a
+/// roll-up aggregates, filters or relates through it.
 pub(crate) async fn delete(tx: &mut TenantTx, object: ObjectKey, key: &str) -> Result<()> {
     let def = get(tx, object, key).await?;
+    let path = if object.is_custom() {
+        key.to_owned()
+    } else {
+        format!("custom.{key}")
+    };
+    let users: Vec<String> = sqlx::query_scalar(
+        "SELECT object || '.' || key FROM field_defs WHERE type = 'rollup' AND rollup ->> 'child' = $1 \
+         AND (rollup ->> 'via' = $2 OR rollup ->> 'field' = $2 OR rollup -> 'filter' ? $2) ORDER BY 1",
+    )
+    .bind(object.as_str())
+    .bind(&path)
+    .fetch_all(tx.conn())
+    .await?;
+    if !users.is_empty() {
+        return Err(Error::conflict(
+            "field.in_use",
+            format!(
+                "roll-ups use '{key}': {}; delete them first",
+                users.join(", ")
+            ),
+        ));
+    }
     let table = object.table();
     let mut sql = format!("ALTER TABLE {table} DROP COLUMN \"{}\"", def.key.column());
     if def.encrypted {
@@ -728,7 +790,8 @@ pub async fn bump_metadata_version(tx: &mut TenantTx) -> Result<()> {
 /// The relation fields of other objects that point to `object`, as `object.key`.
 pub(crate) async fn referencing(tx: &mut TenantTx, object: ObjectKey) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT object || '.' || key FROM field_defs WHERE target = $1 AND object <> $1 ORDER BY 1",
+        "SELECT object || '.' || key FROM field_defs WHERE object <> $1 \
+         AND (target = $1 OR (type = 'rollup' AND rollup ->> 'child' = $1)) ORDER BY 1",
     )
     .bind(object.as_str())
     .fetch_all(tx.conn())

@@ -28,6 +28,7 @@ pub mod register;
 pub mod relations;
 pub mod reminders;
 pub mod reports;
+pub mod rollups;
 pub mod sales;
 pub mod schema;
 pub mod schema_cache;

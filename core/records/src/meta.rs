@@ -217,6 +217,8 @@ pub enum FieldType {
     Currency,
     User,
     Relation,
+    /// An aggregate of related records (count, sum, min, max), kept by the engine; read-only.
+    Rollup,
     /// Built-in only: `{province, city, district, street, postcode}`.
     Address,
     /// Built-in only: the record's tags.
@@ -241,6 +243,7 @@ impl FieldType {
         FieldType::Currency,
         FieldType::User,
         FieldType::Relation,
+        FieldType::Rollup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -260,6 +263,7 @@ impl FieldType {
             FieldType::Currency => "currency",
             FieldType::User => "user",
             FieldType::Relation => "relation",
+            FieldType::Rollup => "rollup",
             FieldType::Address => "address",
             FieldType::Tags => "tags",
         }
@@ -282,7 +286,7 @@ impl FieldType {
             | FieldType::Url
             | FieldType::Select => "text",
             FieldType::Integer => "bigint",
-            FieldType::Decimal => "numeric",
+            FieldType::Decimal | FieldType::Rollup => "numeric",
             FieldType::Currency => "numeric(20,4)",
             FieldType::Boolean => "boolean",
             FieldType::Date => "date",
@@ -725,6 +729,6 @@ mod tests {
             assert_eq!(FieldType::parse_custom(t.as_str()), Some(*t));
         }
         assert_eq!(FieldType::parse_custom("address"), None);
-        assert_eq!(FieldType::CUSTOM.len(), 15);
+        assert_eq!(FieldType::CUSTOM.len(), 16);
     }
 }

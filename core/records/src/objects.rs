@@ -301,7 +301,7 @@ pub async fn delete(
         return Err(Error::conflict(
             "object.referenced",
             format!(
-                "relation fields point to {name}: {}; delete them first",
+                "relation and roll-up fields of other objects use {name}: {}; delete them first",
                 referencing.join(", ")
             ),
         ));

@@ -596,7 +596,7 @@ fn sort_of(schema: &ObjectSchema, access: &Access<'_>, lq: &ListQuery) -> Result
             }
             let sql_type = match t.ty {
                 FieldType::Integer => "bigint",
-                FieldType::Decimal | FieldType::Currency => "numeric",
+                FieldType::Decimal | FieldType::Currency | FieldType::Rollup => "numeric",
                 FieldType::Date => "date",
                 FieldType::Datetime => "timestamptz",
                 FieldType::User | FieldType::Relation => "uuid",

@@ -11,6 +11,7 @@ fn schema() -> ObjectSchema {
         object: ObjectKey::Customers,
         def: None,
         custom: Vec::new(),
+        feeds: Vec::new(),
         city_column: false,
     }
 }

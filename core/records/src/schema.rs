@@ -66,6 +66,8 @@ pub struct ObjectSchema {
     /// A custom object's catalogue entry (names, labels); `None` for built-in objects.
     pub def: Option<ObjectDef>,
     pub custom: Vec<FieldDef>,
+    /// The roll-ups this object's records feed (recomputed after each of their writes).
+    pub feeds: Vec<crate::rollups::Feed>,
     /// Customers from tenant schema v14 on: the address's city is also the generated column
     /// `address_city`, which filters on `address.city` use (an index covers it with the level).
     pub city_column: bool,
@@ -101,12 +103,15 @@ impl ObjectSchema {
             )
             .fetch_one(tx.conn())
             .await?;
-        Ok(ObjectSchema {
+        let mut schema = ObjectSchema {
             object,
             def,
             custom: fields::list(tx, object).await?,
+            feeds: Vec::new(),
             city_column,
-        })
+        };
+        schema.feeds = crate::rollups::feeds_of(tx, &schema).await?;
+        Ok(schema)
     }
 
     /// What one record is called in messages: `customer`, or a custom object's name.

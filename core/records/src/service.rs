@@ -4,7 +4,7 @@
 use super::customers;
 use super::engine::{self, Access, Input};
 use super::idempotency;
-use super::meta::{ObjectKey, RecordAction};
+use super::meta::{FieldType, ObjectKey, RecordAction};
 use super::reminders;
 use super::sales;
 use super::schema::ObjectSchema;
@@ -12,6 +12,7 @@ use super::tags;
 use super::values::SqlValue;
 use crate::hooks;
 use crate::relations;
+use crate::rollups;
 use crm_core::db::TenantTx;
 use crm_core::error::{Error, Result};
 use serde_json::Value;
@@ -229,6 +230,10 @@ pub async fn create(
     }
     register_tags(tx, &input).await?;
     let record = engine::insert(tx, schema, access, &input).await?;
+    if let Some(id) = record_id(&record).filter(|_| !schema.feeds.is_empty()) {
+        let parents = rollups::parents(tx, schema, id).await?;
+        rollups::refresh(tx, schema, &parents).await?;
+    }
     if tracks_followups(schema.object) {
         refresh_followups(tx, customer_of(&record)).await?;
     }
@@ -342,7 +347,12 @@ pub async fn update(
     }
     relations::check_targets(tx, access, &input).await?;
     register_tags(tx, &input).await?;
+    let mut fed = rollups::parents(tx, schema, id).await?;
     let record = engine::update(tx, schema, access, id, expected_version, &input).await?;
+    if !schema.feeds.is_empty() {
+        fed.extend(rollups::parents(tx, schema, id).await?);
+        rollups::refresh(tx, schema, &fed).await?;
+    }
     if tracks_followups(schema.object) {
         let old = before.as_ref().and_then(customer_of);
         let new = customer_of(&record);
@@ -400,6 +410,8 @@ pub(crate) async fn soft_delete_nested(
     relations::check_restrict(tx, schema, id, false).await?;
     let customer = followup_customer(tx, schema.object, id).await?;
     engine::soft_delete(tx, schema, access, id).await?;
+    let fed = rollups::parents(tx, schema, id).await?;
+    rollups::refresh(tx, schema, &fed).await?;
     relations::apply_on_delete(tx, schema, access, id, false, depth).await?;
     sync_reminder(tx, schema.object, Some(id)).await?;
     refresh_followups(tx, customer).await
@@ -413,7 +425,13 @@ pub async fn restore(
     id: Uuid,
 ) -> Result<Value> {
     access.require(schema.object, RecordAction::Delete)?;
-    let record = engine::restore(tx, schema, access, id).await?;
+    let mut record = engine::restore(tx, schema, access, id).await?;
+    let fed = rollups::parents(tx, schema, id).await?;
+    rollups::refresh(tx, schema, &fed).await?;
+    if schema.custom.iter().any(|d| d.ty == FieldType::Rollup) {
+        rollups::recompute_own(tx, schema, id).await?;
+        record = engine::read(tx, schema, access, id, engine::Visibility::Live, false).await?;
+    }
     if tracks_followups(schema.object) {
         refresh_followups(tx, customer_of(&record)).await?;
     }
@@ -448,7 +466,9 @@ pub(crate) async fn purge_nested(
     }
     // Pointing records first: no foreign key may be left pointing at the purged row.
     relations::apply_on_delete(tx, schema, access, id, true, depth).await?;
+    let fed = rollups::parents(tx, schema, id).await?;
     engine::purge(tx, schema, access, id).await?;
+    rollups::refresh(tx, schema, &fed).await?;
     sync_reminder(tx, schema.object, Some(id)).await?;
     refresh_followups(tx, customer).await
 }

@@ -204,7 +204,7 @@ pub fn parse(spec: &Spec<'_>, field: &str, raw: &Value) -> Result<SqlValue, Fiel
             ),
             _ => return Err(wrong(field, "a whole number")),
         },
-        FieldType::Decimal => SqlValue::Numeric(decimal(field, raw, None)?),
+        FieldType::Decimal | FieldType::Rollup => SqlValue::Numeric(decimal(field, raw, None)?),
         FieldType::Currency => SqlValue::Numeric(decimal(field, raw, Some(4))?),
         FieldType::Boolean => {
             SqlValue::Bool(raw.as_bool().ok_or_else(|| wrong(field, "true or false"))?)
@@ -352,7 +352,9 @@ pub fn parse_tag(field: &str, raw: &Value) -> Result<String, FieldError> {
 /// precision without a decimal crate).
 pub fn select_expr(column: &str, ty: FieldType) -> String {
     match ty {
-        FieldType::Decimal | FieldType::Currency => format!("\"{column}\"::text AS \"{column}\""),
+        FieldType::Decimal | FieldType::Currency | FieldType::Rollup => {
+            format!("\"{column}\"::text AS \"{column}\"")
+        }
         _ => format!("\"{column}\""),
     }
 }
@@ -367,7 +369,7 @@ pub fn decode(row: &PgRow, column: &str, ty: FieldType) -> Result<Value, sqlx::E
         | FieldType::Url
         | FieldType::Select => json!(row.try_get::<Option<String>, _>(column)?),
         FieldType::Integer => json!(row.try_get::<Option<i64>, _>(column)?),
-        FieldType::Decimal | FieldType::Currency => row
+        FieldType::Decimal | FieldType::Currency | FieldType::Rollup => row
             .try_get::<Option<String>, _>(column)?
             .map(|s| {
                 s.parse::<f64>()
