@@ -1,12 +1,13 @@
-//! `GET /api/v1/openapi.json`: the OpenAPI document as one tenant sees it — the customer and
-//! contact schemas carry that tenant's real custom fields (types, options, labels).
+//! `GET /api/v1/openapi.json`: the OpenAPI document as one tenant sees it — the built-in
+//! objects' schemas carry that tenant's real custom fields (types, options, labels), and each
+//! custom object the caller may read gets its own schemas and paths (`/records/policies`).
 
 use super::auth::Auth;
 use super::error::ApiResult;
 use super::Tag;
 use crate::server::AppState;
 use crm_core::Error;
-use crm_records::{FieldType, ObjectKey, ObjectSchema};
+use crm_records::{FieldType, ObjectKey, ObjectSchema, RecordAction};
 use poem_openapi::payload::Json;
 use poem_openapi::OpenApi;
 use serde_json::{json, Map, Value};
@@ -40,8 +41,10 @@ fn type_schema(ty: FieldType, options: &[String]) -> Value {
     }
 }
 
-/// The schemas of one object: `<Name>`, `<Name>Input`, `<Name>CustomFields`.
+/// The schemas of one object: `<Name>`, `<Name>Input`, `<Name>Patch` and, for a built-in
+/// object, `<Name>CustomFields` (a custom object's fields sit at the top level).
 fn object_schemas(schema: &ObjectSchema, name: &str, out: &mut Map<String, Value>) {
+    let top_level = schema.object.is_custom();
     let mut custom_props = Map::new();
     let mut custom_required = Vec::new();
     for d in &schema.custom {
@@ -63,14 +66,6 @@ fn object_schemas(schema: &ObjectSchema, name: &str, out: &mut Map<String, Value
         }
         custom_props.insert(d.key.as_str().to_owned(), s);
     }
-    let custom_name = format!("{name}CustomFields");
-    let mut custom =
-        json!({ "type": "object", "additionalProperties": false, "properties": custom_props });
-    if !custom_required.is_empty() {
-        custom["required"] = json!(custom_required);
-    }
-    out.insert(custom_name.clone(), custom);
-
     let mut input_props = Map::new();
     let mut required = Vec::new();
     for f in schema.builtins() {
@@ -79,10 +74,22 @@ fn object_schemas(schema: &ObjectSchema, name: &str, out: &mut Map<String, Value
             required.push(f.key.to_owned());
         }
     }
-    input_props.insert(
-        "custom".into(),
-        json!({ "$ref": format!("#/components/schemas/{custom_name}") }),
-    );
+    if top_level {
+        input_props.extend(custom_props);
+        required.extend(custom_required);
+    } else {
+        let custom_name = format!("{name}CustomFields");
+        let mut custom =
+            json!({ "type": "object", "additionalProperties": false, "properties": custom_props });
+        if !custom_required.is_empty() {
+            custom["required"] = json!(custom_required);
+        }
+        out.insert(custom_name.clone(), custom);
+        input_props.insert(
+            "custom".into(),
+            json!({ "$ref": format!("#/components/schemas/{custom_name}") }),
+        );
+    }
     out.insert(
         format!("{name}Input"),
         json!({ "type": "object", "additionalProperties": false, "properties": input_props, "required": required }),
@@ -125,6 +132,33 @@ fn object_schemas(schema: &ObjectSchema, name: &str, out: &mut Map<String, Value
         name.to_owned(),
         json!({ "type": "object", "properties": record_props }),
     );
+}
+
+/// Gives a custom object paths of its own (`/records/policies`, `/records/policies/{id}`),
+/// copied from the generic `/records/{object}` ones without the object parameter.
+fn custom_paths(spec: &mut Value, key: &str) {
+    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (generic, concrete) in [
+        ("/records/{object}", format!("/records/{key}")),
+        ("/records/{object}/{id}", format!("/records/{key}/{{id}}")),
+    ] {
+        let Some(mut item) = paths.get(generic).cloned() else {
+            continue;
+        };
+        if let Some(ops) = item.as_object_mut() {
+            for op in ops.values_mut() {
+                if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                    params.retain(|p| p["name"] != "object");
+                }
+                if let Some(id) = op.get_mut("operationId") {
+                    *id = json!(format!("{}_{key}", id.as_str().unwrap_or("records")));
+                }
+            }
+        }
+        paths.insert(concrete, item);
+    }
 }
 
 /// Points the record operations of `prefix` at the object's schemas.
@@ -206,6 +240,17 @@ impl TenantSpecApi {
             let schema = ObjectSchema::of_caller(&mut tx, &caller, object).await?;
             object_schemas(&schema, name, &mut schemas);
             link_operations(&mut spec, &format!("/{}", object.as_str()), name);
+        }
+        for info in crm_records::objects::list(&mut tx, &caller).await? {
+            if info.def.is_none() || !caller.holds(info.object.permission(RecordAction::Read)) {
+                continue;
+            }
+            let schema = ObjectSchema::load(&mut tx, info.object).await?;
+            let key = info.object.as_str();
+            let name = format!("Record_{key}");
+            object_schemas(&schema, &name, &mut schemas);
+            custom_paths(&mut spec, key);
+            link_operations(&mut spec, &format!("/records/{key}"), &name);
         }
         tx.commit().await?;
         if let Some(components) = spec

@@ -594,3 +594,97 @@ async fn objects_are_private_to_their_tenant_even_with_the_same_key() {
     assert_eq!(a_list.len(), 1);
     assert_eq!(a_list[0]["premium"], 10.0);
 }
+
+#[tokio::test]
+async fn custom_objects_mask_encrypt_replay_and_document_their_fields() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    policies(&app, &t).await;
+    app.post(
+        "/api/v1/objects/policies/fields",
+        &t.token,
+        json!({"key": "id_card", "label": "身份证", "type": "text", "encrypted": true}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        "/api/v1/objects/policies/fields",
+        &t.token,
+        json!({"key": "bank_account", "label": "账户", "type": "text", "sensitive": true}),
+    )
+    .await
+    .expect(201);
+
+    // Idempotency-Key replays the first answer.
+    let send = || {
+        app.send(
+            app.client
+                .post(format!("{}/api/v1/records/policies", app.base))
+                .bearer_auth(&t.token)
+                .header("Idempotency-Key", "policy-import-1")
+                .json(&json!({"name": "张伟寿险", "policy_no": "P-1",
+                              "id_card": "110101199003071234", "bank_account": "6222020200112233"})),
+        )
+    };
+    let first = send().await.expect(201);
+    let again = send().await.expect(201);
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(first["id_card"], "110101199003071234");
+
+    // Encrypted at rest, exact-match filter through the blind index.
+    let schema = app.schema_of(&t).await;
+    let stored: Vec<u8> =
+        sqlx::query_scalar(&format!("SELECT cf_id_card FROM \"{schema}\".o_policies"))
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains("110101"));
+    let found = app
+        .items(
+            "/api/v1/records/policies?filter[id_card]=110101199003071234",
+            &t.token,
+        )
+        .await;
+    assert_eq!(found.len(), 1);
+
+    // A viewer (no sensitive:read) sees both masked and cannot filter on them.
+    let (_, viewer) = app.user_with_roles(&t, &["viewer"]).await;
+    let seen = app
+        .get(&format!("/api/v1/records/policies/{}", id(&first)), &viewer)
+        .await
+        .expect(200);
+    assert_ne!(seen["id_card"], "110101199003071234");
+    assert_ne!(seen["bank_account"], "6222020200112233");
+    app.get(
+        "/api/v1/records/policies?filter[bank_account]=6222020200112233",
+        &viewer,
+    )
+    .await
+    .expect_problem(403, "field.sensitive");
+
+    // The tenant's API document has the object with its real field types.
+    let spec = app.get("/api/v1/openapi.json", &t.token).await.expect(200);
+    let record = &spec["components"]["schemas"]["Record_policies"]["properties"];
+    assert_eq!(record["premium"]["type"], "number", "{record:#}");
+    assert_eq!(record["product"]["enum"], json!(["life", "health", "auto"]));
+    assert_eq!(record["start_date"]["format"], "date");
+    let input = &spec["components"]["schemas"]["Record_policiesInput"];
+    assert!(input["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("policy_no")));
+    let post = &spec["paths"]["/records/policies"]["post"];
+    assert_eq!(
+        post["requestBody"]["content"]["application/json; charset=utf-8"]["schema"]["$ref"],
+        "#/components/schemas/Record_policiesInput",
+        "{post:#}"
+    );
+    assert!(spec["paths"]["/records/policies/{id}"]["get"].is_object());
+    // Another tenant's document does not mention it.
+    let other = app.signup().await;
+    let theirs = app
+        .get("/api/v1/openapi.json", &other.token)
+        .await
+        .expect(200);
+    assert!(theirs["components"]["schemas"]["Record_policies"].is_null());
+}
