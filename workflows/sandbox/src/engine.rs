@@ -19,7 +19,7 @@ use rhai::{
 };
 use serde_json::Value;
 
-use crate::host::{self, Effects, HOST_TOKEN};
+use crate::host::{self, Effects, HOST_TOKEN, READ_TOKEN};
 use crate::value::to_dynamic;
 
 /// Operations one evaluation (condition and script together) may perform.
@@ -97,6 +97,9 @@ pub struct Outcome {
     pub matched: bool,
     pub effects: Vec<crm_rules_protocol::Effect>,
     pub operations: u64,
+    /// The evaluation stopped at `get_record` for a record it was not given: read it and
+    /// evaluate again (`matched` and `effects` mean nothing then).
+    pub needs: Option<crm_rules_protocol::RecordRef>,
 }
 
 /// A rule's compiled condition and script.
@@ -266,6 +269,7 @@ impl Sandbox {
     }
 
     /// Compiles the rule if needed, evaluates the condition and, when it holds, the script.
+    /// `records` are those `get_record` may return (`<object>:<id>` -> record or null).
     pub fn evaluate(
         &mut self,
         condition: Option<&str>,
@@ -273,6 +277,7 @@ impl Sandbox {
         record: &Value,
         changes: Option<&Value>,
         context: &Value,
+        records: &Value,
     ) -> Result<Outcome, ScriptError> {
         let compiled = self.compile(condition, script)?;
         let mut scope = Scope::new();
@@ -280,13 +285,13 @@ impl Sandbox {
         scope.push_dynamic("changes", changes.map(to_dynamic).unwrap_or_else(empty_map));
         scope.push_dynamic("context", to_dynamic(context));
 
-        self.effects.reset();
+        self.effects.reset(records);
         self.budget.start();
         if let Some(cond) = &compiled.condition {
-            let value = self
-                .engine
-                .eval_ast_with_scope::<Dynamic>(&mut scope, cond)
-                .map_err(|e| self.runtime_error(*e, Part::Condition))?;
+            let value = match self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, cond) {
+                Ok(value) => value,
+                Err(e) => return self.stopped(*e, Part::Condition),
+            };
             self.budget.finish_phase();
             let matched = value.as_bool().map_err(|_| ScriptError {
                 code: "runtime.condition_not_bool",
@@ -303,18 +308,36 @@ impl Sandbox {
                     matched: false,
                     effects: Vec::new(),
                     operations: self.budget.total(),
+                    needs: None,
                 });
             }
         }
-        self.engine
-            .run_ast_with_scope(&mut scope, &compiled.script)
-            .map_err(|e| self.runtime_error(*e, Part::Script))?;
+        if let Err(e) = self.engine.run_ast_with_scope(&mut scope, &compiled.script) {
+            return self.stopped(*e, Part::Script);
+        }
         self.budget.finish_phase();
         Ok(Outcome {
             matched: true,
             effects: self.effects.take(),
             operations: self.budget.total(),
+            needs: None,
         })
+    }
+
+    /// An evaluation that ended early: waiting for a record (`get_record`), or failed.
+    fn stopped(&self, err: EvalAltResult, part: Part) -> Result<Outcome, ScriptError> {
+        match self.effects.take_need() {
+            Some(need) if waits_for_record(&err) => {
+                self.effects.take();
+                Ok(Outcome {
+                    matched: false,
+                    effects: Vec::new(),
+                    operations: self.budget.total(),
+                    needs: Some(need),
+                })
+            }
+            _ => Err(self.runtime_error(err, part)),
+        }
     }
 
     /// The variables every rule sees, with placeholder values, for strict-variable checks.
@@ -471,6 +494,15 @@ impl Sandbox {
         }
         err.clear_position();
         ScriptError::new(code, err.to_string(), part, pos)
+    }
+}
+
+/// Whether `get_record` stopped the evaluation (perhaps inside a script function).
+fn waits_for_record(err: &EvalAltResult) -> bool {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => waits_for_record(inner),
+        EvalAltResult::ErrorTerminated(token, _) => token.to_string() == READ_TOKEN,
+        _ => false,
     }
 }
 
