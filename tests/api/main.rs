@@ -22,6 +22,7 @@ mod mail_policy;
 mod mfa;
 mod migrate;
 mod objects;
+mod objects_rules;
 mod openapi;
 mod ops;
 mod password_policy;
