@@ -366,8 +366,7 @@ impl RulesApi {
         let engine = &self.0.rules;
         let db = &self.0.db;
         let changes = body.changes;
-        let eval =
-            dry_run::dry_run(engine, db, tx, &caller, &actor, rule, record, changes).await?;
+        let eval = dry_run::dry_run(engine, db, tx, &caller, &actor, rule, record, changes).await?;
         result_of(eval)
     }
 

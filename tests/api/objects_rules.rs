@@ -12,11 +12,23 @@ use serde_json::{json, Value};
 async fn insurance(app: &TestApp, t: &Tenant) {
     policies(app, t).await;
     let fields = [
-        ("policies", json!({"key": "customer", "label": "Customer", "type": "relation", "target": "customers"})),
-        ("claims", json!({"key": "policy", "label": "Policy", "type": "relation", "target": "policies"})),
-        ("claims", json!({"key": "amount", "label": "Amount", "type": "currency"})),
-        ("claims", json!({"key": "status", "label": "Status", "type": "select",
-                          "options": ["open", "review", "approved", "paid"]})),
+        (
+            "policies",
+            json!({"key": "customer", "label": "Customer", "type": "relation", "target": "customers"}),
+        ),
+        (
+            "claims",
+            json!({"key": "policy", "label": "Policy", "type": "relation", "target": "policies"}),
+        ),
+        (
+            "claims",
+            json!({"key": "amount", "label": "Amount", "type": "currency"}),
+        ),
+        (
+            "claims",
+            json!({"key": "status", "label": "Status", "type": "select",
+                          "options": ["open", "review", "approved", "paid"]}),
+        ),
     ];
     app.post(
         "/api/v1/objects",
@@ -250,7 +262,10 @@ async fn create_record_makes_custom_and_builtin_records_as_the_run_as_role() {
     assert_eq!(run["outcome"], "failed", "{run:#}");
     assert_eq!(run["error"]["code"], "validation.failed", "{run:#}");
     assert_eq!(run["error"]["errors"][0]["field"], "status", "{run:#}");
-    assert_eq!(run["error"]["errors"][0]["code"], "invalid_option", "{run:#}");
+    assert_eq!(
+        run["error"]["errors"][0]["code"], "invalid_option",
+        "{run:#}"
+    );
     let ghost = rule(
         &app,
         &t,
@@ -324,7 +339,10 @@ async fn an_approval_locks_a_claim_until_it_is_approved() {
         .await
         .expect_problem(422, "validation.failed");
     assert_eq!(unknown["errors"][0]["field"], "object", "{unknown:#}");
-    assert_eq!(unknown["errors"][0]["code"], "unknown_object", "{unknown:#}");
+    assert_eq!(
+        unknown["errors"][0]["code"], "unknown_object",
+        "{unknown:#}"
+    );
     let approval = app
         .post(
             "/api/v1/approvals",
@@ -384,7 +402,10 @@ async fn rules_need_an_object_and_deleting_it_turns_them_off() {
         .await
         .expect_problem(422, "validation.failed");
     assert_eq!(refused["errors"][0]["field"], "object", "{refused:#}");
-    assert_eq!(refused["errors"][0]["code"], "unknown_object", "{refused:#}");
+    assert_eq!(
+        refused["errors"][0]["code"], "unknown_object",
+        "{refused:#}"
+    );
     assert!(
         refused["errors"][0]["message"]
             .as_str()

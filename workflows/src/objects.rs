@@ -20,7 +20,7 @@ pub async fn known(tx: &mut TenantTx, raw: &str) -> Result<Option<ObjectKey>> {
 
 /// The 422 entry for `field` naming no object of the tenant: how to find the objects.
 pub fn unknown(field: &str, raw: &str) -> FieldError {
-    let builtins: Vec<&str> = ObjectKey::ALL.iter().map(|o| o.as_str()).collect();
+    let builtins: Vec<&str> = ObjectKey::ALL.iter().map(ObjectKey::as_str).collect();
     FieldError::new(
         field,
         "unknown_object",

@@ -68,7 +68,10 @@ pub(crate) async fn evaluate(
                 column: None,
             }));
         }
-        let record = match (ObjectKey::named(&wanted.object), Uuid::parse_str(&wanted.id)) {
+        let record = match (
+            ObjectKey::named(&wanted.object),
+            Uuid::parse_str(&wanted.id),
+        ) {
             (Some(object), Ok(id)) => reader.read(object, id).await?,
             _ => None,
         };
