@@ -19,7 +19,8 @@ use rhai::{
 };
 use serde_json::Value;
 
-use crate::host::{self, Effects, HOST_TOKEN, READ_TOKEN};
+use crate::host::{self, Effects, HOST_TOKEN};
+use crate::reads::{self, Reads, READ_TOKEN};
 use crate::value::to_dynamic;
 
 /// Operations one evaluation (condition and script together) may perform.
@@ -145,6 +146,7 @@ struct CacheEntry {
 pub struct Sandbox {
     engine: Engine,
     effects: Rc<Effects>,
+    reads: Rc<Reads>,
     budget: Rc<Budget>,
     /// Every function a script may call without defining it.
     known_functions: HashSet<String>,
@@ -208,6 +210,8 @@ impl Sandbox {
 
         let effects = Rc::new(Effects::default());
         host::register(&mut engine, &effects);
+        let reads = Rc::new(Reads::default());
+        reads::register(&mut engine, &reads, &effects);
 
         let mut known_functions: HashSet<String> = engine
             .collect_fn_metadata(None, |info| Some(info.metadata.name.to_string()), true)
@@ -218,6 +222,7 @@ impl Sandbox {
         Self {
             engine,
             effects,
+            reads,
             budget,
             known_functions,
             cache: HashMap::new(),
@@ -285,7 +290,8 @@ impl Sandbox {
         scope.push_dynamic("changes", changes.map(to_dynamic).unwrap_or_else(empty_map));
         scope.push_dynamic("context", to_dynamic(context));
 
-        self.effects.reset(records);
+        self.effects.reset();
+        self.reads.reset(records);
         self.budget.start();
         if let Some(cond) = &compiled.condition {
             let value = match self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, cond) {
@@ -326,7 +332,7 @@ impl Sandbox {
 
     /// An evaluation that ended early: waiting for a record (`get_record`), or failed.
     fn stopped(&self, err: EvalAltResult, part: Part) -> Result<Outcome, ScriptError> {
-        match self.effects.take_need() {
+        match self.reads.take_need() {
             Some(need) if waits_for_record(&err) => {
                 self.effects.take();
                 Ok(Outcome {

@@ -6,29 +6,23 @@
 //! functions (`create_task(#{..})`, `notify(user, text)`) and the action maps nested in
 //! `schedule` and `request_approval` are checked by the same code.
 //!
-//! One function reads: `get_record(object, id)`. It answers from the records the server sent
-//! with the request; for any other record it stops the evaluation and names the record
-//! (`Effects::take_need`), and the server evaluates again with that record added. Scripts are
-//! pure functions of their input, so the run that finally completes is the one that counts.
+//! The one function that reads, `get_record`, lives in `reads`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crm_rules_protocol::{Effect, RecordRef};
+use crm_rules_protocol::Effect;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
 use serde_json::{json, Map as JsonMap, Value};
 
-use crate::value::{to_dynamic, to_json};
+use crate::value::to_json;
 
 /// At most this many effects per evaluation.
 pub const MAX_EFFECTS: usize = 100;
 
 /// The termination token a host function raises; the real error waits in `Effects::error`.
 pub const HOST_TOKEN: &str = "host";
-
-/// The termination token of `get_record` asking for a record it was not given.
-pub const READ_TOKEN: &str = "read";
 
 /// Every action name, in the order the documentation lists them.
 pub const ACTIONS: &[&str] = &[
@@ -60,54 +54,13 @@ pub struct HostError {
 pub struct Effects {
     list: RefCell<Vec<Effect>>,
     error: RefCell<Option<HostError>>,
-    /// The records the server read for this evaluation, by [`RecordRef::key`].
-    records: RefCell<JsonMap<String, Value>>,
-    /// The record `get_record` asked for and was not given.
-    need: RefCell<Option<RecordRef>>,
 }
 
 impl Effects {
-    /// Empties the list before an evaluation starts and takes the records it may read.
-    pub fn reset(&self, records: &Value) {
+    /// Empties the list before an evaluation starts.
+    pub fn reset(&self) {
         self.list.borrow_mut().clear();
         self.error.borrow_mut().take();
-        self.need.borrow_mut().take();
-        *self.records.borrow_mut() = records.as_object().cloned().unwrap_or_default();
-    }
-
-    /// The record that stopped the evaluation because the server has not read it yet.
-    pub fn take_need(&self) -> Option<RecordRef> {
-        self.need.borrow_mut().take()
-    }
-
-    /// `get_record(object, id)`: the record as the rule may see it, `()` when it is missing,
-    /// hidden from the rule, or `id` is `()` (an empty relation field).
-    fn read(&self, ctx: &NativeCallContext, object: Dynamic, id: Dynamic) -> ReadResult {
-        let id = id.flatten();
-        if id.is_unit() {
-            return Ok(Dynamic::UNIT);
-        }
-        let (object, id) = match (object.into_immutable_string(), id.into_immutable_string()) {
-            (Ok(o), Ok(i)) if !o.trim().is_empty() && !i.trim().is_empty() => {
-                (o.trim().to_owned(), i.trim().to_owned())
-            }
-            _ => {
-                return Err(self.refuse(
-                    ctx,
-                    bad("get_record(object, id): the object key and the record id are strings, e.g. get_record(\"policies\", record.policy)"),
-                ))
-            }
-        };
-        let wanted = RecordRef { object, id };
-        if let Some(found) = self.records.borrow().get(&wanted.key()) {
-            return Ok(if found.is_null() {
-                Dynamic::UNIT
-            } else {
-                to_dynamic(found)
-            });
-        }
-        *self.need.borrow_mut() = Some(wanted);
-        Err(EvalAltResult::ErrorTerminated(READ_TOKEN.into(), ctx.call_position()).into())
     }
 
     /// The effects recorded so far.
@@ -157,7 +110,7 @@ impl Effects {
     }
 
     /// Ends the evaluation with a refused call (a script cannot catch it).
-    fn refuse(&self, ctx: &NativeCallContext, refusal: Refusal) -> Box<EvalAltResult> {
+    pub(crate) fn refuse(&self, ctx: &NativeCallContext, refusal: Refusal) -> Box<EvalAltResult> {
         let position = ctx.call_position();
         *self.error.borrow_mut() = Some(HostError {
             code: refusal.code,
@@ -169,16 +122,15 @@ impl Effects {
 }
 
 type HostResult = Result<(), Box<EvalAltResult>>;
-type ReadResult = Result<Dynamic, Box<EvalAltResult>>;
 
 /// Why an action's arguments were refused.
 #[derive(Debug)]
-struct Refusal {
+pub(crate) struct Refusal {
     code: &'static str,
     message: String,
 }
 
-fn bad(message: impl Into<String>) -> Refusal {
+pub(crate) fn bad(message: impl Into<String>) -> Refusal {
     Refusal {
         code: "runtime.bad_argument",
         message: message.into(),
@@ -284,11 +236,6 @@ pub fn register(engine: &mut Engine, effects: &Rc<Effects>) {
                 build_from("create_record", [("object", object), ("fields", fields)]),
             )
         },
-    );
-    let fx = effects.clone();
-    engine.register_fn(
-        "get_record",
-        move |ctx: NativeCallContext, object: Dynamic, id: Dynamic| fx.read(&ctx, object, id),
     );
 }
 

@@ -21,6 +21,7 @@
 
 mod engine;
 mod host;
+mod reads;
 mod value;
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
