@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use crm_core::audit::Actor;
 use crm_core::context::page_size;
 use crm_core::Error;
-use crm_records::meta::ObjectKey;
 use crm_workflows::approval_service::{self, ApprovalFilter};
 use crm_workflows::approvals::{Approval, StepInput};
 use poem_openapi::param::{Path, Query};
@@ -34,6 +33,7 @@ pub struct StepRequest {
 
 #[derive(Object)]
 pub struct ApprovalRequest {
+    /// A built-in object (`opportunities`) or one of the company's own (`claims`).
     pub object: String,
     pub record_id: Uuid,
     pub title: Option<String>,
@@ -195,13 +195,6 @@ impl ApprovalsApi {
         body: Json<ApprovalRequest>,
     ) -> ApiResult<Created<ApprovalOut>> {
         let body = body.0;
-        let object = ObjectKey::parse(&body.object).ok_or_else(|| {
-            Error::invalid_field(
-                "object",
-                "unknown_object",
-                format!("'{}' is not an object", body.object),
-            )
-        })?;
         let mut steps = Vec::with_capacity(body.steps.len());
         for (i, s) in body.steps.into_iter().enumerate() {
             steps.push(StepInput {
@@ -220,7 +213,7 @@ impl ApprovalsApi {
             &mut tx,
             &caller,
             &actor,
-            object,
+            &body.object,
             body.record_id,
             title,
             steps,

@@ -28,7 +28,8 @@ pub struct RuleRequest {
     /// What the rule is for, e.g. "A 级客户 7 天未联系提醒".
     pub name: String,
     /// The object whose records the rule acts on: customers, contacts, opportunities,
-    /// activities, tasks or tickets.
+    /// activities, tasks, tickets, or one of the company's own objects (`policies`); its
+    /// events are `<key>.created` and so on.
     pub object: String,
     /// `{"event": "customer.updated", "fields": ["level"]}`,
     /// `{"schedule": "0 9 * * 1-5", "timezone": "Asia/Shanghai"}`, `{"manual": true}` or
@@ -363,8 +364,9 @@ impl RulesApi {
         let (tx, caller, ctx) = self.0.begin(&auth).await?;
         let actor = Actor::of(&ctx);
         let engine = &self.0.rules;
-        let eval =
-            dry_run::dry_run(engine, tx, &caller, &actor, rule, record, body.changes).await?;
+        let db = &self.0.db;
+        let changes = body.changes;
+        let eval = dry_run::dry_run(engine, db, tx, &caller, &actor, rule, record, changes).await?;
         result_of(eval)
     }
 

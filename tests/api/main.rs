@@ -24,6 +24,7 @@ mod migrate;
 mod objects;
 mod objects_relations;
 mod objects_rollups;
+mod objects_rules;
 mod openapi;
 mod ops;
 mod password_policy;

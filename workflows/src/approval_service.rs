@@ -9,7 +9,7 @@ use crm_core::authz::{Caller, Permission};
 use crm_core::context::Page;
 use crm_core::db::TenantTx;
 use crm_core::error::{Error, Result};
-use crm_records::{engine, CallerScope, ObjectKey, RecordAction, Visibility};
+use crm_records::{engine, CallerScope, RecordAction, Visibility};
 use uuid::Uuid;
 
 /// Which approvals to list.
@@ -67,16 +67,18 @@ pub async fn get(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<Approva
     Ok(a)
 }
 
-/// Requests an approval of a record the caller may update and sees.
+/// Requests an approval of a record the caller may update and sees, of a built-in object or
+/// one of the company's own (422 `unknown_object` on `object` for neither).
 pub async fn request(
     tx: &mut TenantTx,
     caller: &Caller,
     actor: &Actor,
-    object: ObjectKey,
+    object: &str,
     record_id: Uuid,
     title: Option<String>,
     steps: Vec<StepInput>,
 ) -> Result<Approval> {
+    let object = crate::objects::require(tx, object, "object").await?;
     caller.require(object.permission(RecordAction::Update))?;
     let scope = caller.record_scope(object);
     engine::ensure_visible(tx, object, scope, record_id, Visibility::Live).await?;

@@ -14,8 +14,8 @@ use crm_core::db::TenantTx;
 use crm_core::jobs::{self, ClaimedJob, JobFailure, JobHandler, NewJob};
 use crm_core::notifications::{self, NewNotification};
 use crm_core::{Error, Result};
-use crm_records::history;
 use crm_records::meta::ObjectKey;
+use crm_records::{engine, history, RecordScope, Visibility};
 use crm_rules_protocol::{Effect, StepMode};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -224,7 +224,7 @@ async fn calendar(tx: &mut TenantTx) -> Result<BusinessCalendar> {
 /// Starts step `index`: resolves its approvers, notifies them, arms its escalation.
 async fn start_step(tx: &mut TenantTx, a: &mut Approval, index: usize) -> Result<()> {
     let object =
-        ObjectKey::parse(&a.object).ok_or_else(|| Error::internal("approval on unknown object"))?;
+        ObjectKey::named(&a.object).ok_or_else(|| Error::internal("approval on unknown object"))?;
     let mut steps = a.steps.as_array().cloned().unwrap_or_default();
     let step = steps
         .get(index)
@@ -331,20 +331,23 @@ fn check_steps(steps: &[StepInput]) -> Result<Value> {
 /// Requests an approval of a live record; the record is locked until it is decided.
 pub async fn request(tx: &mut TenantTx, actor: &Actor, new: NewApproval) -> Result<Approval> {
     let steps = check_steps(&new.steps)?;
-    let live: Option<Uuid> = sqlx::query_scalar(&format!(
-        "SELECT id FROM {} WHERE id = $1 AND deleted_at IS NULL",
-        new.object.table()
-    ))
-    .bind(new.record_id)
-    .fetch_optional(tx.conn())
-    .await?;
-    if live.is_none() {
+    // Whoever asks has checked their own view of the record; this is whether it is live.
+    let live = engine::ensure_visible(
+        tx,
+        new.object,
+        RecordScope::All,
+        new.record_id,
+        Visibility::Live,
+    )
+    .await;
+    if let Err(Error::NotFound { .. }) = live {
         return Err(invalid(
             "record_id",
             "unknown_reference",
             format!("no live {} record {}", new.object.singular(), new.record_id),
         ));
     }
+    live?;
     let pending: Option<Uuid> = sqlx::query_scalar(
         "SELECT id FROM approvals WHERE object = $1 AND record_id = $2 AND status = 'pending'",
     )
@@ -597,7 +600,7 @@ async fn finish(
     .await?;
     jobs::cancel_for(tx, ESCALATE_JOB, a.record_id, &[]).await?;
     let object =
-        ObjectKey::parse(&a.object).ok_or_else(|| Error::internal("approval on unknown object"))?;
+        ObjectKey::named(&a.object).ok_or_else(|| Error::internal("approval on unknown object"))?;
     let action = if outcome == "recalled" {
         "approval_recalled"
     } else {
@@ -743,7 +746,7 @@ impl JobHandler for EscalationJob {
             .bind(&a.steps)
             .execute(tx.conn())
             .await?;
-        let object = ObjectKey::parse(&a.object)
+        let object = ObjectKey::named(&a.object)
             .ok_or_else(|| JobFailure::Permanent("unknown object".into()))?;
         let title = format!("审批已升级：{}", a.title);
         for u in &to {

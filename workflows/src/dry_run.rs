@@ -1,14 +1,16 @@
 //! Dry run: evaluates a rule (a draft or a saved one) against a record (given inline or a
 //! stored one) and reports whether the condition held and the effects the script WOULD
 //! produce, writing nothing. A stored record is read as the caller may read it: the object's
-//! read permission, the caller's record scope and masking, encrypted fields decrypted.
+//! read permission, the caller's record scope and masking, encrypted fields decrypted; so are
+//! the records the script reads with `get_record`.
 
 use crate::executor::{self, RuleEngine};
+use crate::reads::{self, CallerReader};
 use crate::rules;
 use crate::sandbox::{EvalOutcome, EvalRequest, SandboxError};
 use crm_core::audit::Actor;
 use crm_core::authz::{Caller, Permission};
-use crm_core::db::TenantTx;
+use crm_core::db::{Db, TenantTx};
 use crm_core::{Error, Result};
 use crm_records::engine::{self, Access, Visibility};
 use crm_records::{ObjectKey, ObjectSchema, RecordAction};
@@ -67,8 +69,10 @@ impl RecordToTry {
 
 /// Evaluates `rule` against `record` (with `changes` for update triggers). The transaction
 /// is committed before the sandbox runs, so no connection waits on the script.
+#[allow(clippy::too_many_arguments)]
 pub async fn dry_run(
     engine: &RuleEngine,
+    db: &Db,
     mut tx: TenantTx,
     caller: &Caller,
     actor: &Actor,
@@ -84,19 +88,12 @@ pub async fn dry_run(
             condition,
             script,
         } => {
-            let object = ObjectKey::parse(&object).ok_or_else(|| {
-                Error::invalid_field(
-                    "rule.object",
-                    "unknown_object",
-                    format!("'{object}' is not an object"),
-                )
-            })?;
+            let object = crate::objects::require(&mut tx, &object, "rule.object").await?;
             (object, condition, script, name, 0)
         }
         RuleToTry::Saved(id) => {
             let rule = rules::get(&mut tx, id).await?;
-            let object = ObjectKey::parse(&rule.object)
-                .ok_or_else(|| Error::internal("rule on unknown object"))?;
+            let object = crate::objects::require(&mut tx, &rule.object, "rule_id").await?;
             (object, rule.condition, rule.script, rule.name, rule.version)
         }
     };
@@ -111,26 +108,29 @@ pub async fn dry_run(
         }
         RecordToTry::Stored(id) => read_record(engine, &mut tx, caller, actor, object, id).await?,
     };
-    let tenant = tx.tenant().slug.as_str().to_owned();
-    let tenant_id = tx.tenant().id;
+    let tenant = tx.tenant().clone();
     tx.commit().await?;
-    let eval = engine
-        .pool
-        .evaluate(&EvalRequest {
-            condition: condition.filter(|c| !c.trim().is_empty()),
-            script,
-            record,
-            changes,
-            context: executor::context(
-                json!({ "name": name, "version": version }),
-                object,
-                json!({ "kind": "dry_run" }),
-                &tenant,
-            ),
-            tenant: Some(tenant_id),
-        })
-        .await;
-    match eval {
+    let req = EvalRequest {
+        condition: condition.filter(|c| !c.trim().is_empty()),
+        script,
+        record,
+        changes,
+        context: executor::context(
+            json!({ "name": name, "version": version }),
+            object,
+            json!({ "kind": "dry_run" }),
+            tenant.slug.as_str(),
+        ),
+        tenant: Some(tenant.id),
+    };
+    let mut reader = CallerReader {
+        db,
+        tenant,
+        caller,
+        actor,
+        master: engine.master.as_deref(),
+    };
+    match reads::evaluate(&engine.pool, &req, &mut reader).await? {
         Err(SandboxError::Unavailable(m)) => Err(Error::Unavailable(format!("rule sandbox: {m}"))),
         Err(SandboxError::Busy { waited_ms }) => Err(crate::sandbox::busy(waited_ms)),
         other => Ok(other),

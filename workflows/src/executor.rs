@@ -7,6 +7,7 @@
 pub use crate::effects::check_webhook_host;
 use crate::effects::{apply_all, logged, EffectCtx};
 use crate::memo::{RecordKey, WorkflowMemo};
+use crate::reads::{self, RuleReader};
 pub use crate::rule_mail::render_email;
 use crate::rules::{self, RuleRun, RuleVersion, RUN_COLUMNS};
 use crate::sandbox::{EvalRequest, SandboxError, SandboxPool};
@@ -108,7 +109,7 @@ pub(crate) async fn schema_of(tx: &mut TenantTx, object: ObjectKey) -> Result<Ar
 
 /// The tenant's data key when the object has encrypted fields (else, or without a master
 /// key, none: encrypted values then read as absent).
-async fn data_key_for(
+pub(crate) async fn data_key_for(
     engine: &RuleEngine,
     tx: &mut TenantTx,
     schema: &ObjectSchema,
@@ -262,17 +263,21 @@ pub async fn run(engine: &RuleEngine, tx: &mut TenantTx, req: RunRequest<'_>) ->
         req.trigger.clone(),
         tx.tenant().slug.as_str(),
     );
-    let eval = engine
-        .pool
-        .evaluate(&EvalRequest {
-            condition: req.version.condition.clone(),
-            script: req.version.script.clone(),
-            record: record.clone(),
-            changes: req.changes.clone(),
-            context,
-            tenant: Some(tx.tenant().id),
-        })
-        .await;
+    let eval_req = EvalRequest {
+        condition: req.version.condition.clone(),
+        script: req.version.script.clone(),
+        record: record.clone(),
+        changes: req.changes.clone(),
+        context,
+        tenant: Some(tx.tenant().id),
+    };
+    let mut reader = RuleReader {
+        tx,
+        engine,
+        run_as: &run_as,
+        actor: &actor,
+    };
+    let eval = reads::evaluate(&engine.pool, &eval_req, &mut reader).await?;
     let outcome = match eval {
         Err(e) => Outcome {
             outcome: "failed",
@@ -293,6 +298,7 @@ pub async fn run(engine: &RuleEngine, tx: &mut TenantTx, req: RunRequest<'_>) ->
                 actor,
                 run_as,
                 data_key,
+                master: engine.master.as_deref(),
                 key: &req.key,
             };
             apply_all(tx, ctx, out.effects).await?
@@ -388,6 +394,7 @@ pub async fn run_actions(
             actor,
             run_as,
             data_key,
+            master: engine.master.as_deref(),
             key: &req.key,
         };
         apply_all(tx, ctx, actions).await?

@@ -6,11 +6,13 @@
 //! `executor` carries them out through the crm-core services under the rule's own principal.
 //!
 //! - `rules`: versioned definitions, the run log, auto-disable after failures in a row.
+//! - `objects`: the objects rules and approvals may name (built-in or the tenant's own).
 //! - `trigger`: record events, cron schedules in a time zone, manual runs, approval decisions.
 //! - `manage`: what callers do with rules and the workflow settings, checked and audited.
 //! - `dry_run`: a rule tried on a record, writing nothing (the caller's read rights apply).
 //! - `executor`: one run (sandbox evaluation + effects in a savepoint + the run-log entry);
-//!   `effects` carries out what a script returned.
+//!   `effects` carries out what a script returned; `reads` gives scripts the records they
+//!   read with `get_record`, between sandbox passes.
 //! - `listener`: hears record changes (rule fan-out, the approval lock) through crm-records' hooks.
 //! - `jobs`: the durable jobs (`rule.run`, `rule.cron`, `rule.action`, `webhook.send`).
 //! - `approvals`: multi-step approvals that lock their record; `approval_service`: what
@@ -27,7 +29,9 @@ pub mod jobs;
 pub mod listener;
 pub mod manage;
 mod memo;
+pub mod objects;
 pub mod payloads;
+pub mod reads;
 mod rule_mail;
 pub mod rules;
 pub mod sandbox;

@@ -1,7 +1,8 @@
 //! What workflows hear from the record engine, in the transaction of each change: an event
 //! enqueues one `rule.run` job per enabled rule it triggers, and a record with a pending
-//! approval refuses changes. The engine never names the `rules` or `approvals` tables; this
-//! listener, installed by the `crm` binary, does.
+//! approval refuses changes; a custom object deleted takes its rules and approvals with it. The
+//! engine never names the `rules` or `approvals` tables; this listener, installed by the `crm`
+//! binary, does.
 
 use async_trait::async_trait;
 use crm_core::audit::ActorKind;
@@ -79,6 +80,54 @@ impl RecordListener for WorkflowListener {
         if queued > 0 {
             crm_core::jobs::wake(tx, chrono::Utc::now()).await?;
         }
+        Ok(())
+    }
+
+    /// A custom object was deleted with its records, in this transaction. Its rules are
+    /// turned off rather than deleted: their versions and run log stay readable, and
+    /// `disabled_reason` says why. Turning one on again re-checks its object, so it only runs
+    /// once an admin re-enables it for a new object of the same key. Its approvals, about
+    /// records that no longer exist, are deleted with their decisions, and the pending work of
+    /// both (runs, schedule firings, follow-up actions, escalation timers) is cancelled, so a
+    /// later object with the same key starts with no rule firing and no approval locking.
+    async fn object_removed(&self, tx: &mut TenantTx, object: ObjectKey) -> Result<()> {
+        if !object.is_custom() {
+            return Ok(());
+        }
+        let key = object.as_str();
+        sqlx::query(
+            "UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now() \
+             WHERE status = 'pending' AND ( \
+               (kind IN ('rule.run', 'rule.cron') \
+                  AND payload->>'rule_id' IN (SELECT id::text FROM rules WHERE object = $1)) \
+               OR (kind = 'rule.action' AND payload->>'object' = $1) \
+               OR (kind = 'approval.escalate' \
+                  AND payload->>'approval_id' IN (SELECT id::text FROM approvals WHERE object = $1)))",
+        )
+        .bind(key)
+        .execute(tx.conn())
+        .await?;
+        sqlx::query(
+            "UPDATE rules SET enabled = false, disabled_reason = $2, updated_at = now() \
+             WHERE object = $1 AND deleted_at IS NULL",
+        )
+        .bind(key)
+        .bind(format!(
+            "turned off because the object '{key}' was deleted; point the rule at another object or delete it"
+        ))
+        .execute(tx.conn())
+        .await?;
+        sqlx::query(
+            "DELETE FROM approval_decisions \
+             WHERE approval_id IN (SELECT id FROM approvals WHERE object = $1)",
+        )
+        .bind(key)
+        .execute(tx.conn())
+        .await?;
+        sqlx::query("DELETE FROM approvals WHERE object = $1")
+            .bind(key)
+            .execute(tx.conn())
+            .await?;
         Ok(())
     }
 }

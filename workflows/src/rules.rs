@@ -82,7 +82,7 @@ const VERSION_COLUMNS: &str = "id, rule_id, version, name, object, trigger, cond
 
 impl RuleVersion {
     pub fn object_key(&self) -> Result<ObjectKey> {
-        ObjectKey::parse(&self.object)
+        ObjectKey::named(&self.object)
             .ok_or_else(|| Error::internal(format!("rule on unknown object {}", self.object)))
     }
 }
@@ -176,21 +176,9 @@ async fn check(
             format!("1 to {NAME_MAX_CHARS} characters"),
         ));
     }
-    let object = ObjectKey::parse(&input.object);
+    let object = crate::objects::known(tx, &input.object).await?;
     if object.is_none() {
-        errors.push(FieldError::new(
-            "object",
-            "unknown_object",
-            format!(
-                "'{}' is not an object; use one of: {}",
-                input.object,
-                ObjectKey::ALL
-                    .iter()
-                    .map(|o| o.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
+        errors.push(crate::objects::unknown("object", &input.object));
     }
     let run_as_role = match input.run_as_role.clone() {
         Some(role) => role,

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crm_rules_protocol::Effect;
+use crm_rules_protocol::{Effect, RecordRef};
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -126,6 +126,9 @@ pub struct EvalOutcome {
     pub effects: Vec<Effect>,
     /// rhai operations used by condition and script together.
     pub operations: u64,
+    /// The script stopped at `get_record` for this record, which it was not given: read it
+    /// and evaluate again with it (see [`SandboxPool::evaluate_with`]).
+    pub needs: Option<RecordRef>,
 }
 
 /// Why a compile or an evaluation did not produce an outcome.
@@ -227,14 +230,26 @@ impl SandboxPool {
                 record: None,
                 changes: None,
                 context: None,
+                records: None,
             },
         )
         .await
         .map(|_| ())
     }
 
-    /// Evaluates a rule against a record.
+    /// Evaluates a rule against a record (a script that calls `get_record` then answers
+    /// with `needs`; [`crate::reads`] evaluates with the records it reads).
     pub async fn evaluate(&self, req: &EvalRequest) -> Result<EvalOutcome, SandboxError> {
+        self.evaluate_with(req, None).await
+    }
+
+    /// Evaluates a rule with the records `get_record` may return: `<object>:<id>` (see
+    /// [`RecordRef::key`]) to the record as the rule may see it, or null.
+    pub async fn evaluate_with(
+        &self,
+        req: &EvalRequest,
+        records: Option<&Value>,
+    ) -> Result<EvalOutcome, SandboxError> {
         let reply = self
             .call(
                 req.tenant,
@@ -246,6 +261,7 @@ impl SandboxPool {
                     record: Some(&req.record),
                     changes: req.changes.as_ref(),
                     context: Some(&req.context),
+                    records,
                 },
             )
             .await?;
@@ -253,6 +269,7 @@ impl SandboxPool {
             matched: reply.matched,
             effects: reply.effects,
             operations: reply.operations,
+            needs: reply.needs,
         })
     }
 
@@ -471,6 +488,8 @@ struct Wire<'a> {
     changes: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     context: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    records: Option<&'a Value>,
 }
 
 #[derive(Deserialize)]
@@ -483,6 +502,8 @@ struct Reply {
     effects: Vec<Effect>,
     #[serde(default)]
     operations: u64,
+    #[serde(default)]
+    needs: Option<RecordRef>,
     #[serde(default)]
     error: Option<WireError>,
 }

@@ -571,3 +571,61 @@ async fn oversized_requests_and_a_missing_binary_are_reported() {
         Err(SandboxError::Unavailable(_))
     ));
 }
+
+#[tokio::test]
+async fn get_record_asks_for_what_it_was_not_given_and_create_record_is_an_effect() {
+    let pool = pool();
+    let script = r#"
+        let policy = get_record("policies", record.policy);
+        if type_of(policy) == "map" {
+            create_record("claims", #{name: "C for " + policy.policy_no, policy: record.policy});
+        }
+        if get_record("policies", ()) == () { notify("owner", "no relation reads ()"); }
+    "#;
+    let mut req = request(None, script);
+    req.record["policy"] = json!("p-1");
+    // Not given the policy: the evaluation stops and names it.
+    let out = pool.evaluate(&req).await.expect("evaluates");
+    let needs = out.needs.expect("asks for the policy");
+    assert_eq!(
+        (needs.object.as_str(), needs.id.as_str()),
+        ("policies", "p-1")
+    );
+    assert!(out.effects.is_empty());
+    // Given it, the script goes on.
+    let given = json!({ needs.key(): {"id": "p-1", "policy_no": "P-7"} });
+    let out = pool
+        .evaluate_with(&req, Some(&given))
+        .await
+        .expect("evaluates");
+    assert_eq!(out.needs, None);
+    assert_eq!(
+        json_of(&out.effects),
+        vec![
+            json!({"action": "create_record", "object": "claims",
+                   "fields": {"name": "C for P-7", "policy": "p-1"}}),
+            json!({"action": "notify", "user": "owner", "text": "no relation reads ()"}),
+        ]
+    );
+    // A record the server could not read (missing or hidden) is ().
+    let hidden = json!({ needs.key(): null });
+    let out = pool
+        .evaluate_with(&req, Some(&hidden))
+        .await
+        .expect("evaluates");
+    assert_eq!(out.effects.len(), 1);
+    // Conditions may read too; create_record needs a map of fields.
+    let cond = request(
+        Some(r#"get_record("policies", "p-1") == ()"#),
+        "notify(\"owner\", \"x\")",
+    );
+    let out = pool
+        .evaluate_with(&cond, Some(&hidden))
+        .await
+        .expect("evaluates");
+    assert!(out.matched);
+    assert_eq!(
+        code(run(&pool, r#"create_record("claims", "name")"#).await),
+        "runtime.bad_argument"
+    );
+}

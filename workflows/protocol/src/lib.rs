@@ -59,6 +59,26 @@ pub enum Effect {
     Webhook { url: String, payload: Value },
     /// An in-app notification.
     Notify { user: String, text: String },
+    /// A new record of any object, built-in or custom: `fields` as the API takes them (a
+    /// built-in object's custom fields inside `custom`, a custom object's at the top level).
+    CreateRecord { object: String, fields: Value },
+}
+
+/// A record a script asked for with `get_record(object, id)`. The sandbox does no I/O: an
+/// evaluation that reads a record the server has not given it stops and names the record
+/// (`needs`); the server reads it as the rule may and evaluates again with it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecordRef {
+    pub object: String,
+    pub id: String,
+}
+
+impl RecordRef {
+    /// The key of the record in the `records` map of an evaluation request:
+    /// `<object>:<id>`, its value the record or `null` (missing or hidden).
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.object, self.id)
+    }
 }
 
 /// How a step of an approval decides.
@@ -115,6 +135,7 @@ impl Effect {
             Effect::Schedule { .. } => "schedule",
             Effect::Webhook { .. } => "webhook",
             Effect::Notify { .. } => "notify",
+            Effect::CreateRecord { .. } => "create_record",
         }
     }
 
@@ -145,10 +166,13 @@ mod tests {
              "on_approve": [{"action": "notify", "user": "owner", "text": "批准"}]},
             {"action": "schedule", "delay": "1h", "delay_seconds": 3600,
              "then": {"action": "add_comment", "text": "跟进", "public": false}},
+            {"action": "create_record", "object": "claims", "fields": {"name": "C-1", "amount": 10}},
         ]);
         let effects: Vec<Effect> = serde_json::from_value(raw.clone()).expect("parses");
         assert_eq!(effects[1].action(), "create_task");
         assert!(!effects[3].writes_records());
+        assert!(effects[4].writes_records());
+        assert_eq!(effects[4].action(), "create_record");
         assert_eq!(serde_json::to_value(&effects).expect("serializes"), raw);
     }
 

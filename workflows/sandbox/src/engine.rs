@@ -20,6 +20,7 @@ use rhai::{
 use serde_json::Value;
 
 use crate::host::{self, Effects, HOST_TOKEN};
+use crate::reads::{self, Reads, READ_TOKEN};
 use crate::value::to_dynamic;
 
 /// Operations one evaluation (condition and script together) may perform.
@@ -97,6 +98,9 @@ pub struct Outcome {
     pub matched: bool,
     pub effects: Vec<crm_rules_protocol::Effect>,
     pub operations: u64,
+    /// The evaluation stopped at `get_record` for a record it was not given: read it and
+    /// evaluate again (`matched` and `effects` mean nothing then).
+    pub needs: Option<crm_rules_protocol::RecordRef>,
 }
 
 /// A rule's compiled condition and script.
@@ -142,6 +146,7 @@ struct CacheEntry {
 pub struct Sandbox {
     engine: Engine,
     effects: Rc<Effects>,
+    reads: Rc<Reads>,
     budget: Rc<Budget>,
     /// Every function a script may call without defining it.
     known_functions: HashSet<String>,
@@ -205,6 +210,8 @@ impl Sandbox {
 
         let effects = Rc::new(Effects::default());
         host::register(&mut engine, &effects);
+        let reads = Rc::new(Reads::default());
+        reads::register(&mut engine, &reads, &effects);
 
         let mut known_functions: HashSet<String> = engine
             .collect_fn_metadata(None, |info| Some(info.metadata.name.to_string()), true)
@@ -215,6 +222,7 @@ impl Sandbox {
         Self {
             engine,
             effects,
+            reads,
             budget,
             known_functions,
             cache: HashMap::new(),
@@ -266,6 +274,7 @@ impl Sandbox {
     }
 
     /// Compiles the rule if needed, evaluates the condition and, when it holds, the script.
+    /// `records` are those `get_record` may return (`<object>:<id>` -> record or null).
     pub fn evaluate(
         &mut self,
         condition: Option<&str>,
@@ -273,6 +282,7 @@ impl Sandbox {
         record: &Value,
         changes: Option<&Value>,
         context: &Value,
+        records: &Value,
     ) -> Result<Outcome, ScriptError> {
         let compiled = self.compile(condition, script)?;
         let mut scope = Scope::new();
@@ -281,12 +291,13 @@ impl Sandbox {
         scope.push_dynamic("context", to_dynamic(context));
 
         self.effects.reset();
+        self.reads.reset(records);
         self.budget.start();
         if let Some(cond) = &compiled.condition {
-            let value = self
-                .engine
-                .eval_ast_with_scope::<Dynamic>(&mut scope, cond)
-                .map_err(|e| self.runtime_error(*e, Part::Condition))?;
+            let value = match self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, cond) {
+                Ok(value) => value,
+                Err(e) => return self.stopped(*e, Part::Condition),
+            };
             self.budget.finish_phase();
             let matched = value.as_bool().map_err(|_| ScriptError {
                 code: "runtime.condition_not_bool",
@@ -303,18 +314,36 @@ impl Sandbox {
                     matched: false,
                     effects: Vec::new(),
                     operations: self.budget.total(),
+                    needs: None,
                 });
             }
         }
-        self.engine
-            .run_ast_with_scope(&mut scope, &compiled.script)
-            .map_err(|e| self.runtime_error(*e, Part::Script))?;
+        if let Err(e) = self.engine.run_ast_with_scope(&mut scope, &compiled.script) {
+            return self.stopped(*e, Part::Script);
+        }
         self.budget.finish_phase();
         Ok(Outcome {
             matched: true,
             effects: self.effects.take(),
             operations: self.budget.total(),
+            needs: None,
         })
+    }
+
+    /// An evaluation that ended early: waiting for a record (`get_record`), or failed.
+    fn stopped(&self, err: EvalAltResult, part: Part) -> Result<Outcome, ScriptError> {
+        match self.reads.take_need() {
+            Some(need) if waits_for_record(&err) => {
+                self.effects.take();
+                Ok(Outcome {
+                    matched: false,
+                    effects: Vec::new(),
+                    operations: self.budget.total(),
+                    needs: Some(need),
+                })
+            }
+            _ => Err(self.runtime_error(err, part)),
+        }
     }
 
     /// The variables every rule sees, with placeholder values, for strict-variable checks.
@@ -471,6 +500,15 @@ impl Sandbox {
         }
         err.clear_position();
         ScriptError::new(code, err.to_string(), part, pos)
+    }
+}
+
+/// Whether `get_record` stopped the evaluation (perhaps inside a script function).
+fn waits_for_record(err: &EvalAltResult) -> bool {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => waits_for_record(inner),
+        EvalAltResult::ErrorTerminated(token, _) => token.to_string() == READ_TOKEN,
+        _ => false,
     }
 }
 

@@ -5,6 +5,8 @@
 //! Each action is described once, as a set of named arguments (`build`), so the positional
 //! functions (`create_task(#{..})`, `notify(user, text)`) and the action maps nested in
 //! `schedule` and `request_approval` are checked by the same code.
+//!
+//! The one function that reads, `get_record`, lives in `reads`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -33,6 +35,7 @@ pub const ACTIONS: &[&str] = &[
     "schedule",
     "webhook",
     "notify",
+    "create_record",
 ];
 
 /// Longest accepted duration: ten years.
@@ -103,13 +106,18 @@ impl Effects {
             }
             Err(refusal) => refusal,
         };
+        Err(self.refuse(ctx, refusal))
+    }
+
+    /// Ends the evaluation with a refused call (a script cannot catch it).
+    pub(crate) fn refuse(&self, ctx: &NativeCallContext, refusal: Refusal) -> Box<EvalAltResult> {
         let position = ctx.call_position();
         *self.error.borrow_mut() = Some(HostError {
             code: refusal.code,
             message: refusal.message,
             position,
         });
-        Err(EvalAltResult::ErrorTerminated(HOST_TOKEN.into(), position).into())
+        EvalAltResult::ErrorTerminated(HOST_TOKEN.into(), position).into()
     }
 }
 
@@ -117,12 +125,12 @@ type HostResult = Result<(), Box<EvalAltResult>>;
 
 /// Why an action's arguments were refused.
 #[derive(Debug)]
-struct Refusal {
+pub(crate) struct Refusal {
     code: &'static str,
     message: String,
 }
 
-fn bad(message: impl Into<String>) -> Refusal {
+pub(crate) fn bad(message: impl Into<String>) -> Refusal {
     Refusal {
         code: "runtime.bad_argument",
         message: message.into(),
@@ -218,6 +226,17 @@ pub fn register(engine: &mut Engine, effects: &Rc<Effects>) {
             fx.push(&ctx, build_from("notify", [("user", user), ("text", text)]))
         },
     );
+    let fx = effects.clone();
+    engine.register_fn(
+        "create_record",
+        move |ctx: NativeCallContext, object: Dynamic, fields: Dynamic| {
+            Effects::check(&ctx, &[&object, &fields])?;
+            fx.push(
+                &ctx,
+                build_from("create_record", [("object", object), ("fields", fields)]),
+            )
+        },
+    );
 }
 
 fn build_from<const N: usize>(action: &str, args: [(&str, Dynamic); N]) -> Result<Value, Refusal> {
@@ -298,6 +317,16 @@ fn build(action: &str, mut args: Map, depth: usize) -> Result<Value, Refusal> {
         "notify" => {
             out.text("user")?;
             out.text("text")?;
+        }
+        "create_record" => {
+            out.text("object")?;
+            out.value("fields")?;
+            if !out.effect["fields"].is_object() {
+                return Err(out.missing(
+                    "fields",
+                    "a map of field values, e.g. #{name: \"C-1\", amount: 100}",
+                ));
+            }
         }
         other => {
             return Err(bad(format!(

@@ -6,10 +6,13 @@
 //! ```text
 //! {"id": 1, "op": "compile", "condition": "record.level == \"A\"", "script": "..."}
 //! {"id": 2, "op": "eval", "condition": "...", "script": "...",
-//!  "record": {..}, "changes": {"field": {"before": .., "after": ..}}, "context": {..}}
+//!  "record": {..}, "changes": {"field": {"before": .., "after": ..}}, "context": {..},
+//!  "records": {"policies:<id>": {..}, "customers:<id>": null}}
 //! ```
 //!
-//! Answers: `{"id", "ok": true, "matched", "effects": [..], "operations"}` or
+//! Answers: `{"id", "ok": true, "matched", "effects": [..], "operations"}`,
+//! `{"id", "ok": true, "needs": {"object", "id"}, "operations"}` when `get_record` asked for a
+//! record not among `records` (the server reads it and asks again), or
 //! `{"id", "ok": false, "error": {"code", "message", "part"?, "line"?, "column"?}}`.
 //!
 //! It is a pure function of its input: no file, network or clock access is offered to scripts,
@@ -18,6 +21,7 @@
 
 mod engine;
 mod host;
+mod reads;
 mod value;
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -45,6 +49,8 @@ struct Request {
     changes: Option<Value>,
     #[serde(default)]
     context: Option<Value>,
+    #[serde(default)]
+    records: Option<Value>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -164,6 +170,10 @@ fn handle(sandbox: &mut Sandbox, body: &[u8]) -> Value {
                 Ok(v) => v,
                 Err(reply) => return reply,
             };
+            let records = match map_or_empty(request.records, "records") {
+                Ok(v) => v,
+                Err(reply) => return reply,
+            };
             let changes = match request.changes {
                 None | Some(Value::Null) => None,
                 Some(v) => match map_or_empty(Some(v), "changes") {
@@ -178,15 +188,22 @@ fn handle(sandbox: &mut Sandbox, body: &[u8]) -> Value {
                     &record,
                     changes.as_ref(),
                     &context,
+                    &records,
                 )
-                .map(|o| {
-                    json!({
+                .map(|o| match o.needs {
+                    Some(needs) => json!({
+                        "id": id,
+                        "ok": true,
+                        "needs": needs,
+                        "operations": o.operations,
+                    }),
+                    None => json!({
                         "id": id,
                         "ok": true,
                         "matched": o.matched,
                         "effects": o.effects,
                         "operations": o.operations,
-                    })
+                    }),
                 })
         }
     };
