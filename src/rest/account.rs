@@ -278,7 +278,7 @@ impl AccountApi {
                 name: tenant.name,
             },
             roles,
-            permissions: permissions.iter().map(|p| p.to_string()).collect(),
+            permissions: permissions.iter().map(ToString::to_string).collect(),
             session_expires_at,
             mfa_enabled,
             session_restriction: ctx.principal.restriction.map(|r| r.as_str().to_owned()),

@@ -47,14 +47,14 @@ fn api() -> Vec<Limit> {
         Rule::Pattern(OBJECT_KEY.into()),
         note(&format!(
             "A built-in object ({}) or one of the company's custom objects (GET /api/v1/objects).",
-            ObjectKey::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(", ")
+            ObjectKey::ALL.iter().map(ObjectKey::as_str).collect::<Vec<_>>().join(", ")
         )),
     ];
     let permissions = || vec![
         Rule::Pattern(PERMISSION.into()),
         note(&format!(
             "One of {}, or `<custom object>:read|create|update|delete|purge|export`.",
-            Permission::ALL.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+            Permission::ALL.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
         )),
     ];
     let scopes = || named(Scope::ALL, Scope::as_str);

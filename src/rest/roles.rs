@@ -37,7 +37,7 @@ impl From<Role> for RoleOut {
         RoleOut {
             name: r.name,
             description: r.description,
-            permissions: r.permissions.iter().map(|p| p.to_string()).collect(),
+            permissions: r.permissions.iter().map(ToString::to_string).collect(),
             scopes: r
                 .scopes
                 .into_iter()

@@ -62,7 +62,7 @@ pub fn parse_permissions(field: &str, raw: &[String]) -> Result<Vec<Permission>,
                     "'{p}' is not a permission; known: {}, and <custom object>:read|create|update|delete|purge|export",
                     Permission::ALL
                         .iter()
-                        .map(|p| p.as_str())
+                        .map(Permission::as_str)
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),

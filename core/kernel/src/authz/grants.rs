@@ -135,7 +135,7 @@ impl Grants {
             .permissions
             .iter()
             .filter(|p| !self.holds(**p))
-            .map(|p| p.to_string())
+            .map(ToString::to_string)
             .collect();
         let objects: std::collections::BTreeSet<&String> =
             other.scopes.keys().chain(self.scopes.keys()).collect();

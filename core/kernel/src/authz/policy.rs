@@ -70,7 +70,7 @@ pub async fn set_role_permissions(
         .execute(tx.conn())
         .await?;
     let (objects, actions): (Vec<&str>, Vec<&str>) =
-        permissions.iter().map(|p| p.object_action()).unzip();
+        permissions.iter().map(Permission::object_action).unzip();
     sqlx::query(
         "INSERT INTO casbin_rule (ptype, v0, v1, v2, v3) \
          SELECT 'p', $1, $2, o, a FROM unnest($3::text[], $4::text[]) AS t(o, a) \
