@@ -153,6 +153,7 @@ pub(super) fn builtin_fields(object: ObjectKey) -> Vec<FieldOut> {
         def: None,
         custom: Vec::new(),
         feeds: Vec::new(),
+        record_types: Vec::new(),
         city_column: false,
     };
     schema

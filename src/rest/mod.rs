@@ -20,6 +20,7 @@ pub mod objects;
 pub mod pipelines;
 pub mod portal;
 pub mod read_limit;
+pub mod record_types;
 pub mod records;
 pub mod roles;
 pub mod rules;
@@ -97,6 +98,7 @@ pub type Apis = (
         records::ContactsApi,
         fields::FieldsApi,
         objects::ObjectsApi,
+        record_types::RecordTypesApi,
         records::RecordsApi,
         tags::TagsApi,
     ),
@@ -144,6 +146,7 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 records::ContactsApi(s()),
                 fields::FieldsApi(s()),
                 objects::ObjectsApi(s()),
+                record_types::RecordTypesApi(s()),
                 records::RecordsApi(s()),
                 tags::TagsApi(s()),
             ),

@@ -26,6 +26,8 @@ pub struct RoleOut {
     pub permissions: Vec<String>,
     /// Per object: `own`, `team` or `all`.
     pub scopes: BTreeMap<String, String>,
+    /// Objects whose records this role may only create and edit of some record types.
+    pub record_types: BTreeMap<String, Vec<String>>,
     /// Shipped with every tenant (still editable, except admin).
     pub builtin: bool,
     pub created_at: DateTime<Utc>,
@@ -51,6 +53,7 @@ impl From<Role> for RoleOut {
                     )
                 })
                 .collect(),
+            record_types: r.record_types,
             builtin: r.builtin,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -69,6 +72,8 @@ pub struct CreateRoleRequest {
     /// own, team or all. Unnamed objects default to all.
     #[oai(default)]
     pub scopes: BTreeMap<String, String>,
+    /// Per object: the record types this role may create and edit (unnamed objects: all).
+    pub record_types: Option<BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Object)]
@@ -78,6 +83,8 @@ pub struct PatchRoleRequest {
     pub permissions: Option<Vec<String>>,
     /// Changes the named objects' scopes.
     pub scopes: Option<BTreeMap<String, String>>,
+    /// Limits the named objects to some record types (`[]`: none; `null`: all again).
+    pub record_types: Option<BTreeMap<String, Option<Vec<String>>>>,
 }
 
 /// A permission a role can hold.
@@ -146,12 +153,33 @@ impl RolesApi {
             false,
         )
         .await?;
+        let role = match &body.record_types {
+            Some(types) => {
+                roles::update(
+                    &mut tx,
+                    &caller,
+                    &role.name,
+                    RolePatch {
+                        record_types: Some(
+                            types
+                                .iter()
+                                .map(|(o, t)| (o.clone(), Some(t.clone())))
+                                .collect(),
+                        ),
+                        ..RolePatch::default()
+                    },
+                )
+                .await?
+            }
+            None => role,
+        };
         audit::record(
             &mut tx,
             &Actor::of(&ctx),
             "role.created",
             Some(("role", role.name.clone())),
-            serde_json::json!({ "permissions": role.permissions, "scopes": role.scopes }),
+            serde_json::json!({ "permissions": role.permissions, "scopes": role.scopes,
+                                "record_types": role.record_types }),
         )
         .await?;
         tx.commit().await?;
@@ -190,6 +218,7 @@ impl RolesApi {
                 description: body.description.as_deref().map(|d| d.trim().to_owned()),
                 permissions,
                 scopes,
+                record_types: body.record_types.clone(),
             },
         )
         .await?;
@@ -198,7 +227,8 @@ impl RolesApi {
             &Actor::of(&ctx),
             "role.updated",
             Some(("role", role.name.clone())),
-            serde_json::json!({ "permissions": role.permissions, "scopes": role.scopes }),
+            serde_json::json!({ "permissions": role.permissions, "scopes": role.scopes,
+                                "record_types": role.record_types }),
         )
         .await?;
         tx.commit().await?;

@@ -22,6 +22,7 @@ mod mail_policy;
 mod mfa;
 mod migrate;
 mod objects;
+mod objects_record_types;
 mod objects_relations;
 mod objects_rollups;
 mod objects_rules;

@@ -176,3 +176,185 @@ pub fn not_found(key: &str) -> Error {
         format!("there is no object '{key}'; list objects with GET /api/v1/objects"),
     )
 }
+
+/// A kind of record of one object (the coaching business's "adult" and "child" students):
+/// the fields its form shows, the ones it requires, the values it starts with. Roles may be
+/// limited to some record types of an object.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordType {
+    pub object: String,
+    pub key: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub description: Option<String>,
+    /// Field paths the form shows, in order (empty: all).
+    pub fields: Vec<String>,
+    /// Field paths a record of this type must have.
+    pub required: Vec<String>,
+    /// Field path → value a new record of this type starts with.
+    pub defaults: serde_json::Map<String, serde_json::Value>,
+    pub position: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TypeRow {
+    object: String,
+    key: String,
+    name: String,
+    labels: Json<BTreeMap<String, String>>,
+    description: Option<String>,
+    fields: Json<Vec<String>>,
+    required: Json<Vec<String>>,
+    defaults: Json<serde_json::Map<String, serde_json::Value>>,
+    position: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+const TYPE_COLUMNS: &str = "object, key, name, labels, description, fields, required, defaults, \
+    position, created_at, updated_at";
+
+impl From<TypeRow> for RecordType {
+    fn from(r: TypeRow) -> Self {
+        RecordType {
+            object: r.object,
+            key: r.key,
+            name: r.name,
+            labels: r.labels.0,
+            description: r.description,
+            fields: r.fields.0,
+            required: r.required.0,
+            defaults: r.defaults.0,
+            position: r.position,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// The record types of an object, in display order.
+pub async fn record_types(tx: &mut TenantTx, object: &str) -> Result<Vec<RecordType>> {
+    let rows: Vec<TypeRow> = sqlx::query_as(&format!(
+        "SELECT {TYPE_COLUMNS} FROM record_types WHERE object = $1 ORDER BY position, key"
+    ))
+    .bind(object)
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows.into_iter().map(RecordType::from).collect())
+}
+
+/// A record type to add or the values to replace (validated by the caller).
+#[derive(Debug, Clone, Default)]
+pub struct TypeEntry {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub description: Option<String>,
+    pub fields: Vec<String>,
+    pub required: Vec<String>,
+    pub defaults: serde_json::Map<String, serde_json::Value>,
+    pub position: i32,
+}
+
+/// Adds a record type; an existing key is 409 `record_type.exists`.
+pub async fn insert_record_type(
+    tx: &mut TenantTx,
+    object: &str,
+    key: &str,
+    entry: &TypeEntry,
+) -> Result<RecordType> {
+    let row: TypeRow = sqlx::query_as(&format!(
+        "INSERT INTO record_types (object, key, name, labels, description, fields, required, defaults, position) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {TYPE_COLUMNS}"
+    ))
+    .bind(object)
+    .bind(key)
+    .bind(&entry.name)
+    .bind(Json(&entry.labels))
+    .bind(&entry.description)
+    .bind(Json(&entry.fields))
+    .bind(Json(&entry.required))
+    .bind(Json(&entry.defaults))
+    .bind(entry.position)
+    .fetch_one(tx.conn())
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some(_) => Error::conflict(
+            "record_type.exists",
+            format!("{object} already has a record type '{key}'; choose another key or edit it"),
+        ),
+        None => e.into(),
+    })?;
+    Ok(row.into())
+}
+
+/// Replaces a record type's values.
+pub async fn update_record_type(
+    tx: &mut TenantTx,
+    object: &str,
+    key: &str,
+    entry: &TypeEntry,
+) -> Result<RecordType> {
+    let row: Option<TypeRow> = sqlx::query_as(&format!(
+        "UPDATE record_types SET name = $3, labels = $4, description = $5, fields = $6, \
+         required = $7, defaults = $8, position = $9, updated_at = now() \
+         WHERE object = $1 AND key = $2 RETURNING {TYPE_COLUMNS}"
+    ))
+    .bind(object)
+    .bind(key)
+    .bind(&entry.name)
+    .bind(Json(&entry.labels))
+    .bind(&entry.description)
+    .bind(Json(&entry.fields))
+    .bind(Json(&entry.required))
+    .bind(Json(&entry.defaults))
+    .bind(entry.position)
+    .fetch_optional(tx.conn())
+    .await?;
+    row.map(RecordType::from)
+        .ok_or_else(|| record_type_not_found(object, key))
+}
+
+/// Removes a record type (and every role's mention of it).
+pub async fn remove_record_type(tx: &mut TenantTx, object: &str, key: &str) -> Result<()> {
+    let done = sqlx::query("DELETE FROM record_types WHERE object = $1 AND key = $2")
+        .bind(object)
+        .bind(key)
+        .execute(tx.conn())
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(record_type_not_found(object, key));
+    }
+    sqlx::query(
+        "UPDATE roles SET record_types = jsonb_set(record_types, ARRAY[$1], \
+           coalesce((SELECT jsonb_agg(t) FROM jsonb_array_elements_text(record_types -> $1) t WHERE t <> $2), '[]'::jsonb)) \
+         WHERE record_types ? $1",
+    )
+    .bind(object)
+    .bind(key)
+    .execute(tx.conn())
+    .await?;
+    crate::authz::policy::bump_version(tx).await
+}
+
+/// Forgets every record type of a deleted object.
+pub async fn forget_record_types(tx: &mut TenantTx, object: &str) -> Result<()> {
+    sqlx::query("DELETE FROM record_types WHERE object = $1")
+        .bind(object)
+        .execute(tx.conn())
+        .await?;
+    sqlx::query("UPDATE roles SET record_types = record_types - $1 WHERE record_types ? $1")
+        .bind(object)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// 404 `record_type.not_found`.
+pub fn record_type_not_found(object: &str, key: &str) -> Error {
+    Error::not_found(
+        "record_type.not_found",
+        format!("{object} has no record type '{key}'; list them with GET /api/v1/objects/{object}/record-types"),
+    )
+}

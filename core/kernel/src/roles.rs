@@ -18,6 +18,8 @@ pub struct Role {
     pub description: String,
     pub permissions: Vec<Permission>,
     pub scopes: BTreeMap<String, Scope>,
+    /// Objects whose records this role may only create and edit of some record types.
+    pub record_types: BTreeMap<String, Vec<String>>,
     pub builtin: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -28,12 +30,13 @@ struct RoleRow {
     name: String,
     description: String,
     scopes: Json<BTreeMap<String, Scope>>,
+    record_types: Json<BTreeMap<String, Vec<String>>>,
     builtin: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "name, description, scopes, builtin, created_at, updated_at";
+const COLUMNS: &str = "name, description, scopes, record_types, builtin, created_at, updated_at";
 
 async fn with_permissions(tx: &mut TenantTx, row: RoleRow) -> Result<Role> {
     let permissions = policy::role_permissions(tx, &row.name).await?;
@@ -42,6 +45,7 @@ async fn with_permissions(tx: &mut TenantTx, row: RoleRow) -> Result<Role> {
         description: row.description,
         permissions,
         scopes: row.scopes.0,
+        record_types: row.record_types.0,
         builtin: row.builtin,
         created_at: row.created_at,
         updated_at: row.updated_at,
@@ -154,6 +158,57 @@ async fn ensure_objects_exist(
             )
         })
         .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(errors))
+    }
+}
+
+/// 422 naming each object or record type in a role's record type limits that the tenant
+/// does not have.
+async fn ensure_record_types_exist(
+    tx: &mut TenantTx,
+    changes: &BTreeMap<String, Option<Vec<String>>>,
+) -> Result<()> {
+    let mut errors = Vec::new();
+    for (object, types) in changes {
+        let field = format!("record_types.{object}");
+        let known_object = SCOPED_OBJECTS.contains(&object.as_str())
+            || match ObjectName::parse("record_types", object) {
+                Ok(name) => crate::objects::get(tx, name).await?.is_some(),
+                Err(_) => false,
+            };
+        if !known_object {
+            errors.push(FieldError::new(
+                field,
+                "unknown_object",
+                format!("there is no object '{object}'; list objects with GET /api/v1/objects"),
+            ));
+            continue;
+        }
+        let defined: Vec<String> = crate::objects::record_types(tx, object)
+            .await?
+            .into_iter()
+            .map(|t| t.key)
+            .collect();
+        for (i, t) in types.iter().flatten().enumerate() {
+            if !defined.contains(t) {
+                errors.push(FieldError::new(
+                    format!("{field}[{i}]"),
+                    "unknown_record_type",
+                    format!(
+                        "{object} has no record type '{t}'; it has: {}",
+                        if defined.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            defined.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -329,6 +384,9 @@ pub struct RolePatch {
     pub description: Option<String>,
     pub permissions: Option<Vec<Permission>>,
     pub scopes: Option<BTreeMap<String, Scope>>,
+    /// Replaces the named objects' record type limits (an empty list: none of its types;
+    /// `null` for an object: all of them again).
+    pub record_types: Option<BTreeMap<String, Option<Vec<String>>>>,
 }
 
 /// Edits a role. The admin role keeps every permission and scope `all`. A change of
@@ -342,13 +400,33 @@ pub async fn update(
 ) -> Result<Role> {
     granter.require(Permission::RolesManage)?;
     let current = load(tx, name).await?;
-    if name == ADMIN_ROLE && (patch.permissions.is_some() || patch.scopes.is_some()) {
+    if name == ADMIN_ROLE
+        && (patch.permissions.is_some() || patch.scopes.is_some() || patch.record_types.is_some())
+    {
         return Err(Error::conflict(
             "role.protected",
             "the admin role always holds every permission with scope 'all'; create another role instead",
         ));
     }
-    let changes_power = patch.permissions.is_some() || patch.scopes.is_some();
+    let changes_power =
+        patch.permissions.is_some() || patch.scopes.is_some() || patch.record_types.is_some();
+    let mut record_types = current.record_types.clone();
+    if let Some(changes) = &patch.record_types {
+        ensure_record_types_exist(tx, changes).await?;
+        for (object, types) in changes {
+            match types {
+                Some(types) => {
+                    let mut types = types.clone();
+                    types.sort();
+                    types.dedup();
+                    record_types.insert(object.clone(), types);
+                }
+                None => {
+                    record_types.remove(object);
+                }
+            }
+        }
+    }
     let scopes = patch
         .scopes
         .map(|s| {
@@ -361,16 +439,18 @@ pub async fn update(
     if changes_power {
         let permissions = patch.permissions.as_deref().unwrap_or(&current.permissions);
         ensure_objects_exist(tx, permissions, &scopes).await?;
-        granter
-            .grants
-            .ensure_may_grant(&Grants::of_role(permissions.to_vec(), &scopes))?;
+        granter.grants.ensure_may_grant(
+            &Grants::of_role(permissions.to_vec(), &scopes).with_record_types(record_types.clone()),
+        )?;
     }
     sqlx::query(
-        "UPDATE roles SET description = $2, scopes = $3, updated_at = now() WHERE name = $1",
+        "UPDATE roles SET description = $2, scopes = $3, record_types = $4, updated_at = now() \
+         WHERE name = $1",
     )
     .bind(name)
     .bind(patch.description.unwrap_or(current.description))
     .bind(Json(scopes))
+    .bind(Json(&record_types))
     .execute(tx.conn())
     .await?;
     if let Some(permissions) = patch.permissions {

@@ -170,6 +170,15 @@ impl<'a> Access<'a> {
         }
     }
 
+    /// The record types of `object` this access may create and edit (`None`: all).
+    pub fn record_types_allowed(&self, object: ObjectKey) -> Option<&'a [String]> {
+        match self.authority {
+            Authority::Caller(caller) => caller.grants.record_types_of(object.as_str()),
+            Authority::Grants(grants) => grants.record_types_of(object.as_str()),
+            Authority::Portal | Authority::Platform => None,
+        }
+    }
+
     /// Whether this access may read `object`'s records (no error: for expansions, which
     /// show what cannot be read as hidden).
     pub fn may(&self, object: ObjectKey, action: RecordAction) -> bool {

@@ -24,6 +24,7 @@ pub mod objects;
 pub mod pipelines;
 pub mod query;
 pub mod recipients;
+pub mod record_types;
 pub mod register;
 pub mod relations;
 pub mod reminders;

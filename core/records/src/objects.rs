@@ -122,6 +122,7 @@ fn table_ddl(name: ObjectName) -> Vec<String> {
                owner_id uuid REFERENCES users (id), \
                team_id uuid REFERENCES teams (id), \
                tags text[] NOT NULL DEFAULT '{{}}', \
+               record_type text, \
                name_grams text[] NOT NULL DEFAULT '{{}}', \
                created_at timestamptz NOT NULL DEFAULT now(), \
                updated_at timestamptz NOT NULL DEFAULT now(), \
@@ -322,6 +323,7 @@ pub async fn delete(
         .execute(tx.conn())
         .await?;
     fields::forget_object(tx, object).await?;
+    catalogue::forget_record_types(tx, name.as_str()).await?;
     crate::history::forget_object(tx, object).await?;
     for listener in crate::hooks::listeners() {
         listener.object_removed(tx, object).await?;

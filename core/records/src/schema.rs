@@ -68,6 +68,8 @@ pub struct ObjectSchema {
     pub custom: Vec<FieldDef>,
     /// The roll-ups this object's records feed (recomputed after each of their writes).
     pub feeds: Vec<crate::rollups::Feed>,
+    /// The object's record types; when it has any, records carry a `record_type` field.
+    pub record_types: Vec<crm_core::objects::RecordType>,
     /// Customers from tenant schema v14 on: the address's city is also the generated column
     /// `address_city`, which filters on `address.city` use (an index covers it with the level).
     pub city_column: bool,
@@ -108,6 +110,7 @@ impl ObjectSchema {
             def,
             custom: fields::list(tx, object).await?,
             feeds: Vec::new(),
+            record_types: crm_core::objects::record_types(tx, object.as_str()).await?,
             city_column,
         };
         schema.feeds = crate::rollups::feeds_of(tx, &schema).await?;
@@ -122,22 +125,42 @@ impl ObjectSchema {
         }
     }
 
+    /// The built-in fields, then `record_type` when the object has record types.
     pub fn builtins(&self) -> impl Iterator<Item = Field<'_>> {
-        self.object.builtins().iter().map(|b| Field {
-            key: b.key,
+        let record_type = (!self.record_types.is_empty()).then(|| Field {
+            key: "record_type",
             nested: false,
-            column: b.key.to_owned(),
-            ty: b.ty,
+            column: "record_type".to_owned(),
+            ty: FieldType::Select,
             custom: false,
-            required: b.required,
-            options: Cow::Owned(b.options.iter().map(|o| (*o).to_owned()).collect()),
-            target: b.target,
-            sensitive: b.sensitive,
+            required: false,
+            options: Cow::Owned(self.record_types.iter().map(|t| t.key.clone()).collect()),
+            target: None,
+            sensitive: false,
             encrypted: false,
-            searchable: b.searchable,
+            searchable: false,
             default: None,
             unique: false,
-        })
+        });
+        self.object
+            .builtins()
+            .iter()
+            .map(|b| Field {
+                key: b.key,
+                nested: false,
+                column: b.key.to_owned(),
+                ty: b.ty,
+                custom: false,
+                required: b.required,
+                options: Cow::Owned(b.options.iter().map(|o| (*o).to_owned()).collect()),
+                target: b.target,
+                sensitive: b.sensitive,
+                encrypted: false,
+                searchable: b.searchable,
+                default: None,
+                unique: false,
+            })
+            .chain(record_type)
     }
 
     pub fn customs(&self) -> impl Iterator<Item = Field<'_>> {

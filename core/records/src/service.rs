@@ -11,6 +11,7 @@ use super::schema::ObjectSchema;
 use super::tags;
 use super::values::SqlValue;
 use crate::hooks;
+use crate::record_types;
 use crate::relations;
 use crate::rollups;
 use crm_core::db::TenantTx;
@@ -181,6 +182,7 @@ pub async fn create(
 ) -> Result<Value> {
     access.require(schema.object, RecordAction::Create)?;
     let mut input = engine::parse_input(schema, body, true)?;
+    record_types::prepare_create(schema, access, &mut input)?;
     let mut default_owner = access.user_id;
     match schema.object {
         ObjectKey::Customers => {
@@ -317,6 +319,7 @@ pub async fn update(
     access.require(schema.object, RecordAction::Update)?;
     let mut input = engine::parse_input(schema, body, false)?;
     ensure_unlocked(tx, access, schema.object, id).await?;
+    record_types::check_update(tx, schema, access, id, &input).await?;
     let mut before: Option<Value> = None;
     match schema.object {
         ObjectKey::Customers | ObjectKey::Custom(_) => {}

@@ -8,15 +8,17 @@ use crate::db::TenantTx;
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 
-/// A role's name, scopes and `object:action` permissions (casbin `p` rows of the tenant).
+/// A role's name, scopes, record types and `object:action` permissions (casbin `p` rows of
+/// the tenant).
 type RoleGrantRow = (
     String,
     sqlx::types::Json<BTreeMap<String, Scope>>,
+    sqlx::types::Json<BTreeMap<String, Vec<String>>>,
     Vec<String>,
 );
 
 /// Roles with their permissions; `$2` is the casbin domain (the tenant id).
-const ROLE_GRANTS: &str = "SELECT r.name, r.scopes, \
+const ROLE_GRANTS: &str = "SELECT r.name, r.scopes, r.record_types, \
     coalesce(array_agg(p.v2 || ':' || p.v3) FILTER (WHERE p.v2 IS NOT NULL), '{}') \
     FROM roles r LEFT JOIN casbin_rule p ON p.ptype = 'p' AND p.v0 = r.name AND p.v1 = $2";
 
@@ -31,6 +33,9 @@ pub struct Grants {
     /// The scope on a custom object no role names: `all` once any role is held (a role that
     /// does not mention an object sees all of it), `None` without roles (nothing visible).
     pub default_scope: Option<Scope>,
+    /// Objects whose records may only be of some record types: those every role limits
+    /// (an object a role does not limit is open to all its types).
+    pub record_types: BTreeMap<String, Vec<String>>,
 }
 
 /// Orders scopes from narrowest to widest.
@@ -49,6 +54,7 @@ impl Grants {
             permissions,
             scopes: scopes.clone(),
             default_scope: Some(Scope::All),
+            record_types: BTreeMap::new(),
         };
         g.permissions.sort();
         g.permissions.dedup();
@@ -59,11 +65,36 @@ impl Grants {
         g
     }
 
+    /// The same grants limited to some record types per object.
+    pub fn with_record_types(mut self, record_types: BTreeMap<String, Vec<String>>) -> Grants {
+        self.record_types = record_types;
+        self
+    }
+
+    /// The record types of `object` these grants are limited to (`None`: all).
+    pub fn record_types_of(&self, object: &str) -> Option<&[String]> {
+        self.record_types.get(object).map(Vec::as_slice)
+    }
+
     /// The union of several grants: every permission, the widest scope per object (an
-    /// object one part does not name gets that part's default scope).
+    /// object one part does not name gets that part's default scope), record types limited
+    /// only where every part limits them.
     pub fn union(parts: impl IntoIterator<Item = Grants>) -> Grants {
         let parts: Vec<Grants> = parts.into_iter().collect();
         let mut out = Grants::default();
+        if let Some(first) = parts.first() {
+            for object in first.record_types.keys() {
+                if parts.iter().all(|p| p.record_types.contains_key(object)) {
+                    let mut types: Vec<String> = parts
+                        .iter()
+                        .flat_map(|p| p.record_types.get(object).into_iter().flatten().cloned())
+                        .collect();
+                    types.sort();
+                    types.dedup();
+                    out.record_types.insert(object.clone(), types);
+                }
+            }
+        }
         for part in &parts {
             out.permissions.extend(part.permissions.iter().copied());
             out.default_scope = wider(out.default_scope, part.default_scope);
@@ -85,7 +116,7 @@ impl Grants {
     pub async fn of_roles(tx: &mut TenantTx, roles: &[String]) -> Result<Grants> {
         let domain = tx.tenant().id.to_string();
         let rows: Vec<RoleGrantRow> = sqlx::query_as(&format!(
-            "{ROLE_GRANTS} WHERE r.name = ANY($1) GROUP BY r.name, r.scopes"
+            "{ROLE_GRANTS} WHERE r.name = ANY($1) GROUP BY r.name, r.scopes, r.record_types"
         ))
         .bind(roles)
         .bind(domain)
@@ -100,7 +131,7 @@ impl Grants {
         let rows: Vec<RoleGrantRow> = sqlx::query_as(&format!(
             "{ROLE_GRANTS} WHERE r.name IN (SELECT g.v1 FROM casbin_rule g \
                WHERE g.ptype = 'g' AND g.v0 = $1 AND g.v2 = $2) \
-             GROUP BY r.name, r.scopes"
+             GROUP BY r.name, r.scopes, r.record_types"
         ))
         .bind(subject)
         .bind(domain)
@@ -110,12 +141,12 @@ impl Grants {
     }
 
     fn from_rows(rows: Vec<RoleGrantRow>) -> Grants {
-        Grants::union(rows.into_iter().map(|(_, scopes, permissions)| {
+        Grants::union(rows.into_iter().map(|(_, scopes, types, permissions)| {
             let permissions = permissions
                 .iter()
                 .filter_map(|p| Permission::parse(p))
                 .collect();
-            Grants::of_role(permissions, &scopes.0)
+            Grants::of_role(permissions, &scopes.0).with_record_types(types.0)
         }))
     }
 
@@ -151,6 +182,28 @@ impl Grants {
                 })
             })
             .collect();
+        for (object, ours) in &self.record_types {
+            match other.record_types_of(object) {
+                None => scopes.push(format!(
+                    "{object}: every record type (yours: {})",
+                    ours.join(", ")
+                )),
+                Some(theirs) => {
+                    let extra: Vec<&str> = theirs
+                        .iter()
+                        .filter(|t| !ours.contains(t))
+                        .map(String::as_str)
+                        .collect();
+                    if !extra.is_empty() {
+                        scopes.push(format!(
+                            "{object}: record types {} (yours: {})",
+                            extra.join(", "),
+                            ours.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
         if let (Some(theirs), None) = (other.default_scope, self.default_scope) {
             scopes.push(format!(
                 "other objects: {} (yours: none)",
