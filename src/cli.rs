@@ -99,11 +99,17 @@ pub enum BenchCommand {
         #[arg(long)]
         keep: bool,
     },
-    /// Load N customers into a fresh tenant, serve it, and report p50/p95 HTTP latency of
-    /// get, filtered list, search and create. The tenant is removed afterwards unless --keep.
+    /// Load N customers (or, with `--object policies`, a custom object's records) into a fresh
+    /// tenant, serve it, and report p50/p95 HTTP latency of get, filtered list, search and
+    /// create; for a custom object also the time to create one (its DDL). The tenant is removed
+    /// afterwards unless --keep.
     Records {
-        #[arg(long, default_value_t = 1_000_000)]
+        /// How many records to load.
+        #[arg(long, alias = "records", default_value_t = 1_000_000)]
         customers: usize,
+        /// `customers`, or `policies` (a custom object the benchmark defines).
+        #[arg(long, default_value = "customers")]
+        object: String,
         /// Requests per operation.
         #[arg(long, default_value_t = 300)]
         requests: usize,
@@ -242,9 +248,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 BenchCommand::Records {
                     customers,
+                    object,
                     requests,
                     keep,
-                } => crate::bench::records(&config, &db.pool, customers, requests, keep).await,
+                } => match object.as_str() {
+                    "customers" => {
+                        crate::bench::records(&config, &db.pool, customers, requests, keep).await
+                    }
+                    "policies" => {
+                        crate::bench::objects(&config, &db.pool, customers, requests, keep).await
+                    }
+                    other => Err(anyhow::anyhow!(
+                        "--object {other}: the benchmark knows customers and policies"
+                    )),
+                },
                 BenchCommand::Api(bench) => crate::bench::api(&config, &db.pool, &bench).await,
                 BenchCommand::Rules {
                     tenants,

@@ -95,6 +95,9 @@ pub struct Config {
     pub files: crm_core::files::FileStoreConfig,
     /// Limits on uploaded files (`[uploads]`: `max_bytes`, `allowed_types`).
     pub uploads: crm_core::files::UploadPolicy,
+    /// Custom objects: `[objects]` with `max_per_tenant` (200) and `max_fields` (custom fields
+    /// per object, 500).
+    pub objects: crm_records::objects::ObjectLimits,
     /// Outbound calls (rule webhooks): `[outbound]` with `allow_http`, `allowed_ports`,
     /// `allow_private_addresses` (development only), `timeout_secs`.
     pub outbound: crm_core::outbound::OutboundPolicy,
@@ -142,6 +145,7 @@ impl Default for Config {
             files: crm_core::files::FileStoreConfig::default(),
             uploads: crm_core::files::UploadPolicy::default(),
             outbound: crm_core::outbound::OutboundPolicy::default(),
+            objects: crm_records::objects::ObjectLimits::default(),
             public_url: None,
         }
     }

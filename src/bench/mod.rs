@@ -4,6 +4,7 @@
 mod api;
 mod dataset;
 mod load;
+mod objects;
 mod provision;
 mod raw;
 mod records;
@@ -13,6 +14,7 @@ mod tenants;
 mod workload;
 
 pub use api::{api, ApiBench};
+pub use objects::objects;
 pub use provision::provision;
 pub use records::records;
 pub use rules::rules;

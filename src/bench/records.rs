@@ -7,7 +7,7 @@ use crm_tenants::Tenant;
 use std::time::{Duration, Instant};
 
 /// Builds the i-th request of an operation: method, path under /api/v1, JSON body.
-type RequestMaker<'a> =
+pub(crate) type RequestMaker<'a> =
     Box<dyn Fn(usize) -> (reqwest::Method, String, Option<serde_json::Value>) + 'a>;
 
 /// Loads `count` customers into a fresh tenant, serves it, and reports HTTP latencies.
@@ -43,10 +43,6 @@ async fn records_inner(
 
     let surnames: Vec<char> = SURNAMES.chars().collect();
     let given: Vec<char> = GIVEN.chars().collect();
-    println!(
-        "{:<34} {:>8} {:>9} {:>9} {:>9}",
-        "operation (HTTP, sequential)", "requests", "p50 ms", "p95 ms", "max ms"
-    );
     let ops: Vec<(&str, RequestMaker<'_>)> = vec![
         (
             "get by id",
@@ -154,13 +150,30 @@ async fn records_inner(
             }),
         ),
     ];
-    for (name, make) in &ops {
+    run_ops(&client, &base, &token, &ops, requests).await?;
+    running.stop().await?;
+    Ok(())
+}
+
+/// Sends each operation's requests one after another and prints p50/p95/max per operation.
+pub(crate) async fn run_ops(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    ops: &[(&str, RequestMaker<'_>)],
+    requests: usize,
+) -> anyhow::Result<()> {
+    println!(
+        "{:<34} {:>8} {:>9} {:>9} {:>9}",
+        "operation (HTTP, sequential)", "requests", "p50 ms", "p95 ms", "max ms"
+    );
+    for (name, make) in ops {
         let mut times = Vec::with_capacity(requests);
         for i in 0..requests {
             let (method, path, body) = make(i);
             let mut req = client
                 .request(method, format!("{base}{path}"))
-                .bearer_auth(&token);
+                .bearer_auth(token);
             if let Some(b) = body {
                 req = req.json(&b);
             }
@@ -181,6 +194,5 @@ async fn records_inner(
             ms(*times.last().unwrap_or(&Duration::ZERO))
         );
     }
-    running.stop().await?;
     Ok(())
 }

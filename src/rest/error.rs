@@ -122,10 +122,11 @@ impl Problem {
 pub struct ApiError(#[from] pub Error);
 
 impl ApiError {
-    /// A query met a table the tenant's schema does not have yet: it is one version behind.
+    /// A query met a table or column the tenant's schema does not have yet (42P01, 42703): it
+    /// is one version behind.
     fn schema_behind(&self) -> bool {
         matches!(&self.0, Error::Database(db)
-            if db.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref() == Some("42P01"))
+            if matches!(db.as_database_error().and_then(sqlx::error::DatabaseError::code).as_deref(), Some("42P01" | "42703")))
     }
 
     /// A statement ran past the tenant transaction's `statement_timeout` (57014).

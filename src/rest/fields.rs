@@ -234,6 +234,7 @@ impl FieldsApi {
                 encrypted: b.encrypted,
                 portal_editable: b.portal_editable,
             },
+            self.0.config.objects.max_fields,
         )
         .await?;
         tx.commit().await?;

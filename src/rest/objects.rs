@@ -127,7 +127,8 @@ impl ObjectsApi {
 
     /// Create an object (`objects:manage`): a table of its own with name, owner, team and
     /// tags; add fields with POST /objects/{key}/fields and use its records at
-    /// /records/{key}. Every role gets on it what it holds on customers. At most 200 objects.
+    /// /records/{key}. Every role gets on it what it holds on customers. At most 200 objects
+    /// (`[objects] max_per_tenant`).
     #[oai(path = "/objects", method = "post")]
     async fn create(
         &self,
@@ -140,6 +141,7 @@ impl ObjectsApi {
             &mut tx,
             &caller,
             &Actor::of(&ctx),
+            &self.0.config.objects,
             NewObject {
                 key: b.key,
                 name: b.name,

@@ -688,3 +688,98 @@ async fn custom_objects_mask_encrypt_replay_and_document_their_fields() {
         .expect(200);
     assert!(theirs["components"]["schemas"]["Record_policies"].is_null());
 }
+
+#[tokio::test]
+async fn object_and_field_limits_are_configurable_and_stated() {
+    let app = TestApp::spawn_with(|c| {
+        c.objects.max_per_tenant = 2;
+        c.objects.max_fields = 1;
+    })
+    .await;
+    let t = app.signup().await;
+    for key in ["policies", "claims"] {
+        app.post(
+            "/api/v1/objects",
+            &t.token,
+            json!({"key": key, "name": key, "name_plural": key}),
+        )
+        .await
+        .expect(201);
+    }
+    let over = app
+        .post(
+            "/api/v1/objects",
+            &t.token,
+            json!({"key": "vehicles", "name": "Vehicle", "name_plural": "Vehicles"}),
+        )
+        .await
+        .expect_problem(422, "validation.failed");
+    assert_eq!(over["errors"][0]["code"], "object.limit_reached");
+    assert!(
+        over["detail"].as_str().unwrap().contains("maximum of 2"),
+        "{over:#}"
+    );
+    app.post(
+        "/api/v1/objects/claims/fields",
+        &t.token,
+        json!({"key": "amount", "label": "Amount", "type": "currency"}),
+    )
+    .await
+    .expect(201);
+    let fields = app
+        .post(
+            "/api/v1/objects/claims/fields",
+            &t.token,
+            json!({"key": "status", "label": "Status", "type": "text"}),
+        )
+        .await
+        .expect_problem(422, "validation.failed");
+    assert!(
+        fields["detail"].as_str().unwrap().contains("maximum of 1"),
+        "{fields:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_custom_objects_records_export_under_its_own_permission() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    policies(&app, &t).await;
+    app.post(
+        "/api/v1/records/policies",
+        &t.token,
+        json!({"name": "张伟寿险", "policy_no": "P-1", "product": "life"}),
+    )
+    .await
+    .expect(201);
+    let resp = app
+        .send(
+            app.client
+                .get(format!("{}/api/v1/records/policies/export", app.base))
+                .bearer_auth(&t.token),
+        )
+        .await;
+    assert_eq!(resp.status.as_u16(), 200);
+    let csv = resp.body.as_str().unwrap_or_default();
+    assert!(
+        csv.contains("policy_no") && csv.contains("张伟寿险"),
+        "{csv}"
+    );
+    let (_, sales) = app.user_with_roles(&t, &["sales"]).await;
+    let refused = app
+        .get("/api/v1/records/policies/export", &sales)
+        .await
+        .expect_problem(403, "auth.forbidden");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("policies:export"),
+        "{refused:#}"
+    );
+    let audit = app
+        .items("/api/v1/audit?action=policies.exported", &t.token)
+        .await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0]["detail"]["rows"], 1);
+}

@@ -921,12 +921,20 @@ async fn referenced_records_cannot_be_purged_and_encrypted_parents_list_contacts
     )
     .await
     .expect(201);
-    app.delete(
-        &format!("/api/v1/customers/{}?purge=true", id(&a)),
-        &t.token,
-    )
-    .await
-    .expect_problem(409, "record.in_use");
+    // A relation field restricts deleting what it points to (its default on_delete).
+    let referenced = app
+        .delete(
+            &format!("/api/v1/customers/{}?purge=true", id(&a)),
+            &t.token,
+        )
+        .await
+        .expect_problem(409, "record.referenced");
+    assert!(
+        referenced["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("customers.referrer: 1")),
+        "{referenced:#}"
+    );
     app.post(
         "/api/v1/contacts",
         &t.token,

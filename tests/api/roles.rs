@@ -162,7 +162,20 @@ async fn role_validation_and_protection() {
         .post("/api/v1/roles", &t.token, json!({"name": "ok-name", "permissions": [], "scopes": {"customers": "mine", "planets": "all"}}))
         .await
         .expect_problem(422, "validation.failed");
-    assert_eq!(bad_scope["errors"].as_array().map(Vec::len), Some(2));
+    assert_eq!(bad_scope["errors"].as_array().map(Vec::len), Some(1));
+    assert_eq!(bad_scope["errors"][0]["field"], "scopes.customers");
+    // A well-formed name that is none of the company's objects is refused when the role is
+    // checked against the catalogue.
+    let unknown = app
+        .post(
+            "/api/v1/roles",
+            &t.token,
+            json!({"name": "ok-name", "permissions": [], "scopes": {"planets": "all"}}),
+        )
+        .await
+        .expect_problem(422, "validation.failed");
+    assert_eq!(unknown["errors"][0]["field"], "scopes.planets");
+    assert_eq!(unknown["errors"][0]["code"], "unknown_object");
     app.post(
         "/api/v1/roles",
         &t.token,

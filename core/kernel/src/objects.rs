@@ -61,8 +61,19 @@ fn from_row(r: Row) -> Result<ObjectDef> {
     })
 }
 
-/// Every custom object, by key.
+/// Whether the tenant's schema has `table` (a tenant one version behind may not yet).
+async fn has_table(tx: &mut TenantTx, table: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(table)
+        .fetch_one(tx.conn())
+        .await?)
+}
+
+/// Every custom object, by key (none before schema v15).
 pub async fn list(tx: &mut TenantTx) -> Result<Vec<ObjectDef>> {
+    if !has_table(tx, "object_defs").await? {
+        return Ok(Vec::new());
+    }
     let rows: Vec<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM object_defs ORDER BY key"))
         .fetch_all(tx.conn())
         .await?;
@@ -234,8 +245,11 @@ impl From<TypeRow> for RecordType {
     }
 }
 
-/// The record types of an object, in display order.
+/// The record types of an object, in display order (none before schema v15).
 pub async fn record_types(tx: &mut TenantTx, object: &str) -> Result<Vec<RecordType>> {
+    if !has_table(tx, "record_types").await? {
+        return Ok(Vec::new());
+    }
     let rows: Vec<TypeRow> = sqlx::query_as(&format!(
         "SELECT {TYPE_COLUMNS} FROM record_types WHERE object = $1 ORDER BY position, key"
     ))

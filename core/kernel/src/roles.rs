@@ -36,7 +36,9 @@ struct RoleRow {
     updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "name, description, scopes, record_types, builtin, created_at, updated_at";
+/// `record_types` through `to_jsonb`: a tenant before schema v15 has no such column.
+const COLUMNS: &str = "name, description, scopes, \
+    coalesce(to_jsonb(roles) -> 'record_types', '{}'::jsonb) AS record_types, builtin, created_at, updated_at";
 
 async fn with_permissions(tx: &mut TenantTx, row: RoleRow) -> Result<Role> {
     let permissions = policy::role_permissions(tx, &row.name).await?;

@@ -49,6 +49,7 @@ pub async fn create(
     master: Option<&MasterKey>,
     object: ObjectKey,
     new: NewField,
+    max_fields: i64,
 ) -> Result<FieldDef> {
     caller.require(Permission::FieldsManage)?;
     ensure_object(tx, object).await?;
@@ -62,7 +63,7 @@ pub async fn create(
                 other => other,
             })?;
     }
-    let def = fields::create(tx, object, new).await?;
+    let def = fields::create(tx, object, new, max_fields).await?;
     audit::record(
         tx,
         actor,

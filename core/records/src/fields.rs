@@ -41,7 +41,7 @@ impl OnDelete {
     }
 }
 
-/// At most this many custom fields per object (Salesforce Enterprise level).
+/// Default: at most this many custom fields per object (Salesforce Enterprise level).
 pub const MAX_CUSTOM_FIELDS: i64 = 500;
 
 /// A custom field's definition.
@@ -102,7 +102,8 @@ struct FieldRow {
 
 const COLUMNS: &str =
     "object, key, label, labels, type, required, is_unique, indexed, default_value, \
-    options, option_labels, target, on_delete, rollup, sensitive, encrypted, portal_editable, position, created_at, updated_at";
+    options, option_labels, target, to_jsonb(field_defs) ->> 'on_delete' AS on_delete, \
+    to_jsonb(field_defs) -> 'rollup' AS rollup, sensitive, encrypted, portal_editable, position, created_at, updated_at";
 
 fn from_row(r: FieldRow) -> Result<FieldDef> {
     let corrupt = |what: &str| Error::internal(format!("field_defs row has a bad {what}"));
@@ -299,6 +300,7 @@ pub(crate) async fn create(
     tx: &mut TenantTx,
     object: ObjectKey,
     new: NewField,
+    max_fields: i64,
 ) -> Result<FieldDef> {
     let mut v = Validator::new();
     let key = v.check(FieldKey::parse("key", &new.key));
@@ -470,11 +472,13 @@ pub(crate) async fn create(
         .bind(object.as_str())
         .fetch_one(tx.conn())
         .await?;
-    if count >= MAX_CUSTOM_FIELDS {
+    if count >= max_fields {
         return Err(Error::invalid_field(
             "key",
             "field.limit_reached",
-            format!("{object} already has the maximum of {MAX_CUSTOM_FIELDS} custom fields; delete one first"),
+            format!(
+                "{object} already has the maximum of {max_fields} custom fields; delete one first"
+            ),
         ));
     }
     let exists: bool = sqlx::query_scalar(

@@ -15,8 +15,26 @@ use crm_core::error::{Error, FieldError, Result};
 use crm_core::objects::{self as catalogue, Entry, ObjectDef};
 use std::collections::BTreeMap;
 
-/// At most this many custom objects per tenant.
+/// Default: at most this many custom objects per tenant.
 pub const MAX_OBJECTS: i64 = 200;
+
+/// How many objects a company may define and how many custom fields an object may have
+/// (`[objects]` in crm.toml: `max_per_tenant`, `max_fields`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectLimits {
+    pub max_per_tenant: i64,
+    pub max_fields: i64,
+}
+
+impl Default for ObjectLimits {
+    fn default() -> Self {
+        ObjectLimits {
+            max_per_tenant: MAX_OBJECTS,
+            max_fields: crate::fields::MAX_CUSTOM_FIELDS,
+        }
+    }
+}
 /// Longest name, plural name or label, in characters.
 pub const NAME_MAX_CHARS: usize = 100;
 /// Longest icon name, in characters.
@@ -145,6 +163,7 @@ pub async fn create(
     tx: &mut TenantTx,
     caller: &Caller,
     actor: &Actor,
+    limits: &ObjectLimits,
     new: NewObject,
 ) -> Result<ObjectDef> {
     caller.require(Permission::ObjectsManage)?;
@@ -163,12 +182,13 @@ pub async fn create(
         return Err(Error::internal("validated object key missing"));
     };
     let count = catalogue::count(tx).await?;
-    if count >= MAX_OBJECTS {
+    if count >= limits.max_per_tenant {
         return Err(Error::invalid_field(
             "key",
             "object.limit_reached",
             format!(
-                "the company already has the maximum of {MAX_OBJECTS} custom objects; delete one first"
+                "the company already has the maximum of {} custom objects; delete one first",
+                limits.max_per_tenant
             ),
         ));
     }

@@ -163,8 +163,8 @@ pub async fn validate(tx: &mut TenantTx, parent: ObjectKey, raw: Option<&Value>)
 /// The roll-ups `child`'s records feed (read with its schema, so cached with it).
 pub(crate) async fn feeds_of(tx: &mut TenantTx, child: &ObjectSchema) -> Result<Vec<Feed>> {
     let rows = sqlx::query(
-        "SELECT object, key, rollup FROM field_defs WHERE type = 'rollup' AND rollup ->> 'child' = $1 \
-         ORDER BY object, key",
+        "SELECT object, key, to_jsonb(f) -> 'rollup' AS rollup FROM field_defs f \
+         WHERE type = 'rollup' AND to_jsonb(f) -> 'rollup' ->> 'child' = $1 ORDER BY object, key",
     )
     .bind(child.object.as_str())
     .fetch_all(tx.conn())

@@ -17,6 +17,36 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+/// A list's records as CSV (all pages, in the caller's scope, masked as they see them),
+/// counted against the read limit for customers and audited as `<object>.exported`.
+pub(super) async fn export(
+    state: &AppState,
+    auth: Auth,
+    object: ObjectKey,
+    req: &Request,
+) -> ApiResult<CsvResponse> {
+    let pairs = query_pairs(req);
+    let (mut tx, rc, lq) = open_list(state, &auth, object, &pairs).await?;
+    let (csv, ids) = crm_records::export::csv(&mut tx, &rc.schema, &rc.access(), lq).await?;
+    let verdict = account_reads(&mut tx, &rc, Via::Export, &ids).await?;
+    if verdict == ReadVerdict::Admitted {
+        crm_core::audit::record(
+            &mut tx,
+            &Actor::of(&rc.ctx),
+            &format!("{object}.exported"),
+            None,
+            json!({ "rows": ids.len(), "query": pairs }),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    verdict.admit()?;
+    Ok(CsvResponse::Ok(
+        PlainText(csv),
+        format!("attachment; filename=\"{object}.csv\""),
+    ))
+}
+
 #[derive(Object)]
 pub struct MergeRequest {
     /// The customer merged into this one (it goes to the recycle bin).
@@ -144,26 +174,7 @@ impl CustomerExtrasApi {
     /// and `customers:export`; at most 100,000 rows (400 `export.too_large` beyond). Audited.
     #[oai(path = "/customers/export", method = "get")]
     async fn customer_export(&self, auth: Auth, req: &Request) -> ApiResult<CsvResponse> {
-        let pairs = query_pairs(req);
-        let (mut tx, rc, lq) = open_list(&self.0, &auth, ObjectKey::Customers, &pairs).await?;
-        let (csv, ids) = crm_records::export::csv(&mut tx, &rc.schema, &rc.access(), lq).await?;
-        let verdict = account_reads(&mut tx, &rc, Via::Export, &ids).await?;
-        if verdict == ReadVerdict::Admitted {
-            crm_core::audit::record(
-                &mut tx,
-                &Actor::of(&rc.ctx),
-                "customers.exported",
-                None,
-                json!({ "rows": ids.len(), "query": pairs }),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        verdict.admit()?;
-        Ok(CsvResponse::Ok(
-            PlainText(csv),
-            "attachment; filename=\"customers.csv\"".to_owned(),
-        ))
+        export(&self.0, auth, ObjectKey::Customers, req).await
     }
 
     /// Pairs of live customers sharing a phone or e-mail.

@@ -58,6 +58,20 @@ impl RecordsApi {
         list(&self.0, auth, object_of(&object.0)?, req, None).await
     }
 
+    /// Export the records a list with the same parameters would return as CSV (UTF-8 with a
+    /// BOM; all pages, in your scope, masked as you see them): the object's read and export
+    /// permissions (`customers:export` for built-in objects, `<key>:export` for yours); at
+    /// most 100,000 rows. Audited as `<object>.exported`.
+    #[oai(path = "/records/:object/export", method = "get")]
+    async fn export(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        req: &Request,
+    ) -> ApiResult<super::extras::CsvResponse> {
+        super::extras::export(&self.0, auth, object_of(&object.0)?, req).await
+    }
+
     /// Count the records matching the same filters as the list.
     #[oai(path = "/records/:object/count", method = "get")]
     async fn count(

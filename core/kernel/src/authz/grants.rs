@@ -18,9 +18,12 @@ type RoleGrantRow = (
 );
 
 /// Roles with their permissions; `$2` is the casbin domain (the tenant id).
-const ROLE_GRANTS: &str = "SELECT r.name, r.scopes, r.record_types, \
+/// `record_types` is read through `to_jsonb` so that a tenant one schema version behind
+/// (before v15) still answers, with no limits.
+const ROLE_GRANTS: &str = "SELECT r.name, r.scopes, x.rt, \
     coalesce(array_agg(p.v2 || ':' || p.v3) FILTER (WHERE p.v2 IS NOT NULL), '{}') \
-    FROM roles r LEFT JOIN casbin_rule p ON p.ptype = 'p' AND p.v0 = r.name AND p.v1 = $2";
+    FROM roles r CROSS JOIN LATERAL (SELECT coalesce(to_jsonb(r) -> 'record_types', '{}'::jsonb) AS rt) x \
+    LEFT JOIN casbin_rule p ON p.ptype = 'p' AND p.v0 = r.name AND p.v1 = $2";
 
 /// Permissions and per-object scopes of one or more roles.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,7 +119,7 @@ impl Grants {
     pub async fn of_roles(tx: &mut TenantTx, roles: &[String]) -> Result<Grants> {
         let domain = tx.tenant().id.to_string();
         let rows: Vec<RoleGrantRow> = sqlx::query_as(&format!(
-            "{ROLE_GRANTS} WHERE r.name = ANY($1) GROUP BY r.name, r.scopes, r.record_types"
+            "{ROLE_GRANTS} WHERE r.name = ANY($1) GROUP BY r.name, r.scopes, x.rt"
         ))
         .bind(roles)
         .bind(domain)
@@ -131,7 +134,7 @@ impl Grants {
         let rows: Vec<RoleGrantRow> = sqlx::query_as(&format!(
             "{ROLE_GRANTS} WHERE r.name IN (SELECT g.v1 FROM casbin_rule g \
                WHERE g.ptype = 'g' AND g.v0 = $1 AND g.v2 = $2) \
-             GROUP BY r.name, r.scopes, r.record_types"
+             GROUP BY r.name, r.scopes, x.rt"
         ))
         .bind(subject)
         .bind(domain)
