@@ -42,6 +42,8 @@ pub struct FieldOut {
     /// Rollup fields: `{relation, child, via, fn, field?, filter?}`.
     #[oai(skip_serializing_if_is_none)]
     pub rollup: Option<Value>,
+    /// Searched by `q`.
+    pub searchable: bool,
     pub sensitive: bool,
     pub encrypted: bool,
     /// Ticket fields: a customer may fill it in on the portal.
@@ -70,6 +72,7 @@ impl From<FieldDef> for FieldOut {
             target: d.target.map(|t| t.as_str().to_owned()),
             on_delete: d.on_delete.map(|o| o.as_str().to_owned()),
             rollup: d.rollup,
+            searchable: d.searchable,
             sensitive: d.sensitive,
             encrypted: d.encrypted,
             portal_editable: d.portal_editable,
@@ -112,6 +115,9 @@ pub struct CreateFieldRequest {
     /// "policies.customer", "fn": "count"|"sum"|"min"|"max", "field"?: "premium",
     /// "filter"?: {"product": ["life"]}}`.
     pub rollup: Option<Value>,
+    /// Searched by `q` through a trigram index (default: text fields yes; long_text, email,
+    /// phone and url when set).
+    pub searchable: Option<bool>,
     /// Masked without sensitive:read.
     #[oai(default)]
     pub sensitive: bool,
@@ -139,6 +145,8 @@ pub struct PatchFieldRequest {
     /// Ticket fields only: customers may fill it in on the portal.
     pub portal_editable: Option<bool>,
     pub position: Option<i32>,
+    /// Searched by `q` (adds or drops the trigram index).
+    pub searchable: Option<bool>,
 }
 
 /// A built-in object or a well-formed custom object key (the services answer 404 for a key
@@ -153,6 +161,7 @@ pub(super) fn builtin_fields(object: ObjectKey) -> Vec<FieldOut> {
         def: None,
         custom: Vec::new(),
         feeds: Vec::new(),
+        referrers: Vec::new(),
         record_types: Vec::new(),
         city_column: false,
     };
@@ -174,6 +183,7 @@ pub(super) fn builtin_fields(object: ObjectKey) -> Vec<FieldOut> {
             target: f.target.map(|t| t.as_str().to_owned()),
             on_delete: None,
             rollup: None,
+            searchable: f.searchable,
             sensitive: f.sensitive,
             encrypted: false,
             portal_editable: object == ObjectKey::Tickets
@@ -230,6 +240,7 @@ impl FieldsApi {
                 target: b.target,
                 on_delete: b.on_delete,
                 rollup: b.rollup,
+                searchable: b.searchable,
                 sensitive: b.sensitive,
                 encrypted: b.encrypted,
                 portal_editable: b.portal_editable,
@@ -291,6 +302,7 @@ impl FieldsApi {
                 sensitive: b.sensitive,
                 portal_editable: b.portal_editable,
                 position: b.position,
+                searchable: b.searchable,
             },
         )
         .await?;

@@ -783,3 +783,66 @@ async fn a_custom_objects_records_export_under_its_own_permission() {
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0]["detail"]["rows"], 1);
 }
+
+#[tokio::test]
+async fn searchable_fields_are_chosen_per_field() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    policies(&app, &t).await;
+    let contact = app
+        .post(
+            "/api/v1/objects/policies/fields",
+            &t.token,
+            json!({"key": "agent_email", "label": "代理人邮箱", "type": "email", "searchable": true}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(contact["searchable"], true);
+    app.post(
+        "/api/v1/objects/policies/fields",
+        &t.token,
+        json!({"key": "copies", "label": "份数", "type": "integer", "searchable": true}),
+    )
+    .await
+    .expect_problem(422, "validation.failed");
+    app.post(
+        "/api/v1/records/policies",
+        &t.token,
+        json!({"name": "寿险", "policy_no": "P-2024-001", "agent_email": "wang.fang@agency.example"}),
+    )
+    .await
+    .expect(201);
+    let by_email = app
+        .items("/api/v1/records/policies?q=agency.example", &t.token)
+        .await;
+    assert_eq!(by_email.len(), 1);
+    assert_eq!(
+        app.items("/api/v1/records/policies?q=P-2024", &t.token)
+            .await
+            .len(),
+        1
+    );
+    // Turning search off drops the field from q (and its trigram index).
+    let off = app
+        .patch(
+            "/api/v1/objects/policies/fields/policy_no",
+            &t.token,
+            json!({"searchable": false}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(off["searchable"], false);
+    assert!(app
+        .items("/api/v1/records/policies?q=P-2024", &t.token)
+        .await
+        .is_empty());
+    let schema = app.schema_of(&t).await;
+    let trgm: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'o_policies_cf_policy_no_trgm'",
+    )
+    .bind(&schema)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(trgm, 0);
+}

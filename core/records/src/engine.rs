@@ -820,6 +820,7 @@ mod tests {
             def: None,
             custom: Vec::new(),
             feeds: Vec::new(),
+            referrers: Vec::new(),
             record_types: Vec::new(),
             city_column: false,
         }

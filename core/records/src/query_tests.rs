@@ -12,6 +12,7 @@ fn schema() -> ObjectSchema {
         def: None,
         custom: Vec::new(),
         feeds: Vec::new(),
+        referrers: Vec::new(),
         record_types: Vec::new(),
         city_column: false,
     }

@@ -7,7 +7,7 @@
 //! its claims along whoever owns them.
 
 use crate::engine::{Access, Input};
-use crate::fields::{self, FieldDef, OnDelete};
+use crate::fields::{FieldDef, OnDelete};
 use crate::history;
 use crate::meta::{FieldType, ObjectKey};
 use crate::schema::ObjectSchema;
@@ -99,11 +99,11 @@ pub async fn check_restrict(
     purge: bool,
 ) -> Result<()> {
     let mut blocking = Vec::new();
-    for field in fields::relations_to(tx, schema.object).await? {
+    for field in &schema.referrers {
         if field.on_delete != Some(OnDelete::Restrict) {
             continue;
         }
-        let n = count_pointing(tx, &field, id, !purge).await?;
+        let n = count_pointing(tx, field, id, !purge).await?;
         if n > 0 {
             blocking.push(format!("{}.{}: {n}", field.object, field.key));
         }
@@ -132,9 +132,9 @@ pub async fn apply_on_delete(
     purge: bool,
     depth: u8,
 ) -> Result<()> {
-    let pointing: Vec<FieldDef> = fields::relations_to(tx, schema.object)
-        .await?
-        .into_iter()
+    let pointing: Vec<&FieldDef> = schema
+        .referrers
+        .iter()
         .filter(|f| matches!(f.on_delete, Some(OnDelete::SetNull | OnDelete::Cascade)))
         .collect();
     if pointing.is_empty() {

@@ -68,6 +68,9 @@ pub struct ObjectSchema {
     pub custom: Vec<FieldDef>,
     /// The roll-ups this object's records feed (recomputed after each of their writes).
     pub feeds: Vec<crate::rollups::Feed>,
+    /// The relation fields (of any object) that point to this one: what deleting one of its
+    /// records must restrict, empty or cascade to.
+    pub referrers: Vec<FieldDef>,
     /// The object's record types; when it has any, records carry a `record_type` field.
     pub record_types: Vec<crm_core::objects::RecordType>,
     /// Customers from tenant schema v14 on: the address's city is also the generated column
@@ -110,6 +113,7 @@ impl ObjectSchema {
             def,
             custom: fields::list(tx, object).await?,
             feeds: Vec::new(),
+            referrers: fields::relations_to(tx, object).await?,
             record_types: crm_core::objects::record_types(tx, object.as_str()).await?,
             city_column,
         };
@@ -176,7 +180,7 @@ impl ObjectSchema {
             target: d.target,
             sensitive: d.sensitive,
             encrypted: d.encrypted,
-            searchable: d.ty == FieldType::Text && !d.encrypted,
+            searchable: d.searchable && !d.encrypted,
             default: d.default.as_ref(),
             unique: d.unique,
         })

@@ -3,20 +3,60 @@
 //! The same handlers serve `/customers` and the other fixed paths.
 
 use super::{
-    add_tags, count, create, delete, get, history, json_object, list, patch, related, remove_tag,
-    restore, AddTagsRequest, CountResponse, HistoryPage, RecordPage, RecordResponse,
+    account_reads, add_tags, count, create, delete, expand, get, history, json_object, list,
+    open_list, patch, query_pairs, remove_tag, restore, AddTagsRequest, CountResponse, HistoryPage,
+    RecordPage, RecordResponse,
 };
 use crate::rest::auth::Auth;
 use crate::rest::error::ApiResult;
 use crate::rest::fields::object_of;
 use crate::rest::{NoContent, Tag};
 use crate::server::AppState;
+use crm_core::read_limit::Via;
+use crm_records::ObjectKey;
 use poem::Request;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::OpenApi;
 use serde_json::Value;
 use uuid::Uuid;
+
+/// The records of `child` pointing to record `id` of `parent`.
+async fn related(
+    state: &AppState,
+    auth: Auth,
+    parent: ObjectKey,
+    id: Uuid,
+    child: ObjectKey,
+    req: &Request,
+) -> ApiResult<Json<RecordPage>> {
+    let pairs = query_pairs(req);
+    let via = pairs
+        .iter()
+        .find(|(k, _)| k == "via")
+        .map(|(_, v)| v.clone());
+    let rest: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "via").collect();
+    let (mut tx, rc, lq) = open_list(state, &auth, child, &rest).await?;
+    let mut page = crm_records::relations::list_related(
+        &mut tx,
+        &rc.schema,
+        &rc.access(),
+        parent,
+        id,
+        via.as_deref(),
+        &lq,
+    )
+    .await?;
+    expand(&mut tx, &rc, &rest, &mut page.items).await?;
+    let ids = crm_records::export::record_ids(&page.items);
+    let verdict = account_reads(&mut tx, &rc, Via::List, &ids).await?;
+    tx.commit().await?;
+    verdict.admit()?;
+    Ok(Json(RecordPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
 
 /// Record endpoints of any object.
 pub struct RecordsApi(pub AppState);

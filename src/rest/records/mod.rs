@@ -233,43 +233,6 @@ async fn list(
     }))
 }
 
-/// The records of `child` pointing to record `id` of `parent`.
-async fn related(
-    state: &AppState,
-    auth: Auth,
-    parent: ObjectKey,
-    id: Uuid,
-    child: ObjectKey,
-    req: &Request,
-) -> ApiResult<Json<RecordPage>> {
-    let pairs = query_pairs(req);
-    let via = pairs
-        .iter()
-        .find(|(k, _)| k == "via")
-        .map(|(_, v)| v.clone());
-    let rest: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "via").collect();
-    let (mut tx, rc, lq) = open_list(state, &auth, child, &rest).await?;
-    let mut page = crm_records::relations::list_related(
-        &mut tx,
-        &rc.schema,
-        &rc.access(),
-        parent,
-        id,
-        via.as_deref(),
-        &lq,
-    )
-    .await?;
-    expand(&mut tx, &rc, &rest, &mut page.items).await?;
-    let ids = crm_records::export::record_ids(&page.items);
-    let verdict = account_reads(&mut tx, &rc, Via::List, &ids).await?;
-    tx.commit().await?;
-    verdict.admit()?;
-    Ok(Json(RecordPage {
-        items: page.items,
-        next_cursor: page.next_cursor,
-    }))
-}
-
 /// Opens a record request for a list or count and reads its query: the shared parameters
 /// plus `mine` (activities, tasks) and `due` (tasks).
 async fn open_list(

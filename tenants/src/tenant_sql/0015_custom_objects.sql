@@ -18,7 +18,8 @@ ALTER TABLE object_defs OWNER TO {{tenant_role}};
 -- A relation field says what deleting the record it points to does to the records that
 -- point (restrict, set_null, cascade; NULL on fields made before: the foreign key alone).
 -- A roll-up field keeps an aggregate of related records (its definition).
-ALTER TABLE field_defs ADD COLUMN on_delete text, ADD COLUMN rollup jsonb;
+-- `searchable` says whether `q` searches a field (NULL: by its type, text fields yes).
+ALTER TABLE field_defs ADD COLUMN on_delete text, ADD COLUMN rollup jsonb, ADD COLUMN searchable boolean;
 
 INSERT INTO casbin_rule (ptype, v0, v1, v2, v3)
 SELECT 'p', v0, v1, 'objects', 'manage' FROM casbin_rule

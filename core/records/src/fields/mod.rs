@@ -2,44 +2,28 @@
 //! object's table, created, changed and dropped in the same transaction. Column and index
 //! names come only from an [`ObjectKey`] and a [`FieldKey`].
 
-use super::meta::{FieldKey, FieldType, ObjectKey};
-use super::values;
+mod checks;
+mod lookups;
+mod patch;
+
+pub use checks::{OnDelete, LABEL_MAX_CHARS, OPTION_MAX_CHARS};
+pub(crate) use lookups::{forget_object, referencing, relations_to};
+pub(crate) use patch::update;
+pub use patch::FieldPatch;
+
+use crate::meta::{FieldKey, FieldType, ObjectKey};
+use crate::values;
+use checks::{
+    check_default, check_label, check_option_labels, check_options, check_portal_editable,
+    check_searchable, trgm_index,
+};
 use chrono::{DateTime, Utc};
-use crm_core::authz::{Caller, Permission};
 use crm_core::db::TenantTx;
 use crm_core::domain::Validator;
 use crm_core::error::{Error, FieldError, Result};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-
-/// What deleting a record does to the records whose relation field points to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnDelete {
-    /// 409 while live records point to it.
-    Restrict,
-    /// The pointing records' field is emptied.
-    SetNull,
-    /// The pointing records go to the recycle bin with it (purged with it when purged).
-    Cascade,
-}
-
-impl OnDelete {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OnDelete::Restrict => "restrict",
-            OnDelete::SetNull => "set_null",
-            OnDelete::Cascade => "cascade",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<OnDelete> {
-        [OnDelete::Restrict, OnDelete::SetNull, OnDelete::Cascade]
-            .into_iter()
-            .find(|o| o.as_str() == raw)
-    }
-}
 
 /// Default: at most this many custom fields per object (Salesforce Enterprise level).
 pub const MAX_CUSTOM_FIELDS: i64 = 500;
@@ -66,6 +50,9 @@ pub struct FieldDef {
     pub on_delete: Option<OnDelete>,
     /// For `rollup`: its definition (see [`crate::rollups`]).
     pub rollup: Option<Value>,
+    /// Searched by `q` (served by a trigram index): text fields unless turned off; long
+    /// text, e-mail, phone and URL fields when turned on.
+    pub searchable: bool,
     pub sensitive: bool,
     pub encrypted: bool,
     /// Ticket fields only: a customer may fill it in on the portal.
@@ -92,6 +79,7 @@ struct FieldRow {
     target: Option<String>,
     on_delete: Option<String>,
     rollup: Option<Value>,
+    searchable: Option<bool>,
     sensitive: bool,
     encrypted: bool,
     portal_editable: bool,
@@ -103,16 +91,26 @@ struct FieldRow {
 const COLUMNS: &str =
     "object, key, label, labels, type, required, is_unique, indexed, default_value, \
     options, option_labels, target, to_jsonb(field_defs) ->> 'on_delete' AS on_delete, \
-    to_jsonb(field_defs) -> 'rollup' AS rollup, sensitive, encrypted, portal_editable, position, created_at, updated_at";
+    to_jsonb(field_defs) -> 'rollup' AS rollup, \
+    (to_jsonb(field_defs) ->> 'searchable')::boolean AS searchable, sensitive, encrypted, portal_editable, position, created_at, updated_at";
+
+/// Whether a field of this type is searched when nobody said: text fields are.
+fn searchable_by_default(ty: FieldType, encrypted: bool) -> bool {
+    ty == FieldType::Text && !encrypted
+}
 
 fn from_row(r: FieldRow) -> Result<FieldDef> {
     let corrupt = |what: &str| Error::internal(format!("field_defs row has a bad {what}"));
+    let ty = FieldType::parse_custom(&r.ty).ok_or_else(|| corrupt("type"))?;
     Ok(FieldDef {
         object: ObjectKey::named(&r.object).ok_or_else(|| corrupt("object"))?,
         key: FieldKey::parse("key", &r.key).map_err(|_| corrupt("key"))?,
         label: r.label,
         labels: r.labels.0,
-        ty: FieldType::parse_custom(&r.ty).ok_or_else(|| corrupt("type"))?,
+        ty,
+        searchable: r
+            .searchable
+            .unwrap_or_else(|| searchable_by_default(ty, r.encrypted)),
         required: r.required,
         unique: r.is_unique,
         indexed: r.indexed,
@@ -179,120 +177,12 @@ pub struct NewField {
     pub on_delete: Option<String>,
     /// For rollup fields: `{relation, fn, field?, filter?}`.
     pub rollup: Option<Value>,
+    /// Searched by `q` (default: text fields yes, others no).
+    pub searchable: Option<bool>,
     pub sensitive: bool,
     pub encrypted: bool,
     /// Ticket fields only: customers may fill it in on the portal.
     pub portal_editable: bool,
-}
-
-/// Only ticket fields can be opened to the customer portal.
-fn check_portal_editable(v: &mut Validator, object: ObjectKey, wanted: Option<bool>) {
-    if wanted == Some(true) && object != ObjectKey::Tickets {
-        v.push(FieldError::new(
-            "portal_editable",
-            "not_allowed",
-            "only ticket fields can be filled in on the customer portal",
-        ));
-    }
-}
-
-/// Longest label of a field, in characters.
-pub const LABEL_MAX_CHARS: usize = 100;
-/// Longest option of a select field, in characters.
-pub const OPTION_MAX_CHARS: usize = 100;
-
-fn check_label(v: &mut Validator, field: &str, label: &str) {
-    if label.trim().is_empty() || label.chars().count() > LABEL_MAX_CHARS {
-        v.push(FieldError::new(
-            field,
-            "invalid",
-            format!("must be 1-{LABEL_MAX_CHARS} characters"),
-        ));
-    }
-}
-
-fn check_options(v: &mut Validator, ty: FieldType, options: &[String]) {
-    let needs = matches!(ty, FieldType::Select | FieldType::MultiSelect);
-    if needs && options.is_empty() {
-        v.push(FieldError::new(
-            "options",
-            "required",
-            "select and multi_select fields need at least one option, e.g. [\"gold\", \"silver\"]",
-        ));
-    }
-    if !needs && !options.is_empty() {
-        v.push(FieldError::new(
-            "options",
-            "not_allowed",
-            "only select and multi_select fields have options",
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for (i, o) in options.iter().enumerate() {
-        if o.trim().is_empty() || o.chars().count() > OPTION_MAX_CHARS || o.trim() != o {
-            v.push(FieldError::new(
-                format!("options[{i}]"),
-                "invalid",
-                format!("options are 1-{OPTION_MAX_CHARS} characters without surrounding spaces"),
-            ));
-        } else if !seen.insert(o.as_str()) {
-            v.push(FieldError::new(
-                format!("options[{i}]"),
-                "duplicate",
-                format!("'{o}' is listed twice"),
-            ));
-        }
-    }
-}
-
-fn check_option_labels(v: &mut Validator, labels: &Value, options: &[String]) {
-    let Some(map) = labels.as_object() else {
-        v.push(FieldError::new(
-            "option_labels",
-            "invalid",
-            "must be an object: {option: {locale: label}}",
-        ));
-        return;
-    };
-    for (option, per_locale) in map {
-        let ok = options.contains(option)
-            && per_locale
-                .as_object()
-                .is_some_and(|m| m.values().all(Value::is_string));
-        if !ok {
-            v.push(FieldError::new(
-                format!("option_labels.{option}"),
-                "invalid",
-                "keys must be options, values objects of locale to label, e.g. {\"gold\": {\"zh-CN\": \"金牌\"}}",
-            ));
-        }
-    }
-}
-
-/// A default must be a valid value of the field; encrypted fields have none.
-fn check_default(
-    v: &mut Validator,
-    ty: FieldType,
-    options: &[String],
-    target: Option<ObjectKey>,
-    encrypted: bool,
-    default: Option<&Value>,
-) {
-    let Some(default) = default else { return };
-    if encrypted {
-        v.push(FieldError::new(
-            "default",
-            "not_allowed",
-            "encrypted fields have no default",
-        ));
-    } else {
-        let spec = values::Spec {
-            ty,
-            options,
-            target,
-        };
-        v.check(values::parse(&spec, "default", default).map(|_| ()));
-    }
 }
 
 /// Creates a custom field: metadata row and column (and indexes) in one transaction.
@@ -429,6 +319,9 @@ pub(crate) async fn create(
             "a required relation cannot be emptied when its record is deleted; use restrict or cascade",
         ));
     }
+    if let (Some(ty), Some(true)) = (ty, new.searchable) {
+        check_searchable(&mut v, ty, new.encrypted);
+    }
     if let Some(ty) = ty {
         check_options(&mut v, ty, &new.options);
         if new.encrypted && !ty.is_textual() {
@@ -538,11 +431,12 @@ pub(crate) async fn create(
             "CREATE INDEX \"{table}_{column}_idx\" ON {table} (\"{column}\")"
         ));
     }
-    if ty == FieldType::Text && !new.encrypted {
-        // Text custom fields are searched by `q`: serve it from a trigram index.
-        statements.push(format!(
-            "CREATE INDEX \"{table}_{column}_trgm\" ON {table} USING gin (\"{column}\" gin_trgm_ops)"
-        ));
+    let searchable = new
+        .searchable
+        .unwrap_or_else(|| searchable_by_default(ty, new.encrypted));
+    if searchable {
+        // Searched by `q`: serve it from a trigram index.
+        statements.push(trgm_index(&table, &column));
     }
     for sql in statements {
         sqlx::query(&sql).execute(tx.conn()).await?;
@@ -569,8 +463,8 @@ pub(crate) async fn create(
     .await?;
     sqlx::query(
         "INSERT INTO field_defs (object, key, label, labels, type, required, is_unique, indexed, default_value, \
-         options, option_labels, target, sensitive, encrypted, position, portal_editable, on_delete, rollup) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+         options, option_labels, target, sensitive, encrypted, position, portal_editable, on_delete, rollup, searchable) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(object.as_str())
     .bind(key.as_str())
@@ -590,6 +484,7 @@ pub(crate) async fn create(
     .bind(new.portal_editable)
     .bind(on_delete.map(OnDelete::as_str))
     .bind(&rollup)
+    .bind(searchable)
     .execute(tx.conn())
     .await?;
     bump_metadata_version(tx).await?;
@@ -597,150 +492,6 @@ pub(crate) async fn create(
         crate::rollups::rebuild(tx, object, key.as_str()).await?;
     }
     get(tx, object, key.as_str()).await
-}
-
-/// What may change on a custom field; key, type, target and encryption are fixed.
-#[derive(Debug, Default, Clone)]
-pub struct FieldPatch {
-    pub label: Option<String>,
-    pub labels: Option<BTreeMap<String, String>>,
-    pub required: Option<bool>,
-    pub unique: Option<bool>,
-    pub indexed: Option<bool>,
-    /// `Some(None)` removes the default.
-    pub default: Option<Option<Value>>,
-    pub options: Option<Vec<String>>,
-    pub option_labels: Option<Value>,
-    pub sensitive: Option<bool>,
-    pub portal_editable: Option<bool>,
-    pub position: Option<i32>,
-}
-
-/// Changes a field's metadata (and its indexes when `unique` / `indexed` change).
-pub(crate) async fn update(
-    tx: &mut TenantTx,
-    caller: &Caller,
-    object: ObjectKey,
-    key: &str,
-    patch: FieldPatch,
-) -> Result<FieldDef> {
-    caller.require(Permission::FieldsManage)?;
-    let current = get(tx, object, key).await?;
-    if current.sensitive && patch.sensitive == Some(false) && !caller.unmask() {
-        // Clearing the flag would unmask the values for everyone, the caller included.
-        return Err(Error::forbidden(
-            "field.sensitive",
-            format!(
-                "making '{key}' no longer sensitive shows its values unmasked to everyone; that needs the permission sensitive:read, which you lack"
-            ),
-        ));
-    }
-    let mut v = Validator::new();
-    if let Some(label) = &patch.label {
-        check_label(&mut v, "label", label);
-    }
-    let options = patch
-        .options
-        .clone()
-        .unwrap_or_else(|| current.options.clone());
-    if patch.options.is_some() {
-        check_options(&mut v, current.ty, &options);
-    }
-    if let Some(labels) = &patch.option_labels {
-        check_option_labels(&mut v, labels, &options);
-    }
-    // A changed option list must still contain the default (the new one, or the kept one).
-    let default_after = match &patch.default {
-        Some(d) => d.as_ref(),
-        None if patch.options.is_some() => current.default.as_ref(),
-        None => None,
-    };
-    check_default(
-        &mut v,
-        current.ty,
-        &options,
-        current.target,
-        current.encrypted,
-        default_after,
-    );
-    if current.encrypted && patch.sensitive == Some(false) {
-        v.push(FieldError::new(
-            "sensitive",
-            "not_allowed",
-            "encrypted fields are always sensitive",
-        ));
-    }
-    check_portal_editable(&mut v, object, patch.portal_editable);
-    v.finish()?;
-
-    let table = object.table();
-    let column = current.key.column();
-    let index_target = if current.encrypted {
-        current.key.index_column()
-    } else {
-        column.clone()
-    };
-    let unique = patch.unique.unwrap_or(current.unique);
-    if unique != current.unique {
-        if unique {
-            sqlx::query(&format!(
-                "CREATE UNIQUE INDEX \"{table}_{column}_unique\" ON {table} (\"{index_target}\") WHERE deleted_at IS NULL"
-            ))
-            .execute(tx.conn())
-            .await
-            .map_err(|e| match crm_core::error::unique_violation(&e) {
-                Some(_) => Error::conflict(
-                    "field.duplicate_values",
-                    format!("records already share values of '{key}'; make them distinct before making it unique"),
-                ),
-                None => e.into(),
-            })?;
-        } else {
-            sqlx::query(&format!("DROP INDEX IF EXISTS \"{table}_{column}_unique\""))
-                .execute(tx.conn())
-                .await?;
-        }
-    }
-    let indexed = patch.indexed.unwrap_or(current.indexed) || unique;
-    let had_plain_index = current.indexed && !current.unique && !current.encrypted;
-    let wants_plain_index = indexed && !unique && !current.encrypted;
-    if wants_plain_index && !had_plain_index {
-        sqlx::query(&format!(
-            "CREATE INDEX IF NOT EXISTS \"{table}_{column}_idx\" ON {table} (\"{column}\")"
-        ))
-        .execute(tx.conn())
-        .await?;
-    } else if !wants_plain_index && had_plain_index {
-        sqlx::query(&format!("DROP INDEX IF EXISTS \"{table}_{column}_idx\""))
-            .execute(tx.conn())
-            .await?;
-    }
-    let default = match patch.default {
-        Some(d) => d,
-        None => current.default.clone(),
-    };
-    sqlx::query(
-        "UPDATE field_defs SET label = $3, labels = $4, required = $5, is_unique = $6, indexed = $7, \
-         default_value = $8, options = $9, option_labels = $10, sensitive = $11, position = $12, portal_editable = $13, updated_at = now() \
-         WHERE object = $1 AND key = $2",
-    )
-    .bind(object.as_str())
-    .bind(key)
-    .bind(patch.label.as_deref().map(str::trim).unwrap_or(&current.label))
-    .bind(sqlx::types::Json(patch.labels.as_ref().unwrap_or(&current.labels)))
-    .bind(patch.required.unwrap_or(current.required))
-    .bind(unique)
-    .bind(indexed)
-    .bind(default)
-    .bind(sqlx::types::Json(&options))
-    .bind(patch.option_labels.unwrap_or(current.option_labels))
-    .bind(patch.sensitive.unwrap_or(current.sensitive) || current.encrypted)
-    .bind(patch.position.unwrap_or(current.position))
-    .bind(patch.portal_editable.unwrap_or(current.portal_editable))
-    .execute(tx.conn())
-    .await?;
-    bump_metadata_version(tx).await?;
-    get(tx, object, key).await
 }
 
 /// Deletes a field and drops its column with all its data; 409 `field.in_use` while a
@@ -753,8 +504,9 @@ pub(crate) async fn delete(tx: &mut TenantTx, object: ObjectKey, key: &str) -> R
         format!("custom.{key}")
     };
     let users: Vec<String> = sqlx::query_scalar(
-        "SELECT object || '.' || key FROM field_defs WHERE type = 'rollup' AND rollup ->> 'child' = $1 \
-         AND (rollup ->> 'via' = $2 OR rollup ->> 'field' = $2 OR rollup -> 'filter' ? $2) ORDER BY 1",
+        "SELECT object || '.' || key FROM field_defs f, LATERAL (SELECT to_jsonb(f) -> 'rollup' AS r) x \
+         WHERE type = 'rollup' AND x.r ->> 'child' = $1 \
+         AND (x.r ->> 'via' = $2 OR x.r ->> 'field' = $2 OR x.r -> 'filter' ? $2) ORDER BY 1",
     )
     .bind(object.as_str())
     .bind(&path)
@@ -789,35 +541,4 @@ pub async fn bump_metadata_version(tx: &mut TenantTx) -> Result<()> {
         .execute(tx.conn())
         .await?;
     Ok(())
-}
-
-/// The relation fields of other objects that point to `object`, as `object.key`.
-pub(crate) async fn referencing(tx: &mut TenantTx, object: ObjectKey) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT object || '.' || key FROM field_defs WHERE object <> $1 \
-         AND (target = $1 OR (type = 'rollup' AND rollup ->> 'child' = $1)) ORDER BY 1",
-    )
-    .bind(object.as_str())
-    .fetch_all(tx.conn())
-    .await?)
-}
-
-/// Forgets the field definitions of a dropped object.
-pub(crate) async fn forget_object(tx: &mut TenantTx, object: ObjectKey) -> Result<()> {
-    sqlx::query("DELETE FROM field_defs WHERE object = $1")
-        .bind(object.as_str())
-        .execute(tx.conn())
-        .await?;
-    Ok(())
-}
-
-/// The relation fields (of any object) that point to `object`.
-pub(crate) async fn relations_to(tx: &mut TenantTx, object: ObjectKey) -> Result<Vec<FieldDef>> {
-    let rows: Vec<FieldRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM field_defs WHERE target = $1 AND type = 'relation' ORDER BY object, key"
-    ))
-    .bind(object.as_str())
-    .fetch_all(tx.conn())
-    .await?;
-    rows.into_iter().map(from_row).collect()
 }
