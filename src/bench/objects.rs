@@ -80,9 +80,12 @@ async fn inner(
     .await?;
     for field in [
         json!({"key": "policy_no", "label": "保单号", "type": "text", "unique": true}),
-        json!({"key": "product", "label": "险种", "type": "select",
+        // Filter fields indexed, as a company would for the fields its lists filter on; the
+        // city is filtered, not searched (no trigram index).
+        json!({"key": "product", "label": "险种", "type": "select", "indexed": true,
                "options": ["life", "health", "auto", "home"]}),
-        json!({"key": "city", "label": "城市", "type": "text", "indexed": true}),
+        json!({"key": "city", "label": "城市", "type": "text", "indexed": true,
+               "searchable": false}),
         json!({"key": "premium", "label": "保费", "type": "currency"}),
     ] {
         send(
