@@ -426,9 +426,17 @@ pub(crate) async fn create(
         statements.push(format!(
             "CREATE UNIQUE INDEX \"{table}_{column}_unique\" ON {table} (\"{index_target}\") WHERE deleted_at IS NULL"
         ));
-    } else if (new.indexed || ty == FieldType::Relation) && !new.encrypted {
+    } else if ty == FieldType::Relation && !new.encrypted {
+        // Every row: the foreign key's own checks (a purge of the record pointed to) look
+        // binned records up too.
         statements.push(format!(
             "CREATE INDEX \"{table}_{column}_idx\" ON {table} (\"{column}\")"
+        ));
+    } else if new.indexed && !new.encrypted {
+        // Over live records only, like the unique index: lists and counts filter on live
+        // records, and a count can then answer from the index alone.
+        statements.push(format!(
+            "CREATE INDEX \"{table}_{column}_idx\" ON {table} (\"{column}\") WHERE deleted_at IS NULL"
         ));
     }
     let searchable = new

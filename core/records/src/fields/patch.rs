@@ -130,12 +130,14 @@ pub(crate) async fn update(
                 .await?;
         }
     }
-    let indexed = patch.indexed.unwrap_or(current.indexed) || unique;
-    let had_plain_index = current.indexed && !current.unique && !current.encrypted;
-    let wants_plain_index = indexed && !unique && !current.encrypted;
+    // A relation keeps its index whatever is asked: its foreign key needs it.
+    let relation = current.ty == crate::meta::FieldType::Relation;
+    let indexed = patch.indexed.unwrap_or(current.indexed) || unique || relation;
+    let had_plain_index = current.indexed && !current.unique && !current.encrypted && !relation;
+    let wants_plain_index = indexed && !unique && !current.encrypted && !relation;
     if wants_plain_index && !had_plain_index {
         sqlx::query(&format!(
-            "CREATE INDEX IF NOT EXISTS \"{table}_{column}_idx\" ON {table} (\"{column}\")"
+            "CREATE INDEX IF NOT EXISTS \"{table}_{column}_idx\" ON {table} (\"{column}\") WHERE deleted_at IS NULL"
         ))
         .execute(tx.conn())
         .await?;
