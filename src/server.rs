@@ -8,6 +8,7 @@ use crate::rest::{
     self,
     error::{panic_response, problem_from_poem, Problem, REQUEST_ID},
 };
+use crate::webapp;
 use crate::wiring;
 use crate::worker::{Worker, WorkerSettings};
 use chrono::Duration as ChronoDuration;
@@ -137,6 +138,9 @@ pub fn app(state: AppState) -> impl Endpoint {
         .at("/healthz", poem::get(healthz))
         .at("/readyz", poem::get(readyz))
         .at("/metrics", poem::get(prometheus_metrics))
+        // The web app: its assets, and its page for every path it routes itself.
+        .at("/", webapp::serve)
+        .at("/*path", webapp::serve)
         .catch_all_error(|err| async move { problem_from_poem(err) })
         .around(limit_body)
         .with(CatchPanic::new().with_handler(|_| panic_response()))
