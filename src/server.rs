@@ -126,7 +126,7 @@ pub fn app(state: AppState) -> impl Endpoint {
     let portal = rest::portal::service(state.clone());
     let portal_spec = rest::limits::portal_document(&portal.spec());
     Route::new()
-        .nest("/api/v1", api)
+        .nest("/api/v1", api.around(rest::auth::cookie_session))
         .at("/portal/api/openapi.json", json_document(portal_spec))
         .nest("/portal/api", portal)
         // The pages the portal mails link to; the API stays under /portal/api.
