@@ -88,6 +88,7 @@ fn content_type(path: &str) -> &'static str {
         "ico" => "image/x-icon",
         "woff2" => "font/woff2",
         "txt" => "text/plain; charset=utf-8",
+        "gz" => "application/gzip",
         _ => "application/octet-stream",
     }
 }
@@ -98,10 +99,24 @@ pub fn serve(req: &Request) -> poem::Result<Response> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Err(MethodNotAllowedError.into());
     }
+    // Scripts and styles have a gzipped twin (`x.js.gz`, written by the app's build).
+    let gzip = |path: &str| {
+        let accepts = req
+            .header(header::ACCEPT_ENCODING)
+            .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+        accepts.then(|| find(&format!("{path}.gz"))).flatten()
+    };
+    let mut gzipped = false;
     let (status, bytes, kind, cache) = match answer(req.uri().path()) {
         Answer::File { path, immutable } => (
             StatusCode::OK,
-            find(path).unwrap_or_default(),
+            match gzip(path) {
+                Some(packed) => {
+                    gzipped = true;
+                    packed
+                }
+                None => find(path).unwrap_or_default(),
+            },
             content_type(path),
             if immutable {
                 "public, max-age=31536000, immutable"
@@ -128,6 +143,12 @@ pub fn serve(req: &Request) -> poem::Result<Response> {
         },
     );
     let headers = resp.headers_mut();
+    if gzipped {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    if kind.starts_with("text/javascript") || kind.starts_with("text/css") {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     for (name, value) in [
         (header::CACHE_CONTROL, cache),
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
