@@ -24,7 +24,7 @@ export function LanguageSwitch({ me, compact }: { me?: Me; compact: boolean }) {
 
   const choose = async (locale: Locale) => {
     applyLocale(locale);
-    if (!me?.user || !me.permissions.includes("users.manage")) return;
+    if (!me?.user || !me.permissions.includes("users:manage")) return;
     try {
       unwrap(await api.PATCH("/users/{id}", { params: { path: { id: me.user.id } }, body: { locale } }));
     } catch (e) {

@@ -1,4 +1,5 @@
-// The content header of every page: breadcrumbs, the title and the page's primary action.
+// The content header of every page: breadcrumbs (below the top level), the title and the
+// page's primary action.
 import type { ReactNode } from "react";
 import { Breadcrumb, Flex, Typography } from "antd";
 import { Link } from "react-router-dom";
@@ -11,9 +12,11 @@ export interface Crumb {
 export function PageHeader({ title, crumbs, extra }: { title: string; crumbs: Crumb[]; extra?: ReactNode }) {
   return (
     <div className="crm-page-header">
-      <Breadcrumb
-        items={crumbs.map((c) => ({ title: c.to ? <Link to={c.to}>{c.title}</Link> : c.title }))}
-      />
+      {crumbs.length > 1 && (
+        <Breadcrumb
+          items={crumbs.map((c) => ({ title: c.to ? <Link to={c.to}>{c.title}</Link> : c.title }))}
+        />
+      )}
       <Flex justify="space-between" align="center" wrap="wrap" gap={8}>
         <Typography.Title level={3} style={{ margin: 0 }}>
           {title}
