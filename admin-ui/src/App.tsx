@@ -14,6 +14,7 @@ const LoginPage = lazy(() => import("./pages/LoginPage"));
 const SignupPage = lazy(() => import("./pages/SignupPage"));
 const HomePage = lazy(() => import("./pages/HomePage"));
 const NotFoundPage = lazy(() => import("./pages/NotFoundPage"));
+const RecordListPage = lazy(() => import("./pages/RecordListPage"));
 
 /** One brand colour over Ant Design's default theme (UI.md). */
 const theme = { token: { colorPrimary: "#1d4ed8", borderRadius: 6 } };
@@ -30,6 +31,7 @@ export function App() {
               <Route path="/signup" element={<SignupPage />} />
               <Route element={<SignedIn />}>
                 <Route index element={<HomePage />} />
+                <Route path="records/:object" element={<RecordListPage />} />
                 <Route path="*" element={<NotFoundPage />} />
               </Route>
             </Routes>

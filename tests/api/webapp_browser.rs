@@ -1,7 +1,7 @@
 //! The web app (admin-ui) as the `crm` binary serves it: headers and routing at `/`, the
 //! cookie session with its CSRF check, the checked-in OpenAPI document against the server's,
 //! the app's own type check and unit tests, and a new company's first minutes in Debian's
-//! chromium (tests/browser/webapp.mjs), with screenshots in both languages at laptop and phone
+//! chromium (sign-up, login, Home, the customer list, both languages) (tests/browser/webapp.mjs), with screenshots in both languages at laptop and phone
 //! width saved under the system temp dir (`tc-crm-webapp-screenshots/`, or `SCREENSHOTS`).
 
 use crate::helpers::{unique_slug, TestApp, PASSWORD};

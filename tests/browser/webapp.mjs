@@ -100,6 +100,30 @@ try {
   seen.scriptSeesSession = await page.evaluate(() => document.cookie.includes('crm_session'));
   await shot(page, 'home-zh-1366');
 
+  // Customers: the generic record list, empty first; then one customer created by the page's
+  // own cookie session (with the CSRF header, as the app sends it), found by search.
+  await page.getByRole('menuitem', { name: '客户' }).click();
+  await page.getByText('共 0 条').waitFor();
+  seen.customersEmpty = await page.getByTestId('record-count').textContent();
+  seen.created = await page.evaluate(async () => {
+    const csrf = document.cookie.split('; ').find((c) => c.startsWith('crm_csrf='))?.slice(9) ?? '';
+    const post = (headers) => fetch('/api/v1/customers', {
+      method: 'POST', headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify({ name: '北京星辰汽车销售有限公司' }),
+    }).then((r) => r.status);
+    return { withoutCsrf: await post({}), withCsrf: await post({ 'x-csrf-token': csrf }) };
+  });
+  await page.reload();
+  await page.getByText('共 1 条').waitFor();
+  await page.getByRole('searchbox', { name: '搜索' }).or(page.getByLabel('搜索')).first().fill('星辰');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/q=/);
+  await page.getByRole('cell', { name: '北京星辰汽车销售有限公司' }).waitFor();
+  seen.customersFound = { path: path(page), count: await page.getByTestId('record-count').textContent() };
+  await shot(page, 'customers-zh-1366');
+  await page.getByRole('menuitem', { name: '工作台' }).click();
+  await page.getByTestId('greeting').waitFor();
+
   // zh-CN → en, at laptop and at phone width.
   await chooseLanguage(page, 'English');
   await page.getByText(`Hello, ${adminName}`).waitFor();

@@ -10,6 +10,7 @@ import {
   LogoutOutlined,
   MenuFoldOutlined,
   MenuUnfoldOutlined,
+  TeamOutlined,
   UserOutlined,
 } from "@ant-design/icons";
 import { useTranslation } from "react-i18next";
@@ -30,8 +31,13 @@ export function AppFrame({ me }: { me: Me }) {
 
   const items: MenuProps["items"] = [
     { key: "/", icon: <HomeOutlined />, label: <Link to="/">{t("nav.home")}</Link> },
+    {
+      key: "/records/customers",
+      icon: <TeamOutlined />,
+      label: <Link to="/records/customers">{t("nav.customers")}</Link>,
+    },
   ];
-  const selected = location.pathname === "/" ? "/" : `/${location.pathname.split("/")[1] ?? ""}`;
+  const selected = location.pathname.split("/").slice(0, 3).join("/") || "/";
 
   const brand = (small: boolean) => (
     <div className="crm-brand">
