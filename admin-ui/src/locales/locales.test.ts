@@ -65,6 +65,24 @@ describe("locales", () => {
     }
   });
 
+  it("leave no visible literal in the components", () => {
+    // Text between tags and the visible string props: words belong in the locale files. The
+    // logo's letters are the brand, not a word.
+    const allowed = new Set(["TC"]);
+    const found: string[] = [];
+    for (const file of sources(join(__dirname, "..")).filter((f) => f.endsWith(".tsx"))) {
+      const code = readFileSync(file, "utf8");
+      for (const m of code.matchAll(/>([^<>{}]*)<\//g)) {
+        const text = (m[1] ?? "").trim();
+        if (/[A-Za-z\u4e00-\u9fff]/.test(text) && !allowed.has(text)) found.push(`${file}: ${text}`);
+      }
+      for (const m of code.matchAll(/\b(title|placeholder|label|aria-label|message|description|subTitle|extra|alt)="([^"]*)"/g)) {
+        found.push(`${file}: ${m[0]}`);
+      }
+    }
+    expect(found).toEqual([]);
+  });
+
   it("name both languages in their own script", () => {
     expect(locales["zh-CN"].get("lang.zh-CN")).toBe("中文");
     expect(locales.en.get("lang.en")).toBe("English");
