@@ -7,8 +7,10 @@
 #   - a project-local virtualenv, .venv-test/, with the Python packages icalendar,
 #     moto[server] and aiosmtpd (the system Python is left alone); it comes first on PATH for
 #     the tests, so the `python3` they run is the venv's;
-#   - Debian's chromium and `npm ci --prefix tests/browser` (playwright-core, no downloaded
-#     browser).
+#   - Debian's chromium with fonts-noto-cjk (Chinese glyphs in the screenshots) and
+#     `npm ci --prefix tests/browser` (playwright-core, no downloaded browser);
+#   - the web app's packages, `npm ci --prefix admin-ui` (build.rs builds admin-ui/dist with
+#     them; the tests type-check the app and run its unit tests).
 # A second run finds everything in place and goes straight to cargo, without the network.
 set -euo pipefail
 
@@ -121,7 +123,7 @@ print('python', sys.version.split()[0] + ',', 'icalendar', icalendar.__version__
       'moto', moto.__version__ + ',', 'aiosmtpd', aiosmtpd.__version__)"
 
 # ---------------------------------------------------------------------------------------------
-section "Browser: chromium, Node, playwright-core"
+section "Browser: chromium, fonts, Node, playwright-core, admin-ui"
 # The portal pages are tested in Debian's chromium driven by playwright-core (pinned in
 # tests/browser/package-lock.json), never a browser that npm would download.
 chromium=${CHROMIUM:-/usr/bin/chromium}
@@ -129,6 +131,10 @@ if [ ! -x "$chromium" ]; then
     apt_install chromium
 fi
 "$chromium" --version 2>/dev/null
+# Without a CJK font the web app's screenshots show boxes instead of Chinese.
+if ! dpkg -s fonts-noto-cjk >/dev/null 2>&1; then
+    apt_install fonts-noto-cjk
+fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
@@ -146,6 +152,16 @@ if [ ! -f "$browser/node_modules/playwright-core/package.json" ] \
 fi
 echo "node $(node --version), npm $(npm --version), playwright-core" \
     "$(node -p 'require("./tests/browser/node_modules/playwright-core/package.json").version')"
+
+# The web app (admin-ui): the same check as above for its lock file.
+ui=admin-ui
+if [ ! -f "$ui/node_modules/.package-lock.json" ] \
+    || [ "$ui/package-lock.json" -nt "$ui/node_modules/.package-lock.json" ]; then
+    echo "npm ci --prefix $ui"
+    npm ci --prefix "$ui" --no-audit --no-fund
+fi
+echo "admin-ui: vite $(node -p 'require("./admin-ui/node_modules/vite/package.json").version')," \
+    "typescript $(node -p 'require("./admin-ui/node_modules/typescript/package.json").version')"
 
 # ---------------------------------------------------------------------------------------------
 section "cargo test --workspace${*:+ $*}"

@@ -44,6 +44,9 @@ pub enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Print the /api/v1 OpenAPI document the server serves (JSON), e.g. for the web app's
+    /// generated types (`admin-ui/openapi.json`). Needs no database.
+    Openapi,
     /// Benchmarks (figures, not pass/fail).
     Bench {
         #[command(subcommand)]
@@ -189,6 +192,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.listen = listen;
             }
             serve(config).await
+        }
+        Command::Openapi => {
+            println!("{}", server::openapi_document(config)?);
+            Ok(())
         }
         Command::Migrate { parallelism } => {
             let db = Database::open(&config).await?;

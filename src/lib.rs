@@ -13,5 +13,6 @@ pub mod rest;
 pub mod server;
 pub mod signup_pool;
 pub mod telemetry;
+pub mod webapp;
 pub mod wiring;
 pub mod worker;

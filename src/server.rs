@@ -8,12 +8,13 @@ use crate::rest::{
     self,
     error::{panic_response, problem_from_poem, Problem, REQUEST_ID},
 };
+use crate::webapp;
 use crate::wiring;
 use crate::worker::{Worker, WorkerSettings};
 use chrono::Duration as ChronoDuration;
 use crm_core::authz::Authorizer;
 use crm_core::db::Db;
-use crm_core::files::FileStore;
+use crm_core::files::{FileStore, StoredKey};
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::listener::{Acceptor, TcpAcceptor};
 use poem::middleware::CatchPanic;
@@ -125,7 +126,7 @@ pub fn app(state: AppState) -> impl Endpoint {
     let portal = rest::portal::service(state.clone());
     let portal_spec = rest::limits::portal_document(&portal.spec());
     Route::new()
-        .nest("/api/v1", api)
+        .nest("/api/v1", api.around(rest::auth::cookie_session))
         .at("/portal/api/openapi.json", json_document(portal_spec))
         .nest("/portal/api", portal)
         // The pages the portal mails link to; the API stays under /portal/api.
@@ -137,11 +138,48 @@ pub fn app(state: AppState) -> impl Endpoint {
         .at("/healthz", poem::get(healthz))
         .at("/readyz", poem::get(readyz))
         .at("/metrics", poem::get(prometheus_metrics))
+        // The web app: its assets, and its page for every path it routes itself.
+        .at("/", webapp::serve)
+        .at("/*path", webapp::serve)
         .catch_all_error(|err| async move { problem_from_poem(err) })
         .around(limit_body)
         .with(CatchPanic::new().with_handler(|_| panic_response()))
         .around(observe)
         .data(state)
+}
+
+/// The /api/v1 OpenAPI document exactly as [`app`] serves it at `/api/openapi.json` (with the
+/// limits stated), built without a database: `crm openapi` prints it for the web app's
+/// generated types.
+pub fn openapi_document(config: Config) -> anyhow::Result<String> {
+    // A pool that never connects and a store that holds nothing: building the service only
+    // reads its types, it never calls a handler.
+    let pool = PgPoolOptions::new().connect_lazy("postgres://127.0.0.1/unused")?;
+    let rules = crm_workflows::RuleEngine {
+        pool: Arc::new(crm_workflows::SandboxPool::new(sandbox_config(&config))),
+        master: None,
+    };
+    let state = AppState::new(config, pool, None, Arc::new(NoFiles), rules);
+    Ok(rest::limits::document(&rest::service(state).spec()))
+}
+
+/// The file store of [`openapi_document`]'s state, which serves no request.
+struct NoFiles;
+
+#[async_trait::async_trait]
+impl FileStore for NoFiles {
+    async fn put(&self, _: &StoredKey, _: &str, _: Vec<u8>) -> crm_core::Result<()> {
+        Err(crm_core::Error::internal("no file store"))
+    }
+    async fn get(&self, _: &StoredKey) -> crm_core::Result<Vec<u8>> {
+        Err(crm_core::Error::internal("no file store"))
+    }
+    async fn delete(&self, _: &StoredKey) -> crm_core::Result<()> {
+        Ok(())
+    }
+    fn kind(&self) -> &'static str {
+        "none"
+    }
 }
 
 /// Serves an OpenAPI document prepared at start-up.

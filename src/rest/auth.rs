@@ -3,16 +3,18 @@
 //! live in that tenant's own schema — checked inside the request's one tenant transaction,
 //! before the work and in the same round trips (`AppState::begin`).
 
-use super::error::{current_request_id, ApiError, ApiResult};
+use super::error::{current_request_id, problem_from_poem, ApiError, ApiResult};
 use crate::server::AppState;
 use crm_core::authz::Caller;
 use crm_core::context::{RequestCtx, RequestMeta};
 use crm_core::db::{TenantCtx, TenantTx};
 use crm_core::identity::{api_keys, sessions, tokens, CredentialKind, Principal};
 use crm_core::Error;
-use poem::Request;
+use poem::http::{header, HeaderValue, Method, StatusCode};
+use poem::{Body, Endpoint, IntoResponse, Request, Response};
 use poem_openapi::auth::Bearer;
 use poem_openapi::SecurityScheme;
+use std::sync::Arc;
 
 /// A session token (`tcs_…`) or an API key (`tck_…`), as `Authorization: Bearer <token>`.
 /// The security check only reads the token's form and its tenant (from the registry cache);
@@ -191,5 +193,189 @@ impl AppState {
         let (tx, _, ctx) = self.begin(auth).await?;
         tx.commit().await?;
         Ok(ctx)
+    }
+}
+
+/// The web app's session cookie: the session token, HttpOnly, sent only to the API.
+pub const SESSION_COOKIE: &str = "crm_session";
+/// The double-submit CSRF token: readable by the app, echoed in [`CSRF_HEADER`].
+pub const CSRF_COOKIE: &str = "crm_csrf";
+const CSRF_HEADER: &str = "x-csrf-token";
+/// Sent by the app with login, MFA and sign-up to also get the cookies (API clients don't).
+const COOKIE_OPT_IN: &str = "x-session-cookie";
+/// The answers that carry a new session `token` the cookie may hold.
+const SESSION_STARTS: &[&str] = &[
+    "/api/v1/auth/login",
+    "/api/v1/auth/login/mfa",
+    "/api/v1/signup",
+];
+
+/// Cookie sessions for the web app, around `/api/v1` (documented in ARCHITECTURE.md).
+///
+/// The app keeps its token in memory and sends it as a bearer; for page loads (a reload, a
+/// second tab) the server also sets, on a login or sign-up that asks for it
+/// (`X-Session-Cookie: set`), an HttpOnly `SameSite=Strict` cookie holding the session token
+/// (`Path=/api/v1`, `Secure` when the request came over https) and a readable CSRF cookie.
+/// A request without `Authorization` but with the session cookie is authenticated by it as if
+/// it were the bearer; unless it is GET/HEAD/OPTIONS it must echo the CSRF cookie in
+/// `X-CSRF-Token` (403 `auth.csrf` otherwise). Logout, and a 401 for a cookie, clear both.
+pub async fn cookie_session<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    let path = req.original_uri().path().to_owned();
+    let post = req.method() == Method::POST;
+    let cookies = Cookies::of(&req);
+    let by_cookie = match cookies.session.as_deref() {
+        Some(token) if !req.headers().contains_key(header::AUTHORIZATION) => {
+            let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+            if !safe && !csrf_matches(req.header(CSRF_HEADER), cookies.csrf.as_deref()) {
+                return Ok(problem_from_poem(
+                    ApiError(Error::forbidden(
+                        "auth.csrf",
+                        "a request authenticated by the session cookie must send the crm_csrf \
+                         cookie's value in X-CSRF-Token; reload the page",
+                    ))
+                    .into(),
+                ));
+            }
+            let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| ApiError(invalid_token()))?;
+            req.headers_mut().insert(header::AUTHORIZATION, bearer);
+            true
+        }
+        _ => false,
+    };
+    let opt_in =
+        post && SESSION_STARTS.contains(&path.as_str()) && req.header(COOKIE_OPT_IN) == Some("set");
+    let secure = over_https(&req);
+    let max_age = req
+        .data::<AppState>()
+        .map_or(3600, |s| s.config.session_max_hours.saturating_mul(3600));
+    let mut resp = match ep.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => problem_from_poem(e),
+    };
+    let status = resp.status();
+    if opt_in && status.is_success() {
+        let (parts, body) = resp.into_parts();
+        let bytes = body.into_bytes().await?;
+        let token = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["token"].as_str().map(str::to_owned));
+        resp = Response::from_parts(parts, Body::from(bytes));
+        if let Some(token) = token.filter(|t| cookie_safe(t)) {
+            let csrf = random_hex();
+            set_cookie(&mut resp, &session_cookie(&token, max_age, secure));
+            set_cookie(&mut resp, &csrf_cookie(&csrf, max_age, secure));
+        }
+    } else if (post && path == "/api/v1/auth/logout")
+        || (by_cookie && status == StatusCode::UNAUTHORIZED)
+    {
+        set_cookie(&mut resp, &session_cookie("", 0, secure));
+        set_cookie(&mut resp, &csrf_cookie("", 0, secure));
+    }
+    Ok(resp)
+}
+
+/// The two cookies of [`cookie_session`], as the request carries them.
+#[derive(Default)]
+struct Cookies {
+    session: Option<String>,
+    csrf: Option<String>,
+}
+
+impl Cookies {
+    fn of(req: &Request) -> Self {
+        let mut found = Cookies::default();
+        for value in req.headers().get_all(header::COOKIE) {
+            let Ok(value) = value.to_str() else { continue };
+            for pair in value.split(';') {
+                match pair.trim().split_once('=') {
+                    Some((SESSION_COOKIE, v)) if !v.is_empty() => found.session = Some(v.into()),
+                    Some((CSRF_COOKIE, v)) if !v.is_empty() => found.csrf = Some(v.into()),
+                    _ => {}
+                }
+            }
+        }
+        found
+    }
+}
+
+/// Both present and equal, compared in constant time.
+fn csrf_matches(sent: Option<&str>, cookie: Option<&str>) -> bool {
+    let (Some(sent), Some(cookie)) = (sent, cookie) else {
+        return false;
+    };
+    sent.len() == cookie.len()
+        && sent
+            .bytes()
+            .zip(cookie.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// Tokens are `tcs_<uuid>_<base64url>`: nothing a cookie value must not hold.
+fn cookie_safe(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+fn over_https(req: &Request) -> bool {
+    let Some(state) = req.data::<AppState>() else {
+        return false;
+    };
+    req.uri().scheme_str() == Some("https")
+        || state
+            .config
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+        || (state.config.trust_forwarded_for && req.header("x-forwarded-proto") == Some("https"))
+}
+
+fn session_cookie(token: &str, max_age: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={token}; Path=/api/v1; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
+}
+
+fn csrf_cookie(value: &str, max_age: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{CSRF_COOKIE}={value}; Path=/; Max-Age={max_age}; SameSite=Strict{secure}")
+}
+
+fn set_cookie(resp: &mut Response, cookie: &str) {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+fn random_hex() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod cookie_tests {
+    use super::*;
+
+    #[test]
+    fn csrf_tokens_must_be_sent_and_equal() {
+        assert!(csrf_matches(Some("abc"), Some("abc")));
+        assert!(!csrf_matches(Some("abd"), Some("abc")));
+        assert!(!csrf_matches(Some("ab"), Some("abc")));
+        assert!(!csrf_matches(None, Some("abc")));
+        assert!(!csrf_matches(Some("abc"), None));
+    }
+
+    #[test]
+    fn cookies_are_http_only_strict_and_secure_over_https() {
+        let c = session_cookie("tcs_x", 60, true);
+        assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.ends_with("; Secure"));
+        assert!(!session_cookie("tcs_x", 60, false).contains("Secure"));
+        assert!(!csrf_cookie("ab", 60, false).contains("HttpOnly"));
+        assert!(!cookie_safe("tcs_a; Path=/"));
+        assert!(cookie_safe("tcs_0190a_Zz-9"));
     }
 }

@@ -48,3 +48,4 @@ mod signup_pool;
 mod teams;
 mod tickets;
 mod users;
+mod webapp_browser;

@@ -1,0 +1,137 @@
+// The workspace frame (UI.md): sider with the company and the menu, a top bar with the
+// language switch and the user menu, and the page below. At phone width the sider becomes
+// a drawer opened from the top bar.
+import { useState } from "react";
+import { Link, Outlet, useLocation } from "react-router-dom";
+import { Avatar, Button, Drawer, Dropdown, Grid, Layout, Menu, Space, Typography } from "antd";
+import type { MenuProps } from "antd";
+import {
+  HomeOutlined,
+  LogoutOutlined,
+  MenuFoldOutlined,
+  MenuUnfoldOutlined,
+  TeamOutlined,
+  UserOutlined,
+} from "@ant-design/icons";
+import { useTranslation } from "react-i18next";
+import type { Me } from "../api/client";
+import { useSession } from "../session/session";
+import { LanguageSwitch } from "./LanguageSwitch";
+
+const { Header, Sider, Content } = Layout;
+
+export function AppFrame({ me }: { me: Me }) {
+  const { t } = useTranslation();
+  const screens = Grid.useBreakpoint();
+  const phone = !screens.md;
+  const [collapsed, setCollapsed] = useState(false);
+  const [drawer, setDrawer] = useState(false);
+  const location = useLocation();
+  const { signOut } = useSession();
+
+  const items: MenuProps["items"] = [
+    { key: "/", icon: <HomeOutlined />, label: <Link to="/">{t("nav.home")}</Link> },
+    {
+      key: "/records/customers",
+      icon: <TeamOutlined />,
+      label: <Link to="/records/customers">{t("nav.customers")}</Link>,
+    },
+  ];
+  const selected = location.pathname.split("/").slice(0, 3).join("/") || "/";
+
+  const brand = (small: boolean) => (
+    <div className="crm-brand">
+      <div className="crm-logo" aria-hidden>
+        TC
+      </div>
+      {!small && (
+        <Typography.Text strong ellipsis className="crm-company">
+          {me.tenant.name}
+        </Typography.Text>
+      )}
+    </div>
+  );
+  const menu = (
+    <Menu
+      mode="inline"
+      selectedKeys={[selected]}
+      items={items}
+      onClick={() => setDrawer(false)}
+      aria-label={t("nav.label")}
+    />
+  );
+
+  const userMenu: MenuProps["items"] = [
+    {
+      key: "who",
+      disabled: true,
+      label: (
+        <div>
+          <div>{me.user?.name ?? me.principal.name}</div>
+          <Typography.Text type="secondary">{me.user?.email}</Typography.Text>
+        </div>
+      ),
+    },
+    { type: "divider" },
+    {
+      key: "signout",
+      icon: <LogoutOutlined />,
+      label: t("user.signOut"),
+      onClick: () => void signOut(),
+    },
+  ];
+
+  return (
+    <Layout style={{ minHeight: "100vh" }}>
+      {phone ? (
+        <Drawer
+          placement="left"
+          open={drawer}
+          onClose={() => setDrawer(false)}
+          width={240}
+          styles={{ body: { padding: 0 } }}
+          title={brand(false)}
+        >
+          {menu}
+        </Drawer>
+      ) : (
+        <Sider
+          theme="light"
+          width={220}
+          collapsible
+          collapsed={collapsed}
+          onCollapse={setCollapsed}
+          trigger={null}
+          className="crm-sider"
+        >
+          {brand(collapsed)}
+          {menu}
+        </Sider>
+      )}
+      <Layout>
+        <Header className="crm-header">
+          <Button
+            type="text"
+            aria-label={t(phone ? "nav.open" : collapsed ? "nav.expand" : "nav.collapse")}
+            icon={phone || collapsed ? <MenuUnfoldOutlined /> : <MenuFoldOutlined />}
+            onClick={() => (phone ? setDrawer(true) : setCollapsed(!collapsed))}
+          />
+          <Space size="middle">
+            <LanguageSwitch me={me} compact={phone} />
+            <Dropdown menu={{ items: userMenu }} trigger={["click"]}>
+              <Button type="text" aria-label={t("user.menu")} data-testid="user-menu">
+                <Space>
+                  <Avatar size="small" icon={<UserOutlined />} />
+                  {!phone && (me.user?.name ?? me.principal.name)}
+                </Space>
+              </Button>
+            </Dropdown>
+          </Space>
+        </Header>
+        <Content className="crm-content">
+          <Outlet />
+        </Content>
+      </Layout>
+    </Layout>
+  );
+}
