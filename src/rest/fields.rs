@@ -171,15 +171,18 @@ pub(super) fn builtin_fields(object: ObjectKey) -> Vec<FieldOut> {
         .map(|(i, f)| FieldOut {
             key: f.key.to_owned(),
             builtin: true,
-            label: f.key.to_owned(),
-            labels: BTreeMap::new(),
+            label: crm_records::labels::field_label(object, f.key),
+            labels: crm_records::labels::field_labels(object, f.key)
+                .into_iter()
+                .filter_map(|(locale, label)| Some((locale, label.as_str()?.to_owned())))
+                .collect(),
             ty: f.ty.as_str().to_owned(),
             required: f.required,
             unique: false,
             indexed: false,
             default: None,
             options: f.options.to_vec(),
-            option_labels: Value::Object(Default::default()),
+            option_labels: crm_records::labels::option_labels(&f.options),
             target: f.target.map(|t| t.as_str().to_owned()),
             on_delete: None,
             rollup: None,

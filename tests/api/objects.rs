@@ -46,6 +46,25 @@ async fn a_tenant_defines_an_object_and_works_its_records_like_customers() {
         .filter_map(|f| f["key"].as_str())
         .collect();
     assert_eq!(keys, ["name", "owner_id", "team_id", "tags"], "{object:#}");
+    // Built-in fields come with their labels in both languages.
+    assert_eq!(object["fields"][0]["labels"]["zh-CN"], "名称", "{object:#}");
+    assert_eq!(object["fields"][0]["label"], "Name");
+    let customer_fields = app
+        .get("/api/v1/objects/customers/fields", &t.token)
+        .await
+        .expect(200);
+    let stage = customer_fields
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "stage")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(stage["labels"]["zh-CN"], "阶段");
+    assert_eq!(
+        stage["option_labels"]["churned"]["zh-CN"], "流失",
+        "{stage:#}"
+    );
 
     // The table is real, in the tenant's schema, owned like every other table there.
     let schema = app.schema_of(&t).await;

@@ -19,6 +19,7 @@ pub mod fields;
 pub mod history;
 pub mod hooks;
 pub mod idempotency;
+pub mod labels;
 pub mod meta;
 pub mod objects;
 pub mod pipelines;
