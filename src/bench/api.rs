@@ -166,7 +166,7 @@ async fn external(config: &Config, db: &Db, bench: &ApiBench, url: &str) -> anyh
 /// Both sides of every operation, one row each as it completes.
 async fn measure(config: &Config, db: &Db, bench: &ApiBench, target: Target) -> anyhow::Result<()> {
     let k = bench.connections;
-    let ids = dataset::sample_ids(db, &target.tenant, SAMPLE).await?;
+    let ids = dataset::sample_ids(db, &target.tenant, "customers", SAMPLE).await?;
     let workload = Arc::new(Workload::new(ids, k, target.customers)?);
     let raw_pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(u32::try_from(k)?)

@@ -78,22 +78,7 @@ pub(crate) async fn load_customers(
     let ctx = tenant.ctx()?;
     println!("loading {count} customers into {} …", tenant.slug);
     let started = Instant::now();
-    let indexes: Vec<(String, String)> = {
-        let mut tx = db.tenant_tx(&ctx).await?;
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() \
-             AND tablename = 'customers' AND indexname <> 'customers_pkey'",
-        )
-        .fetch_all(tx.conn())
-        .await?;
-        for (name, _) in &rows {
-            sqlx::query(&format!("DROP INDEX \"{name}\""))
-                .execute(tx.conn())
-                .await?;
-        }
-        tx.commit().await?;
-        rows
-    };
+    let indexes = drop_indexes(db, tenant, "customers").await?;
     let batch = 100_000usize;
     let mut done = 0usize;
     while done < count {
@@ -128,24 +113,7 @@ pub(crate) async fn load_customers(
         done += n;
         println!("  {done} rows ({:.0} s)", started.elapsed().as_secs_f64());
     }
-    {
-        let mut tx = db.tenant_tx(&ctx).await?;
-        for (_, def) in &indexes {
-            sqlx::query(def).execute(tx.conn()).await?;
-        }
-        sqlx::query("ANALYZE customers").execute(tx.conn()).await?;
-        tx.commit().await?;
-    }
-    // What autovacuum would do soon after such a load: set the visibility map, so counts can
-    // answer from an index alone. VACUUM cannot run in a transaction, so it goes through the
-    // pool, by the table's qualified name; a login role that may not vacuum it only warns.
-    let table = format!("\"{}\".customers", tenant.ctx()?.schema.as_str());
-    if let Err(e) = sqlx::query(&format!("VACUUM {table}"))
-        .execute(&db.pool)
-        .await
-    {
-        println!("  (VACUUM {table} was refused: {e}; counts may read the table)");
-    }
+    restore_indexes(db, tenant, "customers", &indexes).await?;
     println!(
         "loaded and indexed in {:.0} s",
         started.elapsed().as_secs_f64()
@@ -153,29 +121,85 @@ pub(crate) async fn load_customers(
     Ok(())
 }
 
-/// Up to `count` ids of live customers, in no particular order.
+/// Up to `count` ids of live records of `table` (a fixed name), in no particular order.
 pub(crate) async fn sample_ids(
     db: &Db,
     tenant: &Tenant,
+    table: &str,
     count: usize,
 ) -> anyhow::Result<Vec<uuid::Uuid>> {
     let mut tx = db.tenant_tx(&tenant.ctx()?).await?;
     // TABLESAMPLE reads about 1% of the pages: enough ids without a full scan of a big table,
     // but a small one may yield none, so fall back to the first rows.
-    let mut ids: Vec<uuid::Uuid> = sqlx::query_scalar(
-        "SELECT id FROM customers TABLESAMPLE SYSTEM (1) WHERE deleted_at IS NULL LIMIT $1",
-    )
+    let mut ids: Vec<uuid::Uuid> = sqlx::query_scalar(&format!(
+        "SELECT id FROM {table} TABLESAMPLE SYSTEM (1) WHERE deleted_at IS NULL LIMIT $1"
+    ))
     .bind(count as i64)
     .fetch_all(tx.conn())
     .await?;
     if ids.len() < count.min(100) {
-        ids = sqlx::query_scalar("SELECT id FROM customers WHERE deleted_at IS NULL LIMIT $1")
-            .bind(count as i64)
-            .fetch_all(tx.conn())
-            .await?;
+        ids = sqlx::query_scalar(&format!(
+            "SELECT id FROM {table} WHERE deleted_at IS NULL LIMIT $1"
+        ))
+        .bind(count as i64)
+        .fetch_all(tx.conn())
+        .await?;
     }
     tx.commit().await?;
     Ok(ids)
+}
+
+/// Drops the secondary indexes of `table` (a fixed name) before a bulk load; returns their
+/// definitions for [`restore_indexes`].
+pub(crate) async fn drop_indexes(
+    db: &Db,
+    tenant: &Tenant,
+    table: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut tx = db.tenant_tx(&tenant.ctx()?).await?;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() \
+         AND tablename = $1 AND indexname <> $1 || '_pkey'",
+    )
+    .bind(table)
+    .fetch_all(tx.conn())
+    .await?;
+    for (name, _) in &rows {
+        sqlx::query(&format!("DROP INDEX \"{name}\""))
+            .execute(tx.conn())
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Rebuilds the indexes [`drop_indexes`] dropped, then ANALYZE and VACUUM, as autovacuum
+/// would do soon after such a load: the visibility map set, counts can answer from an index
+/// alone. VACUUM cannot run in a transaction, so it goes through the pool by the table's
+/// qualified name; a login role that may not vacuum it only warns.
+pub(crate) async fn restore_indexes(
+    db: &Db,
+    tenant: &Tenant,
+    table: &str,
+    indexes: &[(String, String)],
+) -> anyhow::Result<()> {
+    let ctx = tenant.ctx()?;
+    let mut tx = db.tenant_tx(&ctx).await?;
+    for (_, def) in indexes {
+        sqlx::query(def).execute(tx.conn()).await?;
+    }
+    sqlx::query(&format!("ANALYZE {table}"))
+        .execute(tx.conn())
+        .await?;
+    tx.commit().await?;
+    let qualified = format!("\"{}\".{table}", ctx.schema.as_str());
+    if let Err(e) = sqlx::query(&format!("VACUUM {qualified}"))
+        .execute(&db.pool)
+        .await
+    {
+        println!("  (VACUUM {qualified} was refused: {e}; counts may read the table)");
+    }
+    Ok(())
 }
 
 /// Starts the real server in this process on a random local port (tenant schemas are not

@@ -97,7 +97,7 @@ async fn inner(
         .await?;
     }
     load(db, tenant, admin, count).await?;
-    let sample = sample_ids(db, tenant, requests).await?;
+    let sample = dataset::sample_ids(db, tenant, "o_policies", requests).await?;
 
     let surnames: Vec<char> = SURNAMES.chars().collect();
     let given: Vec<char> = GIVEN.chars().collect();
@@ -193,22 +193,7 @@ async fn load(db: &Db, tenant: &Tenant, admin: uuid::Uuid, count: usize) -> anyh
     let ctx = tenant.ctx()?;
     println!("loading {count} policies into {} …", tenant.slug);
     let started = Instant::now();
-    let indexes: Vec<(String, String)> = {
-        let mut tx = db.tenant_tx(&ctx).await?;
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT indexname::text, indexdef FROM pg_indexes WHERE schemaname = current_schema() \
-             AND tablename = 'o_policies' AND indexname <> 'o_policies_pkey'",
-        )
-        .fetch_all(tx.conn())
-        .await?;
-        for (name, _) in &rows {
-            sqlx::query(&format!("DROP INDEX \"{name}\""))
-                .execute(tx.conn())
-                .await?;
-        }
-        tx.commit().await?;
-        rows
-    };
+    let indexes = dataset::drop_indexes(db, tenant, "o_policies").await?;
     let batch = 100_000usize;
     let mut done = 0usize;
     while done < count {
@@ -239,42 +224,10 @@ async fn load(db: &Db, tenant: &Tenant, admin: uuid::Uuid, count: usize) -> anyh
         done += n;
         println!("  {done} rows ({:.0} s)", started.elapsed().as_secs_f64());
     }
-    {
-        let mut tx = db.tenant_tx(&ctx).await?;
-        for (_, def) in &indexes {
-            sqlx::query(def).execute(tx.conn()).await?;
-        }
-        sqlx::query("ANALYZE o_policies").execute(tx.conn()).await?;
-        tx.commit().await?;
-    }
-    let table = format!("\"{}\".o_policies", ctx.schema.as_str());
-    if let Err(e) = sqlx::query(&format!("VACUUM {table}"))
-        .execute(&db.pool)
-        .await
-    {
-        println!("  (VACUUM {table} was refused: {e}; counts may read the table)");
-    }
+    dataset::restore_indexes(db, tenant, "o_policies", &indexes).await?;
     println!(
         "loaded and indexed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-async fn sample_ids(db: &Db, tenant: &Tenant, count: usize) -> anyhow::Result<Vec<uuid::Uuid>> {
-    let mut tx = db.tenant_tx(&tenant.ctx()?).await?;
-    let mut ids: Vec<uuid::Uuid> = sqlx::query_scalar(
-        "SELECT id FROM o_policies TABLESAMPLE SYSTEM (1) WHERE deleted_at IS NULL LIMIT $1",
-    )
-    .bind(count as i64)
-    .fetch_all(tx.conn())
-    .await?;
-    if ids.len() < count.min(100) {
-        ids = sqlx::query_scalar("SELECT id FROM o_policies WHERE deleted_at IS NULL LIMIT $1")
-            .bind(count as i64)
-            .fetch_all(tx.conn())
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(ids)
 }

@@ -35,7 +35,7 @@ async fn records_inner(
 ) -> anyhow::Result<()> {
     use serde_json::json;
     dataset::load_customers(db, tenant, admin, count).await?;
-    let sample = dataset::sample_ids(db, tenant, requests).await?;
+    let sample = dataset::sample_ids(db, tenant, "customers", requests).await?;
     let running = dataset::serve(config, db).await?;
     let base = format!("http://{}/api/v1", running.addr);
     let client = reqwest::Client::new();

@@ -96,8 +96,7 @@ fn unknown(schema: &ObjectSchema, path: &str, hint: String) -> Error {
 /// The relation fields of `other` that point to `object`, by column and key.
 fn pointing_fields(other: &ObjectSchema, object: ObjectKey) -> Vec<(String, String)> {
     other
-        .all()
-        .filter(|f| f.ty == FieldType::Relation && f.target == Some(object))
+        .pointing_to(object)
         .map(|f| (f.key.to_owned(), f.column))
         .collect()
 }
@@ -126,12 +125,8 @@ async fn resolve(
         return Ok(None);
     }
     // The listed record's own relation field: `policy.product`.
-    let own = schema
-        .resolve(head)
-        .or_else(|| schema.builtin(&format!("{head}_id")))
-        .filter(|r| r.ty == FieldType::Relation);
-    if let Some(target) = own.as_ref().and_then(|r| r.target) {
-        let column = own.map(|r| r.column).unwrap_or_default();
+    if let Some((own, target)) = schema.relation(head) {
+        let column = own.column;
         let other = other_schema(tx, access, target).await?;
         return Ok(Some(CrossFilter {
             path: f.field.clone(),
@@ -148,14 +143,13 @@ async fn resolve(
     let Some(object) = ObjectKey::named(head) else {
         return Ok(None);
     };
-    if object.is_custom()
-        && crm_core::objects::get(tx, object_name(object)?)
-            .await?
-            .is_none()
-    {
-        return Ok(None);
-    }
-    let other = other_schema(tx, access, object).await?;
+    // One read of the other object's schema, which also says whether the tenant has it.
+    let other = match ObjectSchema::load(tx, object).await {
+        Ok(other) => other,
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    access.require(object, RecordAction::Read)?;
     let pointing = pointing_fields(&other, schema.object);
     let (column, field) = match rest.split_once('.') {
         Some((via, field)) if pointing.iter().any(|(k, _)| k == via) => {
@@ -206,13 +200,6 @@ async fn resolve(
             ..f.clone()
         }),
     }))
-}
-
-fn object_name(object: ObjectKey) -> Result<crm_core::domain::ObjectName> {
-    match object {
-        ObjectKey::Custom(name) => Ok(name),
-        _ => Err(Error::internal("not a custom object")),
-    }
 }
 
 /// The cross-object filters and related searches of a list query, resolved (their schemas

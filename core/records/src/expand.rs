@@ -55,16 +55,6 @@ pub fn parse(raw: &str) -> Result<BTreeMap<String, Vec<String>>> {
     Ok(tree)
 }
 
-/// The field an expansion names: a relation field to a record object, by its key or, for
-/// built-in `*_id` fields, without the suffix (`customer` for `customer_id`).
-fn relation<'s>(schema: &'s ObjectSchema, name: &str) -> Option<(Field<'s>, ObjectKey)> {
-    let field = schema
-        .resolve(name)
-        .or_else(|| schema.builtin(&format!("{name}_id")))?;
-    let target = field.target?;
-    (field.ty == FieldType::Relation).then_some((field, target))
-}
-
 /// The field a record of `object` is shown by.
 pub fn display_field(object: ObjectKey) -> &'static str {
     match object {
@@ -88,7 +78,7 @@ pub async fn apply(
     tree: &BTreeMap<String, Vec<String>>,
 ) -> Result<()> {
     for (name, children) in tree {
-        let (field, target) = relation(schema, name).ok_or_else(|| {
+        let (field, target) = schema.relation(name).ok_or_else(|| {
             Error::invalid_field(
                 "expand",
                 "unknown_relation",
@@ -102,7 +92,7 @@ pub async fn apply(
         let target_schema = ObjectSchema::load(tx, target).await?;
         let mut nested: Vec<Field<'_>> = Vec::new();
         for child in children {
-            let (f, _) = relation(&target_schema, child).ok_or_else(|| {
+            let (f, _) = target_schema.relation(child).ok_or_else(|| {
                 Error::invalid_field(
                     "expand",
                     "unknown_relation",

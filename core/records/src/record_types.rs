@@ -128,6 +128,26 @@ fn entry(new: NewRecordType) -> TypeEntry {
     }
 }
 
+/// After a record type changed: every cached schema of the tenant is stale, and the change is
+/// audited.
+async fn changed(
+    tx: &mut TenantTx,
+    actor: &Actor,
+    action: &str,
+    schema: &ObjectSchema,
+    key: &str,
+) -> Result<()> {
+    crate::fields::bump_metadata_version(tx).await?;
+    audit::record(
+        tx,
+        actor,
+        action,
+        Some(("record_type", format!("{}.{key}", schema.object))),
+        serde_json::json!({}),
+    )
+    .await
+}
+
 /// The record types of an object (its read permission).
 pub fn list(caller: &Caller, schema: &ObjectSchema) -> Result<Vec<RecordType>> {
     caller.require(schema.object.permission(RecordAction::Read))?;
@@ -157,15 +177,7 @@ pub async fn create(
     let key = new.key.clone();
     let created =
         catalogue::insert_record_type(tx, schema.object.as_str(), &key, &entry(new)).await?;
-    crate::fields::bump_metadata_version(tx).await?;
-    audit::record(
-        tx,
-        actor,
-        "record_type.created",
-        Some(("record_type", format!("{}.{key}", schema.object))),
-        serde_json::json!({}),
-    )
-    .await?;
+    changed(tx, actor, "record_type.created", schema, &key).await?;
     Ok(created)
 }
 
@@ -182,15 +194,7 @@ pub async fn update(
     let key = new.key.clone();
     let updated =
         catalogue::update_record_type(tx, schema.object.as_str(), &key, &entry(new)).await?;
-    crate::fields::bump_metadata_version(tx).await?;
-    audit::record(
-        tx,
-        actor,
-        "record_type.updated",
-        Some(("record_type", format!("{}.{key}", schema.object))),
-        serde_json::json!({}),
-    )
-    .await?;
+    changed(tx, actor, "record_type.updated", schema, &key).await?;
     Ok(updated)
 }
 
@@ -217,15 +221,7 @@ pub async fn delete(
         ));
     }
     catalogue::remove_record_type(tx, schema.object.as_str(), key).await?;
-    crate::fields::bump_metadata_version(tx).await?;
-    audit::record(
-        tx,
-        actor,
-        "record_type.deleted",
-        Some(("record_type", format!("{}.{key}", schema.object))),
-        serde_json::json!({}),
-    )
-    .await
+    changed(tx, actor, "record_type.deleted", schema, key).await
 }
 
 /// The layouts a caller's forms use: the object's default layout (when the caller is not

@@ -6,7 +6,7 @@
 //! as the platform on behalf of the same actor: deleting a policy the caller may delete takes
 //! its claims along whoever owns them.
 
-use crate::engine::{Access, Input};
+use crate::engine::{self, Access, Input, Visibility};
 use crate::fields::{FieldDef, OnDelete};
 use crate::history;
 use crate::meta::{FieldType, ObjectKey};
@@ -15,7 +15,6 @@ use crate::values::SqlValue;
 use crm_core::db::TenantTx;
 use crm_core::error::{Error, Result};
 use serde_json::json;
-use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 /// How deep deletions may cascade (a chain of objects, or a cycle of cascading relations).
@@ -28,19 +27,12 @@ pub async fn visible(
     object: ObjectKey,
     id: Uuid,
 ) -> Result<bool> {
-    let mut q = QueryBuilder::<Postgres>::new(format!(
-        "SELECT 1 FROM \"{}\" WHERE deleted_at IS NULL AND id = ",
-        object.table()
-    ));
-    q.push_bind(id);
-    access
-        .scope_on(object)
-        .push_predicate(&mut q, object.owner_column());
-    Ok(q.build()
-        .persistent(false)
-        .fetch_optional(tx.conn())
-        .await?
-        .is_some())
+    let scope = access.scope_on(object);
+    match engine::ensure_visible(tx, object, scope, id, Visibility::Live).await {
+        Ok(()) => Ok(true),
+        Err(Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// A record may only point to live records the writer can see: each custom relation value
@@ -234,17 +226,8 @@ pub async fn list_related(
     lq: &crate::query::ListQuery,
 ) -> Result<crm_core::context::Page<serde_json::Value>> {
     access.require(child.object, crate::meta::RecordAction::Read)?;
-    if !visible(tx, access, parent, id).await? {
-        return Err(Error::not_found(
-            "record.not_found",
-            format!("{parent} record {id} not found"),
-        ));
-    }
-    let pointing: Vec<String> = child
-        .all()
-        .filter(|f| f.ty == FieldType::Relation && f.target == Some(parent))
-        .map(|f| f.path())
-        .collect();
+    engine::ensure_visible(tx, parent, access.scope_on(parent), id, Visibility::Live).await?;
+    let pointing: Vec<String> = child.pointing_to(parent).map(|f| f.path()).collect();
     let field =
         match (via, pointing.as_slice()) {
             (Some(v), _) if pointing.iter().any(|p| p == v) => v.to_owned(),

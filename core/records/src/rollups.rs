@@ -353,29 +353,17 @@ pub async fn rebuild(tx: &mut TenantTx, parent: ObjectKey, key: &str) -> Result<
 /// Recomputes the roll-ups of record `id` itself (a record back from the recycle bin may
 /// have lost or gained pointing records meanwhile).
 pub async fn recompute_own(tx: &mut TenantTx, schema: &ObjectSchema, id: Uuid) -> Result<()> {
-    let own: Vec<String> = schema
-        .custom
-        .iter()
-        .filter(|d| d.ty == FieldType::Rollup)
-        .map(|d| d.key.to_string())
-        .collect();
-    for key in own {
-        let def: Option<Value> =
-            sqlx::query_scalar("SELECT rollup FROM field_defs WHERE object = $1 AND key = $2")
-                .bind(schema.object.as_str())
-                .bind(&key)
-                .fetch_optional(tx.conn())
-                .await?
-                .flatten();
-        let Some(child) = def
+    for d in schema.custom.iter().filter(|d| d.ty == FieldType::Rollup) {
+        let Some(child) = d
+            .rollup
             .as_ref()
-            .and_then(|d| d["child"].as_str())
+            .and_then(|r| r["child"].as_str())
             .and_then(ObjectKey::named)
         else {
             continue;
         };
         let child_schema = ObjectSchema::load(tx, child).await?;
-        let column = format!("cf_{key}");
+        let column = d.key.column();
         if let Some(i) = child_schema
             .feeds
             .iter()

@@ -207,6 +207,22 @@ impl ObjectSchema {
         }
     }
 
+    /// A relation field to a record object named by its key or, for built-in `*_id` fields,
+    /// without the suffix (`customer` for `customer_id`), with the object it points to.
+    pub fn relation(&self, name: &str) -> Option<(Field<'_>, ObjectKey)> {
+        let field = self
+            .resolve(name)
+            .or_else(|| self.builtin(&format!("{name}_id")))?;
+        let target = field.target?;
+        (field.ty == FieldType::Relation).then_some((field, target))
+    }
+
+    /// This object's relation fields that point to `target`.
+    pub fn pointing_to(&self, target: ObjectKey) -> impl Iterator<Item = Field<'_>> {
+        self.all()
+            .filter(move |f| f.ty == FieldType::Relation && f.target == Some(target))
+    }
+
     /// The field whose unique index or foreign key a constraint name belongs to.
     pub fn by_constraint(&self, constraint: &str) -> Option<Field<'_>> {
         let table = self.object.table();
