@@ -104,6 +104,29 @@ pub struct Config {
     /// The URL users reach the server at, for links in mail (portal sign-in, surveys);
     /// default `http://<listen>`.
     pub public_url: Option<String>,
+    /// GraphQL: `[graphql]` with `max_depth` (12), `max_complexity` (5000) and
+    /// `schema_cache_tenants` (tenant schemas kept, 256).
+    pub graphql: GraphqlConfig,
+}
+
+/// `[graphql]` in crm.toml.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphqlConfig {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub schema_cache_tenants: usize,
+}
+
+impl Default for GraphqlConfig {
+    fn default() -> Self {
+        let limits = crm_graphql::Limits::default();
+        GraphqlConfig {
+            max_depth: limits.max_depth,
+            max_complexity: limits.max_complexity,
+            schema_cache_tenants: 256,
+        }
+    }
 }
 
 impl Default for Config {
@@ -147,6 +170,7 @@ impl Default for Config {
             outbound: crm_core::outbound::OutboundPolicy::default(),
             objects: crm_records::objects::ObjectLimits::default(),
             public_url: None,
+            graphql: GraphqlConfig::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod embedded_pg;
+pub mod graphql;
 pub mod metrics;
 pub mod portal_pages;
 pub mod rest;

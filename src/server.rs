@@ -47,6 +47,8 @@ pub struct AppState {
     pub files: Arc<dyn FileStore>,
     /// Runs workflow rules (the rhai sandbox pool), shared with the job worker.
     pub rules: crm_workflows::RuleEngine,
+    /// The GraphQL gateway: per-tenant schemas (bounded), subscriptions' hub.
+    pub graphql: Arc<crm_graphql::Gateway>,
 }
 
 impl AppState {
@@ -57,16 +59,19 @@ impl AppState {
         files: Arc<dyn FileStore>,
         rules: crm_workflows::RuleEngine,
     ) -> Self {
+        let schemas = Arc::new(crm_records::SchemaCache::new(config.schema_cache_tenants));
+        let graphql = crate::graphql::gateway(&config, &schemas, master_key.as_ref());
         Self {
             files,
             rules,
+            graphql,
             tenants: crm_tenants::cache::TenantCache::new(pool.clone(), config.tenant_cache_size),
             db: Db::new(pool, config.tenant_isolation)
                 .with_statement_timeout(config.request_statement_timeout_ms)
                 .with_mail_quota(config.mail.quota()),
             master_key,
             authz: Arc::new(Authorizer::new(config.authz_cache_tenants)),
-            schemas: Arc::new(crm_records::SchemaCache::new(config.schema_cache_tenants)),
+            schemas,
             metrics: Arc::new(Metrics::new()),
             base_spec: Arc::new(std::sync::OnceLock::new()),
             config: Arc::new(config),
@@ -135,6 +140,11 @@ pub fn app(state: AppState) -> impl Endpoint {
         .at("/portal/survey", poem::get(portal_pages::portal_page))
         .at("/api/openapi.json", json_document(spec))
         .nest("/api/docs", Route::new().at("/", swagger_ui(docs)))
+        .at(
+            "/graphql",
+            poem::get(crate::graphql::get).post(crate::graphql::post),
+        )
+        .at("/graphql/ws", poem::get(crate::graphql::ws))
         .at("/healthz", poem::get(healthz))
         .at("/readyz", poem::get(readyz))
         .at("/metrics", poem::get(prometheus_metrics))
@@ -406,6 +416,8 @@ pub struct Running {
     worker: Option<Worker>,
     /// Listens for tenant changes for the registry cache.
     tenant_listener: JoinHandle<()>,
+    /// Hears committed record changes for GraphQL subscriptions.
+    change_listener: JoinHandle<()>,
     /// Keeps the sign-up pool filled (none with `signup_pool_size = 0`).
     signup_pool: Option<JoinHandle<()>>,
 }
@@ -421,6 +433,7 @@ impl Running {
             worker.stop().await;
         }
         self.tenant_listener.abort();
+        self.change_listener.abort();
         if let Some(refill) = self.signup_pool.take() {
             refill.abort();
         }
@@ -491,6 +504,7 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
     };
     let state = AppState::new(config, pool, master_key, files, rules);
     let tenant_listener = tokio::spawn(state.tenants.clone().listen());
+    let change_listener = tokio::spawn(state.graphql.hub.clone().listen(state.db.pool.clone()));
     let signup_pool = (state.config.signup_pool_size > 0).then(|| {
         crate::signup_pool::spawn(
             Db::new(state.db.pool.clone(), state.config.tenant_isolation),
@@ -516,6 +530,7 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
         task,
         worker,
         tenant_listener,
+        change_listener,
         signup_pool,
     })
 }

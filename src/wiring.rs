@@ -8,14 +8,16 @@ use std::sync::Arc;
 
 /// Installs the record engine's hooks (once per process; later calls do nothing):
 /// - tickets: the desk's status machine, numbers, SLA, assignment, attachment clean-up;
-/// - every change: workflows' rule fan-out and the approval record lock;
+/// - every change: workflows' rule fan-out and the approval record lock; GraphQL
+///   subscriptions' change notices;
 /// - mail: contacts' and customers' addresses count as the company's own recipients.
 pub fn install_record_hooks() {
     crm_core::mail::recipients::install(Arc::new(crm_records::recipients::ContactAddresses));
     crm_records::hooks::install(
         crm_records::hooks::Hooks::default()
             .object(crm_records::ObjectKey::Tickets, crm_desk::TicketHooks)
-            .listener(crm_workflows::listener::WorkflowListener),
+            .listener(crm_workflows::listener::WorkflowListener)
+            .listener(crm_graphql::ChangeListener),
     );
 }
 

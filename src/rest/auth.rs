@@ -33,6 +33,13 @@ pub struct Credential {
     meta: RequestMeta,
 }
 
+impl Credential {
+    /// The tenant the credential names (not yet checked).
+    pub fn tenant_id(&self) -> uuid::Uuid {
+        self.tenant.id
+    }
+}
+
 fn invalid_token() -> Error {
     Error::unauthenticated(
         "auth.invalid_token",
@@ -72,6 +79,16 @@ pub(super) async fn identify(req: &Request, bearer: Bearer) -> poem::Result<Cred
         .data::<AppState>()
         .ok_or_else(|| ApiError(Error::internal("application state missing")))?;
     Ok(credential(state, req, &bearer.token).await?)
+}
+
+/// A well-formed credential of an active tenant from a bearer token (for endpoints outside
+/// the OpenAPI service, such as `/graphql`); [`AppState::open`] checks it.
+pub(crate) async fn credential_of(
+    state: &AppState,
+    req: &Request,
+    token: &str,
+) -> ApiResult<Credential> {
+    credential(state, req, token).await
 }
 
 async fn credential(state: &AppState, req: &Request, token: &str) -> ApiResult<Credential> {
@@ -129,7 +146,7 @@ fn large_body(req: &Request) -> bool {
 /// Which sessions a check admits: every endpoint but the few a restricted session needs
 /// (see `setup_auth`) refuses a restricted one with 403.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Admit {
+pub(crate) enum Admit {
     Unrestricted,
     Restricted,
 }
@@ -171,7 +188,7 @@ impl AppState {
     }
 
     /// [`AppState::begin`] for a credential, admitting restricted sessions or not.
-    pub(super) async fn open(
+    pub(crate) async fn open(
         &self,
         credential: &Credential,
         admit: Admit,

@@ -19,7 +19,7 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 /// Object-specific read-only columns beyond [`SYSTEM_FIELDS`], maintained by the server.
-pub(crate) fn extra_system(object: ObjectKey) -> &'static [(&'static str, FieldType)] {
+pub fn extra_system(object: ObjectKey) -> &'static [(&'static str, FieldType)] {
     match object {
         ObjectKey::Customers => &[
             ("merged_into", FieldType::Relation),

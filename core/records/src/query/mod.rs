@@ -384,6 +384,32 @@ pub async fn list(
     access: &Access<'_>,
     lq: &ListQuery,
 ) -> Result<Page<Value>> {
+    let edges = list_edges(tx, schema, access, lq).await?;
+    let next_cursor = if edges.has_next {
+        edges.items.last().map(|(_, c)| c.clone())
+    } else {
+        None
+    };
+    Ok(Page {
+        items: edges.items.into_iter().map(|(v, _)| v).collect(),
+        next_cursor,
+    })
+}
+
+/// A page of records, each with the cursor that continues after it (GraphQL's edges).
+pub struct Edges {
+    pub items: Vec<(Value, String)>,
+    /// More records follow the last one.
+    pub has_next: bool,
+}
+
+/// [`list`] with a cursor per record.
+pub async fn list_edges(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    lq: &ListQuery,
+) -> Result<Edges> {
     access.require(schema.object, RecordAction::Read)?;
     let cross = crate::cross::prepare(tx, schema, access, lq).await?;
     let sort = sort_of(schema, access, lq)?;
@@ -403,19 +429,66 @@ pub async fn list(
     q.push(format!(" {dir}, id {dir} LIMIT "));
     q.push_bind(lq.limit + 1);
     let rows = q.build().persistent(false).fetch_all(tx.conn()).await?;
-    let more = rows.len() as i64 > lq.limit;
+    let has_next = rows.len() as i64 > lq.limit;
     let mut items = Vec::with_capacity(rows.len());
-    let mut last: Option<(Option<String>, Uuid)> = None;
     for row in rows.iter().take(lq.limit as usize) {
-        items.push(decode_record(schema, access, row)?);
-        last = Some((row.try_get("__sort")?, row.try_get("id")?));
+        let cursor = encode_cursor(row.try_get("__sort")?, row.try_get("id")?);
+        items.push((decode_record(schema, access, row)?, cursor));
     }
-    let next_cursor = if more {
-        last.map(|(v, id)| encode_cursor(v, id))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    Ok(Edges { items, has_next })
+}
+
+/// The live records of `schema`'s object whose relation field `via` (a path such as
+/// `customer_id` or `custom.policy`) points to each of `parents`: at most `per_parent` each,
+/// newest first, within the caller's scope — one statement for all parents (a lateral join
+/// per parent id), so a page's related lists cost one query, not one per record.
+pub async fn related_of_many(
+    tx: &mut TenantTx,
+    schema: &ObjectSchema,
+    access: &Access<'_>,
+    via: &str,
+    parents: &[Uuid],
+    per_parent: i64,
+) -> Result<std::collections::HashMap<Uuid, Vec<Value>>> {
+    access.require(schema.object, RecordAction::Read)?;
+    let field = schema
+        .resolve(via)
+        .filter(|f| f.ty == FieldType::Relation)
+        .ok_or_else(|| {
+            Error::invalid_field(
+                "via",
+                "unknown_relation",
+                format!("{} has no relation field '{via}'", schema.object),
+            )
+        })?;
+    let mut found: std::collections::HashMap<Uuid, Vec<Value>> = std::collections::HashMap::new();
+    if parents.is_empty() {
+        return Ok(found);
+    }
+    // `c.*` is the lateral subquery's explicit select list, not a table's columns.
+    let mut q = QueryBuilder::new("SELECT p.__parent, c.* FROM unnest(");
+    q.push_bind(parents.to_vec());
+    q.push(format!(
+        "::uuid[]) AS p(__parent) CROSS JOIN LATERAL (SELECT {} FROM {}",
+        select_list(schema),
+        schema.object.table()
+    ));
+    push_where(&mut q, schema, access, &ListQuery::default(), &[])?;
+    q.push(format!(
+        " AND \"{}\" = p.__parent ORDER BY created_at DESC, id DESC LIMIT ",
+        field.column
+    ));
+    q.push_bind(per_parent);
+    q.push(") c");
+    let rows = q.build().persistent(false).fetch_all(tx.conn()).await?;
+    for row in &rows {
+        let parent: Uuid = row.try_get("__parent")?;
+        found
+            .entry(parent)
+            .or_default()
+            .push(decode_record(schema, access, row)?);
+    }
+    Ok(found)
 }
 
 /// A page of the records that belong to customer `customer` (a customer's contacts, say):

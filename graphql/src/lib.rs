@@ -1,0 +1,184 @@
+//! crm-graphql: the GraphQL interface. A schema per tenant, generated from the tenant's
+//! metadata with async-graphql's dynamic schema (one type per object, custom fields typed,
+//! select options as enums), cached in a bounded LRU per (tenant, metadata version).
+//! Resolvers call the record services with the request's `Caller`, in the request's one
+//! tenant transaction; permission, scope and masking are the services' business, so this
+//! crate has no permission check and no SQL of its own (a savepoint and a `pg_notify` aside).
+//! It knows nothing of HTTP: the server authenticates, opens the transaction through a
+//! [`Door`] and hands the request to [`Gateway::execute`].
+
+pub mod loaders;
+pub mod model;
+pub mod mutate;
+pub mod names;
+pub mod resolve;
+pub mod schema;
+pub mod session;
+pub mod subscribe;
+pub mod types;
+pub mod values;
+
+pub use schema::Limits;
+pub use session::{Door, Opened, ProblemOf};
+pub use subscribe::{ChangeListener, Hub, SubscriberCtx};
+
+use async_graphql::dynamic::Schema;
+use async_graphql::{Request, Response, ServerError};
+use crm_core::crypto::MasterKey;
+use crm_core::db::TenantTx;
+use crm_core::Error;
+use crm_records::{ObjectKey, SchemaCache};
+use lru::LruCache;
+use model::Model;
+use session::{graphql_error, Session};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// One tenant's built schema.
+pub struct TenantSchema {
+    pub schema: Schema,
+    pub model: Arc<Model>,
+    pub metadata_version: i64,
+    /// How long building it took (reported by `crm bench graphql`).
+    pub build_time: Duration,
+}
+
+/// The GraphQL service: the schema cache and what resolvers need besides the request.
+pub struct Gateway {
+    cache: Mutex<LruCache<Uuid, Arc<TenantSchema>>>,
+    records: Arc<SchemaCache>,
+    master: Option<Arc<MasterKey>>,
+    limits: Limits,
+    problem: ProblemOf,
+    pub hub: Arc<Hub>,
+}
+
+impl Gateway {
+    /// A gateway caching at most `tenants` schemas.
+    pub fn new(
+        tenants: usize,
+        records: Arc<SchemaCache>,
+        master: Option<Arc<MasterKey>>,
+        limits: Limits,
+        problem: ProblemOf,
+    ) -> Gateway {
+        Gateway {
+            cache: Mutex::new(LruCache::new(
+                NonZeroUsize::new(tenants.max(1)).unwrap_or(NonZeroUsize::MIN),
+            )),
+            records,
+            master,
+            limits,
+            problem,
+            hub: Hub::new(),
+        }
+    }
+
+    /// Schemas held now.
+    pub fn cached(&self) -> usize {
+        self.cache.lock().map_or(0, |c| c.len())
+    }
+
+    /// The tenant's schema at `metadata_version`: cached, or built from its objects read in
+    /// `tx` (a field change bumps the version, so only that tenant's schema is rebuilt, on
+    /// its next request).
+    pub async fn schema_for(
+        &self,
+        tx: &mut TenantTx,
+        metadata_version: i64,
+    ) -> Result<Arc<TenantSchema>, Error> {
+        let tenant = tx.tenant().id;
+        if let Ok(mut cache) = self.cache.lock() {
+            if let Some(hit) = cache
+                .get(&tenant)
+                .filter(|s| s.metadata_version == metadata_version)
+            {
+                return Ok(hit.clone());
+            }
+        }
+        let started = Instant::now();
+        let mut schemas = Vec::new();
+        for object in ObjectKey::ALL {
+            schemas.push(self.records.get(tx, *object, metadata_version).await?);
+        }
+        for def in crm_core::objects::list(tx).await? {
+            schemas.push(
+                self.records
+                    .get(tx, ObjectKey::Custom(def.key), metadata_version)
+                    .await?,
+            );
+        }
+        let model = Arc::new(Model::build(schemas, &mut names::Registry::default()));
+        let schema = schema::build(model.clone(), self.limits)
+            .map_err(|e| Error::internal(format!("GraphQL schema of tenant {tenant}: {e}")))?;
+        let built = Arc::new(TenantSchema {
+            schema,
+            model,
+            metadata_version,
+            build_time: started.elapsed(),
+        });
+        if let Ok(mut cache) = self.cache.lock() {
+            let newer = cache
+                .peek(&tenant)
+                .is_some_and(|s| s.metadata_version > metadata_version);
+            if !newer {
+                cache.put(tenant, built.clone());
+            }
+        }
+        Ok(built)
+    }
+
+    /// Runs a query or mutation in the tenant transaction `opened` holds, then commits it.
+    /// The response's `extensions.dbCalls` says how many database calls the resolvers made.
+    pub async fn execute(&self, mut opened: Opened, request: Request) -> Response {
+        let version = opened.ctx.principal.metadata_version;
+        let compiled = match self.schema_for(&mut opened.tx, version).await {
+            Ok(s) => s,
+            Err(e) => return self.failed(e),
+        };
+        let session = Arc::new(Session::new(
+            opened,
+            compiled.model.clone(),
+            self.master.clone(),
+            self.records.clone(),
+            self.problem.clone(),
+        ));
+        let mut response = compiled.schema.execute(request.data(session.clone())).await;
+        response.extensions.insert(
+            "dbCalls".into(),
+            async_graphql::Value::from(session.calls() as u64),
+        );
+        if let Some(tx) = session.take_tx().await {
+            if let Err(e) = tx.commit().await {
+                return self.failed(e.into());
+            }
+        }
+        response
+    }
+
+    /// A response carrying one error, as the REST problem would say it.
+    pub fn failed(&self, err: Error) -> Response {
+        let e = graphql_error(&self.problem, err);
+        Response::from_errors(vec![ServerError {
+            message: e.message.clone(),
+            source: None,
+            locations: Vec::new(),
+            path: Vec::new(),
+            extensions: e.extensions,
+        }])
+    }
+
+    /// What a subscription over WebSocket needs: it opens its own transactions per event.
+    pub fn subscriber(&self, door: Arc<dyn Door>, tenant: Uuid) -> Arc<SubscriberCtx> {
+        Arc::new(SubscriberCtx {
+            door,
+            tenant,
+            hub: self.hub.clone(),
+            schemas: self.records.clone(),
+            master: self.master.clone(),
+            problem: self.problem.clone(),
+        })
+    }
+}
