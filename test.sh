@@ -5,7 +5,7 @@
 # Made for Debian 12 as root (Rust via rustup, Node 20 + npm). It makes sure of:
 #   - PostgreSQL answering on 127.0.0.1:5432 (installed, started, trust auth on a fresh install);
 #   - a project-local virtualenv, .venv-test/, with the Python packages icalendar,
-#     moto[server] and aiosmtpd (the system Python is left alone); it comes first on PATH for
+#     moto[server], aiosmtpd and gql (the system Python is left alone); it comes first on PATH for
 #     the tests, so the `python3` they run is the venv's;
 #   - Debian's chromium with fonts-noto-cjk (Chinese glyphs in the screenshots) and
 #     `npm ci --prefix tests/browser` (playwright-core, no downloaded browser);
@@ -94,10 +94,11 @@ echo "accepting connections: $(psql --version)"
 # ---------------------------------------------------------------------------------------------
 section "Python tools in .venv-test/"
 # The calendar test parses the .ics feed with icalendar, the attachment tests run against moto's
-# S3 server (`python3 -m moto.server`), the mail tests deliver to an aiosmtpd server. They go
+# S3 server (`python3 -m moto.server`), the mail tests deliver to an aiosmtpd server, the GraphQL
+# tests drive the server with a standard client (`gql`, over HTTP and WebSocket). They go
 # into a virtualenv of this checkout, never into the system Python (PEP 668).
 venv="$repo/.venv-test"
-py_modules="import icalendar, moto, moto.server, aiosmtpd"
+py_modules="import icalendar, moto, moto.server, aiosmtpd, gql, gql.transport.requests, gql.transport.websockets"
 
 # A venv without a working interpreter and pip (the Python it came from was upgraded or removed,
 # or its creation was cut short) is built again.
@@ -114,13 +115,13 @@ if [ ! -e "$venv" ]; then
     python3 -m venv "$venv" || { rm -rf "$venv"; exit 1; }
 fi
 if ! "$venv/bin/python3" -c "$py_modules" >/dev/null 2>&1; then
-    echo "pip install icalendar 'moto[server]' aiosmtpd"
-    "$venv/bin/python3" -m pip install --quiet icalendar 'moto[server]' aiosmtpd
+    echo "pip install icalendar 'moto[server]' aiosmtpd 'gql[requests,websockets]'"
+    "$venv/bin/python3" -m pip install --quiet icalendar 'moto[server]' aiosmtpd 'gql[requests,websockets]'
 fi
 "$venv/bin/python3" -c "$py_modules
 import sys
 print('python', sys.version.split()[0] + ',', 'icalendar', icalendar.__version__ + ',',
-      'moto', moto.__version__ + ',', 'aiosmtpd', aiosmtpd.__version__)"
+      'moto', moto.__version__ + ',', 'aiosmtpd', aiosmtpd.__version__ + ',', 'gql', gql.__version__)"
 
 # ---------------------------------------------------------------------------------------------
 section "Browser: chromium, fonts, Node, playwright-core, admin-ui"

@@ -126,6 +126,10 @@ pub enum BenchCommand {
     /// (removed afterwards unless --keep), or measures the server at --url, whose database
     /// DATABASE_URL must name.
     Api(crate::bench::ApiBench),
+    /// GraphQL: schema build time (cold and warm) and resident memory per cached schema for a
+    /// tenant with `--fields` custom fields on every built-in object, then a customers
+    /// connection against the equivalent REST list over HTTP (req/s, p50/p99, ratio).
+    Graphql(crate::bench::GraphqlBench),
     /// Rule evaluation time through the sandbox, then end-to-end rule job throughput: one
     /// enabled rule in each of N tenants, M events committed, then drained by the worker.
     Rules {
@@ -270,6 +274,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     )),
                 },
                 BenchCommand::Api(bench) => crate::bench::api(&config, &db.pool, &bench).await,
+                BenchCommand::Graphql(bench) => {
+                    crate::bench::graphql(&config, &db.pool, &bench).await
+                }
                 BenchCommand::Rules {
                     tenants,
                     events,

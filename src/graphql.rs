@@ -249,7 +249,7 @@ pub async fn ws(
                                 .map_err(|e| async_graphql::Error::new(e.to_string()))
                         })
                         .serve()
-                        .await
+                        .await;
                 }
             }
         })

@@ -7,6 +7,7 @@
 //! It knows nothing of HTTP: the server authenticates, opens the transaction through a
 //! [`Door`] and hands the request to [`Gateway::execute`].
 
+pub mod limits;
 pub mod loaders;
 pub mod model;
 pub mod mutate;
@@ -35,6 +36,30 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// Gives the errors async-graphql raises itself (syntax, validation, limits) a stable
+/// `code` like every other error: `graphql.too_complex` (with the limit in the message) or
+/// `graphql.invalid_query` (`graphql.too_deep` comes from [`limits::DepthLimit`]).
+fn stable_code(e: &mut ServerError, limits: &Limits) {
+    if e.extensions
+        .as_ref()
+        .is_some_and(|x| x.get("code").is_some())
+    {
+        return;
+    }
+    let code = if e.message.contains("too complex") {
+        e.message = format!(
+            "the query asks for more than {} fields in all; split it or select fewer fields",
+            limits.max_complexity
+        );
+        "graphql.too_complex"
+    } else {
+        "graphql.invalid_query"
+    };
+    let ext = e.extensions.get_or_insert_with(Default::default);
+    ext.set("code", code);
+    ext.set("status", 400);
+}
 
 /// One tenant's built schema.
 pub struct TenantSchema {
@@ -146,28 +171,36 @@ impl Gateway {
             self.problem.clone(),
         ));
         let mut response = compiled.schema.execute(request.data(session.clone())).await;
+        for e in &mut response.errors {
+            stable_code(e, &self.limits);
+        }
         response.extensions.insert(
             "dbCalls".into(),
             async_graphql::Value::from(session.calls() as u64),
         );
         if let Some(tx) = session.take_tx().await {
             if let Err(e) = tx.commit().await {
-                return self.failed(e.into());
+                return self.failed(e);
             }
         }
         response
     }
 
     /// A response carrying one error, as the REST problem would say it.
-    pub fn failed(&self, err: Error) -> Response {
+    pub fn failed_with(&self, err: Error) -> ServerError {
         let e = graphql_error(&self.problem, err);
-        Response::from_errors(vec![ServerError {
-            message: e.message.clone(),
+        ServerError {
+            message: e.message,
             source: None,
             locations: Vec::new(),
             path: Vec::new(),
             extensions: e.extensions,
-        }])
+        }
+    }
+
+    /// A response carrying one error, as the REST problem would say it.
+    pub fn failed(&self, err: Error) -> Response {
+        Response::from_errors(vec![self.failed_with(err)])
     }
 
     /// What a subscription over WebSocket needs: it opens its own transactions per event.

@@ -161,10 +161,10 @@ impl Model {
             .map(|schema| object_model(schema.clone(), registry, &mut query_fields))
             .collect();
         // Related lists: every relation field of every object, on the object it points to.
-        for i in 0..objects.len() {
-            let target = objects[i].object;
+        for model in &mut objects {
+            let target = model.object;
             let mut taken: Scope = Scope::with(
-                &objects[i]
+                &model
                     .fields
                     .iter()
                     .flat_map(|f| {
@@ -191,7 +191,7 @@ impl Model {
                     });
                 }
             }
-            objects[i].related = related;
+            model.related = related;
         }
         Model { objects }
     }

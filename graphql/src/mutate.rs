@@ -4,13 +4,11 @@
 //! request's transaction: one that fails leaves nothing behind, the ones before it stay.
 
 use crate::model::{Model, ObjectModel};
-use crate::resolve::{parse_id, session};
+use crate::resolve::{arg, parse_id, session, settled_field};
 use crate::schema::JsonObject;
 use crate::session::Session;
 use crate::values::{input_body, Rec};
-use async_graphql::dynamic::{
-    Field, FieldFuture, FieldValue, InputValue, ResolverContext, TypeRef,
-};
+use async_graphql::dynamic::{Field, FieldValue, InputValue, ResolverContext, TypeRef};
 use crm_core::db::TenantTx;
 use crm_core::Error;
 use crm_records::service::{self, CreateOptions};
@@ -71,11 +69,11 @@ fn body_arg(
 pub fn record_mutations(obj: &ObjectModel, model: &Arc<Model>) -> Vec<Field> {
     let (object, t) = (obj.object, obj.type_name.clone());
     let m = model.clone();
-    let create = Field::new(format!("create{t}"), TypeRef::named_nn(&t), move |ctx| {
+    let create = settled_field(format!("create{t}"), TypeRef::named(&t), move |ctx| {
         let m = m.clone();
-        FieldFuture::new(async move {
-            let session = session(&ctx)?;
-            let body = body_arg(&ctx, object_of(&m, object)?, &session)?;
+        Box::pin(async move {
+            let session = session(ctx)?;
+            let body = body_arg(ctx, object_of(&m, object)?, &session)?;
             let options = CreateOptions {
                 allow_duplicate: ctx
                     .args
@@ -105,13 +103,13 @@ pub fn record_mutations(obj: &ObjectModel, model: &Arc<Model>) -> Vec<Field> {
     .description(format!("Creates a {t}."));
 
     let m = model.clone();
-    let update = Field::new(format!("update{t}"), TypeRef::named_nn(&t), move |ctx| {
+    let update = settled_field(format!("update{t}"), TypeRef::named(&t), move |ctx| {
         let m = m.clone();
-        FieldFuture::new(async move {
-            let session = session(&ctx)?;
-            let id = id_arg(&ctx, &session)?;
-            let body = body_arg(&ctx, object_of(&m, object)?, &session)?;
-            let version = match ctx.args.get("version") {
+        Box::pin(async move {
+            let session = session(ctx)?;
+            let id = id_arg(ctx, &session)?;
+            let body = body_arg(ctx, object_of(&m, object)?, &session)?;
+            let version = match arg(ctx, "version") {
                 Some(v) => Some(v.i64()?),
                 None => None,
             };
@@ -134,13 +132,13 @@ pub fn record_mutations(obj: &ObjectModel, model: &Arc<Model>) -> Vec<Field> {
     )
     .description(format!("Changes fields of a {t}."));
 
-    let delete = Field::new(
+    let delete = settled_field(
         format!("delete{t}"),
-        TypeRef::named_nn(TypeRef::BOOLEAN),
+        TypeRef::named(TypeRef::BOOLEAN),
         move |ctx| {
-            FieldFuture::new(async move {
-                let session = session(&ctx)?;
-                let id = id_arg(&ctx, &session)?;
+            Box::pin(async move {
+                let session = session(ctx)?;
+                let id = id_arg(ctx, &session)?;
                 let purge = ctx
                     .args
                     .get("purge")
@@ -170,10 +168,10 @@ pub fn record_mutations(obj: &ObjectModel, model: &Arc<Model>) -> Vec<Field> {
     )
     .description(format!("Moves a {t} to the recycle bin."));
 
-    let restore = Field::new(format!("restore{t}"), TypeRef::named_nn(&t), move |ctx| {
-        FieldFuture::new(async move {
-            let session = session(&ctx)?;
-            let id = id_arg(&ctx, &session)?;
+    let restore = settled_field(format!("restore{t}"), TypeRef::named(&t), move |ctx| {
+        Box::pin(async move {
+            let session = session(ctx)?;
+            let id = id_arg(ctx, &session)?;
             let s = session.clone();
             let record = in_savepoint(&session, move |tx| {
                 Box::pin(async move {
@@ -193,13 +191,13 @@ pub fn record_mutations(obj: &ObjectModel, model: &Arc<Model>) -> Vec<Field> {
 /// `moveOpportunityStage(id, stage)`: the stage change REST makes with a PATCH (probability
 /// follows the stage; the pipeline's rules answer 409).
 pub fn move_stage(opportunity_type: &str) -> Field {
-    Field::new(
+    settled_field(
         "moveOpportunityStage",
-        TypeRef::named_nn(opportunity_type),
+        TypeRef::named(opportunity_type),
         |ctx| {
-            FieldFuture::new(async move {
-                let session = session(&ctx)?;
-                let id = id_arg(&ctx, &session)?;
+            Box::pin(async move {
+                let session = session(ctx)?;
+                let id = id_arg(ctx, &session)?;
                 let stage = ctx.args.try_get("stage")?.string()?.to_owned();
                 let s = session.clone();
                 let object = ObjectKey::Opportunities;
@@ -222,12 +220,12 @@ pub fn move_stage(opportunity_type: &str) -> Field {
 /// `addTicketComment(ticketId, body, internal)`: a public reply (mailed to the contact) or
 /// an internal note.
 pub fn add_ticket_comment() -> Field {
-    Field::new(
+    settled_field(
         "addTicketComment",
         TypeRef::named_nn("TicketComment"),
         |ctx| {
-            FieldFuture::new(async move {
-                let session = session(&ctx)?;
+            Box::pin(async move {
+                let session = session(ctx)?;
                 let ticket = parse_id(ctx.args.try_get("ticketId")?.string()?)
                     .map_err(|e| session.fail(e))?;
                 let body = ctx.args.try_get("body")?.string()?.to_owned();
@@ -260,10 +258,10 @@ pub fn add_ticket_comment() -> Field {
 
 /// `approve(id, comment)` / `reject(id, comment)`: a decision on an approval waiting for you.
 pub fn decide(name: &str, approve: bool) -> Field {
-    Field::new(name, TypeRef::named_nn("Approval"), move |ctx| {
-        FieldFuture::new(async move {
-            let session = session(&ctx)?;
-            let id = id_arg(&ctx, &session)?;
+    settled_field(name, TypeRef::named("Approval"), move |ctx| {
+        Box::pin(async move {
+            let session = session(ctx)?;
+            let id = id_arg(ctx, &session)?;
             let comment = ctx
                 .args
                 .get("comment")

@@ -10,6 +10,7 @@ use crate::session::Session;
 use crate::values::{filter_value, raw, Rec};
 use async_graphql::dynamic::{
     Field, FieldFuture, FieldValue, InputValue, ObjectAccessor, ResolverContext, TypeRef,
+    ValueAccessor,
 };
 use async_graphql::Value as GqlValue;
 use crm_core::context::MAX_PAGE;
@@ -18,11 +19,47 @@ use crm_core::Error;
 use crm_records::engine::{self, Visibility};
 use crm_records::query::{self, ListQuery};
 use crm_records::ObjectKey;
+use futures::future::BoxFuture;
 use std::sync::Arc;
 use uuid::Uuid;
 
 /// Page size when `first` is left out.
 pub const DEFAULT_FIRST: i64 = 20;
+
+/// A field whose failure is reported at its path with REST's code while the field reads
+/// null and the rest of the request goes on (so it must be nullable): the top-level queries
+/// and every mutation.
+pub fn settled_field<F>(name: impl Into<String>, ty: TypeRef, run: F) -> Field
+where
+    F: for<'c> Fn(
+            &'c ResolverContext<'c>,
+        ) -> BoxFuture<'c, async_graphql::Result<Option<FieldValue<'static>>>>
+        + Send
+        + Sync
+        + 'static,
+{
+    let run = Arc::new(run);
+    Field::new(name, ty, move |ctx| {
+        let run = run.clone();
+        FieldFuture::new(async move {
+            match run(&ctx).await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    let err = ctx
+                        .ctx
+                        .set_error_path(e.into_server_error(ctx.ctx.item.pos));
+                    ctx.ctx.add_error(err);
+                    Ok(None)
+                }
+            }
+        })
+    })
+}
+
+/// An argument the client gave a value (an explicit `null` counts as left out).
+pub fn arg<'a>(ctx: &'a ResolverContext<'_>, name: &str) -> Option<ValueAccessor<'a>> {
+    ctx.args.get(name).filter(|v| !v.is_null())
+}
 
 pub fn session(ctx: &ResolverContext<'_>) -> async_graphql::Result<Arc<Session>> {
     ctx.data::<Arc<Session>>().cloned()
@@ -87,17 +124,17 @@ pub fn one(obj: &ObjectModel) -> Field {
 /// `customers(filter, search, tags, sort, first, after, deleted)`: a Relay connection.
 pub fn many(obj: &ObjectModel, model: Arc<crate::model::Model>) -> Field {
     let object = obj.object;
-    Field::new(
+    settled_field(
         obj.plural.clone(),
-        TypeRef::named_nn(&obj.names.connection),
+        TypeRef::named(&obj.names.connection),
         move |ctx| {
             let model = model.clone();
-            FieldFuture::new(async move {
-                let session = session(&ctx)?;
+            Box::pin(async move {
+                let session = session(ctx)?;
                 let obj = model
                     .of(object)
                     .ok_or_else(|| async_graphql::Error::new("object gone"))?;
-                let lq = list_query(obj, &ctx).map_err(|e| session.fail(e))?;
+                let lq = list_query(obj, ctx).map_err(|e| session.fail(e))?;
                 let mut tx = session.tx().await.map_err(|e| session.fail(e))?;
                 session.count_call();
                 let schema = session
@@ -149,7 +186,7 @@ pub fn many(obj: &ObjectModel, model: Arc<crate::model::Model>) -> Field {
 fn list_query(obj: &ObjectModel, ctx: &ResolverContext<'_>) -> Result<ListQuery, Error> {
     let bad = |field: &str, message: String| Error::invalid_field(field, "invalid", message);
     let mut pairs: Vec<(String, String)> = Vec::new();
-    if let Some(filter) = ctx.args.get("filter") {
+    if let Some(filter) = arg(ctx, "filter") {
         let filter = filter
             .object()
             .map_err(|e| bad("filter", e.message.clone()))?;
@@ -161,15 +198,15 @@ fn list_query(obj: &ObjectModel, ctx: &ResolverContext<'_>) -> Result<ListQuery,
             filter_pairs(&obj.custom_fields, &custom, &mut pairs)?;
         }
     }
-    if let Some(s) = ctx.args.get("search") {
+    if let Some(s) = arg(ctx, "search") {
         pairs.push(("q".into(), s.string().unwrap_or_default().to_owned()));
     }
-    if let Some(tags) = ctx.args.get("tags").and_then(|t| t.list().ok()) {
+    if let Some(tags) = arg(ctx, "tags").and_then(|t| t.list().ok()) {
         for t in tags.iter() {
             pairs.push(("tag".into(), t.string().unwrap_or_default().to_owned()));
         }
     }
-    if let Some(sort) = ctx.args.get("sort").and_then(|s| s.object().ok()) {
+    if let Some(sort) = arg(ctx, "sort").and_then(|s| s.object().ok()) {
         let field = sort
             .get("field")
             .and_then(|f| f.enum_name().ok().map(str::to_owned))
@@ -187,7 +224,7 @@ fn list_query(obj: &ObjectModel, ctx: &ResolverContext<'_>) -> Result<ListQuery,
             .unwrap_or(false);
         pairs.push(("sort".into(), if desc { format!("-{path}") } else { path }));
     }
-    if let Some(after) = ctx.args.get("after") {
+    if let Some(after) = arg(ctx, "after") {
         pairs.push((
             "cursor".into(),
             after.string().unwrap_or_default().to_owned(),
@@ -201,7 +238,7 @@ fn list_query(obj: &ObjectModel, ctx: &ResolverContext<'_>) -> Result<ListQuery,
     {
         pairs.push(("deleted".into(), "true".into()));
     }
-    let first = match ctx.args.get("first") {
+    let first = match arg(ctx, "first") {
         Some(v) => v.i64().map_err(|e| bad("first", e.message.clone()))?,
         None => DEFAULT_FIRST,
     };
@@ -222,14 +259,14 @@ fn filter_pairs(
     pairs: &mut Vec<(String, String)>,
 ) -> Result<(), Error> {
     for f in fields {
-        let Some(ops) = filter.get(&f.gql) else {
+        let Some(ops) = filter.get(&f.gql).filter(|v| !v.is_null()) else {
             continue;
         };
         let ops = ops
             .object()
             .map_err(|e| Error::invalid_field(f.gql.clone(), "invalid", e.message.clone()))?;
         if f.ty == crm_records::meta::FieldType::Address {
-            for (part, cond) in ops.iter() {
+            for (part, cond) in ops.iter().filter(|(_, v)| !v.is_null()) {
                 let cond = cond.object().map_err(|e| {
                     Error::invalid_field(f.gql.clone(), "invalid", e.message.clone())
                 })?;
@@ -248,7 +285,7 @@ fn push_ops(
     ops: &ObjectAccessor<'_>,
     pairs: &mut Vec<(String, String)>,
 ) {
-    for (op, value) in ops.iter() {
+    for (op, value) in ops.iter().filter(|(_, v)| !v.is_null()) {
         let op = match op.as_str() {
             "isNull" => "is_null",
             other => other,
@@ -368,7 +405,7 @@ pub fn related_field(r: &RelatedList, child_type: &str) -> Field {
             let via = via.clone();
             FieldFuture::new(async move {
                 let session = session(&ctx)?;
-                let first = match ctx.args.get("first") {
+                let first = match arg(&ctx, "first") {
                     Some(v) => v.i64()?,
                     None => DEFAULT_FIRST,
                 };
@@ -410,7 +447,7 @@ pub fn timeline_field() -> Field {
         |ctx| {
             FieldFuture::new(async move {
                 let session = session(&ctx)?;
-                let first = match ctx.args.get("first") {
+                let first = match arg(&ctx, "first") {
                     Some(v) => v.i64()?.clamp(1, MAX_PAGE),
                     None => DEFAULT_FIRST,
                 };

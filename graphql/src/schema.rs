@@ -210,7 +210,7 @@ pub fn build(model: Arc<Model>, limits: Limits) -> Result<Schema, SchemaError> {
         .register(query)
         .register(mutation)
         .register(subscription)
-        .limit_depth(limits.max_depth)
+        .extension(crate::limits::DepthLimit(limits.max_depth))
         .limit_complexity(limits.max_complexity)
         .finish()
 }

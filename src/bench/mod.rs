@@ -3,6 +3,7 @@
 
 mod api;
 mod dataset;
+mod graphql;
 mod load;
 mod objects;
 mod provision;
@@ -14,6 +15,7 @@ mod tenants;
 mod workload;
 
 pub use api::{api, ApiBench};
+pub use graphql::{graphql, GraphqlBench};
 pub use objects::objects;
 pub use provision::provision;
 pub use records::records;

@@ -74,7 +74,7 @@ impl Drop for Child {
     }
 }
 
-fn memory_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+pub(crate) fn memory_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()

@@ -15,6 +15,7 @@ mod audit;
 mod authz;
 mod cli;
 mod fields;
+mod graphql;
 mod helpers;
 mod isolation;
 mod mail;
