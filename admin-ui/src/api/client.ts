@@ -75,3 +75,14 @@ export function unwrap<T>(result: { data?: T; error?: unknown; response: Respons
     errors: error?.errors,
   });
 }
+
+/** Like `unwrap` for answers without a body (204): resolves, or throws the problem. */
+export function done(result: { data?: unknown; error?: unknown; response: Response }): void {
+  if (result.response.ok) return;
+  unwrap(result);
+}
+
+/** A response's ETag (a record's version), to send back as If-Match. */
+export function etagOf(result: { response: Response }): string | undefined {
+  return result.response.headers.get("ETag") ?? undefined;
+}
