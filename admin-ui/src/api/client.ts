@@ -66,6 +66,7 @@ export function unwrap<T>(result: { data?: T; error?: unknown; response: Respons
   if (result.data !== undefined) return result.data;
   const error = result.error as Partial<Problem> | undefined;
   throw new ApiProblem({
+    ...error,
     type: error?.type ?? "about:blank",
     title: error?.title ?? result.response.statusText,
     status: error?.status ?? result.response.status,

@@ -130,6 +130,7 @@ export default function RecordFormPage() {
           layout="vertical"
           initialValues={initialValues(meta, before)}
           onFinish={() => void save()}
+          noValidate
           className="crm-record-form"
           data-testid="record-form"
         >

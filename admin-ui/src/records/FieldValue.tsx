@@ -81,5 +81,6 @@ export function FieldValue({ field, value, expanded, optionLabel, plain = false 
       </a>
     );
   }
-  return <span>{cellText(value, field, fmt)}</span>;
+  const text = cellText(value, field, fmt);
+  return text === "" ? empty : <span>{text}</span>;
 }

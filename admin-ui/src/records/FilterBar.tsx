@@ -82,7 +82,8 @@ export function FilterBar({ object, filters, unmasked, label, option, onChange }
           style={{ minWidth: 110 }}
           aria-label={t("filters.operator")}
           data-testid="filter-op"
-          value={draft.op}
+          value={field ? draft.op : undefined}
+          placeholder={t("filters.operator")}
           disabled={!field}
           options={(field ? operatorsFor(field) : []).map((op) => ({ value: op, label: t(`filters.op.${op}`) }))}
           onChange={(op: Operator) => setDraft({ ...draft, op, value: op === "is_null" ? "true" : "" })}
@@ -107,7 +108,7 @@ interface ValueProps {
 /** The value control of a filter: yes/no, the field's options, a date, or text. */
 function FilterValue({ field, draft, option, onChange, onEnter }: ValueProps) {
   const { t } = useTranslation();
-  const common = { style: { minWidth: 180 }, "aria-label": t("filters.value"), "data-testid": "filter-value" };
+  const common = { style: { width: 200 }, "aria-label": t("filters.value"), "data-testid": "filter-value" };
   if (draft.op === "is_null") {
     return (
       <Select

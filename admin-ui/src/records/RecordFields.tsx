@@ -30,7 +30,7 @@ export function RecordFields({ object, record, label, option }: Props) {
   const item = (f: FieldMeta) => ({
     key: f.key,
     label: label(f),
-    span: f.type === "long_text" || f.type === "address" ? 2 : 1,
+    span: f.type === "long_text" || f.type === "address" ? ("filled" as const) : 1,
     children: (
       <span data-testid={`field-${f.key}`}>
         <FieldValue field={f} value={valueOf(record, f, object)} expanded={expanded[fieldPath(f, object).join(".")] ?? expanded[f.key]} optionLabel={option} />

@@ -82,13 +82,14 @@ export function toControl(value: unknown, control: Control): unknown {
 
 /** A control's value as the API takes it ("" and empty lists clear the field). */
 export function fromControl(value: unknown, control: Control): unknown {
-  if (value === undefined || value === null) return null;
+  if (value === undefined || value === null) return control === "address" ? {} : null;
   if (dayjs.isDayjs(value)) return control === "date" ? value.format("YYYY-MM-DD") : (value as Dayjs).toISOString();
   if (typeof value === "string") return value.trim() === "" ? null : value.trim();
   if (Array.isArray(value)) return value.length === 0 ? [] : value;
   if (control === "address" && typeof value === "object") {
     const parts = Object.entries(value as Json).filter(([, v]) => typeof v === "string" && v.trim() !== "");
-    return parts.length === 0 ? null : Object.fromEntries(parts.map(([k, v]) => [k, (v as string).trim()]));
+    // The API keeps an address as an object, `{}` when empty (never null).
+    return Object.fromEntries(parts.map(([k, v]) => [k, (v as string).trim()]));
   }
   return value;
 }
@@ -128,7 +129,7 @@ export function requestBody(object: ObjectMeta, values: Json, before: Json | nul
     const raw = at(values, path);
     if (raw === undefined && before === null) continue;
     const value = fromControl(raw, control);
-    const empty = value === null || (Array.isArray(value) && value.length === 0);
+    const empty = value === null || (typeof value === "object" && Object.keys(value).length === 0);
     if (before === null ? empty : same(value, valueOf(before, f, object))) continue;
     if (path.length === 2) {
       const group = (body[path[0] as string] ??= {}) as Json;

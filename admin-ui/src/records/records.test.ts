@@ -149,6 +149,13 @@ describe("the record form", () => {
     const values = { ...initialValues(customers, before), notes: "", level: "b" };
     expect(requestBody(customers, values, before)).toEqual({ notes: null, level: "b" });
   });
+  it("keeps an empty address an empty object, never null", () => {
+    const withAddress: ObjectMeta = { ...customers, fields: [...customers.fields, field("address", "address", 9)] };
+    const before = { name: "张三科技", address: {} };
+    expect(requestBody(withAddress, initialValues(withAddress, before), before)).toEqual({});
+    expect(requestBody(withAddress, { ...initialValues(withAddress, before), address: { city: " 上海 ", street: "" } }, before)).toEqual({ address: { city: "上海" } });
+    expect(requestBody(withAddress, { name: "x", address: {} }, null)).toEqual({ name: "x" });
+  });
   it("shows the API's 422 messages under the fields they name", () => {
     const problem = new ApiProblem({
       type: "about:blank", title: "Unprocessable", status: 422, detail: "2 fields are invalid", code: "validation.failed",
