@@ -350,6 +350,13 @@ async fn webapp_a_company_signs_up_logs_in_and_switches_language_in_a_real_brows
         seen["foundByFilter"],
         json!({"query": "?filter[custom.budget][gte]=100000", "count": "共 1 条"})
     );
+    assert_eq!(seen["duplicate"], "已有相同的记录", "{seen:#}");
+    assert_eq!(seen["duplicateOpens"], true, "{seen:#}");
+    assert!(
+        seen["tags"].as_str().is_some_and(|t| t.contains("重点客户")),
+        "the bulk tag: {seen:#}"
+    );
+    assert_eq!(seen["restored"], "张三科技");
     assert_eq!(seen["editedBudget"], "¥800,000.00");
     assert!(
         seen["history"].as_str().is_some_and(|h| h.contains("修改")),

@@ -88,12 +88,22 @@ export async function recordsFlow(page, { shot, settle, chooseLanguage }, seen) 
   await page.getByRole('cell', { name: '张三科技' }).waitFor();
   seen.foundByFilter = { query: decodeURIComponent(new URL(page.url()).search), count: await page.getByTestId('record-count').textContent() };
   const listPath = new URL(page.url()).pathname + new URL(page.url()).search;
+
+  // Bulk: select the row, add a tag to the selection.
+  await page.getByRole('row', { name: /张三科技/ }).getByRole('checkbox').check();
+  await page.getByTestId('bulk-bar').waitFor();
   await settle(page);
   await shot(page, 'list-zh-1366');
+  await page.getByRole('button', { name: '添加标签' }).click();
+  await page.getByRole('dialog').getByLabel('标签').fill('重点客户');
+  await page.getByRole('dialog').getByRole('button', { name: /保\s*存/ }).click();
+  await page.getByText('已处理 1 条').waitFor();
 
   // Open it from the list, edit the custom field, read the change in the history.
   await page.getByRole('link', { name: '张三科技' }).click();
   await detailLoaded(page);
+  await page.getByTestId('tags').getByText('重点客户').waitFor();
+  seen.tags = await page.getByTestId('tags').textContent();
   await page.getByTestId('record-edit').click();
   await page.getByTestId('record-form').waitFor();
   await page.getByLabel('年度预算', { exact: true }).fill('800000');
@@ -106,6 +116,13 @@ export async function recordsFlow(page, { shot, settle, chooseLanguage }, seen) 
   await page.getByRole('tab', { name: '概览' }).click();
   await settle(page);
   await shot(page, 'detail-zh-1366');
+
+  // Delete after a confirmation, then restore from the page that says it is in the bin.
+  await page.getByTestId('record-delete').click();
+  await page.getByRole('dialog').getByRole('button', { name: /删\s*除/ }).click();
+  await page.getByTestId('record-restore').click();
+  await detailLoaded(page);
+  seen.restored = await page.getByTestId('field-name').textContent();
 
   // The same screens in English.
   await chooseLanguage(page, 'English');

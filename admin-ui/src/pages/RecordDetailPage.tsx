@@ -10,7 +10,7 @@ import { DeleteOutlined, EditOutlined, UndoOutlined } from "@ant-design/icons";
 import { useTranslation } from "react-i18next";
 import { api, done, unwrap } from "../api/client";
 import { PageHeader } from "../layout/PageHeader";
-import { fieldPath, recordTitle, valueOf } from "../records/form";
+import { expandable, recordTitle, valueOf } from "../records/form";
 import { objectLabel } from "../records/list";
 import { useObject, useObjects } from "../records/useObject";
 import { RecordFields } from "../records/RecordFields";
@@ -34,7 +34,7 @@ export default function RecordDetailPage() {
   const objects = useObjects();
   const { meta, title, label, option } = view;
   const [deleted, setDeleted] = useState(false);
-  const expand = (meta?.fields ?? []).filter((f) => f.type === "relation").map((f) => fieldPath(f, meta ?? { builtin: false }).join("."));
+  const expand = meta ? expandable(meta.fields, meta) : [];
   const record = useQuery({
     queryKey: ["records", object, id, expand.join(",")],
     queryFn: async () =>

@@ -11,7 +11,7 @@ import { useTranslation } from "react-i18next";
 import { api, unwrap } from "../api/client";
 import { PageHeader } from "../layout/PageHeader";
 import { apiQuery, isSortable, queryName, readFilters, readSort, sortParam, writeFilters } from "../records/filters";
-import { valueOf } from "../records/form";
+import { expandable, valueOf } from "../records/form";
 import { useObject } from "../records/useObject";
 import { FilterBar } from "../records/FilterBar";
 import { ColumnChooser, useColumns } from "../records/ColumnChooser";
@@ -36,7 +36,7 @@ export default function RecordListPage() {
   const filters = readFilters(params);
   const sort = readSort(params.get("sort"));
   const q = params.get("q") ?? "";
-  const relations = shown.filter((f) => f.type === "relation").map((f) => queryName(f, meta?.builtin ?? false));
+  const relations = meta ? expandable(shown, meta) : [];
   const search = apiQuery(params);
 
   const count = useQuery({

@@ -43,9 +43,19 @@ const CONTROLS: Record<string, Control> = {
   address: "address",
 };
 
-/** The control of a field, or null for fields nobody types in (roll-ups, tags). */
-export function controlOf(field: Pick<FieldMeta, "type">): Control | null {
+/**
+ * The control of a field, or null for fields nobody types in (roll-ups, tags) and for
+ * relations whose metadata names no target object (a ticket's team, an opportunity's
+ * pipeline: not records, so there is nothing generic to search).
+ */
+export function controlOf(field: Pick<FieldMeta, "type" | "target">): Control | null {
+  if (field.type === "relation" && !field.target) return null;
   return CONTROLS[field.type] ?? null;
+}
+
+/** The relation fields worth `expand=` (those pointing to a record object). */
+export function expandable(fields: readonly FieldMeta[], object: Pick<ObjectMeta, "builtin">): string[] {
+  return fields.filter((f) => f.type === "relation" && f.target).map((f) => fieldPath(f, object).join("."));
 }
 
 export const ADDRESS_PARTS = ["province", "city", "district", "street", "postcode"] as const;

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import dayjs from "dayjs";
 import { ApiProblem } from "../api/client";
 import { apiQuery, filterableFields, isComplete, operatorsFor, queryName, readFilters, readSort, sortParam, writeFilters } from "./filters";
-import { controlOf, duplicateOf, fieldMessages, fieldPath, formFields, initialValues, recordTitle, requestBody, valueOf } from "./form";
+import { controlOf, duplicateOf, expandable, fieldMessages, fieldPath, formFields, initialValues, recordTitle, requestBody, valueOf } from "./form";
 import { cellText, chosenColumns, fieldLabel, listColumns, moneyText, parseStoredColumns, type CellFormat, type FieldMeta, type ObjectMeta } from "./list";
 import { changesOf } from "./HistoryList";
 import { pointingTo } from "./RelatedList";
@@ -124,9 +124,15 @@ describe("the record form", () => {
   it("gives every type its control and leaves out roll-ups and tags", () => {
     expect(controlOf(field("m", "currency", 0))).toBe("money");
     expect(controlOf(field("m", "multi_select", 0))).toBe("multi_select");
-    expect(controlOf(field("m", "relation", 0))).toBe("relation");
     expect(controlOf(field("m", "rollup", 0))).toBeNull();
+    expect(controlOf(field("team_id", "relation", 0))).toBeNull();
+    expect(controlOf(field("holder", "relation", 0, { target: "customers" }))).toBe("relation");
     expect(formFields(customers).map((f) => f.key)).toEqual(["notes", "name", "level", "vip", "phone", "score", "signed_on"]);
+  });
+  it("expands only relations that point to a record object", () => {
+    const withTeam = [...policies.fields, field("team_id", "relation", 2)];
+    expect(expandable(withTeam, policies)).toEqual(["holder"]);
+    expect(expandable([field("referrer", "relation", 0, { builtin: false, target: "customers" })], customers)).toEqual(["custom.referrer"]);
   });
   it("puts a built-in object's custom fields under custom, a custom object's at the top", () => {
     expect(fieldPath(customers.fields[6]!, customers)).toEqual(["custom", "score"]);
