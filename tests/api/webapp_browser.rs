@@ -353,10 +353,17 @@ async fn webapp_a_company_signs_up_logs_in_and_switches_language_in_a_real_brows
     assert_eq!(seen["duplicate"], "已有相同的记录", "{seen:#}");
     assert_eq!(seen["duplicateOpens"], true, "{seen:#}");
     assert!(
-        seen["tags"].as_str().is_some_and(|t| t.contains("重点客户")),
+        seen["tags"]
+            .as_str()
+            .is_some_and(|t| t.contains("重点客户")),
         "the bulk tag: {seen:#}"
     );
     assert_eq!(seen["restored"], "张三科技");
+    assert_eq!(seen["sorted"], "-name", "{seen:#}");
+    assert_eq!(
+        seen["budgetColumn"], "¥500,000.00",
+        "the chosen column: {seen:#}"
+    );
     assert_eq!(seen["editedBudget"], "¥800,000.00");
     assert!(
         seen["history"].as_str().is_some_and(|h| h.contains("修改")),

@@ -87,6 +87,19 @@ export async function recordsFlow(page, { shot, settle, chooseLanguage }, seen) 
   await page.getByText('共 1 条').waitFor();
   await page.getByRole('cell', { name: '张三科技' }).waitFor();
   seen.foundByFilter = { query: decodeURIComponent(new URL(page.url()).search), count: await page.getByTestId('record-count').textContent() };
+  // Sort by clicking a header: ascending, then descending, both kept in the address.
+  await page.getByTestId('col-name').click();
+  await page.waitForURL(/sort=name/);
+  await page.getByTestId('col-name').click();
+  await page.waitForURL(/sort=-name/);
+  seen.sorted = new URL(page.url()).searchParams.get('sort');
+  // The column chooser: a column added stays after a reload (remembered per object).
+  await page.getByTestId('column-chooser').click();
+  await page.getByRole('checkbox', { name: '年度预算' }).check();
+  await page.keyboard.press('Escape');
+  await page.reload();
+  await page.getByTestId('col-budget').waitFor();
+  seen.budgetColumn = await page.getByRole('cell', { name: '¥500,000.00' }).textContent();
   const listPath = new URL(page.url()).pathname + new URL(page.url()).search;
 
   // Bulk: select the row, add a tag to the selection.
