@@ -15,6 +15,8 @@ const SignupPage = lazy(() => import("./pages/SignupPage"));
 const HomePage = lazy(() => import("./pages/HomePage"));
 const NotFoundPage = lazy(() => import("./pages/NotFoundPage"));
 const RecordListPage = lazy(() => import("./pages/RecordListPage"));
+const RecordDetailPage = lazy(() => import("./pages/RecordDetailPage"));
+const RecordFormPage = lazy(() => import("./pages/RecordFormPage"));
 
 /** One brand colour over Ant Design's default theme (UI.md). */
 const theme = { token: { colorPrimary: "#1d4ed8", borderRadius: 6 } };
@@ -32,6 +34,9 @@ export function App() {
               <Route element={<SignedIn />}>
                 <Route index element={<HomePage />} />
                 <Route path="records/:object" element={<RecordListPage />} />
+                <Route path="records/:object/new" element={<RecordFormPage />} />
+                <Route path="records/:object/:id" element={<RecordDetailPage />} />
+                <Route path="records/:object/:id/edit" element={<RecordFormPage />} />
                 <Route path="*" element={<NotFoundPage />} />
               </Route>
             </Routes>

@@ -2,7 +2,6 @@ import { describe, expect, it } from "vitest";
 import { csrfFromCookie, ApiProblem } from "./api/client";
 import { formErrors, slugProblem, suggestSlug } from "./forms";
 import { pickLocale } from "./locale";
-import { cellText, fieldLabel, listColumns, listQueryString, type FieldMeta, type ObjectMeta } from "./records/list";
 import { loginPath, safeNext } from "./session/next";
 
 describe("the page after login", () => {
@@ -79,45 +78,5 @@ describe("form errors", () => {
   });
   it("keep a network failure's message", () => {
     expect(formErrors(new TypeError("Failed to fetch"), []).summary).toBe("Failed to fetch");
-  });
-});
-
-describe("the generic record list", () => {
-  const field = (key: string, type: string, position: number, extra: Partial<FieldMeta> = {}): FieldMeta => ({
-    key, type, position, builtin: true, label: key, labels: { "zh-CN": `字段${key}` }, required: false, unique: false,
-    indexed: false, options: [], option_labels: {}, searchable: false, sensitive: false, encrypted: false,
-    portal_editable: false, ...extra,
-  });
-  const object: ObjectMeta = {
-    key: "customers", builtin: true, name: "customer", name_plural: "customers", labels: { "zh-CN": "客户" },
-    fields: [field("notes", "long_text", 0), field("level", "select", 2), field("name", "text", 1), field("vip", "boolean", 3)],
-  };
-  it("shows the fields by position, leaving out what a cell cannot show", () => {
-    expect(listColumns(object).map((f) => f.key)).toEqual(["name", "level", "vip"]);
-    expect(listColumns(object, 1).map((f) => f.key)).toEqual(["name"]);
-  });
-  it("labels in the user's language, falling back on the app's, then the field's own", () => {
-    expect(fieldLabel(object.fields[1]!, "zh-CN")).toBe("字段level");
-    expect(fieldLabel(object.fields[1]!, "en")).toBe("level");
-    expect(fieldLabel(object.fields[1]!, "en", () => "Level")).toBe("Level");
-    expect(fieldLabel({ ...object.fields[1]!, builtin: false }, "en", () => "Level")).toBe("level");
-  });
-  it("shows select options by their label", () => {
-    const kind = field("kind", "select", 0, { option_labels: { company: { "zh-CN": "企业" } } });
-    expect(cellText("company", kind, ["是", "否"], "YYYY", "zh-CN")).toBe("企业");
-    expect(cellText("company", kind, ["Yes", "No"], "YYYY", "en")).toBe("company");
-  });
-  it("reads values as text", () => {
-    const f = object.fields[3]!;
-    const yn: [string, string] = ["是", "否"];
-    expect(cellText(true, f, yn, "YYYY")).toBe("是");
-    expect(cellText(null, f, yn, "YYYY")).toBe("");
-    expect(cellText(["a", "b"], object.fields[1]!, yn, "YYYY")).toBe("a, b");
-    expect(cellText({ id: "x", name: "张伟" }, f, yn, "YYYY")).toBe("张伟");
-    expect(cellText("2026-12-02T08:00:00Z", field("at", "datetime", 0), yn, "YYYY-MM-DD")).toBe("2026-12-02");
-  });
-  it("asks for pages with the search and the cursor", () => {
-    expect(listQueryString({ q: " 张 ", cursor: "c1", limit: 50 })).toBe("q=%E5%BC%A0&cursor=c1&limit=50");
-    expect(listQueryString({ q: "  " })).toBe("");
   });
 });

@@ -1,8 +1,11 @@
 //! The web app (admin-ui) as the `crm` binary serves it: headers and routing at `/`, the
 //! cookie session with its CSRF check, the checked-in OpenAPI document against the server's,
 //! the app's own type check and unit tests, and a new company's first minutes in Debian's
-//! chromium (sign-up, login, Home, the customer list, both languages) (tests/browser/webapp.mjs), with screenshots in both languages at laptop and phone
-//! width saved under the system temp dir (`tc-crm-webapp-screenshots/`, or `SCREENSHOTS`).
+//! chromium (sign-up, login, Home, both languages; tests/browser/webapp.mjs) and its generic
+//! record screens (a custom field, a customer with a Chinese name created through the form,
+//! found by search and by a filter, opened and edited; tests/browser/records.mjs), with
+//! screenshots in both languages at laptop and phone width saved under the system temp dir
+//! (`tc-crm-webapp-screenshots/`, or `SCREENSHOTS`).
 
 use crate::helpers::{unique_slug, TestApp, PASSWORD};
 use reqwest::header::{HeaderMap, COOKIE, SET_COOKIE};
@@ -332,7 +335,58 @@ async fn webapp_a_company_signs_up_logs_in_and_switches_language_in_a_real_brows
     );
     assert_eq!(seen["loginTitleEn"], "Log in");
 
+    // The generic record screens.
+    assert_eq!(seen["customField"], 201, "{seen:#}");
+    assert!(
+        seen["fieldError"].as_str().is_some_and(|m| !m.is_empty()),
+        "the API's 422 under the e-mail field: {seen:#}"
+    );
+    assert_eq!(
+        seen["createdDetail"],
+        json!({"name": "张三科技", "budget": "¥500,000.00"})
+    );
+    assert_eq!(seen["foundBySearch"], "共 1 条");
+    assert_eq!(
+        seen["foundByFilter"],
+        json!({"query": "?filter[custom.budget][gte]=100000", "count": "共 1 条"})
+    );
+    assert_eq!(seen["duplicate"], "已有相同的记录", "{seen:#}");
+    assert_eq!(seen["duplicateOpens"], true, "{seen:#}");
+    assert!(
+        seen["tags"]
+            .as_str()
+            .is_some_and(|t| t.contains("重点客户")),
+        "the bulk tag: {seen:#}"
+    );
+    assert_eq!(seen["restored"], "张三科技");
+    assert_eq!(seen["sorted"], "-name", "{seen:#}");
+    assert_eq!(
+        seen["budgetColumn"], "¥500,000.00",
+        "the chosen column: {seen:#}"
+    );
+    assert_eq!(seen["editedBudget"], "¥800,000.00");
+    assert!(
+        seen["history"].as_str().is_some_and(|h| h.contains("修改")),
+        "{seen:#}"
+    );
+    assert_eq!(seen["budgetLabelEn"], "Annual budget");
+    for key in [
+        "listScrollsSideways",
+        "detailScrollsSideways",
+        "formScrollsSideways",
+    ] {
+        assert_eq!(seen[key], false, "{key}: the phone layout scrolls sideways");
+    }
+
     // The company exists, and the last language chosen is the user's.
     let login = app.login(&slug, &email, PASSWORD).await.expect(200);
     assert_eq!(login["user"]["locale"], "zh-CN", "{login:#}");
+    // The form's edit reached the record: only the changed custom field, with If-Match.
+    let token = login["token"].as_str().expect("token");
+    let found = app
+        .get("/api/v1/customers?q=%E5%BC%A0%E4%B8%89", token)
+        .await
+        .expect(200);
+    assert_eq!(found["items"][0]["name"], "张三科技", "{found:#}");
+    assert_eq!(found["items"][0]["custom"]["budget"], 800000.0, "{found:#}");
 }

@@ -5,6 +5,7 @@
 //
 //   node webapp.mjs <base_url> <slug> <company> <admin_name> <email> <password> <screenshot_dir>
 import { chromium } from 'playwright-core';
+import { recordsFlow } from './records.mjs';
 
 const [base, slug, company, adminName, email, password, shots] = process.argv.slice(2);
 const STEP_MS = 30_000; // generous: CI runs this beside the whole test suite on two cores
@@ -121,6 +122,9 @@ try {
   await page.getByRole('cell', { name: '北京星辰汽车销售有限公司' }).waitFor();
   seen.customersFound = { path: path(page), count: await page.getByTestId('record-count').textContent() };
   await shot(page, 'customers-zh-1366');
+
+  // The generic record screens: custom field, form, search, filter, detail, edit (records.mjs).
+  await recordsFlow(page, { shot, settle, chooseLanguage }, seen);
   await page.getByRole('menuitem', { name: '工作台' }).click();
   await page.getByTestId('greeting').waitFor();
 

@@ -66,6 +66,7 @@ export function unwrap<T>(result: { data?: T; error?: unknown; response: Respons
   if (result.data !== undefined) return result.data;
   const error = result.error as Partial<Problem> | undefined;
   throw new ApiProblem({
+    ...error,
     type: error?.type ?? "about:blank",
     title: error?.title ?? result.response.statusText,
     status: error?.status ?? result.response.status,
@@ -74,4 +75,15 @@ export function unwrap<T>(result: { data?: T; error?: unknown; response: Respons
     request_id: error?.request_id,
     errors: error?.errors,
   });
+}
+
+/** Like `unwrap` for answers without a body (204): resolves, or throws the problem. */
+export function done(result: { data?: unknown; error?: unknown; response: Response }): void {
+  if (result.response.ok) return;
+  unwrap(result);
+}
+
+/** A response's ETag (a record's version), to send back as If-Match. */
+export function etagOf(result: { response: Response }): string | undefined {
+  return result.response.headers.get("ETag") ?? undefined;
 }

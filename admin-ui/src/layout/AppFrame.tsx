@@ -6,6 +6,12 @@ import { Link, Outlet, useLocation } from "react-router-dom";
 import { Avatar, Button, Drawer, Dropdown, Grid, Layout, Menu, Space, Typography } from "antd";
 import type { MenuProps } from "antd";
 import {
+  AppstoreOutlined,
+  CalendarOutlined,
+  CheckSquareOutlined,
+  ContactsOutlined,
+  CustomerServiceOutlined,
+  FundOutlined,
   HomeOutlined,
   LogoutOutlined,
   MenuFoldOutlined,
@@ -17,11 +23,24 @@ import { useTranslation } from "react-i18next";
 import type { Me } from "../api/client";
 import { useSession } from "../session/session";
 import { LanguageSwitch } from "./LanguageSwitch";
+import { useObjects } from "../records/useObject";
+import { objectLabel } from "../records/list";
+
+/** The built-in objects in the menu, in UI.md's order. */
+const BUILTIN_MENU = [
+  { key: "customers", icon: <TeamOutlined /> },
+  { key: "contacts", icon: <ContactsOutlined /> },
+  { key: "opportunities", icon: <FundOutlined /> },
+  { key: "activities", icon: <CalendarOutlined /> },
+  { key: "tasks", icon: <CheckSquareOutlined /> },
+  { key: "tickets", icon: <CustomerServiceOutlined /> },
+] as const;
 
 const { Header, Sider, Content } = Layout;
 
 export function AppFrame({ me }: { me: Me }) {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
+  const objects = useObjects();
   const screens = Grid.useBreakpoint();
   const phone = !screens.md;
   const [collapsed, setCollapsed] = useState(false);
@@ -29,13 +48,19 @@ export function AppFrame({ me }: { me: Me }) {
   const location = useLocation();
   const { signOut } = useSession();
 
+  const custom = (objects.data ?? []).filter((o) => !o.builtin);
   const items: MenuProps["items"] = [
     { key: "/", icon: <HomeOutlined />, label: <Link to="/">{t("nav.home")}</Link> },
-    {
-      key: "/records/customers",
-      icon: <TeamOutlined />,
-      label: <Link to="/records/customers">{t("nav.customers")}</Link>,
-    },
+    ...BUILTIN_MENU.map((o) => ({
+      key: `/records/${o.key}`,
+      icon: o.icon,
+      label: <Link to={`/records/${o.key}`}>{t(`nav.${o.key}`)}</Link>,
+    })),
+    ...custom.map((o) => ({
+      key: `/records/${o.key}`,
+      icon: <AppstoreOutlined />,
+      label: <Link to={`/records/${o.key}`}>{objectLabel(o, i18n.language)}</Link>,
+    })),
   ];
   const selected = location.pathname.split("/").slice(0, 3).join("/") || "/";
 

@@ -1,15 +1,23 @@
-// The generic record list of any object (/records/:object): columns from the object's
-// fields, `q` search kept in the address, a total count, and cursor paging with "load more"
-// (the API cannot jump to a page number).
-import { useMemo } from "react";
-import { useParams, useSearchParams } from "react-router-dom";
-import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
-import { Alert, Button, Empty, Flex, Input, Skeleton, Table, Typography } from "antd";
+// The generic record list of any object (/records/:object): filters, search and sort kept in
+// the address (so back returns to the same list), chosen columns, a total count, cursor
+// paging with "load more" (one page per request), bulk actions, and cards at phone width.
+import { useMemo, useState } from "react";
+import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
+import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
+import { Alert, Button, Empty, Flex, Grid, Input, Skeleton, Table, Typography } from "antd";
 import type { ColumnsType } from "antd/es/table";
+import { PlusOutlined } from "@ant-design/icons";
 import { useTranslation } from "react-i18next";
 import { api, unwrap } from "../api/client";
 import { PageHeader } from "../layout/PageHeader";
-import { cellText, fieldLabel, listColumns, listQueryString, objectLabel } from "../records/list";
+import { apiQuery, isSortable, queryName, readFilters, readSort, sortParam, writeFilters } from "../records/filters";
+import { expandable, valueOf } from "../records/form";
+import { useObject } from "../records/useObject";
+import { FilterBar } from "../records/FilterBar";
+import { ColumnChooser, useColumns } from "../records/ColumnChooser";
+import { BulkActions } from "../records/BulkActions";
+import { FieldValue } from "../records/FieldValue";
+import { RecordCards } from "../records/RecordCards";
 
 const PAGE = 50;
 type Row = Record<string, unknown>;
@@ -18,96 +26,179 @@ export default function RecordListPage() {
   const { t, i18n } = useTranslation();
   const { object = "" } = useParams();
   const [params, setParams] = useSearchParams();
+  const navigate = useNavigate();
+  const queries = useQueryClient();
+  const phone = !Grid.useBreakpoint().md;
+  const view = useObject(object);
+  const { meta, title, label, option } = view;
+  const { columns: shown, set: setColumns } = useColumns(meta);
+  const [selected, setSelected] = useState<string[]>([]);
+  const filters = readFilters(params);
+  const sort = readSort(params.get("sort"));
   const q = params.get("q") ?? "";
-
-  const objects = useQuery({
-    queryKey: ["objects"],
-    queryFn: async () => unwrap(await api.GET("/objects")),
-    staleTime: 60_000,
-  });
-  const meta = objects.data?.find((o) => o.key === object);
+  const relations = meta ? expandable(shown, meta) : [];
+  const search = apiQuery(params);
 
   const count = useQuery({
-    queryKey: ["records", object, "count", q],
+    queryKey: ["records", object, "count", search],
     queryFn: async () =>
-      unwrap(
-        await api.GET("/records/{object}/count", {
-          params: { path: { object } },
-          querySerializer: () => listQueryString({ q }),
-        }),
-      ),
+      unwrap(await api.GET("/records/{object}/count", { params: { path: { object } }, querySerializer: () => search })),
     enabled: !!meta,
   });
   const pages = useInfiniteQuery({
-    queryKey: ["records", object, "list", q],
+    queryKey: ["records", object, "list", search, relations.join(",")],
     initialPageParam: undefined as string | undefined,
-    queryFn: async ({ pageParam }) =>
-      unwrap(
+    queryFn: async ({ pageParam }) => {
+      const extra = relations.length > 0 ? `&expand=${encodeURIComponent(relations.join(","))}` : "";
+      return unwrap(
         await api.GET("/records/{object}", {
           params: { path: { object } },
-          querySerializer: () => listQueryString({ q, cursor: pageParam, limit: PAGE }),
+          querySerializer: () => apiQuery(params, { cursor: pageParam, limit: PAGE }) + extra,
         }),
-      ),
+      );
+    },
     getNextPageParam: (last) => last.next_cursor,
     enabled: !!meta,
   });
 
+  const update = (next: URLSearchParams) => {
+    setSelected([]);
+    setParams(next, { replace: true });
+  };
   const columns: ColumnsType<Row> = useMemo(() => {
     if (!meta) return [];
-    const yesNo: [string, string] = [t("records.yes"), t("records.no")];
-    return listColumns(meta).map((f) => ({
-      key: f.key,
-      title: fieldLabel(f, i18n.language, (k) => (i18n.exists(`fields.${k}`) ? t(`fields.${k}`) : undefined)),
-      dataIndex: f.key,
-      ellipsis: true,
-      render: (v: unknown) => cellText(v, f, yesNo, t("format.dateTime"), i18n.language) || "—",
-    }));
-  }, [meta, t, i18n.language]);
+    return shown.map((f, i) => {
+      const name = queryName(f, meta.builtin);
+      // The first column links to the record, so the keyboard reaches it too.
+      const linked = i === 0 && f.type !== "relation" && f.type !== "url";
+      return {
+        key: f.key,
+        title: label(f),
+        ellipsis: true,
+        sorter: isSortable(f),
+        sortOrder: sort?.field === name ? (sort.desc ? "descend" : "ascend") : null,
+        onHeaderCell: () => ({ "data-testid": `col-${f.key}` }) as React.HTMLAttributes<HTMLElement>,
+        render: (_: unknown, row: Row) => {
+          const value = (
+            <FieldValue field={f} value={valueOf(row, f, meta)} expanded={(row.expanded as Row | undefined)?.[name]} optionLabel={option} />
+          );
+          return linked ? <Link to={`/records/${meta.key}/${String(row.id)}`}>{value}</Link> : value;
+        },
+      };
+    });
+  }, [meta, shown, sort, label, option]);
 
-  if (objects.isLoading) return <Skeleton active />;
-  const failure = objects.error ?? count.error ?? pages.error;
+  if (view.loading) return <Skeleton active />;
+  const failure = view.error ?? count.error ?? pages.error;
   if (!meta) {
     return failure ? (
-      <Alert type="error" showIcon message={String(failure instanceof Error ? failure.message : failure)} />
+      <Alert type="error" showIcon message={failure instanceof Error ? failure.message : String(failure)} />
     ) : (
       <Empty description={t("records.noSuchObject", { object })} />
     );
   }
-  const title = objectLabel(meta, i18n.language);
   const rows = pages.data?.pages.flatMap((p) => p.items as Row[]) ?? [];
+  const filtered = q !== "" || filters.length > 0;
+  const newButton = (
+    <Link to={`/records/${object}/new`}>
+      <Button type="primary" icon={<PlusOutlined />} data-testid="record-new">
+        {t("records.new")}
+      </Button>
+    </Link>
+  );
+  const empty = (
+    <Empty description={filtered ? t("records.noMatch") : t("records.empty", { object: title })}>
+      {!filtered && newButton}
+    </Empty>
+  );
 
   return (
     <>
-      <PageHeader title={title} crumbs={[{ title: t("nav.home"), to: "/" }, { title }]} />
+      <PageHeader title={title} crumbs={[{ title: t("nav.home"), to: "/" }, { title }]} extra={newButton} />
       <Flex justify="space-between" align="center" wrap="wrap" gap={8} style={{ marginBottom: 12 }}>
         <Input.Search
+          key={q}
           allowClear
           defaultValue={q}
           placeholder={t("records.search")}
           aria-label={t("records.search")}
           style={{ maxWidth: 320 }}
-          onSearch={(value) => setParams(value ? { q: value } : {}, { replace: true })}
+          onSearch={(value) => {
+            const next = new URLSearchParams(params);
+            if (value.trim()) next.set("q", value.trim());
+            else next.delete("q");
+            update(next);
+          }}
         />
-        <Typography.Text type="secondary" data-testid="record-count">
-          {count.data ? t("records.total", { formatted: count.data.count.toLocaleString(i18n.language) }) : ""}
-        </Typography.Text>
+        <Flex align="center" gap={12}>
+          <Typography.Text type="secondary" data-testid="record-count">
+            {count.data ? t("records.total", { formatted: count.data.count.toLocaleString(i18n.language) }) : ""}
+          </Typography.Text>
+          {!phone && <ColumnChooser object={meta} columns={shown} label={label} onChange={setColumns} />}
+        </Flex>
       </Flex>
+      <div style={{ marginBottom: 12 }}>
+        <FilterBar
+          object={meta}
+          filters={filters}
+          unmasked={view.unmasked}
+          label={label}
+          option={option}
+          onChange={(next) => update(writeFilters(params, next))}
+        />
+      </div>
       {failure !== null && (
         <Alert type="error" showIcon style={{ marginBottom: 12 }} message={failure instanceof Error ? failure.message : String(failure)} />
       )}
-      <Table<Row>
-        rowKey={(r) => String(r.id)}
-        columns={columns}
-        dataSource={rows}
-        loading={pages.isLoading}
-        pagination={false}
-        sticky
-        scroll={{ x: "max-content" }}
-        locale={{ emptyText: <Empty description={q ? t("records.noMatch") : t("records.empty", { object: title })} /> }}
-      />
+      {selected.length > 0 && (
+        <BulkActions
+          object={meta}
+          title={title}
+          ids={selected}
+          onDone={() => {
+            setSelected([]);
+            void queries.invalidateQueries({ queryKey: ["records", object] });
+          }}
+        />
+      )}
+      {phone ? (
+        <RecordCards object={meta} rows={rows} loading={pages.isLoading} empty={empty} label={label} option={option} />
+      ) : (
+        <Table<Row>
+          rowKey={(r) => String(r.id)}
+          columns={columns}
+          dataSource={rows}
+          loading={pages.isLoading}
+          pagination={false}
+          sticky
+          scroll={{ x: "max-content" }}
+          rowSelection={{ selectedRowKeys: selected, onChange: (keys) => setSelected(keys.map(String)) }}
+          onRow={(r) => ({
+            onClick: (e) => {
+              // The checkbox column selects; the rest of the row opens the record.
+              if ((e.target as HTMLElement).closest(".ant-table-selection-column, a")) return;
+              navigate(`/records/${object}/${String(r.id)}`);
+            },
+            style: { cursor: "pointer" },
+          })}
+          onChange={(_p, _f, sorter) => {
+            const s = Array.isArray(sorter) ? sorter[0] : sorter;
+            const field = meta.fields.find((f) => f.key === s?.columnKey);
+            if (!field) return;
+            const next = new URLSearchParams(params);
+            const order = s?.order ? { field: queryName(field, meta.builtin), desc: s.order === "descend" } : null;
+            const value = sortParam(order);
+            if (value) next.set("sort", value);
+            else next.delete("sort");
+            update(next);
+          }}
+          showSorterTooltip={false}
+          locale={{ emptyText: empty }}
+        />
+      )}
       {pages.hasNextPage && (
         <Flex justify="center" style={{ marginTop: 12 }}>
-          <Button onClick={() => void pages.fetchNextPage()} loading={pages.isFetchingNextPage}>
+          <Button onClick={() => void pages.fetchNextPage()} loading={pages.isFetchingNextPage} data-testid="load-more">
             {t("records.loadMore")}
           </Button>
         </Flex>

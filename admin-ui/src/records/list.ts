@@ -35,44 +35,71 @@ export function objectLabel(object: ObjectMeta, locale: string): string {
   return object.labels[locale] ?? object.name_plural;
 }
 
-/** How a record's value reads in a list cell ("" when there is none). */
-export function cellText(
-  value: unknown,
-  field: FieldMeta,
-  yesNo: [string, string],
-  dateFormat: string,
-  locale = "en",
-): string {
+/** How values read in the user's language. */
+export interface CellFormat {
+  yesNo: [string, string];
+  dateTime: string;
+  date: string;
+  locale: string;
+}
+
+/** Money as the locale writes it, with ¥ and two decimals (¥1,234.50). */
+export function moneyText(value: number, locale: string): string {
+  return `¥${value.toLocaleString(locale, { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+}
+
+/** How a record's value reads in a list cell or a detail field ("" when there is none). */
+export function cellText(value: unknown, field: FieldMeta, fmt: CellFormat): string {
   if (value === null || value === undefined || value === "") return "";
   if (Array.isArray(value)) {
-    return value.map((v) => cellText(v, field, yesNo, dateFormat, locale)).filter(Boolean).join(", ");
+    return value.map((v) => cellText(v, field, fmt)).filter(Boolean).join(", ");
   }
   if (typeof value === "string" && (field.type === "select" || field.type === "multi_select")) {
-    return optionLabel(field, value, locale);
+    return optionLabel(field, value, fmt.locale);
   }
-  if (typeof value === "boolean") return value ? yesNo[0] : yesNo[1];
+  if (typeof value === "boolean") return value ? fmt.yesNo[0] : fmt.yesNo[1];
   if (typeof value === "object") {
     const o = value as Record<string, unknown>;
-    const shown = o.name ?? o.title ?? o.number ?? o.id;
+    if (field.type === "address") {
+      return ["province", "city", "district", "street"].map((k) => o[k]).filter((v) => typeof v === "string").join(" ");
+    }
+    const shown = o.name ?? o.title ?? o.subject ?? o.number ?? o.id;
     return typeof shown === "string" || typeof shown === "number" ? String(shown) : JSON.stringify(value);
   }
-  if (field.type === "datetime" && typeof value === "string") return dayjs(value).format(dateFormat);
+  if (field.type === "currency" && typeof value === "number") return moneyText(value, fmt.locale);
+  if ((field.type === "decimal" || field.type === "integer") && typeof value === "number") {
+    return value.toLocaleString(fmt.locale);
+  }
+  if (field.type === "datetime" && typeof value === "string") return dayjs(value).format(fmt.dateTime);
+  if (field.type === "date" && typeof value === "string") return dayjs(value).format(fmt.date);
   return String(value);
 }
 
-export interface ListQuery {
-  q?: string;
-  sort?: string;
-  cursor?: string;
-  limit?: number;
+/** Where a list's chosen columns are remembered, per object. */
+export function columnsStorageKey(object: string): string {
+  return `crm.columns.${object}`;
 }
 
-/** The query string of a list or count request (no `?`). */
-export function listQueryString(query: ListQuery): string {
-  const params = new URLSearchParams();
-  if (query.q?.trim()) params.set("q", query.q.trim());
-  if (query.sort) params.set("sort", query.sort);
-  if (query.cursor) params.set("cursor", query.cursor);
-  if (query.limit) params.set("limit", String(query.limit));
-  return params.toString();
+/** The columns to show: the user's choice (in its order, known fields only), else the default. */
+export function chosenColumns(object: ObjectMeta, stored: readonly string[] | null, max = 6): FieldMeta[] {
+  if (!stored || stored.length === 0) return listColumns(object, max);
+  const byKey = new Map(object.fields.map((f) => [f.key, f]));
+  const chosen = stored.map((k) => byKey.get(k)).filter((f): f is FieldMeta => !!f && !NOT_IN_LISTS.has(f.type));
+  return chosen.length > 0 ? chosen : listColumns(object, max);
+}
+
+/** Every field a list can show, by position (for the column chooser). */
+export function showableFields(object: ObjectMeta): FieldMeta[] {
+  return listColumns(object, Number.MAX_SAFE_INTEGER);
+}
+
+/** A stored column choice, or null when there is none or it is unreadable. */
+export function parseStoredColumns(raw: string | null): string[] | null {
+  if (!raw) return null;
+  try {
+    const v: unknown = JSON.parse(raw);
+    return Array.isArray(v) && v.every((k) => typeof k === "string") ? (v as string[]) : null;
+  } catch {
+    return null;
+  }
 }
