@@ -13,6 +13,7 @@ use std::{env, fs};
 /// What the app's build reads: a change to any of these makes `dist` stale.
 const SOURCES: &[&str] = &[
     "src",
+    "graphiql",
     "index.html",
     "package.json",
     "package-lock.json",

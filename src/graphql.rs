@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::rest::auth::{credential_of, Admit, Credential};
 use crate::rest::error::ApiError;
 use crate::server::AppState;
-use async_graphql::http::{GraphiQLSource, WebSocketProtocols};
+use async_graphql::http::WebSocketProtocols;
 use async_graphql::{Data, Executor};
 use async_graphql_poem::{GraphQLProtocol, GraphQLWebSocket};
 use crm_core::Error;
@@ -124,22 +124,44 @@ pub async fn get(req: &Request) -> Response {
     let wants_html = req
         .header(header::ACCEPT)
         .is_some_and(|a| a.contains("text/html"));
+    // Anything but a browser's page load (an API client, curl) is told how to ask.
     if !wants_html {
         return problem(Error::bad_request(
             "graphql.use_post",
             "send GraphQL requests as POST /graphql with a JSON body; GET shows GraphiQL in a browser",
         ));
     }
-    let page = GraphiQLSource::build()
-        .endpoint("/graphql")
-        .subscription_endpoint("/graphql/ws")
-        .title("TC CRM GraphQL")
-        .finish();
     Response::builder()
         .content_type("text/html; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(page)
+        .header(
+            "content-security-policy",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+        )
+        .body(GRAPHIQL_PAGE)
 }
+
+/// GraphiQL from the web app's build (`admin-ui/dist/graphiql/`, pinned npm packages): no CDN,
+/// no inline script.
+const GRAPHIQL_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+    <title>TC CRM GraphQL</title>
+    <link rel="stylesheet" href="/graphiql/graphiql.min.css" />
+    <style>body { margin: 0; } #graphiql { height: 100vh; }</style>
+  </head>
+  <body>
+    <div id="graphiql">Loading GraphiQL…</div>
+    <script src="/graphiql/react.production.min.js"></script>
+    <script src="/graphiql/react-dom.production.min.js"></script>
+    <script src="/graphiql/graphiql.min.js"></script>
+    <script src="/graphiql/init.js"></script>
+  </body>
+</html>
+"#;
 
 /// Runs subscriptions on the schema chosen once the connection is authenticated.
 #[derive(Clone)]

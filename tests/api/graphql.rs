@@ -592,3 +592,56 @@ asyncio.run(asyncio.wait_for(main(), 60))
         assert!(change["record"].get("phone").is_some());
     }
 }
+
+#[tokio::test]
+async fn graphiql_loads_from_the_servers_own_files_and_runs_a_query_in_a_browser() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    customer(&app, &t.token, json!({"name": "浏览器里的客户"})).await;
+    // A client that is not a browser is told to POST.
+    app.get("/graphql", &t.token)
+        .await
+        .expect_problem(400, "graphql.use_post");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shots = std::env::var_os("SCREENSHOTS").map_or_else(
+        || std::env::temp_dir().join("tc-crm-webapp-screenshots"),
+        std::path::PathBuf::from,
+    );
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let out = tokio::process::Command::new("node")
+        .arg(repo.join("tests/browser/graphiql.mjs"))
+        .arg(&app.base)
+        .arg(&t.token)
+        .arg(&shots)
+        .env(
+            "CHROMIUM",
+            std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()),
+        )
+        .output()
+        .await
+        .expect("node runs (./test.sh installs chromium and tests/browser's packages)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seen: Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "graphiql.mjs printed no result: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert_eq!(seen["loaded"], true, "{seen:#}");
+    assert_eq!(
+        seen["problems"],
+        json!([]),
+        "script or CSP errors: {seen:#}"
+    );
+    assert_eq!(
+        seen["outside"],
+        json!([]),
+        "requests beyond the server: {seen:#}"
+    );
+    let result = seen["result"].as_str().expect("result text");
+    assert!(result.contains("浏览器里的客户"), "{result}");
+}

@@ -1062,3 +1062,27 @@ async fn the_same_field_key_with_different_types_in_two_tenants_never_mixes_plan
         app.get("/api/v1/customers", &a.token).await.expect(200);
     }
 }
+
+#[tokio::test]
+async fn null_clears_an_address_and_tags_instead_of_failing() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let c = app
+        .post(
+            "/api/v1/customers",
+            &t.token,
+            json!({"name": "清空测试", "address": {"city": "上海"}, "tags": ["重点"]}),
+        )
+        .await
+        .expect(201);
+    let patched = app
+        .patch(
+            &format!("/api/v1/customers/{}", id(&c)),
+            &t.token,
+            json!({"address": null, "tags": null}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(patched["address"], json!({}));
+    assert_eq!(patched["tags"], json!([]));
+}

@@ -182,7 +182,13 @@ fn uuid(field: &str, raw: &Value) -> Result<Uuid, FieldError> {
 /// field may be empty is the engine's concern.
 pub fn parse(spec: &Spec<'_>, field: &str, raw: &Value) -> Result<SqlValue, FieldError> {
     if raw.is_null() {
-        return Ok(SqlValue::Null);
+        // An address and tags always have a value (their columns are NOT NULL): null clears
+        // them to the empty one.
+        return Ok(match spec.ty {
+            FieldType::Address => SqlValue::Json(Value::Object(Map::new())),
+            FieldType::Tags => SqlValue::TextArray(Vec::new()),
+            _ => SqlValue::Null,
+        });
     }
     // Blank text means "no value", so required fields cannot be satisfied with spaces.
     if (spec.ty.is_textual() || spec.ty == FieldType::Select)
@@ -533,6 +539,14 @@ mod tests {
         );
         assert!(parse(&select, "f", &json!(["bronze"])).is_err());
         assert!(parse(&spec(FieldType::Address), "f", &json!({"planet": "Mars"})).is_err());
+        assert!(matches!(
+            parse(&spec(FieldType::Address), "f", &Value::Null),
+            Ok(SqlValue::Json(Value::Object(m))) if m.is_empty()
+        ));
+        assert!(matches!(
+            parse(&spec(FieldType::Tags), "f", &Value::Null),
+            Ok(SqlValue::TextArray(t)) if t.is_empty()
+        ));
         assert_eq!(
             parse(&spec(FieldType::Text), "f", &Value::Null),
             Ok(SqlValue::Null)
