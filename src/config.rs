@@ -104,8 +104,9 @@ pub struct Config {
     /// The URL users reach the server at, for links in mail (portal sign-in, surveys);
     /// default `http://<listen>`.
     pub public_url: Option<String>,
-    /// GraphQL: `[graphql]` with `max_depth` (12), `max_complexity` (5000) and
-    /// `schema_cache_tenants` (tenant schemas kept, 256).
+    /// GraphQL: `[graphql]` with `max_depth` (12), `max_complexity` (5000), `max_records`
+    /// (records one request may read, 10000) and `schema_cache_tenants` (tenant schemas
+    /// kept, 256).
     pub graphql: GraphqlConfig,
 }
 
@@ -115,6 +116,7 @@ pub struct Config {
 pub struct GraphqlConfig {
     pub max_depth: usize,
     pub max_complexity: usize,
+    pub max_records: usize,
     pub schema_cache_tenants: usize,
 }
 
@@ -124,6 +126,7 @@ impl Default for GraphqlConfig {
         GraphqlConfig {
             max_depth: limits.max_depth,
             max_complexity: limits.max_complexity,
+            max_records: limits.max_records,
             schema_cache_tenants: 256,
         }
     }

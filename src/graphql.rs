@@ -53,6 +53,7 @@ pub fn gateway(
         crm_graphql::Limits {
             max_depth: c.max_depth,
             max_complexity: c.max_complexity,
+            max_records: c.max_records,
         },
         Arc::new(|e: Error| serde_json::to_value(ApiError(e).problem()).unwrap_or_default()),
     ))

@@ -169,6 +169,7 @@ impl Gateway {
             self.master.clone(),
             self.records.clone(),
             self.problem.clone(),
+            self.limits.max_records,
         ));
         let mut response = compiled.schema.execute(request.data(session.clone())).await;
         for e in &mut response.errors {

@@ -40,6 +40,7 @@ impl Loader<Uuid> for RecordLoader {
         )
         .await
         .map_err(|e| session.fail(e))?;
+        session.spend(found.len())?;
         let ids: Vec<Uuid> = found.keys().copied().collect();
         session
             .account(&mut tx, self.object, Via::List, &ids)
@@ -79,6 +80,7 @@ impl Loader<Uuid> for RelatedLoader {
         )
         .await
         .map_err(|e| session.fail(e))?;
+        session.spend(found.values().map(Vec::len).sum())?;
         let ids: Vec<Uuid> = found
             .values()
             .flatten()

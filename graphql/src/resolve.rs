@@ -149,6 +149,7 @@ pub fn many(obj: &ObjectModel, model: Arc<crate::model::Model>) -> Field {
                     .into_iter()
                     .map(|(v, c)| (Rec::new(v), c))
                     .collect();
+                session.spend(edges.len())?;
                 let ids: Vec<Uuid> = edges.iter().filter_map(|(r, _)| r.id()).collect();
                 session.account(&mut tx, object, Via::List, &ids).await?;
                 Ok(Some(FieldValue::owned_any(Connection {

@@ -17,6 +17,9 @@ use std::sync::Arc;
 pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// Records one request may read in all (lists nested in lists multiply): past it the
+    /// request fails with `graphql.too_many_records` instead of loading on.
+    pub max_records: usize,
 }
 
 impl Default for Limits {
@@ -24,6 +27,7 @@ impl Default for Limits {
         Limits {
             max_depth: 12,
             max_complexity: 5000,
+            max_records: 10_000,
         }
     }
 }

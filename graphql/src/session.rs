@@ -57,6 +57,9 @@ pub struct Session {
     /// Database calls made (a list, a batch, a mutation): reported as `dbCalls` in the
     /// response's extensions, so a client sees what a query cost.
     calls: AtomicUsize,
+    /// Records read so far, against `max_records`.
+    records: AtomicUsize,
+    max_records: usize,
 }
 
 impl Session {
@@ -66,6 +69,7 @@ impl Session {
         master: Option<Arc<MasterKey>>,
         schemas: Arc<SchemaCache>,
         problem: ProblemOf,
+        max_records: usize,
     ) -> Session {
         Session {
             actor: Actor::of(&opened.ctx),
@@ -79,7 +83,25 @@ impl Session {
             problem,
             loaders: Mutex::new(HashMap::new()),
             calls: AtomicUsize::new(0),
+            records: AtomicUsize::new(0),
+            max_records,
         }
+    }
+
+    /// Counts `n` records read; past the request's budget, fails with
+    /// `graphql.too_many_records` (one tenant's nested lists must not load without end).
+    pub fn spend(&self, n: usize) -> async_graphql::Result<()> {
+        let total = self.records.fetch_add(n, Ordering::Relaxed) + n;
+        if total > self.max_records {
+            return Err(self.fail(Error::bad_request(
+                "graphql.too_many_records",
+                format!(
+                    "the query reads more than {} records in all; ask for fewer (a smaller first, fewer nested lists) or page with after",
+                    self.max_records
+                ),
+            )));
+        }
+        Ok(())
     }
 
     pub(crate) fn count_call(&self) {

@@ -314,6 +314,7 @@ async fn limits_refuse_a_query_before_any_database_work() {
     assert_eq!(first_error_code(&res), "graphql.invalid_query");
 
     // Without a credential: REST's 401 problem.
+
     app.send(
         app.client
             .post(format!("{}/graphql", app.base))
@@ -321,6 +322,51 @@ async fn limits_refuse_a_query_before_any_database_work() {
     )
     .await
     .expect_problem(401, "auth.missing_token");
+}
+
+#[tokio::test]
+async fn nested_lists_stop_at_the_record_budget() {
+    let app = TestApp::spawn_with(|c| c.graphql.max_records = 10).await;
+    let t = app.signup().await;
+    for i in 0..4 {
+        let c = customer(&app, &t.token, json!({"name": format!("预算客户{i}")})).await;
+        for j in 0..2 {
+            app.post(
+                "/api/v1/contacts",
+                &t.token,
+                json!({"customer_id": c, "name": format!("预算联系人{i}-{j}")}),
+            )
+            .await
+            .expect(201);
+        }
+    }
+    // 4 customers + 8 contacts = 12 records > 10.
+    let res = gql(
+        &app,
+        &t.token,
+        "{ customers { nodes { name contacts { name } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        first_error_code(&res),
+        "graphql.too_many_records",
+        "{res:#}"
+    );
+    // Within the budget it answers.
+    let res = gql(
+        &app,
+        &t.token,
+        "{ customers { nodes { name } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        no_errors(&res)["customers"]["nodes"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
 }
 
 #[tokio::test]
