@@ -123,20 +123,21 @@ pub struct ObjectModel {
     /// Query fields: `customer`, `customers`.
     pub single: String,
     pub plural: String,
-    /// Top-level fields (system, built-in, and a custom object's own fields).
-    pub fields: Vec<FieldModel>,
+    /// Top-level fields (system, built-in, and a custom object's own fields); shared with the
+    /// resolvers that read them.
+    pub fields: Vec<Arc<FieldModel>>,
     /// A built-in object's custom fields (under `custom`).
-    pub custom_fields: Vec<FieldModel>,
+    pub custom_fields: Vec<Arc<FieldModel>>,
     pub related: Vec<RelatedList>,
     pub description: String,
 }
 
 impl ObjectModel {
-    pub fn all_fields(&self) -> impl Iterator<Item = &FieldModel> {
+    pub fn all_fields(&self) -> impl Iterator<Item = &Arc<FieldModel>> {
         self.fields.iter().chain(self.custom_fields.iter())
     }
 
-    pub fn writable(&self) -> impl Iterator<Item = &FieldModel> {
+    pub fn writable(&self) -> impl Iterator<Item = &Arc<FieldModel>> {
         self.fields.iter().filter(|f| !f.read_only)
     }
 }
@@ -323,9 +324,9 @@ fn object_model(
             description,
         };
         if nested {
-            custom_fields.push(model);
+            custom_fields.push(Arc::new(model));
         } else {
-            fields.push(model);
+            fields.push(Arc::new(model));
         }
     }
     let has_custom = !custom_fields.is_empty();
@@ -371,7 +372,7 @@ fn object_model(
 }
 
 /// The system columns every record has, and the engine-kept ones of some objects.
-fn system_fields(object: ObjectKey, scope: &mut Scope) -> Vec<FieldModel> {
+fn system_fields(object: ObjectKey, scope: &mut Scope) -> Vec<Arc<FieldModel>> {
     let base: [(&str, FieldType); 6] = [
         ("id", FieldType::Relation),
         ("created_at", FieldType::Datetime),
@@ -384,7 +385,7 @@ fn system_fields(object: ObjectKey, scope: &mut Scope) -> Vec<FieldModel> {
         .chain(crm_records::engine::extra_system(object).iter().copied())
         .map(|(key, ty)| {
             let ty = if key == "id" { FieldType::User } else { ty };
-            FieldModel {
+            Arc::new(FieldModel {
                 gql: scope.claim(Some(names::camel(key)), "field"),
                 key: key.to_owned(),
                 path: key.to_owned(),
@@ -401,7 +402,7 @@ fn system_fields(object: ObjectKey, scope: &mut Scope) -> Vec<FieldModel> {
                 options: None,
                 link: None,
                 description: None,
-            }
+            })
         })
         .collect()
 }

@@ -255,7 +255,7 @@ fn list_query(obj: &ObjectModel, ctx: &ResolverContext<'_>) -> Result<ListQuery,
 }
 
 fn filter_pairs(
-    fields: &[FieldModel],
+    fields: &[Arc<FieldModel>],
     filter: &ObjectAccessor<'_>,
     pairs: &mut Vec<(String, String)>,
 ) -> Result<(), Error> {
@@ -374,7 +374,7 @@ pub fn edge_node(ctx: ResolverContext<'_>) -> FieldFuture<'_> {
 
 /// The record a relation field points to (`customer` beside `customerId`), batched per
 /// object; null when it is gone or outside the caller's scope.
-pub fn link_field(name: &str, f: &FieldModel, target: ObjectKey, target_type: &str) -> Field {
+pub fn link_field(name: &str, f: &Arc<FieldModel>, target: ObjectKey, target_type: &str) -> Field {
     let model = f.clone();
     Field::new(name.to_owned(), TypeRef::named(target_type), move |ctx| {
         let model = model.clone();

@@ -92,7 +92,7 @@ fn filter_type(f: &FieldModel) -> Option<String> {
 }
 
 /// A field read from the parent record.
-fn value_field(f: &FieldModel) -> Field {
+fn value_field(f: &Arc<FieldModel>) -> Field {
     let model = f.clone();
     let mut field = Field::new(f.gql.clone(), output_type(f), move |ctx| {
         let value = ctx
@@ -133,11 +133,15 @@ pub fn object_types(model: &Arc<Model>, obj: &ObjectModel) -> ObjectTypes {
             for (i, value) in e.values.iter().enumerate() {
                 let mut item = EnumItem::new(value.clone());
                 let option = &e.options[i];
-                item = item.description(
-                    e.labels[i]
-                        .clone()
-                        .unwrap_or_else(|| format!("the option '{option}'")),
-                );
+                // Described when the name alone does not say the option (`OPTION_1` for
+                // `普通`) or the company labelled it.
+                let plain = *value == option.to_ascii_uppercase();
+                if let Some(text) = e.labels[i]
+                    .clone()
+                    .or_else(|| (!plain).then(|| format!("the option '{option}'")))
+                {
+                    item = item.description(text);
+                }
                 en = en.item(item);
             }
             enums.push(en);
