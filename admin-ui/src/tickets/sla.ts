@@ -81,25 +81,17 @@ export function bySlaDue<T extends SlaFields>(tickets: readonly T[], now: number
   return [...tickets].sort((a, b) => key(a) - key(b));
 }
 
-export interface DurationUnits {
-  d: string;
-  h: string;
-  m: string;
-  /** Between the parts ("" in Chinese, " " in English). */
-  sep: string;
-}
+/** Which parts a duration reads in: days and hours, hours and minutes, or minutes. */
+export type DurationShape = "dh" | "hm" | "m";
 
-/** 93 minutes → "1h 33m" (two largest parts; under a minute reads as 0m). */
-export function formatDuration(ms: number, units: DurationUnits): string {
+/** Puts a duration's parts into words (the locale files' `sla.duration.*`). */
+export type DurationWords = (shape: DurationShape, parts: { d: number; h: number; m: number }) => string;
+
+/** 93 minutes → "1h 33m" (the two largest parts; under a minute reads as 0m; sign dropped). */
+export function formatDuration(ms: number, words: DurationWords): string {
   const minutes = Math.floor(Math.abs(ms) / 60_000);
-  const d = Math.floor(minutes / 1440);
-  const h = Math.floor((minutes % 1440) / 60);
-  const m = minutes % 60;
-  const parts: string[] = [];
-  if (d > 0) parts.push(`${d}${units.d}`, `${h}${units.h}`);
-  else if (h > 0) parts.push(`${h}${units.h}`, `${m}${units.m}`);
-  else parts.push(`${m}${units.m}`);
-  return parts.join(units.sep);
+  const parts = { d: Math.floor(minutes / 1440), h: Math.floor((minutes % 1440) / 60), m: minutes % 60 };
+  return words(parts.d > 0 ? "dh" : parts.h > 0 ? "hm" : "m", parts);
 }
 
 /** Ant Design tag colours per tone (UI.md: green, orange, red; paused grey). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bySlaDue, formatDuration, nextClock, slaClock, ticketClocks } from "./sla";
+import { bySlaDue, formatDuration, nextClock, slaClock, ticketClocks, type DurationWords } from "./sla";
 import { isQueue, queueQuery, type QueueContext } from "./queues";
 import { allowedNext, openStates, parseWorkflow, stateColor, stateLabel } from "./workflow";
 
@@ -56,8 +56,8 @@ describe("ticket clocks", () => {
 });
 
 describe("formatDuration", () => {
-  const zh = { d: "天", h: "小时", m: "分钟", sep: "" };
-  const en = { d: "d", h: "h", m: "m", sep: " " };
+  const zh: DurationWords = (shape, p) => ({ dh: `${p.d}天${p.h}小时`, hm: `${p.h}小时${p.m}分钟`, m: `${p.m}分钟` })[shape];
+  const en: DurationWords = (shape, p) => ({ dh: `${p.d}d ${p.h}h`, hm: `${p.h}h ${p.m}m`, m: `${p.m}m` })[shape];
   it("shows the two largest parts", () => {
     expect(formatDuration(93 * 60_000, en)).toBe("1h 33m");
     expect(formatDuration((26 * 60 + 5) * 60_000, zh)).toBe("1天2小时");
