@@ -65,8 +65,8 @@ export default function ApprovalsPage() {
     <Card size="small" style={{ marginBottom: 8 }} data-testid="approval">
       <Flex justify="space-between" wrap="wrap" gap={8}>
         <Space direction="vertical" size={2}>
-          <Link to={recordPath(a.object, a.record_id)}>
-            <Typography.Text strong>{a.title}</Typography.Text>
+          <Link to={recordPath(a.object, a.record_id)} className="crm-strong">
+            {a.title}
           </Link>
           <Space size={4} wrap>
             <Tag color={APPROVAL_COLOR[a.status] ?? "default"} data-testid="approval-status">

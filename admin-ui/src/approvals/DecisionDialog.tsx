@@ -35,7 +35,7 @@ export function DecisionDialog({ decision, title, onClose, decide }: Props) {
           // Shown below.
         }
       }}
-      destroyOnClose
+      destroyOnHidden
     >
       <Input.TextArea
         value={comment}

@@ -71,7 +71,7 @@ export function TicketCustomFields({ meta, ticket, label, option, save }: Props)
         okText={t("common.save")}
         cancelText={t("common.cancel")}
         confirmLoading={save.isPending}
-        destroyOnClose
+        destroyOnHidden
       >
         {problem && <Alert type="error" showIcon message={problem.summary} style={{ marginBottom: 12 }} />}
         <Form form={form} layout="vertical" initialValues={initialValues(own, ticket)} onFinish={(v: Json) => void submit(v)} preserve={false}>

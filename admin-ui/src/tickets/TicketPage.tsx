@@ -2,7 +2,7 @@
 // reply box under it, the ticket's attributes and SLA on the right (stacked at phone width).
 import { useParams } from "react-router-dom";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { Alert, App, Button, Col, Flex, Result, Row, Skeleton, Tag, Typography } from "antd";
+import { Alert, App, Button, Col, Flex, Result, Row, Skeleton, Space, Tag, Typography } from "antd";
 import { useTranslation } from "react-i18next";
 import dayjs from "dayjs";
 import { api, ApiProblem, unwrap } from "../api/client";
@@ -13,12 +13,15 @@ import { Composer } from "./Composer";
 import { Attachments } from "./Attachments";
 import { TicketSidebar } from "./TicketSidebar";
 import { useNow, useWorkflow } from "./useTickets";
+import { SlaTag } from "./SlaTag";
+import { nextClock } from "./sla";
+import { stateColor, stateLabel } from "./workflow";
 import type { Ticket } from "./ticket";
 
 type Json = Record<string, unknown>;
 
 export default function TicketPage() {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
   const { id = "" } = useParams();
   const { message } = App.useApp();
   const queries = useQueryClient();
@@ -76,6 +79,12 @@ export default function TicketPage() {
       <PageHeader
         title={`${tk.number} · ${tk.subject}`}
         crumbs={[{ title: t("nav.tickets"), to: "/tickets" }, { title: tk.number }]}
+        extra={
+          <Space wrap size={4}>
+            <Tag color={stateColor(workflow.data, tk.status)}>{stateLabel(workflow.data, tk.status, i18n.language)}</Tag>
+            <SlaTag clock={nextClock(tk, now)} testId="header-sla" />
+          </Space>
+        }
       />
       <Row gutter={[16, 16]}>
         <Col xs={24} lg={16}>
