@@ -20,6 +20,9 @@ async function apiFromPage(page, method, path, body) {
 
 const text = async (locator) => (await locator.textContent())?.trim();
 
+/** Waits until the "saved" toasts are gone, so that they do not cover a screenshot. */
+const quiet = (page) => page.locator('.ant-message-notice').first().waitFor({ state: 'detached' });
+
 export async function ticketsFlow(page, { shot, settle, chooseLanguage }, seen) {
   const me = (await apiFromPage(page, 'GET', '/me')).body.user.id;
 
@@ -70,7 +73,8 @@ export async function ticketsFlow(page, { shot, settle, chooseLanguage }, seen) 
   seen.statusButtonsPending = await page.getByTestId('status-buttons').getByRole('button').allTextContents();
   await page.getByTestId('status-open').click();
   await page.getByTestId('ticket-status').getByText('处理中').waitFor();
-  await settle(page);
+  await page.mouse.move(0, 0);
+  await quiet(page);
   await shot(page, 'ticket-zh-1366');
 
   // The queues: the new ticket is unassigned, with its countdown.
@@ -139,7 +143,7 @@ export async function ticketsFlow(page, { shot, settle, chooseLanguage }, seen) 
   await page.getByRole('dialog').getByRole('button', { name: /撤\s*回/ }).click();
   await mine.getByTestId('approval-status').getByText('已撤回').waitFor();
   seen.recalledStatus = await text(mine.getByTestId('approval-status'));
-  await settle(page);
+  await quiet(page);
   await shot(page, 'approvals-zh-1366');
 
   // The bell: its list, then "mark all read" empties the count.
