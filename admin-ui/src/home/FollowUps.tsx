@@ -4,7 +4,7 @@ import { Link } from "react-router-dom";
 import { useQuery } from "@tanstack/react-query";
 import { useTranslation } from "react-i18next";
 import dayjs from "dayjs";
-import { api, unwrap } from "../api/client";
+import { listRecords } from "./listRecords";
 import { HomeCard } from "./HomeCard";
 import { overdueFollowUpsQuery } from "./home";
 
@@ -20,13 +20,7 @@ export function FollowUps({ userId, now }: { userId: string; now: number }) {
   const minute = Math.floor(now / 60_000) * 60_000;
   const customers = useQuery({
     queryKey: ["records", "customers", "home", userId, minute],
-    queryFn: async () =>
-      unwrap(
-        await api.GET("/records/{object}", {
-          params: { path: { object: "customers" } },
-          querySerializer: () => overdueFollowUpsQuery(userId, new Date(minute)),
-        }),
-      ).items as Customer[],
+    queryFn: () => listRecords<Customer>("customers", overdueFollowUpsQuery(userId, new Date(minute))),
     placeholderData: (previous) => previous,
   });
   const rows = customers.data ?? [];

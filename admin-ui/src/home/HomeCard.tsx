@@ -1,7 +1,7 @@
 // One card of Home: a title with a link to the whole list, and its loading, error and empty
 // states (skeletons, the API's message with a retry, what to do).
 import type { ReactNode } from "react";
-import { Alert, Button, Card, Empty, Skeleton } from "antd";
+import { Alert, Button, Card, Skeleton, Typography } from "antd";
 import { Link } from "react-router-dom";
 import { useTranslation } from "react-i18next";
 
@@ -28,7 +28,10 @@ export function HomeCard({ title, more, testId, loading, error, retry, empty, ch
       action={<Button size="small" onClick={retry}>{t("error.retry")}</Button>}
     />
   ) : empty !== null ? (
-    <Empty image={Empty.PRESENTED_IMAGE_SIMPLE} description={empty} />
+    // Small on purpose: Home has several cards, and an empty one should not push the rest down.
+    <Typography.Paragraph type="secondary" style={{ margin: "8px 0" }}>
+      {empty}
+    </Typography.Paragraph>
   ) : (
     children
   );

@@ -7,6 +7,7 @@ import { useTranslation } from "react-i18next";
 import dayjs from "dayjs";
 import { api, unwrap } from "../api/client";
 import { HomeCard } from "./HomeCard";
+import { listRecords } from "./listRecords";
 import { dueTasksQuery, splitByDue } from "./home";
 
 interface Task {
@@ -22,13 +23,7 @@ export function MyTasks({ userId, now }: { userId: string; now: number }) {
   const day = dayjs(now).format("YYYY-MM-DD");
   const tasks = useQuery({
     queryKey: ["records", "tasks", "home", userId, day],
-    queryFn: async () =>
-      unwrap(
-        await api.GET("/records/{object}", {
-          params: { path: { object: "tasks" } },
-          querySerializer: () => dueTasksQuery(userId, new Date(now)),
-        }),
-      ).items as Task[],
+    queryFn: () => listRecords<Task>("tasks", dueTasksQuery(userId, new Date(now))),
   });
   const done = useMutation({
     mutationFn: async (id: string) =>

@@ -3,7 +3,7 @@ import { List, Typography } from "antd";
 import { Link } from "react-router-dom";
 import { useQuery } from "@tanstack/react-query";
 import { useTranslation } from "react-i18next";
-import { api, unwrap } from "../api/client";
+import { listRecords } from "./listRecords";
 import { HomeCard } from "./HomeCard";
 import { myTicketsQuery } from "./home";
 import { bySlaDue, nextClock } from "../tickets/sla";
@@ -18,13 +18,7 @@ export function MyTickets({ userId, now }: { userId: string; now: number }) {
   const states = workflow.data ? openStates(workflow.data) : [];
   const tickets = useQuery({
     queryKey: ["records", "tickets", "home", userId, states.join(",")],
-    queryFn: async () =>
-      unwrap(
-        await api.GET("/records/{object}", {
-          params: { path: { object: "tickets" } },
-          querySerializer: () => myTicketsQuery(userId, states),
-        }),
-      ).items as Ticket[],
+    queryFn: () => listRecords<Ticket>("tickets", myTicketsQuery(userId, states)),
     enabled: !!workflow.data,
   });
   const sorted = bySlaDue(tickets.data ?? [], now);
