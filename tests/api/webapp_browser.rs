@@ -424,6 +424,13 @@ async fn webapp_a_company_signs_up_logs_in_and_switches_language_in_a_real_brows
         "a pending ticket's allowed next states"
     );
     assert_eq!(seen["attachmentHref"], "/api/v1/attachments/:id/content");
+    assert_eq!(seen["workflowNarrowed"], 200, "{seen:#}");
+    assert_eq!(seen["workflowRestored"], 200, "{seen:#}");
+    assert_eq!(
+        seen["staleStatus"],
+        "a ticket in 'open' cannot move to 'closed'; it may move to: pending, resolved",
+        "a stale status button shows the API's 409"
+    );
     assert_eq!(seen["queueUrl"], "?queue=unassigned");
     for key in ["queueSla", "homeTicketSla"] {
         assert!(

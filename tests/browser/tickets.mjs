@@ -77,6 +77,16 @@ export async function ticketsFlow(page, { shot, settle, chooseLanguage }, seen) 
   await quiet(page);
   await shot(page, 'ticket-zh-1366');
 
+  // The workflow changes under the page (open may no longer close): the stale button's 409
+  // is shown as the API says it. Then the workflow is put back.
+  const workflow = (await apiFromPage(page, 'GET', '/ticket-workflow')).body;
+  const narrowed = { ...workflow, transitions: { ...workflow.transitions, open: workflow.transitions.open.filter((s) => s !== 'closed') } };
+  seen.workflowNarrowed = (await apiFromPage(page, 'PUT', '/ticket-workflow', narrowed)).status;
+  await page.getByTestId('status-closed').click();
+  await page.getByTestId('status-error').waitFor();
+  seen.staleStatus = await text(page.getByTestId('status-error'));
+  seen.workflowRestored = (await apiFromPage(page, 'PUT', '/ticket-workflow', workflow)).status;
+
   // The queues: the new ticket is unassigned, with its countdown.
   await page.getByRole('menuitem', { name: '工单' }).click();
   await page.getByRole('tab', { name: '未分配' }).click();
