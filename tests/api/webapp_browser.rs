@@ -431,7 +431,12 @@ async fn webapp_a_company_signs_up_logs_in_and_switches_language_in_a_real_brows
         "a ticket in 'open' cannot move to 'closed'; it may move to: pending, resolved",
         "a stale status button shows the API's 409"
     );
-    assert_eq!(seen["queueUrl"], "?queue=unassigned");
+    assert_eq!(
+        seen["sidePanel"],
+        json!({"priority": "high", "assignedToMe": true}),
+        "priority and assignee changed from the side panel"
+    );
+    assert_eq!(seen["queueUrl"], "?queue=mine");
     for key in ["queueSla", "homeTicketSla"] {
         assert!(
             seen[key].as_str().is_some_and(|s| s.starts_with("剩余 ")),

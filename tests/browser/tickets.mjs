@@ -73,6 +73,16 @@ export async function ticketsFlow(page, { shot, settle, chooseLanguage }, seen) 
   seen.statusButtonsPending = await page.getByTestId('status-buttons').getByRole('button').allTextContents();
   await page.getByTestId('status-open').click();
   await page.getByTestId('ticket-status').getByText('处理中').waitFor();
+
+  // Priority and assignee from the side panel: each change is saved at once.
+  await page.getByTestId('ticket-priority').click();
+  await page.locator('.ant-select-dropdown:visible .ant-select-item-option', { hasText: '高' }).click();
+  await page.getByTestId('ticket-assignee').locator('.ant-select').click();
+  await page.locator('.ant-select-dropdown:visible .ant-select-item-option', { hasText: '张伟' }).click();
+  await page.getByTestId('ticket-priority').locator('.ant-select-selection-item', { hasText: '高' }).waitFor();
+  await page.getByTestId('ticket-assignee').locator('.ant-select-selection-item', { hasText: '张伟' }).waitFor();
+  const saved = (await apiFromPage(page, 'GET', `/tickets/${ticketId}`)).body;
+  seen.sidePanel = { priority: saved.priority, assignedToMe: saved.assignee_id === me };
   await page.mouse.move(0, 0);
   await quiet(page);
   await shot(page, 'ticket-zh-1366');
@@ -87,9 +97,10 @@ export async function ticketsFlow(page, { shot, settle, chooseLanguage }, seen) 
   seen.staleStatus = await text(page.getByTestId('status-error'));
   seen.workflowRestored = (await apiFromPage(page, 'PUT', '/ticket-workflow', workflow)).status;
 
-  // The queues: the new ticket is unassigned, with its countdown.
+  // The queues: the ticket is in mine, with its countdown.
   await page.getByRole('menuitem', { name: '工单' }).click();
-  await page.getByRole('tab', { name: '未分配' }).click();
+  await page.getByRole('tab', { name: '全部' }).click();
+  await page.getByRole('tab', { name: '我的', exact: true }).click();
   await page.getByRole('link', { name: '车辆保养预约改期' }).waitFor();
   seen.queueSla = await text(page.getByTestId('queue-sla').first());
   seen.queueUrl = new URL(page.url()).search;
@@ -100,7 +111,6 @@ export async function ticketsFlow(page, { shot, settle, chooseLanguage }, seen) 
   const due = new Date(Date.now() + 60 * 60 * 1000);
   if (due.getDate() !== new Date().getDate()) due.setTime(Date.now());
   seen.task = (await apiFromPage(page, 'POST', '/tasks', { title: '回访李女士', due_at: due.toISOString(), assignee_id: me })).status;
-  seen.assigned = (await apiFromPage(page, 'PATCH', `/tickets/${ticketId}`, { assignee_id: me })).status;
 
   // Approvals need two people (nobody approves their own request): a colleague asks me to
   // approve a discount, and I ask the colleague about another customer (which I recall).

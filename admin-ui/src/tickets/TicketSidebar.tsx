@@ -81,12 +81,14 @@ export function TicketSidebar({ ticket, meta, workflow, now, label, option, patc
             />
           </Descriptions.Item>
           <Descriptions.Item label={t("fields.assignee_id")}>
-            <UserPicker
-              style={{ width: "100%" }}
-              aria-label={t("fields.assignee_id")}
-              value={ticket.assignee_id ?? null}
-              onChange={(v) => patch.mutate({ assignee_id: v })}
-            />
+            <div style={{ width: "100%" }} data-testid="ticket-assignee">
+              <UserPicker
+                style={{ width: "100%" }}
+                aria-label={t("fields.assignee_id")}
+                value={ticket.assignee_id ?? null}
+                onChange={(v) => patch.mutate({ assignee_id: v })}
+              />
+            </div>
           </Descriptions.Item>
           <Descriptions.Item label={t("fields.team_id")}>
             <Select
