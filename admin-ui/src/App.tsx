@@ -1,5 +1,5 @@
 import { lazy, Suspense } from "react";
-import { Navigate, Route, Routes, useLocation } from "react-router-dom";
+import { Navigate, Route, Routes, useLocation, useParams } from "react-router-dom";
 import { App as AntApp, Button, ConfigProvider, Result, Skeleton } from "antd";
 import enUS from "antd/locale/en_US";
 import zhCN from "antd/locale/zh_CN";
@@ -17,6 +17,10 @@ const NotFoundPage = lazy(() => import("./pages/NotFoundPage"));
 const RecordListPage = lazy(() => import("./pages/RecordListPage"));
 const RecordDetailPage = lazy(() => import("./pages/RecordDetailPage"));
 const RecordFormPage = lazy(() => import("./pages/RecordFormPage"));
+const TicketQueuePage = lazy(() => import("./tickets/TicketQueuePage"));
+const TicketPage = lazy(() => import("./tickets/TicketPage"));
+const ApprovalsPage = lazy(() => import("./approvals/ApprovalsPage"));
+const NotificationsPage = lazy(() => import("./notifications/NotificationsPage"));
 
 /** One brand colour over Ant Design's default theme (UI.md). */
 const theme = { token: { colorPrimary: "#1d4ed8", borderRadius: 6 } };
@@ -33,8 +37,14 @@ export function App() {
               <Route path="/signup" element={<SignupPage />} />
               <Route element={<SignedIn />}>
                 <Route index element={<HomePage />} />
+                <Route path="tickets" element={<TicketQueuePage />} />
+                <Route path="tickets/:id" element={<TicketPage />} />
+                <Route path="approvals" element={<ApprovalsPage />} />
+                <Route path="notifications" element={<NotificationsPage />} />
                 <Route path="records/:object" element={<RecordListPage />} />
                 <Route path="records/:object/new" element={<RecordFormPage />} />
+                {/* After …/new: a tie in rank goes to the route defined first. */}
+                <Route path="records/tickets/:id" element={<TicketRedirect />} />
                 <Route path="records/:object/:id" element={<RecordDetailPage />} />
                 <Route path="records/:object/:id/edit" element={<RecordFormPage />} />
                 <Route path="*" element={<NotFoundPage />} />
@@ -68,4 +78,10 @@ function SignedIn() {
     return <Navigate to={loginPath(location.pathname + location.search + location.hash)} replace />;
   }
   return <AppFrame me={me} />;
+}
+
+/** A ticket opens in its workspace, also from the generic screens (a new ticket's form, links). */
+function TicketRedirect() {
+  const { id = "" } = useParams();
+  return <Navigate to={`/tickets/${id}`} replace />;
 }

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use crm_core::business_hours::CalendarSpec;
 use crm_core::context::page_size;
 use crm_core::Error;
-use crm_desk::{assignment, comments, sla, staff, workflow};
-use crm_records::ObjectKey;
+use crm_desk::{assignment, comments, csat, sla, staff, workflow};
+use crm_records::{ObjectKey, RecordAction};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
@@ -172,6 +172,22 @@ pub struct CommentPage {
     pub items: Vec<CommentOut>,
     #[oai(skip_serializing_if_is_none)]
     pub next_cursor: Option<String>,
+}
+
+/// A ticket's satisfaction survey as staff see it: `sent: false` when none was sent (the
+/// ticket was never resolved, or it has no contact with an e-mail address).
+#[derive(Object)]
+pub struct SatisfactionOut {
+    pub sent: bool,
+    #[oai(skip_serializing_if_is_none)]
+    pub sent_at: Option<DateTime<Utc>>,
+    /// 1 (poor) to 5 (excellent), once the contact has rated.
+    #[oai(skip_serializing_if_is_none)]
+    pub rating: Option<i16>,
+    #[oai(skip_serializing_if_is_none)]
+    pub comment: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub rated_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Object)]
@@ -374,6 +390,35 @@ impl DeskApi {
         Ok(Json(CommentPage {
             items: page.items.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor,
+        }))
+    }
+
+    /// The ticket's satisfaction survey and its rating, if one was sent.
+    #[oai(path = "/tickets/:id/satisfaction", method = "get")]
+    async fn get_satisfaction(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> ApiResult<Json<SatisfactionOut>> {
+        let (mut tx, rc) = open(&self.0, &auth, ObjectKey::Tickets).await?;
+        staff::ensure_ticket(&mut tx, &rc.access(), id.0, RecordAction::Read).await?;
+        let survey = csat::of_ticket(&mut tx, id.0).await?;
+        tx.commit().await?;
+        Ok(Json(match survey {
+            None => SatisfactionOut {
+                sent: false,
+                sent_at: None,
+                rating: None,
+                comment: None,
+                rated_at: None,
+            },
+            Some(s) => SatisfactionOut {
+                sent: true,
+                sent_at: Some(s.sent_at),
+                rating: s.rating,
+                comment: s.comment,
+                rated_at: s.rated_at,
+            },
         }))
     }
 

@@ -3,8 +3,10 @@
 //! the app's own type check and unit tests, and a new company's first minutes in Debian's
 //! chromium (sign-up, login, Home, both languages; tests/browser/webapp.mjs) and its generic
 //! record screens (a custom field, a customer with a Chinese name created through the form,
-//! found by search and by a filter, opened and edited; tests/browser/records.mjs), with
-//! screenshots in both languages at laptop and phone width saved under the system temp dir
+//! found by search and by a filter, opened and edited; tests/browser/records.mjs) and its
+//! service screens (a ticket replied to, noted, moved with the allowed status buttons, its SLA
+//! countdown; a task due today on Home; an approval approved and another recalled; the
+//! notification bell; tests/browser/tickets.mjs), with screenshots in both languages at laptop and phone width saved under the system temp dir
 //! (`tc-crm-webapp-screenshots/`, or `SCREENSHOTS`).
 
 use crate::helpers::{unique_slug, TestApp, PASSWORD};
@@ -281,9 +283,9 @@ async fn webapp_a_company_signs_up_logs_in_and_switches_language_in_a_real_brows
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("node did not start ({e}): {SETUP}"));
-    let out = tokio::time::timeout(Duration::from_secs(240), child.wait_with_output())
+    let out = tokio::time::timeout(Duration::from_secs(420), child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("the browser script ran over 240 s"))
+        .unwrap_or_else(|_| panic!("the browser script ran over 420 s"))
         .expect("browser script output");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -378,6 +380,83 @@ async fn webapp_a_company_signs_up_logs_in_and_switches_language_in_a_real_brows
         assert_eq!(seen[key], false, "{key}: the phone layout scrolls sideways");
     }
 
+    // Tickets, Home, approvals and notifications (tests/browser/tickets.mjs).
+    assert_eq!(
+        seen["ticketPath"], "/tickets/:id",
+        "a new ticket opens in its workspace"
+    );
+    assert_eq!(seen["noteLabel"], "内部备注");
+    assert_eq!(seen["noteLabelEn"], "Internal note");
+    assert_ne!(
+        seen["noteBackground"], seen["replyBackground"],
+        "notes and replies look different: {seen:#}"
+    );
+    assert_eq!(
+        seen["ticketSla"]["firstResponse"], "首次响应 · 已达成",
+        "{seen:#}"
+    );
+    assert!(
+        seen["ticketSla"]["resolution"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("解决 · 剩余 ")),
+        "the countdown: {seen:#}"
+    );
+    assert!(
+        seen["ticketSlaEn"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Resolution · ") && s.ends_with(" left")),
+        "{seen:#}"
+    );
+    assert!(
+        seen["pausedSla"]
+            .as_str()
+            .is_some_and(|s| s.contains("已暂停")),
+        "waiting on the customer pauses the SLA: {seen:#}"
+    );
+    assert_eq!(
+        seen["statusButtons"],
+        json!(["处理中", "待回复", "已解决", "已关闭"]),
+        "a new ticket's allowed next states"
+    );
+    assert_eq!(
+        seen["statusButtonsPending"],
+        json!(["处理中", "已解决", "已关闭"]),
+        "a pending ticket's allowed next states"
+    );
+    assert_eq!(seen["attachmentHref"], "/api/v1/attachments/:id/content");
+    assert_eq!(seen["workflowNarrowed"], 200, "{seen:#}");
+    assert_eq!(seen["workflowRestored"], 200, "{seen:#}");
+    assert_eq!(
+        seen["staleStatus"],
+        "a ticket in 'open' cannot move to 'closed'; it may move to: pending, resolved",
+        "a stale status button shows the API's 409"
+    );
+    assert_eq!(
+        seen["sidePanel"],
+        json!({"priority": "high", "assignedToMe": true}),
+        "priority and assignee changed from the side panel"
+    );
+    assert_eq!(seen["queueUrl"], "?queue=mine");
+    for key in ["queueSla", "homeTicketSla"] {
+        assert!(
+            seen[key].as_str().is_some_and(|s| s.starts_with("剩余 ")),
+            "{key}: {seen:#}"
+        );
+    }
+    assert_eq!(seen["task"], 201, "{seen:#}");
+    assert_eq!(seen["colleague"], 201, "{seen:#}");
+    assert_eq!(seen["approvalRequested"], 201, "{seen:#}");
+    assert_eq!(
+        seen["approvalDecided"],
+        json!({"status": "approved", "comment": "同意，折扣不超过九折。"})
+    );
+    assert_eq!(seen["recalledStatus"], "已撤回");
+    assert_eq!(seen["bellBefore"], "通知，1 条未读", "{seen:#}");
+    assert_eq!(seen["bellAfter"], "通知，0 条未读", "{seen:#}");
+    for key in ["ticketScrollsSideways", "queueScrollsSideways"] {
+        assert_eq!(seen[key], false, "{key}: the phone layout scrolls sideways");
+    }
+
     // The company exists, and the last language chosen is the user's.
     let login = app.login(&slug, &email, PASSWORD).await.expect(200);
     assert_eq!(login["user"]["locale"], "zh-CN", "{login:#}");
@@ -389,4 +468,30 @@ async fn webapp_a_company_signs_up_logs_in_and_switches_language_in_a_real_brows
         .expect(200);
     assert_eq!(found["items"][0]["name"], "张三科技", "{found:#}");
     assert_eq!(found["items"][0]["custom"]["budget"], 800000.0, "{found:#}");
+    // The workspace's ticket: replied, noted, moved back to open, with no survey sent yet.
+    let tickets = app
+        .get("/api/v1/tickets?sort=-created_at", token)
+        .await
+        .expect(200);
+    let ticket = &tickets["items"][0];
+    assert_eq!(ticket["subject"], "车辆保养预约改期", "{tickets:#}");
+    assert_eq!(ticket["status"], "open", "{ticket:#}");
+    assert!(ticket["first_responded_at"].is_string(), "{ticket:#}");
+    let id = ticket["id"].as_str().expect("ticket id");
+    let comments = app
+        .get(&format!("/api/v1/tickets/{id}/comments"), token)
+        .await
+        .expect(200);
+    let public: Vec<bool> = comments["items"]
+        .as_array()
+        .expect("comments")
+        .iter()
+        .map(|c| c["public"] == true)
+        .collect();
+    assert_eq!(public, [true, false], "{comments:#}");
+    let survey = app
+        .get(&format!("/api/v1/tickets/{id}/satisfaction"), token)
+        .await
+        .expect(200);
+    assert_eq!(survey, json!({"sent": false}));
 }

@@ -6,6 +6,7 @@
 //   node webapp.mjs <base_url> <slug> <company> <admin_name> <email> <password> <screenshot_dir>
 import { chromium } from 'playwright-core';
 import { recordsFlow } from './records.mjs';
+import { ticketsFlow } from './tickets.mjs';
 
 const [base, slug, company, adminName, email, password, shots] = process.argv.slice(2);
 const STEP_MS = 30_000; // generous: CI runs this beside the whole test suite on two cores
@@ -125,6 +126,8 @@ try {
 
   // The generic record screens: custom field, form, search, filter, detail, edit (records.mjs).
   await recordsFlow(page, { shot, settle, chooseLanguage }, seen);
+  // Tickets, Home's work lists, approvals and notifications (tickets.mjs).
+  await ticketsFlow(page, { shot, settle, chooseLanguage }, seen);
   await page.getByRole('menuitem', { name: '工作台' }).click();
   await page.getByTestId('greeting').waitFor();
 

@@ -29,14 +29,16 @@ export function csrfFromCookie(cookie: string): string | null {
   return null;
 }
 
+/** The headers that authenticate a request of this tab: the token, else the cookie's CSRF token. */
+export function authHeaders(): Record<string, string> {
+  if (token) return { Authorization: `Bearer ${token}` };
+  const csrf = csrfFromCookie(document.cookie);
+  return csrf ? { "X-CSRF-Token": csrf } : {};
+}
+
 const session: Middleware = {
   onRequest({ request }) {
-    if (token) {
-      request.headers.set("Authorization", `Bearer ${token}`);
-    } else {
-      const csrf = csrfFromCookie(document.cookie);
-      if (csrf) request.headers.set("X-CSRF-Token", csrf);
-    }
+    for (const [name, value] of Object.entries(authHeaders())) request.headers.set(name, value);
     return request;
   },
   onResponse({ response }) {

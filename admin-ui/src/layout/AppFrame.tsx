@@ -7,6 +7,7 @@ import { Avatar, Button, Drawer, Dropdown, Grid, Layout, Menu, Space, Typography
 import type { MenuProps } from "antd";
 import {
   AppstoreOutlined,
+  AuditOutlined,
   CalendarOutlined,
   CheckSquareOutlined,
   ContactsOutlined,
@@ -23,6 +24,7 @@ import { useTranslation } from "react-i18next";
 import type { Me } from "../api/client";
 import { useSession } from "../session/session";
 import { LanguageSwitch } from "./LanguageSwitch";
+import { NotificationBell } from "../notifications/NotificationBell";
 import { useObjects } from "../records/useObject";
 import { objectLabel } from "../records/list";
 
@@ -33,7 +35,6 @@ const BUILTIN_MENU = [
   { key: "opportunities", icon: <FundOutlined /> },
   { key: "activities", icon: <CalendarOutlined /> },
   { key: "tasks", icon: <CheckSquareOutlined /> },
-  { key: "tickets", icon: <CustomerServiceOutlined /> },
 ] as const;
 
 const { Header, Sider, Content } = Layout;
@@ -56,13 +57,17 @@ export function AppFrame({ me }: { me: Me }) {
       icon: o.icon,
       label: <Link to={`/records/${o.key}`}>{t(`nav.${o.key}`)}</Link>,
     })),
+    { key: "/tickets", icon: <CustomerServiceOutlined />, label: <Link to="/tickets">{t("nav.tickets")}</Link> },
+    { key: "/approvals", icon: <AuditOutlined />, label: <Link to="/approvals">{t("nav.approvals")}</Link> },
     ...custom.map((o) => ({
       key: `/records/${o.key}`,
       icon: <AppstoreOutlined />,
       label: <Link to={`/records/${o.key}`}>{objectLabel(o, i18n.language)}</Link>,
     })),
   ];
-  const selected = location.pathname.split("/").slice(0, 3).join("/") || "/";
+  const parts = location.pathname.split("/");
+  // /tickets/… and /approvals select their own item; /records/<object>/… the object's.
+  const selected = (parts[1] === "records" ? parts.slice(0, 3) : parts.slice(0, 2)).join("/") || "/";
 
   const brand = (small: boolean) => (
     <div className="crm-brand">
@@ -141,7 +146,8 @@ export function AppFrame({ me }: { me: Me }) {
             icon={phone || collapsed ? <MenuUnfoldOutlined /> : <MenuFoldOutlined />}
             onClick={() => (phone ? setDrawer(true) : setCollapsed(!collapsed))}
           />
-          <Space size="middle">
+          <Space size={phone ? "small" : "middle"}>
+            <NotificationBell />
             <LanguageSwitch me={me} compact={phone} />
             <Dropdown menu={{ items: userMenu }} trigger={["click"]}>
               <Button type="text" aria-label={t("user.menu")} data-testid="user-menu">
