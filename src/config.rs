@@ -105,8 +105,9 @@ pub struct Config {
     /// default `http://<listen>`.
     pub public_url: Option<String>,
     /// GraphQL: `[graphql]` with `max_depth` (12), `max_complexity` (5000), `max_records`
-    /// (records one request may read, 10000) and `schema_cache_tenants` (tenant schemas
-    /// kept, 256).
+    /// (records one request may read, 10000), `max_fields` (fields of a tenant's objects
+    /// GraphQL serves, 20000), `schema_cache_tenants` (tenant schemas kept, 256) and
+    /// `schema_cache_mb` (their estimated memory, 256).
     pub graphql: GraphqlConfig,
 }
 
@@ -117,7 +118,9 @@ pub struct GraphqlConfig {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_records: usize,
+    pub max_fields: usize,
     pub schema_cache_tenants: usize,
+    pub schema_cache_mb: usize,
 }
 
 impl Default for GraphqlConfig {
@@ -127,7 +130,9 @@ impl Default for GraphqlConfig {
             max_depth: limits.max_depth,
             max_complexity: limits.max_complexity,
             max_records: limits.max_records,
+            max_fields: limits.max_fields,
             schema_cache_tenants: 256,
+            schema_cache_mb: limits.cache_mb,
         }
     }
 }

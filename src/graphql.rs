@@ -54,6 +54,8 @@ pub fn gateway(
             max_depth: c.max_depth,
             max_complexity: c.max_complexity,
             max_records: c.max_records,
+            max_fields: c.max_fields,
+            cache_mb: c.schema_cache_mb,
         },
         Arc::new(|e: Error| serde_json::to_value(ApiError(e).problem()).unwrap_or_default()),
     ))

@@ -61,6 +61,11 @@ fn stable_code(e: &mut ServerError, limits: &Limits) {
     ext.set("status", 400);
 }
 
+/// Resident memory a built schema keeps per GraphQL field of the tenant's objects (measured
+/// by `crm bench graphql`: about 1 MB for the built-in objects alone, 3 MB with 50 custom
+/// fields on each): what the cache's memory budget counts.
+pub const KB_PER_FIELD: usize = 8;
+
 /// One tenant's built schema.
 pub struct TenantSchema {
     pub schema: Schema,
@@ -68,11 +73,35 @@ pub struct TenantSchema {
     pub metadata_version: i64,
     /// How long building it took (reported by `crm bench graphql`).
     pub build_time: Duration,
+    /// Its estimated resident size, in KB.
+    pub weight_kb: usize,
+}
+
+/// Built schemas, least recently used first out, bounded by count and estimated memory.
+struct Cache {
+    lru: LruCache<Uuid, Arc<TenantSchema>>,
+    weight_kb: usize,
+    budget_kb: usize,
+}
+
+impl Cache {
+    fn put(&mut self, tenant: Uuid, schema: Arc<TenantSchema>) {
+        self.weight_kb += schema.weight_kb;
+        if let Some((_, out)) = self.lru.push(tenant, schema) {
+            self.weight_kb = self.weight_kb.saturating_sub(out.weight_kb);
+        }
+        while self.weight_kb > self.budget_kb && self.lru.len() > 1 {
+            match self.lru.pop_lru() {
+                Some((_, out)) => self.weight_kb = self.weight_kb.saturating_sub(out.weight_kb),
+                None => break,
+            }
+        }
+    }
 }
 
 /// The GraphQL service: the schema cache and what resolvers need besides the request.
 pub struct Gateway {
-    cache: Mutex<LruCache<Uuid, Arc<TenantSchema>>>,
+    cache: Mutex<Cache>,
     records: Arc<SchemaCache>,
     master: Option<Arc<MasterKey>>,
     limits: Limits,
@@ -81,7 +110,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// A gateway caching at most `tenants` schemas.
+    /// A gateway caching at most `tenants` schemas, and at most `limits.cache_mb` of them by
+    /// estimated size.
     pub fn new(
         tenants: usize,
         records: Arc<SchemaCache>,
@@ -90,9 +120,11 @@ impl Gateway {
         problem: ProblemOf,
     ) -> Gateway {
         Gateway {
-            cache: Mutex::new(LruCache::new(
-                NonZeroUsize::new(tenants.max(1)).unwrap_or(NonZeroUsize::MIN),
-            )),
+            cache: Mutex::new(Cache {
+                lru: LruCache::new(NonZeroUsize::new(tenants.max(1)).unwrap_or(NonZeroUsize::MIN)),
+                weight_kb: 0,
+                budget_kb: limits.cache_mb.max(1) * 1024,
+            }),
             records,
             master,
             limits,
@@ -101,9 +133,11 @@ impl Gateway {
         }
     }
 
-    /// Schemas held now.
-    pub fn cached(&self) -> usize {
-        self.cache.lock().map_or(0, |c| c.len())
+    /// Schemas held now, and their estimated size in KB.
+    pub fn cached(&self) -> (usize, usize) {
+        self.cache
+            .lock()
+            .map_or((0, 0), |c| (c.lru.len(), c.weight_kb))
     }
 
     /// The tenant's schema at `metadata_version`: cached, or built from its objects read in
@@ -117,6 +151,7 @@ impl Gateway {
         let tenant = tx.tenant().id;
         if let Ok(mut cache) = self.cache.lock() {
             if let Some(hit) = cache
+                .lru
                 .get(&tenant)
                 .filter(|s| s.metadata_version == metadata_version)
             {
@@ -135,7 +170,26 @@ impl Gateway {
                     .await?,
             );
         }
+        let fields: usize = schemas
+            .iter()
+            .map(|s| s.all().count() + model::SYSTEM_FIELD_COUNT)
+            .sum();
+        if fields > self.limits.max_fields {
+            return Err(Error::bad_request(
+                "graphql.schema_too_large",
+                format!(
+                    "this company's objects have {fields} fields in all, more than GraphQL serves ({}); use the REST API, or remove unused fields and objects",
+                    self.limits.max_fields
+                ),
+            ));
+        }
         let model = Arc::new(Model::build(schemas, &mut names::Registry::default()));
+        let weight_kb = model
+            .objects
+            .iter()
+            .map(|o| o.all_fields().count())
+            .sum::<usize>()
+            * KB_PER_FIELD;
         let schema = schema::build(model.clone(), self.limits)
             .map_err(|e| Error::internal(format!("GraphQL schema of tenant {tenant}: {e}")))?;
         let built = Arc::new(TenantSchema {
@@ -143,9 +197,11 @@ impl Gateway {
             model,
             metadata_version,
             build_time: started.elapsed(),
+            weight_kb,
         });
         if let Ok(mut cache) = self.cache.lock() {
             let newer = cache
+                .lru
                 .peek(&tenant)
                 .is_some_and(|s| s.metadata_version > metadata_version);
             if !newer {

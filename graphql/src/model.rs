@@ -9,6 +9,10 @@ use crm_records::meta::{FieldType, ObjectKey};
 use crm_records::ObjectSchema;
 use std::sync::Arc;
 
+/// The system fields every object has in GraphQL (id, createdAt, updatedAt, createdBy,
+/// version, deletedAt).
+pub const SYSTEM_FIELD_COUNT: usize = 6;
+
 /// Names the schema declares itself; derived names never take them.
 pub const FIXED_TYPES: &[&str] = &[
     "Query",

@@ -20,6 +20,11 @@ pub struct Limits {
     /// Records one request may read in all (lists nested in lists multiply): past it the
     /// request fails with `graphql.too_many_records` instead of loading on.
     pub max_records: usize,
+    /// Fields of all a tenant's objects beyond which no schema is built
+    /// (`graphql.schema_too_large`): about 8 KB of memory and 10 µs of build time each.
+    pub max_fields: usize,
+    /// Estimated memory of the cached schemas, in MB.
+    pub cache_mb: usize,
 }
 
 impl Default for Limits {
@@ -28,6 +33,8 @@ impl Default for Limits {
             max_depth: 12,
             max_complexity: 5000,
             max_records: 10_000,
+            max_fields: 20_000,
+            cache_mb: 256,
         }
     }
 }

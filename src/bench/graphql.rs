@@ -177,10 +177,12 @@ async fn builds(
     let after = super::tenants::memory_kib(pid, "VmRSS:")?;
     tx.commit().await?;
     println!(
-        "  memory: {HELD} schemas held add {:.1} MB resident: {:.0} KB per cached schema (cache bound: [graphql] schema_cache_tenants = {})",
+        "  memory: {HELD} schemas held add {:.1} MB resident: {:.0} KB per cached schema (the cache estimates {} KB; bounds: [graphql] schema_cache_tenants = {}, schema_cache_mb = {})",
         after.saturating_sub(before) as f64 / 1024.0,
         after.saturating_sub(before) as f64 / HELD as f64,
-        config.graphql.schema_cache_tenants
+        held.first().map_or(0, |s| s.weight_kb),
+        config.graphql.schema_cache_tenants,
+        config.graphql.schema_cache_mb
     );
     drop(held);
     Ok(())

@@ -370,6 +370,32 @@ async fn nested_lists_stop_at_the_record_budget() {
 }
 
 #[tokio::test]
+async fn a_schema_too_large_to_serve_is_refused_not_built() {
+    let app = TestApp::spawn_with(|c| c.graphql.max_fields = 120).await;
+    let t = app.signup().await;
+    // The built-in objects alone have about 105 fields: under the limit.
+    let res = gql(&app, &t.token, "{ me { name } }", json!({})).await;
+    assert_eq!(no_errors(&res)["me"]["name"], "张伟");
+    for i in 0..30 {
+        app.post(
+            "/api/v1/objects/customers/fields",
+            &t.token,
+            json!({"key": format!("f{i}"), "label": format!("字段{i}"), "type": "text"}),
+        )
+        .await
+        .expect(201);
+    }
+    let res = gql(&app, &t.token, "{ me { name } }", json!({})).await;
+    assert_eq!(
+        first_error_code(&res),
+        "graphql.schema_too_large",
+        "{res:#}"
+    );
+    // REST serves the same company as before.
+    app.get("/api/v1/customers", &t.token).await.expect(200);
+}
+
+#[tokio::test]
 async fn relations_cost_one_database_call_per_level() {
     let app = TestApp::spawn().await;
     let t = app.signup().await;
