@@ -43,6 +43,19 @@ pub struct TenantOut {
     pub name: String,
 }
 
+/// Whether a company code (tenant slug) can be signed up now.
+#[derive(Object)]
+pub struct SlugAvailability {
+    pub slug: String,
+    pub available: bool,
+    /// Why not: `invalid_slug`, `reserved_slug` or `taken`.
+    #[oai(skip_serializing_if_is_none)]
+    pub reason: Option<String>,
+    /// What to do instead, in words.
+    #[oai(skip_serializing_if_is_none)]
+    pub message: Option<String>,
+}
+
 #[derive(Object)]
 pub struct SignupResponse {
     pub tenant: TenantOut,
@@ -135,6 +148,41 @@ pub struct ChangePasswordRequest {
 
 #[OpenApi(tag = "Tag::Account")]
 impl AccountApi {
+    /// Whether a company code can be signed up (the sign-up form asks while the user types):
+    /// the same rules as sign-up — form, reserved names, codes already taken. Says nothing
+    /// else about the company that holds a code.
+    #[oai(path = "/signup/slug-availability", method = "get")]
+    async fn slug_availability(
+        &self,
+        slug: poem_openapi::param::Query<String>,
+    ) -> ApiResult<Json<SlugAvailability>> {
+        let slug = slug.0.trim().to_owned();
+        let refused = |reason: &str, message: String| SlugAvailability {
+            slug: slug.clone(),
+            available: false,
+            reason: Some(reason.to_owned()),
+            message: Some(message),
+        };
+        let answer = match crm_tenants::TenantSlug::parse("slug", &slug) {
+            Err(e) => refused(e.code, e.message),
+            Ok(parsed) => {
+                match crm_tenants::registry::by_slug(&self.0.db.pool, parsed.as_str()).await? {
+                    Some(_) => refused(
+                        "taken",
+                        format!("'{slug}' is taken by another company; choose another code"),
+                    ),
+                    None => SlugAvailability {
+                        slug: slug.clone(),
+                        available: true,
+                        reason: None,
+                        message: None,
+                    },
+                }
+            }
+        };
+        Ok(Json(answer))
+    }
+
     /// Sign a company up: creates the tenant, its first administrator, and logs them in. The
     /// administrator is mailed a link that verifies the company's address.
     #[oai(path = "/signup", method = "post")]

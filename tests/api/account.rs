@@ -555,3 +555,38 @@ async fn sign_ups_from_one_address_are_limited() {
         .expect("count");
     assert_eq!(created, 0);
 }
+
+#[tokio::test]
+async fn the_signup_form_learns_whether_a_company_code_is_free() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let ask = |slug: &str| {
+        let url = format!("/api/v1/signup/slug-availability?slug={slug}");
+        let app = &app;
+        async move { app.call(Method::GET, &url, None, None).await.expect(200) }
+    };
+    let free = ask(&unique_slug("free")).await;
+    assert_eq!(free["available"], true);
+    assert!(free.get("reason").is_none());
+    let taken = ask(&t.slug).await;
+    assert_eq!(taken["available"], false);
+    assert_eq!(taken["reason"], "taken");
+    assert_eq!(ask("api").await["reason"], "reserved_slug");
+    assert_eq!(ask("Bad_Slug").await["reason"], "invalid_slug");
+    // Signing up with a code reported free works; the same code is then taken.
+    let slug = unique_slug("later");
+    assert_eq!(ask(&slug).await["available"], true);
+    app.call(
+        Method::POST,
+        "/api/v1/signup",
+        None,
+        Some(
+            json!({"tenant_slug": slug, "tenant_name": "后来的公司", "admin_email":
+                    format!("a@{slug}.example.com"), "admin_password": PASSWORD,
+                    "admin_name": "王芳"}),
+        ),
+    )
+    .await
+    .expect(201);
+    assert_eq!(ask(&slug).await["reason"], "taken");
+}

@@ -72,12 +72,23 @@ export default function SignupPage() {
           label={t("signup.slug")}
           extra={t("signup.slugHelp")}
           validateTrigger="onChange"
+          validateDebounce={400}
           hasFeedback
           rules={[
             {
               validator: async (_, value: string | undefined) => {
-                const issue = slugProblem(value ?? "");
+                const slug = value ?? "";
+                const issue = slugProblem(slug);
                 if (issue) throw new Error(t(`signup.slugRule.${issue}`));
+                // Then the server: reserved names and codes already taken.
+                const { data } = await api.GET("/signup/slug-availability", {
+                  params: { query: { slug } },
+                });
+                if (data && !data.available) {
+                  throw new Error(
+                    t(data.reason === "taken" ? "signup.slugTaken" : "signup.slugReserved"),
+                  );
+                }
               },
             },
           ]}
