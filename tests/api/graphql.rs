@@ -717,3 +717,69 @@ async fn graphiql_loads_from_the_servers_own_files_and_runs_a_query_in_a_browser
     let result = seen["result"].as_str().expect("result text");
     assert!(result.contains("浏览器里的客户"), "{result}");
 }
+
+#[tokio::test]
+async fn ticket_replies_stage_moves_and_approval_decisions_are_mutations_too() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let ticket = app
+        .post("/api/v1/tickets", &t.token, json!({"subject": "无法登录"}))
+        .await
+        .expect(201);
+    let tid = id(&ticket);
+    let res = gql(
+        &app,
+        &t.token,
+        r#"mutation($t: ID!) {
+            reply: addTicketComment(ticketId: $t, body: "您好，请清除缓存后重试") { body public authorName }
+            note: addTicketComment(ticketId: $t, body: "内部：已转二线", internal: true) { public } }"#,
+        json!({"t": tid}),
+    )
+    .await;
+    let data = no_errors(&res);
+    assert_eq!(data["reply"]["public"], true);
+    assert_eq!(data["reply"]["authorName"], "张伟");
+    assert_eq!(data["note"]["public"], false);
+    let comments = app
+        .items(&format!("/api/v1/tickets/{tid}/comments"), &t.token)
+        .await;
+    assert_eq!(comments.len(), 2);
+
+    let c = customer(&app, &t.token, json!({"name": "采购客户"})).await;
+    let opp = app
+        .post(
+            "/api/v1/opportunities",
+            &t.token,
+            json!({"name": "年度采购", "customer_id": c}),
+        )
+        .await
+        .expect(201);
+    let res = gql(
+        &app,
+        &t.token,
+        r#"mutation($o: ID!) { moved: moveOpportunityStage(id: $o, stage: "proposal") { stage status }
+            bad: moveOpportunityStage(id: $o, stage: "dreaming") { stage } }"#,
+        json!({"o": id(&opp)}),
+    )
+    .await;
+    assert_eq!(res["data"]["moved"]["stage"], "proposal");
+    assert!(res["data"]["bad"].is_null());
+    assert_eq!(first_error_code(&res), "validation.failed");
+
+    let (_, approver) = app.user_with_roles(&t, &["finance"]).await;
+    let approval = app
+        .post(
+            "/api/v1/approvals",
+            &t.token,
+            json!({"object": "customers", "record_id": c, "title": "信用额度",
+                   "steps": [{"approvers": ["role:finance"]}]}),
+        )
+        .await
+        .expect(201);
+    let decide = "mutation($a: ID!) { approve(id: $a, comment: \"同意\") { status } }";
+    // The requester is no approver: REST's 403 code.
+    let res = gql(&app, &t.token, decide, json!({"a": id(&approval)})).await;
+    assert_eq!(first_error_code(&res), "approval.not_an_approver");
+    let res = gql(&app, &approver, decide, json!({"a": id(&approval)})).await;
+    assert_eq!(no_errors(&res)["approve"]["status"], "approved");
+}
