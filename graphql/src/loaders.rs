@@ -25,12 +25,7 @@ impl Loader<Uuid> for RecordLoader {
 
     async fn load(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Rec>, Self::Error> {
         let session = self.session.upgrade().ok_or_else(gone)?;
-        let mut tx = session.tx().await.map_err(|e| session.fail(e))?;
-        session.count_call();
-        let schema = session
-            .schema(&mut tx, self.object)
-            .await
-            .map_err(|e| session.fail(e))?;
+        let (mut tx, schema) = session.begin(self.object).await?;
         let found = engine::fetch_many(
             &mut tx,
             &schema,
@@ -64,12 +59,7 @@ impl Loader<Uuid> for RelatedLoader {
 
     async fn load(&self, parents: &[Uuid]) -> Result<HashMap<Uuid, Vec<Rec>>, Self::Error> {
         let session = self.session.upgrade().ok_or_else(gone)?;
-        let mut tx = session.tx().await.map_err(|e| session.fail(e))?;
-        session.count_call();
-        let schema = session
-            .schema(&mut tx, self.child)
-            .await
-            .map_err(|e| session.fail(e))?;
+        let (mut tx, schema) = session.begin(self.child).await?;
         let found = crm_records::query::related_of_many(
             &mut tx,
             &schema,

@@ -61,6 +61,22 @@ pub fn arg<'a>(ctx: &'a ResolverContext<'_>, name: &str) -> Option<ValueAccessor
     ctx.args.get(name).filter(|v| !v.is_null())
 }
 
+/// The `first` argument (default [`DEFAULT_FIRST`]), not yet range-checked.
+fn first_arg(ctx: &ResolverContext<'_>) -> async_graphql::Result<i64> {
+    Ok(match arg(ctx, "first") {
+        Some(v) => v.i64()?,
+        None => DEFAULT_FIRST,
+    })
+}
+
+/// The id of the record a field of a record type belongs to.
+fn parent_id(ctx: &ResolverContext<'_>) -> Option<Uuid> {
+    ctx.parent_value
+        .try_downcast_ref::<Rec>()
+        .ok()
+        .and_then(Rec::id)
+}
+
 pub fn session(ctx: &ResolverContext<'_>) -> async_graphql::Result<Arc<Session>> {
     ctx.data::<Arc<Session>>().cloned()
 }
@@ -96,12 +112,7 @@ pub fn one(obj: &ObjectModel) -> Field {
                 let session = session(&ctx)?;
                 let id =
                     parse_id(ctx.args.try_get("id")?.string()?).map_err(|e| session.fail(e))?;
-                let mut tx = session.tx().await.map_err(|e| session.fail(e))?;
-                session.count_call();
-                let schema = session
-                    .schema(&mut tx, object)
-                    .await
-                    .map_err(|e| session.fail(e))?;
+                let (mut tx, schema) = session.begin(object).await?;
                 let access = session.access(object);
                 match engine::fetch(&mut tx, &schema, &access, id, Visibility::Live, false).await {
                     Ok(record) => {
@@ -135,12 +146,7 @@ pub fn many(obj: &ObjectModel, model: Arc<crate::model::Model>) -> Field {
                     .of(object)
                     .ok_or_else(|| async_graphql::Error::new("object gone"))?;
                 let lq = list_query(obj, ctx).map_err(|e| session.fail(e))?;
-                let mut tx = session.tx().await.map_err(|e| session.fail(e))?;
-                session.count_call();
-                let schema = session
-                    .schema(&mut tx, object)
-                    .await
-                    .map_err(|e| session.fail(e))?;
+                let (mut tx, schema) = session.begin(object).await?;
                 let page = query::list_edges(&mut tx, &schema, &session.access(object), &lq)
                     .await
                     .map_err(|e| session.fail(e))?;
@@ -239,10 +245,7 @@ fn list_query(obj: &ObjectModel, ctx: &ResolverContext<'_>) -> Result<ListQuery,
     {
         pairs.push(("deleted".into(), "true".into()));
     }
-    let first = match arg(ctx, "first") {
-        Some(v) => v.i64().map_err(|e| bad("first", e.message.clone()))?,
-        None => DEFAULT_FIRST,
-    };
+    let first = first_arg(ctx).map_err(|e| bad("first", e.message))?;
     if !(1..=MAX_PAGE).contains(&first) {
         return Err(bad(
             "first",
@@ -339,12 +342,7 @@ pub fn connection_total(ctx: ResolverContext<'_>) -> FieldFuture<'_> {
     FieldFuture::new(async move {
         let conn = connection(&ctx)?;
         let session = session(&ctx)?;
-        let mut tx = session.tx().await.map_err(|e| session.fail(e))?;
-        session.count_call();
-        let schema = session
-            .schema(&mut tx, conn.object)
-            .await
-            .map_err(|e| session.fail(e))?;
+        let (mut tx, schema) = session.begin(conn.object).await?;
         let mut lq = conn.query.clone();
         lq.cursor = None;
         let n = query::count(&mut tx, &schema, &session.access(conn.object), &lq)
@@ -406,10 +404,7 @@ pub fn related_field(r: &RelatedList, child_type: &str) -> Field {
             let via = via.clone();
             FieldFuture::new(async move {
                 let session = session(&ctx)?;
-                let first = match arg(&ctx, "first") {
-                    Some(v) => v.i64()?,
-                    None => DEFAULT_FIRST,
-                };
+                let first = first_arg(&ctx)?;
                 if !(1..=MAX_PAGE).contains(&first) {
                     return Err(session.fail(Error::invalid_field(
                         "first",
@@ -417,12 +412,7 @@ pub fn related_field(r: &RelatedList, child_type: &str) -> Field {
                         format!("first must be from 1 to {MAX_PAGE}"),
                     )));
                 }
-                let Some(id) = ctx
-                    .parent_value
-                    .try_downcast_ref::<Rec>()
-                    .ok()
-                    .and_then(Rec::id)
-                else {
+                let Some(id) = parent_id(&ctx) else {
                     return Ok(None);
                 };
                 let loader = loaders::related(&session, child, &via, first);
@@ -448,24 +438,11 @@ pub fn timeline_field() -> Field {
         |ctx| {
             FieldFuture::new(async move {
                 let session = session(&ctx)?;
-                let first = match arg(&ctx, "first") {
-                    Some(v) => v.i64()?.clamp(1, MAX_PAGE),
-                    None => DEFAULT_FIRST,
-                };
-                let Some(id) = ctx
-                    .parent_value
-                    .try_downcast_ref::<Rec>()
-                    .ok()
-                    .and_then(Rec::id)
-                else {
+                let first = first_arg(&ctx)?.clamp(1, MAX_PAGE);
+                let Some(id) = parent_id(&ctx) else {
                     return Ok(None);
                 };
-                let mut tx = session.tx().await.map_err(|e| session.fail(e))?;
-                session.count_call();
-                let schema = session
-                    .schema(&mut tx, ObjectKey::Customers)
-                    .await
-                    .map_err(|e| session.fail(e))?;
+                let (mut tx, schema) = session.begin(ObjectKey::Customers).await?;
                 let page = crm_records::timeline::customer_timeline(
                     &mut tx,
                     &schema,

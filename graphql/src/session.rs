@@ -138,6 +138,21 @@ impl Session {
             .map_err(|_| Error::internal("the GraphQL request's transaction is already closed"))
     }
 
+    /// One database call of a resolver: the transaction (counted in `dbCalls`) and `object`'s
+    /// schema, errors already in GraphQL form.
+    pub async fn begin(
+        &self,
+        object: ObjectKey,
+    ) -> async_graphql::Result<(MappedMutexGuard<'_, TenantTx>, Arc<ObjectSchema>)> {
+        let mut tx = self.tx().await.map_err(|e| self.fail(e))?;
+        self.count_call();
+        let schema = self
+            .schema(&mut tx, object)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok((tx, schema))
+    }
+
     /// Takes the transaction out to commit it; later resolvers fail.
     pub(crate) async fn take_tx(&self) -> Option<TenantTx> {
         self.tx.lock().await.take()
