@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use crm_core::business_hours::CalendarSpec;
 use crm_core::context::page_size;
 use crm_core::Error;
-use crm_desk::{assignment, comments, csat, sla, staff, workflow};
-use crm_records::{ObjectKey, RecordAction};
+use crm_desk::{assignment, comments, sla, staff, workflow};
+use crm_records::ObjectKey;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
@@ -401,8 +401,7 @@ impl DeskApi {
         id: Path<Uuid>,
     ) -> ApiResult<Json<SatisfactionOut>> {
         let (mut tx, rc) = open(&self.0, &auth, ObjectKey::Tickets).await?;
-        staff::ensure_ticket(&mut tx, &rc.access(), id.0, RecordAction::Read).await?;
-        let survey = csat::of_ticket(&mut tx, id.0).await?;
+        let survey = staff::satisfaction(&mut tx, &rc.access(), id.0).await?;
         tx.commit().await?;
         Ok(Json(match survey {
             None => SatisfactionOut {

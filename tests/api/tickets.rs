@@ -894,3 +894,19 @@ async fn a_company_can_send_through_its_own_smtp_server() {
         .expect(200);
     assert_eq!(reset["uses_server_transport"], true);
 }
+
+#[tokio::test]
+async fn a_tickets_satisfaction_is_read_with_the_ticket_and_never_across_tenants() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let other = app.signup().await;
+    let tk = ticket(&app, &t, json!({"subject": "满意度"})).await;
+    let path = format!("/api/v1/tickets/{}/satisfaction", id(&tk));
+    assert_eq!(
+        app.get(&path, &t.token).await.expect(200),
+        json!({"sent": false})
+    );
+    app.get(&path, &other.token)
+        .await
+        .expect_problem(404, "record.not_found");
+}

@@ -38,6 +38,16 @@ pub async fn add_comment(
     comments::add(tx, ticket, author, body, public, access.actor()).await
 }
 
+/// The ticket's satisfaction survey, if one was sent (404 unless the caller reads the ticket).
+pub async fn satisfaction(
+    tx: &mut TenantTx,
+    access: &Access<'_>,
+    ticket: Uuid,
+) -> Result<Option<super::csat::Survey>> {
+    ensure_ticket(tx, access, ticket, RecordAction::Read).await?;
+    super::csat::of_ticket(tx, ticket).await
+}
+
 /// The conversation, oldest first: replies and internal notes.
 pub async fn list_comments(
     tx: &mut TenantTx,
