@@ -157,28 +157,12 @@ impl AccountApi {
         slug: poem_openapi::param::Query<String>,
     ) -> ApiResult<Json<SlugAvailability>> {
         let slug = slug.0.trim().to_owned();
-        let refused = |reason: &str, message: String| SlugAvailability {
-            slug: slug.clone(),
-            available: false,
-            reason: Some(reason.to_owned()),
-            message: Some(message),
-        };
-        let answer = match crm_tenants::TenantSlug::parse("slug", &slug) {
-            Err(e) => refused(e.code, e.message),
-            Ok(parsed) => {
-                match crm_tenants::registry::by_slug(&self.0.db.pool, parsed.as_str()).await? {
-                    Some(_) => refused(
-                        "taken",
-                        format!("'{slug}' is taken by another company; choose another code"),
-                    ),
-                    None => SlugAvailability {
-                        slug: slug.clone(),
-                        available: true,
-                        reason: None,
-                        message: None,
-                    },
-                }
-            }
+        let refusal = signup::slug_refusal(&self.0.db, &slug).await?;
+        let answer = SlugAvailability {
+            available: refusal.is_none(),
+            reason: refusal.as_ref().map(|r| r.code.to_owned()),
+            message: refusal.map(|r| r.message),
+            slug,
         };
         Ok(Json(answer))
     }

@@ -24,6 +24,33 @@ pub struct SignupForm<'a> {
     pub admin_password: &'a str,
 }
 
+/// Why a company code cannot be signed up: its form (`invalid_slug`), a reserved name
+/// (`reserved_slug`) or another company's (`taken`), with what to do in words.
+pub struct SlugRefusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Whether `raw` can be signed up now, by the rules sign-up applies; says nothing else about
+/// the company holding a taken code.
+pub async fn slug_refusal(db: &Db, raw: &str) -> Result<Option<SlugRefusal>> {
+    let slug = match TenantSlug::parse("slug", raw) {
+        Ok(slug) => slug,
+        Err(e) => {
+            return Ok(Some(SlugRefusal {
+                code: e.code,
+                message: e.message,
+            }))
+        }
+    };
+    Ok(crate::registry::by_slug(&db.pool, slug.as_str())
+        .await?
+        .map(|_| SlugRefusal {
+            code: "taken",
+            message: format!("'{raw}' is taken by another company; choose another code"),
+        }))
+}
+
 /// Validates the form, creates the tenant with its administrator and opens the
 /// administrator's first session (lasting `ttl`). Each client address may sign up
 /// `per_address` companies in a burst (every attempt counts; the count fades after 15 quiet
