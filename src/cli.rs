@@ -47,6 +47,11 @@ pub enum Command {
     /// Print the /api/v1 OpenAPI document the server serves (JSON), e.g. for the web app's
     /// generated types (`admin-ui/openapi.json`). Needs no database.
     Openapi,
+    /// Plugins: describe a component, or run it locally in the server's host and limits.
+    Plugin {
+        #[command(subcommand)]
+        command: crate::plugin_cli::PluginCommand,
+    },
     /// Benchmarks (figures, not pass/fail).
     Bench {
         #[command(subcommand)]
@@ -197,6 +202,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             serve(config).await
         }
+        Command::Plugin { command } => crate::plugin_cli::run(&config, command).await,
         Command::Openapi => {
             println!("{}", server::openapi_document(config)?);
             Ok(())

@@ -109,6 +109,12 @@ pub struct Config {
     /// GraphQL serves, 20000), `schema_cache_tenants` (tenant schemas kept, 256) and
     /// `schema_cache_mb` (their estimated memory, 256).
     pub graphql: GraphqlConfig,
+    /// Plugins: `[plugins]` with `tenant_uploads` (true), `package_bytes` (20 MiB),
+    /// `cached_components` (compiled packages kept in memory, 64), `disable_after_failures`
+    /// (10), `[plugins.defaults]` (an install's limits unless its admin sets them) and
+    /// `[plugins.max]` (what no install may exceed). Compiled packages are cached under
+    /// `data_dir/plugins/compiled`.
+    pub plugins: crm_plugins::PlatformLimits,
 }
 
 /// `[graphql]` in crm.toml.
@@ -179,6 +185,7 @@ impl Default for Config {
             objects: crm_records::objects::ObjectLimits::default(),
             public_url: None,
             graphql: GraphqlConfig::default(),
+            plugins: crm_plugins::PlatformLimits::default(),
         }
     }
 }

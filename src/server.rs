@@ -49,6 +49,8 @@ pub struct AppState {
     pub rules: crm_workflows::RuleEngine,
     /// The GraphQL gateway: per-tenant schemas (bounded), subscriptions' hub.
     pub graphql: Arc<crm_graphql::Gateway>,
+    /// Runs plugins (one wasmtime engine, compiled packages cached), shared with the worker.
+    pub plugins: crm_plugins::PluginHost,
 }
 
 impl AppState {
@@ -61,14 +63,20 @@ impl AppState {
     ) -> Self {
         let schemas = Arc::new(crm_records::SchemaCache::new(config.schema_cache_tenants));
         let graphql = crate::graphql::gateway(&config, &schemas, master_key.as_ref());
+        let db = Db::new(pool, config.tenant_isolation)
+            .with_statement_timeout(config.request_statement_timeout_ms)
+            .with_mail_quota(config.mail.quota());
+        let plugins = crate::plugins::host(&config, db.clone(), master_key.clone(), rules.clone());
         Self {
+            plugins,
             files,
             rules,
             graphql,
-            tenants: crm_tenants::cache::TenantCache::new(pool.clone(), config.tenant_cache_size),
-            db: Db::new(pool, config.tenant_isolation)
-                .with_statement_timeout(config.request_statement_timeout_ms)
-                .with_mail_quota(config.mail.quota()),
+            tenants: crm_tenants::cache::TenantCache::new(
+                db.pool.clone(),
+                config.tenant_cache_size,
+            ),
+            db,
             master_key,
             authz: Arc::new(Authorizer::new(config.authz_cache_tenants)),
             schemas,
@@ -131,6 +139,7 @@ pub fn app(state: AppState) -> impl Endpoint {
     let portal = rest::portal::service(state.clone());
     let portal_spec = rest::limits::portal_document(&portal.spec());
     Route::new()
+        .at("/api/v1/ext/:install/*path", crate::ext::call)
         .nest("/api/v1", api.around(rest::auth::cookie_session))
         .at("/portal/api/openapi.json", json_document(portal_spec))
         .nest("/portal/api", portal)
@@ -264,6 +273,14 @@ const UPLOAD_OVERHEAD_BYTES: usize = 64 * 1024;
 /// multipart framing instead, and is refused as `file.too_large`.
 async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
     let (limit, code, detail) = match req.data::<AppState>() {
+        Some(s) if is_plugin_upload(&req) => {
+            let max = s.config.plugins.package_bytes;
+            (
+                max.saturating_add(UPLOAD_OVERHEAD_BYTES),
+                "plugin.too_large",
+                format!("the package is larger than the limit of {max} bytes"),
+            )
+        }
         Some(s) if is_upload(&req) => {
             let max = s.config.uploads.max_bytes;
             (
@@ -308,6 +325,11 @@ async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<R
 }
 
 /// Whether `req` uploads an attachment (the one route with its own body limit).
+fn is_plugin_upload(req: &Request) -> bool {
+    req.method() == poem::http::Method::POST
+        && req.uri().path().trim_end_matches('/') == "/api/v1/plugins/packages"
+}
+
 fn is_upload(req: &Request) -> bool {
     req.method() == poem::http::Method::POST
         && req
@@ -485,12 +507,20 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
         pool: Arc::new(crm_workflows::SandboxPool::new(sandbox_config(&config))),
         master: master_key.clone(),
     };
+    let state = AppState::new(config, pool, master_key, files, rules);
+    let config = state.config.clone();
     let worker = if config.jobs_enabled {
         Some(Worker::spawn(
-            Db::new(pool.clone(), config.tenant_isolation)
+            Db::new(state.db.pool.clone(), config.tenant_isolation)
                 .with_statement_timeout(config.job_statement_timeout_ms)
                 .with_mail_quota(config.mail.quota()),
-            wiring::job_handlers(&config, master_key.clone(), &rules, Some(files.clone()))?,
+            wiring::job_handlers(
+                &config,
+                state.master_key.clone(),
+                &state.rules,
+                Some(state.files.clone()),
+                Some(state.plugins.clone()),
+            )?,
             WorkerSettings {
                 poll: Duration::from_millis(config.jobs_poll_ms),
                 concurrency: config.jobs_concurrency,
@@ -502,7 +532,6 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
     } else {
         None
     };
-    let state = AppState::new(config, pool, master_key, files, rules);
     let tenant_listener = tokio::spawn(state.tenants.clone().listen());
     let change_listener = tokio::spawn(state.graphql.hub.clone().listen(state.db.pool.clone()));
     let signup_pool = (state.config.signup_pool_size > 0).then(|| {

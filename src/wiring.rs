@@ -9,7 +9,7 @@ use std::sync::Arc;
 /// Installs the record engine's hooks (once per process; later calls do nothing):
 /// - tickets: the desk's status machine, numbers, SLA, assignment, attachment clean-up;
 /// - every change: workflows' rule fan-out and the approval record lock; GraphQL
-///   subscriptions' change notices;
+///   subscriptions' change notices; plugin installs' event deliveries;
 /// - mail: contacts' and customers' addresses count as the company's own recipients.
 pub fn install_record_hooks() {
     crm_core::mail::recipients::install(Arc::new(crm_records::recipients::ContactAddresses));
@@ -17,19 +17,22 @@ pub fn install_record_hooks() {
         crm_records::hooks::Hooks::default()
             .object(crm_records::ObjectKey::Tickets, crm_desk::TicketHooks)
             .listener(crm_workflows::listener::WorkflowListener)
-            .listener(crm_graphql::ChangeListener),
+            .listener(crm_graphql::ChangeListener)
+            .listener(crm_plugins::PluginListener),
     );
 }
 
 /// What the worker can run, by job kind: mail, task reminders, SLA timers, read-access log
 /// pruning, the workflows'
-/// jobs (rule runs, schedules, actions, webhooks, approval escalations) and, with a file
-/// store, the deletion of stored attachment objects.
+/// jobs (rule runs, schedules, actions, webhooks, approval escalations), with a file
+/// store the deletion of stored attachment objects, and with a plugin host the events
+/// delivered to plugin installs.
 pub fn job_handlers(
     config: &Config,
     master_key: Option<Arc<crm_core::crypto::MasterKey>>,
     rules: &crm_workflows::RuleEngine,
     files: Option<Arc<dyn crm_core::files::FileStore>>,
+    plugins: Option<crm_plugins::PluginHost>,
 ) -> anyhow::Result<Handlers> {
     let mut mail = config.mail.clone();
     if mail.base_url.is_none() {
@@ -52,6 +55,9 @@ pub fn job_handlers(
         handlers.register::<crm_desk::attachments::DeleteFiles>(Arc::new(
             crm_desk::attachments::DeleteFilesJob { store },
         ));
+    }
+    if let Some(host) = plugins {
+        handlers.register::<crm_plugins::PluginEvent>(Arc::new(crm_plugins::EventJob { host }));
     }
     Ok(handlers)
 }

@@ -285,7 +285,7 @@ impl AccountApi {
         let roles = policy::subject_roles(&mut tx, &ctx.principal.subject()).await?;
         let user = match ctx.principal.kind {
             PrincipalKind::User => Some(users::get(&mut tx, ctx.principal.id).await?.into()),
-            PrincipalKind::ApiKey => None,
+            PrincipalKind::ApiKey | PrincipalKind::Plugin => None,
         };
         let session_expires_at = match ctx.principal.session_id {
             Some(id) => sessions::expires_at(&mut tx, id).await?,

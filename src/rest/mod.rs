@@ -18,6 +18,7 @@ pub mod mfa;
 pub mod notifications;
 pub mod objects;
 pub mod pipelines;
+pub mod plugins;
 pub mod portal;
 pub mod read_limit;
 pub mod record_types;
@@ -115,6 +116,7 @@ pub type Apis = (
         desk::DeskApi,
         service_report::ServiceReportApi,
         attachments::AttachmentsApi,
+        plugins::PluginsApi,
     ),
 );
 
@@ -163,6 +165,7 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 desk::DeskApi(s()),
                 service_report::ServiceReportApi(s()),
                 attachments::AttachmentsApi(s()),
+                plugins::PluginsApi(s()),
             ),
         ),
         "TC CRM",

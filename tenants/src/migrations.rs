@@ -83,6 +83,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 15,
         sql: include_str!("tenant_sql/0015_custom_objects.sql"),
     },
+    TenantMigration {
+        version: 16,
+        sql: include_str!("tenant_sql/0016_plugins.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.

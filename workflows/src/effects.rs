@@ -28,7 +28,9 @@ use uuid::Uuid;
 
 /// Everything an effect needs.
 pub(crate) struct EffectCtx<'a> {
-    pub(crate) version: &'a RuleVersion,
+    /// The rule version acting; `None` for a plugin's actions (which cannot request
+    /// approvals or schedule follow-ups: those belong to a rule).
+    pub(crate) version: Option<&'a RuleVersion>,
     pub(crate) object: ObjectKey,
     pub(crate) record_id: Option<Uuid>,
     /// The record as the effects left it so far (refreshed after each change to it).
@@ -41,7 +43,7 @@ pub(crate) struct EffectCtx<'a> {
     pub(crate) key: &'a str,
 }
 
-impl EffectCtx<'_> {
+impl<'a> EffectCtx<'a> {
     fn access(&self, object: ObjectKey) -> Access<'_> {
         self.run_as
             .access(&self.actor, object, self.data_key.as_ref())
@@ -50,6 +52,14 @@ impl EffectCtx<'_> {
     fn require(&self, permission: Permission) -> Result<()> {
         if self.run_as.grants.holds(permission) {
             Ok(())
+        } else if self.version.is_none() {
+            Err(Error::forbidden(
+                "auth.forbidden",
+                format!(
+                    "the plugin install lacks {}; an administrator can grant it on the install",
+                    permission.as_str()
+                ),
+            ))
         } else {
             Err(Error::forbidden(
                 "rule.forbidden",
@@ -60,6 +70,14 @@ impl EffectCtx<'_> {
                 ),
             ))
         }
+    }
+
+    fn rule(&self, action: &str) -> Result<&'a RuleVersion> {
+        self.version.ok_or_else(|| {
+            effect_error(format!(
+                "{action} is an action of rules only; a plugin cannot use it"
+            ))
+        })
     }
 
     pub(crate) fn record_id(&self) -> Result<Uuid> {
@@ -287,6 +305,7 @@ async fn apply(
         } => {
             ctx.require(ctx.object.permission(RecordAction::Update))?;
             let id = ctx.record_id()?;
+            let rule = ctx.rule("request_approval")?;
             let steps = steps
                 .iter()
                 .map(|s| StepInput {
@@ -302,11 +321,11 @@ async fn apply(
                 NewApproval {
                     object: ctx.object,
                     record_id: id,
-                    title: title.clone().or_else(|| Some(ctx.version.name.clone())),
+                    title: title.clone().or_else(|| Some(rule.name.clone())),
                     steps,
                     requested_by: None,
-                    rule_id: Some(ctx.version.rule_id),
-                    rule_version_id: Some(ctx.version.id),
+                    rule_id: Some(rule.rule_id),
+                    rule_version_id: Some(rule.id),
                     on_approve: on_approve.clone(),
                     on_reject: on_reject.clone(),
                 },
@@ -320,10 +339,11 @@ async fn apply(
             ..
         } => {
             let delay = *delay_seconds;
+            let rule = ctx.rule("schedule")?;
             let origin = format!("{}:fx{index}", ctx.key);
             let mut job = NewJob::of(&FollowUp {
-                rule_id: ctx.version.rule_id,
-                rule_version_id: Some(ctx.version.id),
+                rule_id: rule.rule_id,
+                rule_version_id: Some(rule.id),
                 object: Some(ctx.object.as_str().to_owned()),
                 record_id: ctx.record_id,
                 actions: vec![(**then).clone()],
@@ -336,10 +356,11 @@ async fn apply(
             Ok(json!({ "job_id": job_id, "run_at": Utc::now() + Duration::seconds(delay) }))
         }
         Effect::Webhook { url, payload } => {
+            let rule = ctx.rule("webhook")?;
             check_webhook_host(tx, url).await?;
             let key = format!("{}:fx{index}", ctx.key);
             let body = json!({
-                "rule": { "id": ctx.version.rule_id, "name": ctx.version.name, "version": ctx.version.version },
+                "rule": { "id": rule.rule_id, "name": rule.name, "version": rule.version },
                 "object": ctx.object.as_str(),
                 "record_id": ctx.record_id,
                 "payload": payload,

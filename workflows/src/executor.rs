@@ -291,7 +291,7 @@ pub async fn run(engine: &RuleEngine, tx: &mut TenantTx, req: RunRequest<'_>) ->
         },
         Ok(out) => {
             let ctx = EffectCtx {
-                version: req.version,
+                version: Some(req.version),
                 object,
                 record_id: req.record_id,
                 record,
@@ -387,7 +387,7 @@ pub async fn run_actions(
         }
     } else {
         let ctx = EffectCtx {
-            version,
+            version: Some(version),
             object,
             record_id,
             record,
@@ -400,6 +400,67 @@ pub async fn run_actions(
         apply_all(tx, ctx, actions).await?
     };
     log_run(tx, &req, outcome, started).await
+}
+
+/// What a plugin's actions did: `succeeded` (every one) or `failed` (none: the savepoint was
+/// rolled back), each action as logged, and the error.
+#[derive(Debug, Clone)]
+pub struct ActionsOutcome {
+    pub succeeded: bool,
+    pub effects: Vec<Value>,
+    pub error: Option<Value>,
+}
+
+/// Carries out a plugin's actions through the rule executor: on `record_id` of `object`,
+/// with the install's `grants` (scope from its grants, no user), all or none. `key` makes
+/// the ids of what they create stable (one per event and install).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_plugin_actions(
+    engine: &RuleEngine,
+    tx: &mut TenantTx,
+    actor: Actor,
+    name: &str,
+    grants: Grants,
+    object: ObjectKey,
+    record_id: Option<Uuid>,
+    key: &str,
+    actions: Vec<Effect>,
+) -> Result<ActionsOutcome> {
+    let run_as = Arc::new(RunAs {
+        role: format!("plugin {name}"),
+        grants,
+        saver: None,
+    });
+    let schema = schema_of(tx, object).await?;
+    let data_key = data_key_for(engine, tx, &schema).await;
+    let record = match record_id {
+        Some(id) => {
+            let access = run_as.access(&actor, object, data_key.as_ref());
+            match engine::fetch(tx, &schema, &access, id, Visibility::Live, false).await {
+                Ok(r) => r,
+                Err(Error::NotFound { .. } | Error::Forbidden { .. }) => Value::Null,
+                Err(e) => return Err(e),
+            }
+        }
+        None => Value::Null,
+    };
+    let ctx = EffectCtx {
+        version: None,
+        object,
+        record_id,
+        record,
+        actor,
+        run_as,
+        data_key,
+        master: engine.master.as_deref(),
+        key,
+    };
+    let outcome = apply_all(tx, ctx, actions).await?;
+    Ok(ActionsOutcome {
+        succeeded: outcome.outcome == "succeeded",
+        effects: outcome.effects,
+        error: outcome.error,
+    })
 }
 
 async fn find_run(tx: &mut TenantTx, key: &str) -> Result<Option<RuleRun>> {

@@ -19,6 +19,8 @@ pub enum ActorKind {
     Contact,
     /// A workflow rule acting on its own principal.
     Rule,
+    /// A plugin install acting on its own principal, with its grants.
+    Plugin,
     /// The server itself (provisioning, timers, the command line).
     System,
     /// Someone not (yet) authenticated.
@@ -32,6 +34,7 @@ impl ActorKind {
             ActorKind::ApiKey => "api_key",
             ActorKind::Contact => "contact",
             ActorKind::Rule => "rule",
+            ActorKind::Plugin => "plugin",
             ActorKind::System => "system",
             ActorKind::Anonymous => "anonymous",
         }
@@ -43,6 +46,7 @@ impl From<crate::identity::PrincipalKind> for ActorKind {
         match kind {
             crate::identity::PrincipalKind::User => ActorKind::User,
             crate::identity::PrincipalKind::ApiKey => ActorKind::ApiKey,
+            crate::identity::PrincipalKind::Plugin => ActorKind::Plugin,
         }
     }
 }
@@ -85,6 +89,19 @@ impl Actor {
             meta: RequestMeta {
                 request_id,
                 rule_depth: depth,
+                ..RequestMeta::default()
+            },
+        }
+    }
+
+    /// A plugin install (`id`) acting on its own principal; `name` is its package's name.
+    pub fn plugin(id: Uuid, name: &str, request_id: String) -> Self {
+        Actor {
+            kind: ActorKind::Plugin,
+            id: Some(id),
+            name: Some(name.to_owned()),
+            meta: RequestMeta {
+                request_id,
                 ..RequestMeta::default()
             },
         }

@@ -54,6 +54,8 @@ pub enum OutboundError {
     Unreachable,
     /// The receiver answered with a non-2xx status.
     Status(u16),
+    /// The response body was larger than the caller's cap.
+    TooLarge,
 }
 
 impl OutboundError {
@@ -63,6 +65,7 @@ impl OutboundError {
             OutboundError::Refused(_) => false,
             OutboundError::Timeout | OutboundError::Unreachable => true,
             OutboundError::Status(s) => *s >= 500 || *s == 408 || *s == 429,
+            OutboundError::TooLarge => false,
         }
     }
 }
@@ -74,6 +77,7 @@ impl std::fmt::Display for OutboundError {
             OutboundError::Timeout => f.write_str("timeout"),
             OutboundError::Unreachable => f.write_str("unreachable"),
             OutboundError::Status(s) => write!(f, "http {s}"),
+            OutboundError::TooLarge => f.write_str("response too large"),
         }
     }
 }
@@ -312,6 +316,82 @@ impl Outbound {
         } else {
             Err(OutboundError::Status(status))
         }
+    }
+}
+
+/// A response read by [`Outbound::fetch`].
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Caps of one [`Outbound::fetch`].
+#[derive(Debug, Clone, Copy)]
+pub struct FetchCaps {
+    /// Whole-call time limit (never above the policy's).
+    pub timeout: Duration,
+    /// The largest response body read; a longer one is [`OutboundError::TooLarge`].
+    pub max_body: usize,
+}
+
+impl Outbound {
+    /// Any request (a plugin's `http-fetch`): the same URL policy and guarded resolver as
+    /// every outbound call; any status is an answer; the body is read up to `caps.max_body`.
+    pub async fn fetch(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        caps: FetchCaps,
+    ) -> Result<Fetched, OutboundError> {
+        let url = self.check_url(url)?;
+        let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| OutboundError::Refused("not an HTTP method"))?;
+        let timeout = caps
+            .timeout
+            .min(Duration::from_secs(self.policy.timeout_secs.max(1)));
+        let mut request = self.client.request(method, url).timeout(timeout);
+        for (name, value) in headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| OutboundError::Refused("not a valid header name"))?;
+            if name == reqwest::header::HOST || name == reqwest::header::CONTENT_LENGTH {
+                continue;
+            }
+            let value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| OutboundError::Refused("not a valid header value"))?;
+            request = request.header(name, value);
+        }
+        if !body.is_empty() {
+            request = request.body(body);
+        }
+        let mut response = request.send().await.map_err(|e| classify(&e))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        if response
+            .content_length()
+            .is_some_and(|n| n > caps.max_body as u64)
+        {
+            return Err(OutboundError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e))? {
+            if body.len() + chunk.len() > caps.max_body {
+                return Err(OutboundError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched {
+            status,
+            headers,
+            body,
+        })
     }
 }
 

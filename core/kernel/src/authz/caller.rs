@@ -32,6 +32,17 @@ impl Caller {
         })
     }
 
+    /// A principal holding exactly `grants` and acting for no user (a plugin install):
+    /// its grants decide every check.
+    pub fn of_grants(principal: Principal, grants: Grants) -> Caller {
+        Caller {
+            principal,
+            user_id: None,
+            grants,
+            enforcement: None,
+        }
+    }
+
     /// A caller from parts the [`super::Authorizer`] found in its cache or read.
     pub(super) fn assemble(
         principal: Principal,
@@ -100,5 +111,6 @@ pub async fn acting_user(tx: &mut TenantTx, principal: &Principal) -> Result<Opt
                 .await?
                 .flatten()
         }
+        PrincipalKind::Plugin => None,
     })
 }

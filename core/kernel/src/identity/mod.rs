@@ -145,6 +145,8 @@ fn dummy_hash() -> &'static str {
 pub enum PrincipalKind {
     User,
     ApiKey,
+    /// A plugin install: no credential of its own, only the grants its admin gave it.
+    Plugin,
 }
 
 impl PrincipalKind {
@@ -152,6 +154,7 @@ impl PrincipalKind {
         match self {
             PrincipalKind::User => "user",
             PrincipalKind::ApiKey => "api_key",
+            PrincipalKind::Plugin => "plugin",
         }
     }
 }
@@ -225,6 +228,7 @@ impl Principal {
         match self.kind {
             PrincipalKind::User => crate::authz::policy::user_subject(self.id),
             PrincipalKind::ApiKey => crate::authz::policy::api_key_subject(self.id),
+            PrincipalKind::Plugin => format!("p:{}", self.id),
         }
     }
 
