@@ -65,19 +65,25 @@ impl RecordListener for PluginListener {
         let own = (event.actor.kind == ActorKind::Plugin)
             .then_some(event.actor.id)
             .flatten();
+        // Plugins name events by the object's API name: `customers.updated`, `policies.created`.
+        let action = event
+            .name
+            .rsplit_once('.')
+            .map_or(event.name, |(_, action)| action);
+        let kind = format!("{}.{action}", event.object.as_str());
         let targets: Vec<Uuid> = tx
             .memo::<Subscribers>()
             .0
             .iter()
             .flatten()
-            .filter(|(id, patterns)| Some(*id) != own && Manifest::wants(patterns, event.name))
+            .filter(|(id, patterns)| Some(*id) != own && Manifest::wants(patterns, &kind))
             .map(|(id, _)| *id)
             .collect();
         for install_id in targets {
             let payload = PluginEvent {
                 install_id,
                 outbox_id: event.id,
-                event: event.name.to_owned(),
+                event: kind.clone(),
                 object: event.object.as_str().to_owned(),
                 record_id: event.record_id,
                 changed: event.changed.to_vec(),
