@@ -129,7 +129,6 @@ fn check_hosts(hosts: &[String]) -> Result<Vec<String>> {
         let name = h.strip_prefix("*.").unwrap_or(h);
         let ok = !name.is_empty()
             && name.len() <= 253
-            && name.contains('.')
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')

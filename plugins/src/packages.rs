@@ -114,13 +114,15 @@ pub async fn upload(
     .await;
     let package = match inserted {
         Ok(p) => p,
-        Err(e) if unique_violation(&e).is_some() => return Err(Error::conflict(
-            "plugin.exists",
-            format!(
+        Err(e) if unique_violation(&e).is_some() => {
+            return Err(Error::conflict(
+                "plugin.exists",
+                format!(
                 "{} {} is already uploaded; raise the version in describe() to upload a new build",
                 manifest.name, manifest.version
             ),
-        )),
+            ))
+        }
         Err(e) => return Err(e.into()),
     };
     audit::record(
