@@ -180,3 +180,27 @@ async fn bench_api_prints_every_operation_with_its_ratio() {
             .expect("count tenants");
     assert_eq!(left, 0, "the benchmark tenant is removed");
 }
+
+#[tokio::test]
+async fn plugin_describe_and_run_use_the_servers_host_and_limits() {
+    let app = TestApp::spawn().await;
+    let probe = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/plugins/tests/fixtures/probe.wasm"
+    );
+    let data = app.config.data_dir.to_string_lossy().to_string();
+    let env = [("CRM_DATA_DIR", data.as_str())];
+    let (ok, out) = crm_with(&app, &["plugin", "describe", probe], &env);
+    assert!(ok, "{out}");
+    assert!(out.contains("\"name\": \"probe\""), "{out}");
+    assert!(out.contains("\"wit_version\": \"1.0.0\""), "{out}");
+    let event = r#"{"kind":"customers.created","object":"customers","record_id":"r1","data":{"record":{"name":"probe:loop"}}}"#;
+    let (ok, out) = crm_with(&app, &["plugin", "run", probe, "--event", event], &env);
+    assert!(!ok, "{out}");
+    assert!(out.contains("plugin.fuel_exhausted"), "{out}");
+    let request = r#"{"method":"POST","path":"echo","body":"{\"hi\":\"你好\"}"}"#;
+    let (ok, out) = crm_with(&app, &["plugin", "run", probe, "--request", request], &env);
+    assert!(ok, "{out}");
+    assert!(out.contains("\"status\": 200"), "{out}");
+    assert!(out.contains("你好"), "{out}");
+}

@@ -31,6 +31,7 @@ mod openapi;
 mod ops;
 mod password_policy;
 mod plugins;
+mod plugins_examples;
 mod portal;
 mod portal_browser;
 mod read_limit;

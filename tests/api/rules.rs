@@ -239,10 +239,10 @@ async fn an_update_rule_fires_once_per_event_on_its_fields_with_its_version() {
 
 /// A one-shot HTTP receiver: records request bodies and headers, answers 200.
 /// One raw request a receiver got: its header lines and the body bytes.
-type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+pub(crate) type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
 /// A webhook receiver on 127.0.0.1: its base URL, its port and what it receives.
-async fn webhook_sink() -> (String, u16, Received) {
+pub(crate) async fn webhook_sink() -> (String, u16, Received) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -286,7 +286,7 @@ async fn webhook_sink() -> (String, u16, Received) {
 }
 
 /// A header of a received request, by name in any case.
-fn header(head: &str, name: &str) -> Option<String> {
+pub(crate) fn header(head: &str, name: &str) -> Option<String> {
     head.lines().find_map(|l| {
         let (n, v) = l.split_once(':')?;
         n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
