@@ -57,7 +57,12 @@ pub fn job_handlers(
         ));
     }
     if let Some(host) = plugins {
-        handlers.register::<crm_plugins::PluginEvent>(Arc::new(crm_plugins::EventJob { host }));
+        handlers.register::<crm_plugins::PluginEvent>(Arc::new(crm_plugins::EventJob {
+            host: host.clone(),
+        }));
+        handlers.register::<crm_workflows::payloads::PluginCall>(Arc::new(crm_plugins::CallJob {
+            host,
+        }));
     }
     Ok(handlers)
 }

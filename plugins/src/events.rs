@@ -2,7 +2,8 @@
 //! transaction and enqueues one durable `plugin.event` job per enabled install that asked for
 //! it (never for the install whose own write it was); [`EventJob`] runs `on-event` (retried
 //! with backoff, dead after 5 attempts) and carries out the returned actions through the
-//! rule executor with the install's grants.
+//! rule executor with the install's grants. [`CallJob`] does the same for a rule's
+//! `call_plugin` (event kind `rule.call`, the rule's payload in the data).
 
 use crate::installs;
 use crate::manifest::Manifest;
@@ -18,6 +19,7 @@ use crm_records::engine::{self, Visibility};
 use crm_records::hooks::{Event, RecordListener};
 use crm_records::{Access, ObjectKey, ObjectSchema};
 use crm_rules_protocol::Effect;
+use crm_workflows::payloads::PluginCall;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -138,97 +140,197 @@ impl JobHandler for EventJob {
         let Some(object) = ObjectKey::named(&p.object) else {
             return Ok(()); // the object was deleted since
         };
-        let loaded = host.loaded(tx, &run.package).await?;
-        let request_id = format!("plugin-{}-{}", p.install_id.simple(), p.outbox_id);
-        let actor = Actor::plugin(run.install.id, &run.install.name, request_id.clone());
-        let record = match ObjectSchema::load(tx, object).await {
+        let delivery = Delivery {
+            object: Some(object),
+            record_id: Some(p.record_id),
+            kind: p.event.clone(),
+            id: p.outbox_id.to_string(),
+            extra: json!({ "changed": p.changed }),
+            occurred_at: p.occurred_at,
+            trigger: json!({
+                "kind": "event",
+                "event": p.event,
+                "record_id": p.record_id,
+                "outbox_id": p.outbox_id,
+                "attempt": job.attempts,
+            }),
+            key: format!("plugin:{}:{}", p.install_id, p.outbox_id),
+        };
+        deliver(host, tx, &run, delivery).await
+    }
+}
+
+/// Runs `plugin.call` jobs: a rule's `call_plugin`, to every enabled install of the plugin.
+pub struct CallJob {
+    pub host: PluginHost,
+}
+
+#[async_trait]
+impl JobHandler for CallJob {
+    async fn run(
+        &self,
+        tx: &mut TenantTx,
+        job: &ClaimedJob,
+    ) -> std::result::Result<(), JobFailure> {
+        let p: PluginCall = job.payload_as()?;
+        let host = &self.host;
+        let ids = installs::enabled_of(tx, &p.plugin).await?;
+        if ids.is_empty() {
+            return Err(JobFailure::Permanent(format!(
+                "call_plugin: no enabled install of plugin '{}'; install it or fix the rule",
+                p.plugin
+            )));
+        }
+        let mut failure = None;
+        for install in ids {
+            let Some(run) = installs::runnable(host, tx, install).await? else {
+                continue;
+            };
+            let delivery = Delivery {
+                object: ObjectKey::named(&p.object),
+                record_id: p.record_id,
+                kind: "rule.call".into(),
+                id: p.key.clone(),
+                extra: json!({
+                    "payload": p.payload,
+                    "rule": { "id": p.rule_id, "name": p.rule_name },
+                }),
+                occurred_at: Utc::now(),
+                trigger: json!({
+                    "kind": "rule",
+                    "rule_id": p.rule_id,
+                    "rule": p.rule_name,
+                    "record_id": p.record_id,
+                    "attempt": job.attempts,
+                }),
+                key: format!("plugin-call:{install}:{}", p.key),
+            };
+            // Every install gets its call. If one fails, the job's transaction (the others'
+            // actions too) rolls back and a retry calls them all again: plugins see the same
+            // event id each time, to stay idempotent.
+            if let Err(f) = deliver(host, tx, &run, delivery).await {
+                failure = Some(f);
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+/// One delivery of an event to an install.
+struct Delivery {
+    object: Option<ObjectKey>,
+    record_id: Option<Uuid>,
+    kind: String,
+    /// The event id the plugin sees (idempotency across retries).
+    id: String,
+    /// Merged into the event's data beside `record`.
+    extra: Value,
+    occurred_at: DateTime<Utc>,
+    trigger: Value,
+    /// Key of the actions' effects (stable across retries).
+    key: String,
+}
+
+/// Calls the install's `on-event`, carries out its actions in `tx`, logs the run.
+async fn deliver(
+    host: &PluginHost,
+    tx: &mut TenantTx,
+    run: &installs::Runnable,
+    d: Delivery,
+) -> std::result::Result<(), JobFailure> {
+    let loaded = host.loaded(tx, &run.package).await?;
+    let request_id = format!("plugin-{}-{}", run.install.id.simple(), d.id);
+    let actor = Actor::plugin(run.install.id, &run.install.name, request_id.clone());
+    let record = match (d.object, d.record_id) {
+        (Some(object), Some(id)) => match ObjectSchema::load(tx, object).await {
             Ok(schema) => {
                 let access = Access::of_grants(&run.ctx.grants, None, &actor, object, None);
-                record_for(tx, &access, &schema, p.record_id).await
+                record_for(tx, &access, &schema, id).await
             }
             Err(_) => Value::Null,
-        };
-        let event = EventIn {
-            id: p.outbox_id.to_string(),
-            kind: p.event.clone(),
-            object: p.object.clone(),
-            record_id: p.record_id.to_string(),
-            occurred_at: p.occurred_at.to_rfc3339(),
-            data: json!({ "changed": p.changed, "record": record }).to_string(),
-        };
-        let tenant = tx.tenant().clone();
-        let env = host.env(&tenant, run.ctx.clone(), request_id);
-        let started_at = Utc::now();
-        let (result, stats) = host.runtime.on_event(&loaded, host.state(env), event).await;
-        let trigger = json!({
-            "kind": "event",
-            "event": p.event,
-            "record_id": p.record_id,
-            "outbox_id": p.outbox_id,
-            "attempt": job.attempts,
-        });
-        let (error, actions, failure) = match result {
-            Err(e) => {
-                let failure = if retryable(&e) {
-                    JobFailure::Retry(format!("{}: {}", e.code(), e.message()))
-                } else {
-                    JobFailure::Permanent(format!("{}: {}", e.code(), e.message()))
-                };
-                (Some(error_json(&e)), json!([]), Some(failure))
-            }
-            Ok(texts) => {
-                let parsed: std::result::Result<Vec<Effect>, _> = texts
-                    .iter()
-                    .map(|t| serde_json::from_str::<Effect>(t))
-                    .collect();
-                match parsed {
-                    Err(e) => (
-                        Some(
-                            json!({ "code": "plugin.invalid_action", "message": format!("an action is not a valid rule effect: {e}") }),
-                        ),
-                        json!(texts),
-                        Some(JobFailure::Permanent("plugin.invalid_action".into())),
+        },
+        _ => Value::Null,
+    };
+    let mut data = d.extra;
+    data["record"] = record;
+    let event = EventIn {
+        id: d.id.clone(),
+        kind: d.kind.clone(),
+        object: d.object.map(|o| o.as_str().to_owned()).unwrap_or_default(),
+        record_id: d.record_id.map(|r| r.to_string()).unwrap_or_default(),
+        occurred_at: d.occurred_at.to_rfc3339(),
+        data: data.to_string(),
+    };
+    let tenant = tx.tenant().clone();
+    let env = host.env(&tenant, run.ctx.clone(), request_id);
+    let started_at = Utc::now();
+    let (result, stats) = host.runtime.on_event(&loaded, host.state(env), event).await;
+    let (error, actions, failure) = match result {
+        Err(e) => {
+            let text = format!("{}: {}", e.code(), e.message());
+            let failure = if retryable(&e) {
+                JobFailure::Retry(text)
+            } else {
+                JobFailure::Permanent(text)
+            };
+            (Some(error_json(&e)), json!([]), Some(failure))
+        }
+        Ok(texts) => {
+            let parsed: std::result::Result<Vec<Effect>, _> = texts
+                .iter()
+                .map(|t| serde_json::from_str::<Effect>(t))
+                .collect();
+            match (parsed, d.object) {
+                (Err(e), _) => (
+                    Some(
+                        json!({ "code": "plugin.invalid_action", "message": format!("an action is not a valid rule effect: {e}") }),
                     ),
-                    Ok(effects) if effects.is_empty() => (None, json!([]), None),
-                    Ok(effects) => {
-                        let out = crm_workflows::executor::run_plugin_actions(
-                            &host.rules,
-                            tx,
-                            actor,
-                            &run.install.name,
-                            run.ctx.grants.clone(),
-                            object,
-                            Some(p.record_id),
-                            &format!("plugin:{}:{}", p.install_id, p.outbox_id),
-                            effects,
+                    json!(texts),
+                    Some(JobFailure::Permanent("plugin.invalid_action".into())),
+                ),
+                (Ok(effects), _) if effects.is_empty() => (None, json!([]), None),
+                (Ok(_), None) => (
+                    Some(
+                        json!({ "code": "plugin.invalid_action", "message": "actions need the event's object, which no longer exists" }),
+                    ),
+                    json!(texts),
+                    Some(JobFailure::Permanent("plugin.invalid_action".into())),
+                ),
+                (Ok(effects), Some(object)) => {
+                    let out = crm_workflows::executor::run_plugin_actions(
+                        &host.rules,
+                        tx,
+                        actor,
+                        &run.install.name,
+                        run.ctx.grants.clone(),
+                        object,
+                        d.record_id,
+                        &d.key,
+                        effects,
+                    )
+                    .await?;
+                    if out.succeeded {
+                        (None, Value::Array(out.effects), None)
+                    } else {
+                        let message = out
+                            .error
+                            .as_ref()
+                            .and_then(|e| e["message"].as_str())
+                            .unwrap_or("an action failed")
+                            .to_owned();
+                        (
+                            out.error,
+                            Value::Array(out.effects),
+                            Some(JobFailure::Permanent(message)),
                         )
-                        .await?;
-                        if out.succeeded {
-                            (None, Value::Array(out.effects), None)
-                        } else {
-                            let message = out
-                                .error
-                                .as_ref()
-                                .and_then(|e| e["message"].as_str())
-                                .unwrap_or("an action failed")
-                                .to_owned();
-                            (
-                                out.error,
-                                Value::Array(out.effects),
-                                Some(JobFailure::Permanent(message)),
-                            )
-                        }
                     }
                 }
             }
-        };
-        settle(
-            host, &tenant, &run, trigger, started_at, &stats, error, actions,
-        )
-        .await?;
-        match failure {
-            None => Ok(()),
-            Some(f) => Err(f),
         }
-    }
+    };
+    settle(
+        host, &tenant, run, d.trigger, started_at, &stats, error, actions,
+    )
+    .await?;
+    failure.map_or(Ok(()), Err)
 }

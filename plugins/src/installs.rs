@@ -266,6 +266,19 @@ pub(crate) async fn find(tx: &mut TenantTx, id: Uuid) -> Result<Option<Install>>
     )
 }
 
+/// The enabled installs `plugin` names: an install id, or a plugin (package) name.
+pub(crate) async fn enabled_of(tx: &mut TenantTx, plugin: &str) -> Result<Vec<Uuid>> {
+    let as_id = Uuid::parse_str(plugin).ok();
+    Ok(sqlx::query_scalar(
+        "SELECT i.id FROM plugin_installs i JOIN plugin_packages p ON p.id = i.package_id \
+         WHERE i.enabled AND (i.id = $1 OR p.name = $2) ORDER BY i.created_at",
+    )
+    .bind(as_id)
+    .bind(plugin)
+    .fetch_all(tx.conn())
+    .await?)
+}
+
 /// Changes an install. Re-enabling clears its failure count.
 pub async fn update(
     host: &PluginHost,

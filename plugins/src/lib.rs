@@ -25,7 +25,7 @@ pub mod service;
 
 pub use bindings::WitVersion;
 pub use calls::{CallEnv, Fault, InstallCtx, TenantAccess};
-pub use events::{EventJob, PluginEvent, PluginListener};
+pub use events::{CallJob, EventJob, PluginEvent, PluginListener};
 pub use host::HostState;
 pub use limits::{Limits, PlatformLimits};
 pub use manifest::Manifest;

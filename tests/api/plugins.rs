@@ -472,3 +472,37 @@ async fn an_install_that_keeps_failing_is_disabled_and_its_admin_notified() {
     assert_eq!(i["consecutive_failures"], 0);
     assert!(i.get("disabled_reason").is_none_or(Value::is_null));
 }
+
+#[tokio::test]
+async fn rules_call_plugins_with_a_payload() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let probe = install(&app, &t, PROBE, json!({"grants": ["customers:read"]})).await;
+    app.post(
+        "/api/v1/rules",
+        &t.token,
+        json!({
+            "name": "大客户交给插件",
+            "object": "customers",
+            "trigger": {"event": "customer.created"},
+            "condition": "record.name.contains(\"大客户\")",
+            "script": "call_plugin(\"probe\", #{reason: \"vip\", name: record.name});",
+        }),
+    )
+    .await
+    .expect(201);
+    let c = customer(&app, &t, "大客户 甲").await;
+    let run = eventually("the rule's call of the plugin", || async {
+        runs(&app, &t, &probe)
+            .await
+            .into_iter()
+            .find(|r| r["trigger"]["kind"] == "rule")
+    })
+    .await;
+    assert_eq!(run["trigger"]["record_id"], c.as_str(), "{run:#}");
+    assert_eq!(run["outcome"], "succeeded", "{run:#}");
+    assert!(
+        run["logs"].as_str().unwrap().contains("event: rule.call"),
+        "{run:#}"
+    );
+}

@@ -7,7 +7,7 @@
 use crate::approvals::{self, NewApproval, StepInput};
 use crate::executor::{schema_of, Outcome, RunAs};
 use crate::memo::WorkflowMemo;
-use crate::payloads::{FollowUp, WebhookCall};
+use crate::payloads::{FollowUp, PluginCall, WebhookCall};
 use crate::rule_mail::send_email;
 use crate::rules::RuleVersion;
 use chrono::{Duration, Utc};
@@ -379,6 +379,26 @@ async fn apply(
             Ok(json!({ "job_id": job_id }))
         }
         Effect::CreateRecord { object, fields } => create_record(tx, ctx, object, fields).await,
+        Effect::CallPlugin { plugin, payload } => {
+            // Rules only: a plugin calling plugins could loop without a rule's depth limit.
+            let rule = ctx.rule("call_plugin")?;
+            let key = format!("{}:fx{index}", ctx.key);
+            let job_id = jobs::enqueue(
+                tx,
+                NewJob::of(&PluginCall {
+                    plugin: plugin.clone(),
+                    object: ctx.object.as_str().to_owned(),
+                    record_id: ctx.record_id,
+                    payload: payload.clone(),
+                    rule_id: rule.rule_id,
+                    rule_name: rule.name.clone(),
+                    key: key.clone(),
+                })?
+                .dedupe(format!("plugin-call:{key}")),
+            )
+            .await?;
+            Ok(json!({ "job_id": job_id }))
+        }
         Effect::Notify { user, text: body } => {
             let user = resolve_user(tx, ctx, user).await?;
             let title: String = body.chars().take(200).collect();

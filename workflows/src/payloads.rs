@@ -74,6 +74,25 @@ impl Payload for WebhookCall {
     const KIND: &'static str = WEBHOOK_JOB;
 }
 
+/// `plugin.call`: a rule's `call_plugin`, for the plugin host to deliver to the installs of
+/// `plugin` (run by `crm_plugins::events::CallJob`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PluginCall {
+    /// A plugin's name, or an install id.
+    pub plugin: String,
+    pub object: String,
+    pub record_id: Option<Uuid>,
+    pub payload: Value,
+    pub rule_id: Uuid,
+    pub rule_name: String,
+    /// Unique per effect of a run: the plugin sees it as the event id.
+    pub key: String,
+}
+
+impl Payload for PluginCall {
+    const KIND: &'static str = "plugin.call";
+}
+
 /// `approval.escalate`: the escalation timer of one step of an approval.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Escalation {

@@ -62,6 +62,9 @@ pub enum Effect {
     /// A new record of any object, built-in or custom: `fields` as the API takes them (a
     /// built-in object's custom fields inside `custom`, a custom object's at the top level).
     CreateRecord { object: String, fields: Value },
+    /// Hands `payload` to the tenant's enabled installs of plugin `plugin` (its name, or an
+    /// install id): each one's `on-event` runs later, as a job, with event kind `rule.call`.
+    CallPlugin { plugin: String, payload: Value },
 }
 
 /// A record a script asked for with `get_record(object, id)`. The sandbox does no I/O: an
@@ -136,6 +139,7 @@ impl Effect {
             Effect::Webhook { .. } => "webhook",
             Effect::Notify { .. } => "notify",
             Effect::CreateRecord { .. } => "create_record",
+            Effect::CallPlugin { .. } => "call_plugin",
         }
     }
 
@@ -148,6 +152,7 @@ impl Effect {
                 | Effect::SendEmail { .. }
                 | Effect::Webhook { .. }
                 | Effect::Schedule { .. }
+                | Effect::CallPlugin { .. }
         )
     }
 }

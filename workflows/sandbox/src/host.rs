@@ -36,6 +36,7 @@ pub const ACTIONS: &[&str] = &[
     "webhook",
     "notify",
     "create_record",
+    "call_plugin",
 ];
 
 /// Longest accepted duration: ten years.
@@ -220,6 +221,17 @@ pub fn register(engine: &mut Engine, effects: &Rc<Effects>) {
     );
     let fx = effects.clone();
     engine.register_fn(
+        "call_plugin",
+        move |ctx: NativeCallContext, plugin: Dynamic, payload: Dynamic| {
+            Effects::check(&ctx, &[&plugin, &payload])?;
+            fx.push(
+                &ctx,
+                build_from("call_plugin", [("plugin", plugin), ("payload", payload)]),
+            )
+        },
+    );
+    let fx = effects.clone();
+    engine.register_fn(
         "notify",
         move |ctx: NativeCallContext, user: Dynamic, text: Dynamic| {
             Effects::check(&ctx, &[&user, &text])?;
@@ -317,6 +329,10 @@ fn build(action: &str, mut args: Map, depth: usize) -> Result<Value, Refusal> {
         "notify" => {
             out.text("user")?;
             out.text("text")?;
+        }
+        "call_plugin" => {
+            out.text("plugin")?;
+            out.value("payload")?;
         }
         "create_record" => {
             out.text("object")?;
