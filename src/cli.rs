@@ -87,6 +87,15 @@ pub enum TenantCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
+    /// Plugin host costs, no database: compile time, cold start from the compile cache, and
+    /// per-call overhead (instantiate + on-event + drop) and events/s of a small component
+    /// (default: plugins/tests/fixtures/probe.wasm).
+    Plugins {
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+    },
     /// Provision N tenants one after another and report median/p99 time per 100 tenants
     /// (password hashing excluded). The tenants are removed afterwards unless --keep.
     Provision {
@@ -238,6 +247,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             db.close().await?;
             result
         }
+        Command::Bench {
+            command: BenchCommand::Plugins { file, calls },
+        } => crate::bench::plugins(&config.data_dir, file, calls).await,
         Command::Bench { command } => {
             let db = Database::open(&config).await?;
             crm_tenants::migrations::migrate_platform(&db.pool).await?;
@@ -294,6 +306,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 BenchCommand::Tenants { active, keep } => {
                     crate::bench::tenants(&config, &db.pool, active, keep).await
                 }
+                BenchCommand::Plugins { .. } => Ok(()),
             };
             db.close().await?;
             result
