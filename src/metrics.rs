@@ -130,6 +130,7 @@ impl Metrics {
     pub fn render(&self) -> Vec<u8> {
         let mut families = self.registry.gather();
         families.extend(mail_families());
+        families.extend(plugin_families());
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&families, &mut out);
         out
@@ -173,6 +174,75 @@ fn mail_families() -> Vec<prometheus::proto::MetricFamily> {
         .flatten()
         .filter(|f| !f.get_metric().is_empty())
         .collect()
+}
+
+/// The plugin host's counters (`crm_plugins::stats`, process-wide): calls by trigger and
+/// outcome, fuel and time, and the same per install for the most recently active installs.
+fn plugin_families() -> Vec<prometheus::proto::MetricFamily> {
+    let stats = crm_plugins::stats::snapshot();
+    let counter = |name: &str, help: &str, labels: &[&str]| {
+        IntCounterVec::new(Opts::new(name, help).namespace("crm"), labels)
+            .unwrap_or_else(|_| unreachable!("static metric definition"))
+    };
+    let calls = counter(
+        "plugin_calls_total",
+        "plugin calls, by trigger (event, rule, request) and outcome",
+        &["trigger", "outcome"],
+    );
+    for ((trigger, outcome), n) in &stats.calls {
+        calls.with_label_values(&[trigger, outcome]).inc_by(*n);
+    }
+    let fuel = counter("plugin_fuel_total", "fuel plugins used", &[]);
+    fuel.with_label_values::<&str>(&[]).inc_by(stats.fuel);
+    let micros = counter(
+        "plugin_call_microseconds_total",
+        "wall time of plugin calls, microseconds",
+        &[],
+    );
+    micros.with_label_values::<&str>(&[]).inc_by(stats.micros);
+    let install_calls = counter(
+        "plugin_install_calls_total",
+        "calls per plugin install (recently active installs)",
+        &["install"],
+    );
+    let install_failures = counter(
+        "plugin_install_failures_total",
+        "failed calls per plugin install (recently active installs)",
+        &["install"],
+    );
+    let install_fuel = counter(
+        "plugin_install_fuel_total",
+        "fuel per plugin install (recently active installs)",
+        &["install"],
+    );
+    let install_micros = counter(
+        "plugin_install_microseconds_total",
+        "wall time per plugin install, microseconds (recently active installs)",
+        &["install"],
+    );
+    for (install, c) in &stats.installs {
+        let label = install.to_string();
+        install_calls.with_label_values(&[&label]).inc_by(c.calls);
+        install_failures
+            .with_label_values(&[&label])
+            .inc_by(c.failures);
+        install_fuel.with_label_values(&[&label]).inc_by(c.fuel);
+        install_micros.with_label_values(&[&label]).inc_by(c.micros);
+    }
+    use prometheus::core::Collector;
+    [
+        calls.collect(),
+        fuel.collect(),
+        micros.collect(),
+        install_calls.collect(),
+        install_failures.collect(),
+        install_fuel.collect(),
+        install_micros.collect(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|f| !f.get_metric().is_empty())
+    .collect()
 }
 
 /// Collapses ids and names in a path so the route label has bounded cardinality.

@@ -28,5 +28,6 @@ pub fn host(
         platform: config.plugins.clone(),
         max_fields: config.objects.max_fields,
         rules,
+        gates: Default::default(),
     }
 }

@@ -424,6 +424,9 @@ fn prometheus_metrics(req: &Request, state: poem::web::Data<&AppState>) -> Respo
         .metrics
         .set_cached("schemas", state.schemas.cached_tenants());
     state.metrics.set_cached("registry", state.tenants.len());
+    state
+        .metrics
+        .set_cached("plugin_components", state.plugins.runtime.loaded_count());
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
         .body(state.metrics.render())

@@ -83,6 +83,9 @@ pub async fn call(
     request: RequestIn,
     request_id: String,
 ) -> Result<Answer> {
+    let _slot = host
+        .slot(opened.run.install.id, std::time::Duration::from_millis(200))
+        .await?;
     let env = host.env(tenant, opened.run.ctx.clone(), request_id.clone());
     let started_at = Utc::now();
     let trigger = json!({

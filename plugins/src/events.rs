@@ -238,6 +238,9 @@ async fn deliver(
     run: &installs::Runnable,
     d: Delivery,
 ) -> std::result::Result<(), JobFailure> {
+    let _slot = host
+        .slot(run.install.id, std::time::Duration::from_secs(2))
+        .await?;
     let loaded = host.loaded(tx, &run.package).await?;
     let request_id = format!("plugin-{}-{}", run.install.id.simple(), d.id);
     let actor = Actor::plugin(run.install.id, &run.install.name, request_id.clone());

@@ -22,6 +22,7 @@ pub mod packages;
 pub mod runs;
 pub mod runtime;
 pub mod service;
+pub mod stats;
 
 pub use bindings::WitVersion;
 pub use calls::{CallEnv, Fault, InstallCtx, TenantAccess};

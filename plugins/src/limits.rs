@@ -117,6 +117,9 @@ pub struct PlatformLimits {
     pub cached_components: usize,
     /// Failed runs in a row after which an install is disabled and its admins notified.
     pub disable_after_failures: i32,
+    /// Calls of one install running at once in this process (events and endpoints): one
+    /// busy install cannot take every worker.
+    pub concurrent_calls_per_install: usize,
 }
 
 impl Default for PlatformLimits {
@@ -140,6 +143,7 @@ impl Default for PlatformLimits {
             tenant_uploads: true,
             cached_components: 64,
             disable_after_failures: 10,
+            concurrent_calls_per_install: 4,
         }
     }
 }

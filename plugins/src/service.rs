@@ -21,6 +21,7 @@ use crm_workflows::RuleEngine;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The server's plugin host.
 #[derive(Clone)]
@@ -34,9 +35,56 @@ pub struct PluginHost {
     pub max_fields: i64,
     /// Carries out the actions `on-event` returns.
     pub rules: RuleEngine,
+    /// Per-install gates of [`PlatformLimits::concurrent_calls_per_install`].
+    pub gates: Gates,
+}
+
+/// One semaphore per install seen recently (bounded: a forgotten install's gate is made
+/// again when it is next called).
+#[derive(Clone)]
+pub struct Gates(Arc<Mutex<lru::LruCache<uuid::Uuid, Arc<Semaphore>>>>);
+
+impl Default for Gates {
+    fn default() -> Self {
+        let capacity = std::num::NonZeroUsize::new(10_000).unwrap_or(std::num::NonZeroUsize::MIN);
+        Gates(Arc::new(Mutex::new(lru::LruCache::new(capacity))))
+    }
+}
+
+impl Gates {
+    fn of(&self, install: uuid::Uuid, permits: usize) -> Arc<Semaphore> {
+        match self.0.lock() {
+            Ok(mut m) => m
+                .get_or_insert(install, || Arc::new(Semaphore::new(permits.max(1))))
+                .clone(),
+            Err(_) => Arc::new(Semaphore::new(permits.max(1))),
+        }
+    }
 }
 
 impl PluginHost {
+    /// A slot to call `install`, waiting at most `wait`; 503 `plugin.busy` when none frees.
+    pub(crate) async fn slot(
+        &self,
+        install: uuid::Uuid,
+        wait: std::time::Duration,
+    ) -> Result<OwnedSemaphorePermit> {
+        let gate = self
+            .gates
+            .of(install, self.platform.concurrent_calls_per_install);
+        match tokio::time::timeout(wait, gate.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(Error::Busy {
+                code: "plugin.busy",
+                message: format!(
+                    "the plugin install already runs {} calls; try again shortly",
+                    self.platform.concurrent_calls_per_install
+                ),
+                retry_after_secs: 1,
+            }),
+        }
+    }
+
     /// The compiled package, reading its bytes in `tx` only when no cache holds it.
     pub(crate) async fn loaded(&self, tx: &mut TenantTx, package: &Package) -> Result<Arc<Loaded>> {
         let bytes = if self.runtime.is_loaded(&package.sha256) {
@@ -102,6 +150,12 @@ pub(crate) async fn settle(
     // A transaction of its own: a failed event job rolls its own back, the log stays.
     let mut tx = host.db.tenant_tx(tenant).await?;
     let failed = error.is_some();
+    crate::stats::record(
+        run.install.id,
+        trigger["kind"].as_str().unwrap_or_default(),
+        failed,
+        stats,
+    );
     let id = runs::log(
         &mut tx,
         NewRun {

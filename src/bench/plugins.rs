@@ -46,7 +46,11 @@ fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
-async fn calls(runtime: &Runtime, loaded: &crm_plugins::Loaded, n: usize) -> anyhow::Result<Vec<Duration>> {
+async fn calls(
+    runtime: &Runtime,
+    loaded: &crm_plugins::Loaded,
+    n: usize,
+) -> anyhow::Result<Vec<Duration>> {
     let limits = Limits::default();
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
@@ -76,7 +80,10 @@ pub async fn plugins(data_dir: &Path, file: Option<PathBuf>, n: usize) -> anyhow
         .load(&sha, async move { Ok(source) })
         .await
         .map_err(|e| anyhow!(e))?;
-    println!("compile (Cranelift, first upload):      {:>10.1} ms", started.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "compile (Cranelift, first upload):      {:>10.1} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
 
     // A restart: a new engine finds the precompiled artifact on disk.
     drop(runtime);
@@ -86,7 +93,9 @@ pub async fn plugins(data_dir: &Path, file: Option<PathBuf>, n: usize) -> anyhow
         let fresh = Runtime::new(Some(cache.clone()), 8).map_err(|e| anyhow!("{e}"))?;
         let started = Instant::now();
         fresh
-            .load(&sha, async { Err("the disk cache should have it".to_owned()) })
+            .load(&sha, async {
+                Err("the disk cache should have it".to_owned())
+            })
             .await
             .map_err(|e| anyhow!(e))?;
         cold.push(started.elapsed());
@@ -94,7 +103,10 @@ pub async fn plugins(data_dir: &Path, file: Option<PathBuf>, n: usize) -> anyhow
     }
     cold.sort();
     let runtime = runtime.ok_or_else(|| anyhow!("no runtime"))?;
-    println!("cold start from the compile cache (p50): {:>10.1} ms", cold[2].as_secs_f64() * 1e3);
+    println!(
+        "cold start from the compile cache (p50): {:>10.1} ms",
+        cold[2].as_secs_f64() * 1e3
+    );
     let loaded = runtime
         .load(&sha, async { Err("loaded".to_owned()) })
         .await
@@ -110,7 +122,10 @@ pub async fn plugins(data_dir: &Path, file: Option<PathBuf>, n: usize) -> anyhow
         us(percentile(&times, 95.0)),
         us(percentile(&times, 99.0))
     );
-    println!("events/s, one task:                      {:>10.0}", n as f64 / wall.as_secs_f64());
+    println!(
+        "events/s, one task:                      {:>10.0}",
+        n as f64 / wall.as_secs_f64()
+    );
     let started = Instant::now();
     let (a, b) = tokio::join!(calls(&runtime, &loaded, n), calls(&runtime, &loaded, n));
     a?;

@@ -454,6 +454,23 @@ async fn an_install_that_keeps_failing_is_disabled_and_its_admin_notified() {
     );
     let notes = app.get("/api/v1/notifications", &t.token).await.expect(200);
     assert!(notes.to_string().contains("plugin.disabled"), "{notes:#}");
+    // Counted in /metrics, per install too.
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "crm_plugin_install_failures_total{{install=\"{probe}\"}} 3"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("crm_plugin_calls_total{outcome=\"failed\",trigger=\"event\"}"));
     // Disabled: no more events.
     let c = customer(&app, &t, "after disabling").await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
