@@ -30,6 +30,7 @@ mod objects_rules;
 mod openapi;
 mod ops;
 mod password_policy;
+mod plugins_ext;
 mod portal;
 mod portal_browser;
 mod read_limit;
