@@ -325,6 +325,105 @@ pub fn register(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_graphql::dynamic::Schema;
+    use crm_plugins::manifest::Endpoint;
+
+    fn install(name: &str) -> Install {
+        Install {
+            id: Uuid::now_v7(),
+            package_id: Uuid::now_v7(),
+            name: name.into(),
+            version: "1.0.0".into(),
+            wit_version: "1.0".into(),
+            enabled: true,
+            config: serde_json::json!({}),
+            secret_keys: Vec::new(),
+            grants: Vec::new(),
+            allowed_hosts: Vec::new(),
+            events: Vec::new(),
+            limits: Default::default(),
+            consecutive_failures: 0,
+            disabled_reason: None,
+            created_by: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    fn manifest(name: &str, endpoints: &[(&str, &str)]) -> Manifest {
+        Manifest {
+            name: name.into(),
+            version: "1.0.0".into(),
+            description: String::new(),
+            events: Vec::new(),
+            endpoints: endpoints
+                .iter()
+                .map(|(method, path)| Endpoint {
+                    method: (*method).into(),
+                    path: (*path).into(),
+                    permission: "customers:read".into(),
+                    summary: "s".into(),
+                })
+                .collect(),
+            config_schema: String::new(),
+            permissions: Vec::new(),
+        }
+    }
+
+    fn sdl_of(ext: &ExtModel) -> String {
+        let me = Field::new("me", TypeRef::named(TypeRef::STRING), |_| {
+            FieldFuture::new(async { Ok(None::<FieldValue>) })
+        });
+        let query = Object::new("Query").field(me);
+        let mutation = Object::new("Mutation").field(Field::new(
+            "noop",
+            TypeRef::named(TypeRef::STRING),
+            |_| FieldFuture::new(async { Ok(None::<FieldValue>) }),
+        ));
+        let builder = Schema::build("Query", Some("Mutation"), None);
+        let (builder, query, mutation) = register(builder, query, mutation, ext);
+        builder
+            .register(query)
+            .register(mutation)
+            .finish()
+            .unwrap()
+            .sdl()
+    }
+
+    #[test]
+    fn gets_are_queries_the_rest_mutations_and_none_means_no_ext() {
+        let served = vec![
+            (
+                install("lead-import"),
+                manifest("lead-import", &[("GET", "leads"), ("POST", "leads")]),
+            ),
+            (
+                install("lead-import"),
+                manifest("lead-import", &[("POST", "leads")]),
+            ),
+            (install("quiet"), manifest("quiet", &[])),
+        ];
+        let ext = ExtModel::build(&served);
+        let names = |e: &[ExtEndpoint]| e.iter().map(|e| e.gql.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&ext.queries), ["leadImport_get_leads"]);
+        assert_eq!(
+            names(&ext.mutations),
+            ["leadImport_post_leads", "leadImport_post_leads_2"]
+        );
+        assert_eq!(ext.mutations[1].install, served[1].0.id);
+        let sdl = sdl_of(&ext);
+        assert!(sdl.contains("ext: Ext!"), "{sdl}");
+        assert!(sdl.contains("ext: ExtMutation!"), "{sdl}");
+        let ext_type = sdl.split("type Ext {").nth(1).unwrap_or_default();
+        let ext_type = ext_type.split('}').next().unwrap_or_default();
+        assert!(ext_type.contains("leadImport_get_leads("), "{sdl}");
+        assert!(!ext_type.contains("leadImport_post_leads("), "{sdl}");
+        let only_posts = ExtModel::build(&served[1..]);
+        let sdl = sdl_of(&only_posts);
+        assert!(!sdl.contains("ext: Ext!"), "{sdl}");
+        assert!(sdl.contains("ext: ExtMutation!"), "{sdl}");
+        assert!(!sdl_of(&ExtModel::build(&served[2..])).contains("ext: Ext"));
+    }
 
     #[test]
     fn endpoint_names_are_graphql_names_and_unique() {
