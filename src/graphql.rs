@@ -39,26 +39,31 @@ impl Door for CredentialDoor {
     }
 }
 
-/// The GraphQL gateway of a server, from its config and its record schema cache.
+/// The GraphQL gateway of a server, from its config, its record schema cache and its plugin
+/// host (for `ext`).
 pub fn gateway(
     config: &Config,
     schemas: &Arc<crm_records::SchemaCache>,
     master_key: Option<&Arc<crm_core::crypto::MasterKey>>,
+    plugins: crm_plugins::PluginHost,
 ) -> Arc<Gateway> {
     let c = &config.graphql;
-    Arc::new(Gateway::new(
-        c.schema_cache_tenants,
-        schemas.clone(),
-        master_key.cloned(),
-        crm_graphql::Limits {
-            max_depth: c.max_depth,
-            max_complexity: c.max_complexity,
-            max_records: c.max_records,
-            max_fields: c.max_fields,
-            cache_mb: c.schema_cache_mb,
-        },
-        Arc::new(|e: Error| serde_json::to_value(ApiError(e).problem()).unwrap_or_default()),
-    ))
+    Arc::new(
+        Gateway::new(
+            c.schema_cache_tenants,
+            schemas.clone(),
+            master_key.cloned(),
+            crm_graphql::Limits {
+                max_depth: c.max_depth,
+                max_complexity: c.max_complexity,
+                max_records: c.max_records,
+                max_fields: c.max_fields,
+                cache_mb: c.schema_cache_mb,
+            },
+            Arc::new(|e: Error| serde_json::to_value(ApiError(e).problem()).unwrap_or_default()),
+        )
+        .with_plugins(plugins),
+    )
 }
 
 fn bearer(req: &Request) -> Option<String> {

@@ -62,11 +62,12 @@ impl AppState {
         rules: crm_workflows::RuleEngine,
     ) -> Self {
         let schemas = Arc::new(crm_records::SchemaCache::new(config.schema_cache_tenants));
-        let graphql = crate::graphql::gateway(&config, &schemas, master_key.as_ref());
         let db = Db::new(pool, config.tenant_isolation)
             .with_statement_timeout(config.request_statement_timeout_ms)
             .with_mail_quota(config.mail.quota());
         let plugins = crate::plugins::host(&config, db.clone(), master_key.clone(), rules.clone());
+        let graphql =
+            crate::graphql::gateway(&config, &schemas, master_key.as_ref(), plugins.clone());
         Self {
             plugins,
             files,

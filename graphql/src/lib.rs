@@ -1,12 +1,14 @@
 //! crm-graphql: the GraphQL interface. A schema per tenant, generated from the tenant's
 //! metadata with async-graphql's dynamic schema (one type per object, custom fields typed,
 //! select options as enums), cached in a bounded LRU per (tenant, metadata version).
-//! Resolvers call the record services with the request's `Caller`, in the request's one
-//! tenant transaction; permission, scope and masking are the services' business, so this
-//! crate has no permission check and no SQL of its own (a savepoint and a `pg_notify` aside).
+//! Resolvers call the record services (and, for the plugins' endpoints under `ext`,
+//! `crm_plugins::endpoints`) with the request's `Caller`, in the request's one tenant
+//! transaction; permission, scope and masking are the services' business, so this crate has
+//! no permission check and no SQL of its own (a savepoint and a `pg_notify` aside).
 //! It knows nothing of HTTP: the server authenticates, opens the transaction through a
 //! [`Door`] and hands the request to [`Gateway::execute`].
 
+pub mod ext;
 pub mod limits;
 pub mod loaders;
 pub mod model;
@@ -28,7 +30,9 @@ use async_graphql::{Request, Response, ServerError};
 use crm_core::crypto::MasterKey;
 use crm_core::db::TenantTx;
 use crm_core::Error;
+use crm_plugins::PluginHost;
 use crm_records::{ObjectKey, SchemaCache};
+use ext::ExtModel;
 use lru::LruCache;
 use model::Model;
 use session::{graphql_error, Session};
@@ -106,6 +110,8 @@ pub struct Gateway {
     master: Option<Arc<MasterKey>>,
     limits: Limits,
     problem: ProblemOf,
+    /// Runs plugin endpoints; without it the schema has no `ext`.
+    plugins: Option<Arc<PluginHost>>,
     pub hub: Arc<Hub>,
 }
 
@@ -129,8 +135,15 @@ impl Gateway {
             master,
             limits,
             problem,
+            plugins: None,
             hub: Hub::new(),
         }
+    }
+
+    /// Serves the endpoints of the tenants' plugins under `ext`, run by `host`.
+    pub fn with_plugins(mut self, host: PluginHost) -> Gateway {
+        self.plugins = Some(Arc::new(host));
+        self
     }
 
     /// Schemas held now, and their estimated size in KB.
@@ -140,9 +153,10 @@ impl Gateway {
             .map_or((0, 0), |c| (c.lru.len(), c.weight_kb))
     }
 
-    /// The tenant's schema at `metadata_version`: cached, or built from its objects read in
-    /// `tx` (a field change bumps the version, so only that tenant's schema is rebuilt, on
-    /// its next request).
+    /// The tenant's schema at `metadata_version`: cached, or built from its objects and its
+    /// enabled plugin installs read in `tx` (a field change, and an install whose endpoints
+    /// appear or go, bumps the version, so only that tenant's schema is rebuilt, on its next
+    /// request).
     pub async fn schema_for(
         &self,
         tx: &mut TenantTx,
@@ -183,14 +197,19 @@ impl Gateway {
                 ),
             ));
         }
+        let ext = match self.plugins {
+            Some(_) => ExtModel::build(&crm_plugins::installs::served(tx).await?),
+            None => ExtModel::default(),
+        };
         let model = Arc::new(Model::build(schemas, &mut names::Registry::default()));
-        let weight_kb = model
+        let weight_kb = (model
             .objects
             .iter()
             .map(|o| o.all_fields().count())
             .sum::<usize>()
+            + ext.len())
             * KB_PER_FIELD;
-        let schema = schema::build(model.clone(), self.limits)
+        let schema = schema::build(model.clone(), &ext, self.limits)
             .map_err(|e| Error::internal(format!("GraphQL schema of tenant {tenant}: {e}")))?;
         let built = Arc::new(TenantSchema {
             schema,
@@ -222,6 +241,7 @@ impl Gateway {
         let session = Arc::new(Session::new(
             opened,
             compiled.model.clone(),
+            self.plugins.clone(),
             self.master.clone(),
             self.records.clone(),
             self.problem.clone(),

@@ -39,6 +39,10 @@ pub const FIXED_TYPES: &[&str] = &[
     "TicketComment",
     "RecordChange",
     "ApprovalDecision",
+    "Ext",
+    "ExtMutation",
+    "PluginResponse",
+    "PluginHeader",
     "String",
     "Int",
     "Float",
@@ -160,7 +164,7 @@ impl Model {
     /// first, then custom ones in key order, so names are stable for the same metadata).
     pub fn build(schemas: Vec<Arc<ObjectSchema>>, registry: &mut Registry) -> Model {
         registry.reserve(FIXED_TYPES);
-        let mut query_fields = Scope::with(&["me", "timeline"]);
+        let mut query_fields = Scope::with(&["me", "timeline", "ext"]);
         let mut objects: Vec<ObjectModel> = schemas
             .iter()
             .map(|schema| object_model(schema.clone(), registry, &mut query_fields))

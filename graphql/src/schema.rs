@@ -2,6 +2,7 @@
 //! object's types, `Query`, `Mutation` and `Subscription`, with the depth and complexity
 //! limits, checked before any resolver (and so any database work) runs.
 
+use crate::ext::{self, ExtModel};
 use crate::model::Model;
 use crate::resolve::{self, json_to_value};
 use crate::{mutate, subscribe, types};
@@ -186,8 +187,8 @@ fn shared(builder: async_graphql::dynamic::SchemaBuilder) -> async_graphql::dyna
         ))
 }
 
-/// Builds the schema of a tenant with `model`.
-pub fn build(model: Arc<Model>, limits: Limits) -> Result<Schema, SchemaError> {
+/// Builds the schema of a tenant with `model` and its plugins' endpoints `ext`.
+pub fn build(model: Arc<Model>, ext: &ExtModel, limits: Limits) -> Result<Schema, SchemaError> {
     let mut query = Object::new("Query").field(resolve::me_field());
     let mut mutation = Object::new("Mutation");
     let mut builder = Schema::build("Query", Some("Mutation"), Some("Subscription"));
@@ -217,6 +218,7 @@ pub fn build(model: Arc<Model>, limits: Limits) -> Result<Schema, SchemaError> {
         .field(mutate::decide("approve", true))
         .field(mutate::decide("reject", false));
     let subscription: Subscription = subscribe::subscription(&model);
+    let (builder, query, mutation) = ext::register(builder, query, mutation, ext);
     shared(builder)
         .register(query)
         .register(mutation)

@@ -12,6 +12,7 @@ use crm_core::crypto::{DataKey, MasterKey};
 use crm_core::db::TenantTx;
 use crm_core::read_limit::{self, ReadVerdict, Via};
 use crm_core::Error;
+use crm_plugins::PluginHost;
 use crm_records::engine::Access;
 use crm_records::{ObjectKey, ObjectSchema, SchemaCache};
 use serde_json::Value;
@@ -48,6 +49,8 @@ pub struct Session {
     pub ctx: RequestCtx,
     pub actor: Actor,
     pub model: Arc<Model>,
+    /// Runs the plugins whose endpoints the schema's `ext` fields name.
+    pub plugins: Option<Arc<PluginHost>>,
     master: Option<Arc<MasterKey>>,
     schemas: Arc<SchemaCache>,
     key: OnceCell<Option<DataKey>>,
@@ -66,6 +69,7 @@ impl Session {
     pub(crate) fn new(
         opened: Opened,
         model: Arc<Model>,
+        plugins: Option<Arc<PluginHost>>,
         master: Option<Arc<MasterKey>>,
         schemas: Arc<SchemaCache>,
         problem: ProblemOf,
@@ -77,6 +81,7 @@ impl Session {
             caller: opened.caller,
             ctx: opened.ctx,
             model,
+            plugins,
             master,
             schemas,
             key: OnceCell::new(),

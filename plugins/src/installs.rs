@@ -232,6 +232,9 @@ pub async fn create(
     .bind(caller.user_id)
     .execute(tx.conn())
     .await?;
+    if !package.manifest.endpoints.is_empty() {
+        endpoints_changed(tx).await?;
+    }
     audit::record(
         tx,
         actor,
@@ -250,6 +253,33 @@ pub async fn list(tx: &mut TenantTx, caller: &Caller) -> Result<Vec<Install>> {
     ))
     .fetch_all(tx.conn())
     .await?)
+}
+
+/// An enabled install with its package's manifest.
+#[derive(FromRow)]
+struct ServedRow {
+    #[sqlx(flatten)]
+    install: Install,
+    #[sqlx(json)]
+    manifest: Manifest,
+}
+
+/// The enabled installs and their manifests, oldest first: what the tenant's OpenAPI
+/// document and GraphQL schema describe. Unchecked, because it only describes; every call
+/// still passes [`crate::endpoints::open`].
+pub async fn served(tx: &mut TenantTx) -> Result<Vec<(Install, Manifest)>> {
+    let rows: Vec<ServedRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS}, p.manifest FROM {FROM} WHERE i.enabled ORDER BY i.created_at, i.id"
+    ))
+    .fetch_all(tx.conn())
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.install, r.manifest)).collect())
+}
+
+/// Per-tenant caches of what installs serve (the GraphQL schema's `ext` fields) key on the
+/// metadata version: an install whose endpoints appear or go bumps it.
+async fn endpoints_changed(tx: &mut TenantTx) -> Result<()> {
+    crm_records::fields::bump_metadata_version(tx).await
 }
 
 pub async fn get(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<Install> {
@@ -368,6 +398,9 @@ pub async fn update(
     .bind(reenabled)
     .execute(tx.conn())
     .await?;
+    if enabled != current.enabled || package.id != current.package_id {
+        endpoints_changed(tx).await?;
+    }
     audit::record(
         tx,
         actor,
@@ -393,6 +426,9 @@ pub async fn delete(tx: &mut TenantTx, caller: &Caller, actor: &Actor, id: Uuid)
         .bind(id)
         .execute(tx.conn())
         .await?;
+    if current.enabled {
+        endpoints_changed(tx).await?;
+    }
     audit::record(
         tx,
         actor,

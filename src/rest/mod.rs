@@ -31,6 +31,7 @@ pub mod setup_auth;
 pub mod tags;
 pub mod teams;
 pub mod tenant_spec;
+pub mod tenant_spec_ext;
 pub mod users;
 
 use crate::server::AppState;

@@ -1,6 +1,8 @@
 //! `GET /api/v1/openapi.json`: the OpenAPI document as one tenant sees it — the built-in
 //! objects' schemas carry that tenant's real custom fields (types, options, labels), and each
-//! custom object the caller may read gets its own schemas and paths (`/records/policies`).
+//! custom object the caller may read gets its own schemas and paths (`/records/policies`);
+//! the endpoints of the tenant's plugins the caller may call are added by
+//! [`super::tenant_spec_ext`].
 
 use super::auth::Auth;
 use super::error::ApiResult;
@@ -252,6 +254,7 @@ impl TenantSpecApi {
             custom_paths(&mut spec, key);
             link_operations(&mut spec, &format!("/records/{key}"), &name);
         }
+        super::tenant_spec_ext::add_plugin_paths(&mut tx, &caller, &mut spec).await?;
         tx.commit().await?;
         if let Some(components) = spec
             .pointer_mut("/components/schemas")

@@ -32,6 +32,7 @@ mod ops;
 mod password_policy;
 mod plugins;
 mod plugins_examples;
+mod plugins_ext;
 mod portal;
 mod portal_browser;
 mod read_limit;
