@@ -278,7 +278,7 @@ pub async fn served(tx: &mut TenantTx) -> Result<Vec<(Install, Manifest)>> {
 
 /// Per-tenant caches of what installs serve (the GraphQL schema's `ext` fields) key on the
 /// metadata version: an install whose endpoints appear or go bumps it.
-async fn endpoints_changed(tx: &mut TenantTx) -> Result<()> {
+pub(crate) async fn endpoints_changed(tx: &mut TenantTx) -> Result<()> {
     crm_records::fields::bump_metadata_version(tx).await
 }
 

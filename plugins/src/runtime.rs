@@ -240,7 +240,7 @@ impl Runtime {
         {
             return Ok(hit);
         }
-        let component = match self.from_disk(sha256) {
+        let component = match self.precompiled(sha256) {
             Some(c) => c,
             None => {
                 let bytes = bytes.await?;
@@ -264,7 +264,7 @@ impl Runtime {
         Some(dir.join(format!("{sha256}-{:016x}.cwasm", h.finish())))
     }
 
-    fn from_disk(&self, sha256: &str) -> Option<Component> {
+    fn precompiled(&self, sha256: &str) -> Option<Component> {
         let path = self.cache_path(sha256)?;
         if !path.exists() {
             return None;

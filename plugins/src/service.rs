@@ -194,6 +194,10 @@ pub(crate) async fn settle(
         .fetch_optional(tx.conn())
         .await?
         .unwrap_or(false);
+        if disabled {
+            // Its endpoints leave the tenant's GraphQL schema and OpenAPI document.
+            crate::installs::endpoints_changed(&mut tx).await?;
+        }
         if let (true, Some(admin)) = (disabled, run.install.created_by) {
             let title = format!(
                 "Plugin {} was disabled / 插件 {} 已停用",

@@ -4,45 +4,19 @@
 //! holding the permission, and reachable from GraphQL under `ext` through the same checks;
 //! a disabled install drops out of both.
 
-use crate::helpers::{eventually, id, Tenant, TestApp};
+use crate::helpers::{eventually, Tenant, TestApp};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-const PROBE: &[u8] = include_bytes!("../../plugins/tests/fixtures/probe.wasm");
 const ECHO_FIELD: &str = "probe_post_echo";
 
-/// Uploads the probe (multipart, part `file`) and installs it; returns the install id.
+/// Uploads the probe and installs it with `customers:read` (and `extra`); the install id.
 async fn install_probe(app: &TestApp, t: &Tenant, extra: Value) -> String {
-    let boundary = format!("----crm-test-{}", uuid::Uuid::new_v4().simple());
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"probe.wasm\"\r\n\
-         Content-Type: application/wasm\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(PROBE);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let package = app
-        .send(
-            app.client
-                .post(format!("{}/api/v1/plugins/packages", app.base))
-                .bearer_auth(&t.token)
-                .header(
-                    "content-type",
-                    format!("multipart/form-data; boundary={boundary}"),
-                )
-                .body(body),
-        )
-        .await
-        .expect(201);
-    assert_eq!(package["manifest"]["name"], "probe", "{package:#}");
-    let mut request = json!({ "package_id": id(&package), "grants": ["customers:read"] });
+    let mut request = json!({ "grants": ["customers:read"] });
     if let (Some(r), Some(e)) = (request.as_object_mut(), extra.as_object()) {
         r.extend(e.clone());
     }
-    id(&app
-        .post("/api/v1/plugins/installs", &t.token, request)
-        .await
-        .expect(201))
+    crate::plugins::install(app, t, "plugins/tests/fixtures/probe.wasm", request).await
 }
 
 async fn gql(app: &TestApp, token: &str, query: &str) -> Value {
