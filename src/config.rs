@@ -433,6 +433,8 @@ mod tests {
             let config = Config::load(Some(Path::new(example))).expect("example loads");
             assert_eq!(config.mail.transport, "file");
             assert!(config.jobs_enabled);
+            // The example states the plugin defaults as they are.
+            assert_eq!(config.plugins, crm_plugins::PlatformLimits::default());
             Ok(())
         });
     }
