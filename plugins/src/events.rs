@@ -58,10 +58,13 @@ pub struct PluginListener;
 impl RecordListener for PluginListener {
     async fn on_event(&self, tx: &mut TenantTx, event: &Event<'_>) -> Result<()> {
         if tx.memo::<Subscribers>().0.is_none() {
-            let rows: Vec<(Uuid, Vec<String>)> =
+            let rows: Vec<(Uuid, Vec<String>)> = if installs::tables_ready(tx).await? {
                 sqlx::query_as("SELECT id, events FROM plugin_installs WHERE enabled")
                     .fetch_all(tx.conn())
-                    .await?;
+                    .await?
+            } else {
+                Vec::new()
+            };
             tx.memo::<Subscribers>().0 = Some(rows);
         }
         let own = (event.actor.kind == ActorKind::Plugin)

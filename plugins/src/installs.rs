@@ -268,12 +268,41 @@ struct ServedRow {
 /// document and GraphQL schema describe. Unchecked, because it only describes; every call
 /// still passes [`crate::endpoints::open`].
 pub async fn served(tx: &mut TenantTx) -> Result<Vec<(Install, Manifest)>> {
+    if !tables_ready(tx).await? {
+        return Ok(Vec::new());
+    }
     let rows: Vec<ServedRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS}, p.manifest FROM {FROM} WHERE i.enabled ORDER BY i.created_at, i.id"
     ))
     .fetch_all(tx.conn())
     .await?;
     Ok(rows.into_iter().map(|r| (r.install, r.manifest)).collect())
+}
+
+/// Whether the tenant's schema has the plugin tables (version 16): a tenant one version
+/// behind keeps working without plugins until it is upgraded. Once seen, remembered per
+/// process (schemas only move forward), so the check costs a query once per tenant.
+pub async fn tables_ready(tx: &mut TenantTx) -> Result<bool> {
+    static READY: std::sync::OnceLock<std::sync::Mutex<lru::LruCache<Uuid, ()>>> =
+        std::sync::OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        std::sync::Mutex::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(100_000).unwrap_or(std::num::NonZeroUsize::MIN),
+        ))
+    });
+    let tenant = tx.tenant().id;
+    if ready.lock().is_ok_and(|mut r| r.get(&tenant).is_some()) {
+        return Ok(true);
+    }
+    let present: bool = sqlx::query_scalar("SELECT to_regclass('plugin_installs') IS NOT NULL")
+        .fetch_one(tx.conn())
+        .await?;
+    if present {
+        if let Ok(mut r) = ready.lock() {
+            r.put(tenant, ());
+        }
+    }
+    Ok(present)
 }
 
 /// Per-tenant caches of what installs serve (the GraphQL schema's `ext` fields) key on the
