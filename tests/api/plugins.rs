@@ -374,6 +374,25 @@ async fn http_fetch_is_refused_off_the_allow_list_to_internal_addresses_and_over
 }
 
 #[tokio::test]
+async fn a_plugin_cannot_open_sockets_or_look_names_up() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let sockets = install(
+        &app,
+        &t,
+        "plugins/tests/fixtures/sockets.wasm",
+        json!({"grants": ["customers:read"]}),
+    )
+    .await;
+    let c = customer(&app, &t, "网络探测").await;
+    let run = run_for(&app, &t, &sockets, &c).await;
+    let logs = run["logs"].as_str().unwrap();
+    assert!(logs.contains("lookup: err"), "{run:#}");
+    assert!(logs.contains("socket: err access-denied"), "{run:#}");
+    assert!(!logs.contains(": ok"), "{run:#}");
+}
+
+#[tokio::test]
 async fn an_install_never_hears_another_tenants_events_nor_reads_its_records() {
     let app = TestApp::spawn().await;
     let a = app.signup().await;
