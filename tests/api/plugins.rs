@@ -448,6 +448,46 @@ async fn a_1_0_plugin_runs_beside_a_1_1_plugin() {
 }
 
 #[tokio::test]
+async fn an_install_moves_to_another_version_of_its_plugin_only() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let probe = install(&app, &t, PROBE, json!({"grants": ["customers:read"]})).await;
+    // The same plugin, version 1.0.1: the manifest's version literal (the one "1.0.0" not
+    // preceded by '@') patched in place.
+    let mut next = bytes(PROBE);
+    let at = next
+        .windows(7)
+        .position(|w| w == b"\x001.0.0\x00")
+        .expect("the version literal");
+    next[at + 5] = b'1';
+    let v101 = upload(&app, &t.token, next).await.expect(201);
+    assert_eq!(v101["version"], "1.0.1");
+    let i = app
+        .patch(
+            &format!("/api/v1/plugins/installs/{probe}"),
+            &t.token,
+            json!({"package_id": v101["id"]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(i["version"], "1.0.1");
+    assert_eq!(i["grants"], json!(["customers:read"]));
+    let c = customer(&app, &t, "升级之后").await;
+    assert_eq!(run_for(&app, &t, &probe, &c).await["outcome"], "succeeded");
+    // Another plugin is not an upgrade.
+    let other = upload(&app, &t.token, bytes(PROBE11)).await.expect(201);
+    let e = app
+        .patch(
+            &format!("/api/v1/plugins/installs/{probe}"),
+            &t.token,
+            json!({"package_id": other["id"]}),
+        )
+        .await
+        .expect(422);
+    assert_eq!(e["errors"][0]["code"], "other_plugin", "{e:#}");
+}
+
+#[tokio::test]
 async fn an_install_that_keeps_failing_is_disabled_and_its_admin_notified() {
     let app = TestApp::spawn_with(|c| c.plugins.disable_after_failures = 3).await;
     let t = app.signup().await;
