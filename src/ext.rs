@@ -52,6 +52,7 @@ fn failure(e: &CallError) -> Response {
     let status = match e {
         CallError::Deadline => StatusCode::GATEWAY_TIMEOUT,
         CallError::InputTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        CallError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_GATEWAY,
     };
     Problem::new(status, e.code(), e.message()).into_response()

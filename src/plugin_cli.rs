@@ -64,8 +64,12 @@ async fn load(runtime: &Runtime, file: &Path) -> anyhow::Result<Arc<crm_plugins:
 
 /// Runs a `crm plugin` command.
 pub async fn run(config: &Config, command: PluginCommand) -> anyhow::Result<()> {
-    let runtime = Runtime::new(Some(config.data_dir.join("plugins").join("compiled")), 4)
-        .map_err(|e| anyhow!("plugin runtime: {e}"))?;
+    let runtime = Runtime::new(
+        Some(config.data_dir.join("plugins").join("compiled")),
+        4,
+        config.plugins.max.memory_mb,
+    )
+    .map_err(|e| anyhow!("plugin runtime: {e}"))?;
     match command {
         PluginCommand::Describe { file } => {
             let loaded = load(&runtime, &file).await?;

@@ -18,6 +18,7 @@ pub fn host(
     let runtime = crm_plugins::Runtime::new(
         Some(config.data_dir.join("plugins").join("compiled")),
         config.plugins.cached_components,
+        config.plugins.max.memory_mb,
     )
     .expect("the plugin runtime's engine and linkers are built from fixed settings");
     crm_plugins::PluginHost {

@@ -122,7 +122,10 @@ async fn record_for(
 
 /// Whether a failed call is worth another attempt.
 fn retryable(e: &CallError) -> bool {
-    matches!(e, CallError::Plugin { .. } | CallError::Deadline)
+    matches!(
+        e,
+        CallError::Plugin { .. } | CallError::Deadline | CallError::Busy
+    )
 }
 
 #[async_trait]

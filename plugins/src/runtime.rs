@@ -86,6 +86,8 @@ pub enum CallError {
     OutputTooLarge,
     /// The plugin trapped (crashed) or could not be instantiated.
     Trap(String),
+    /// Every call slot of this process is in use; try again shortly.
+    Busy,
 }
 
 impl CallError {
@@ -98,6 +100,7 @@ impl CallError {
             CallError::InputTooLarge => "plugin.input_too_large",
             CallError::OutputTooLarge => "plugin.output_too_large",
             CallError::Trap(_) => "plugin.trap",
+            CallError::Busy => "plugin.busy",
         }
     }
 
@@ -112,6 +115,9 @@ impl CallError {
                 "the plugin's output is larger than its output limit".into()
             }
             CallError::Trap(why) => format!("the plugin crashed: {why}"),
+            CallError::Busy => {
+                "the server runs as many plugin calls as it can; try again shortly".into()
+            }
         }
     }
 }
@@ -151,8 +157,32 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn engine_config() -> Config {
+/// Calls that can run at once in one process: each holds a pooled instance slot, memory and
+/// async stack while it runs; one more waits for a free slot and fails as `plugin.busy`.
+pub const CALL_SLOTS: u32 = 100;
+
+/// Pooled instances, memories, tables and stacks: instantiating from a pool (memory images
+/// mapped copy-on-write, stacks reused) is what keeps a call's overhead in microseconds.
+fn pooling(max_memory_mb: u32) -> wasmtime::PoolingAllocationConfig {
+    let mut p = wasmtime::PoolingAllocationConfig::default();
+    p.total_component_instances(CALL_SLOTS)
+        .total_core_instances(CALL_SLOTS * 10)
+        .total_memories(CALL_SLOTS * 2)
+        .total_tables(CALL_SLOTS * 10)
+        .total_stacks(CALL_SLOTS)
+        .max_memory_size((max_memory_mb.max(1) as usize) << 20);
+    p
+}
+
+fn engine_config(max_memory_mb: u32) -> Config {
     let mut config = Config::new();
+    config
+        .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling(
+            max_memory_mb,
+        )))
+        // Each pooled memory reserves this much address space (not memory): the largest
+        // memory an install may have, not wasmtime's 4 GiB default.
+        .memory_reservation(u64::from(max_memory_mb.max(1)) << 20);
     config
         .consume_fuel(true)
         .epoch_interruption(true)
@@ -163,10 +193,15 @@ fn engine_config() -> Config {
 }
 
 impl Runtime {
-    /// A host compiling into `cache_dir` (created if missing; `None`: no disk cache) and
-    /// keeping `cached` compiled packages in memory.
-    pub fn new(cache_dir: Option<PathBuf>, cached: usize) -> wasmtime::Result<Runtime> {
-        let engine = Engine::new(&engine_config())?;
+    /// A host compiling into `cache_dir` (created if missing; `None`: no disk cache),
+    /// keeping `cached` compiled packages in memory, for memories of at most
+    /// `max_memory_mb` (the platform's largest install limit).
+    pub fn new(
+        cache_dir: Option<PathBuf>,
+        cached: usize,
+        max_memory_mb: u32,
+    ) -> wasmtime::Result<Runtime> {
+        let engine = Engine::new(&engine_config(max_memory_mb))?;
         let mut linker_1_0 = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker_1_0)?;
         v1_0::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(
@@ -472,8 +507,11 @@ fn classify(e: &wasmtime::Error, state: &HostState) -> CallError {
         Some(Trap::Interrupt) => CallError::Deadline,
         Some(trap) => CallError::Trap(trap.to_string()),
         None => {
+            let text = format!("{e:#}");
             if state.deadline_passed() {
                 CallError::Deadline
+            } else if text.contains("maximum concurrent") {
+                CallError::Busy
             } else {
                 CallError::Trap(format!("{e:#}").chars().take(500).collect())
             }

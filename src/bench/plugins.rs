@@ -73,7 +73,7 @@ pub async fn plugins(data_dir: &Path, file: Option<PathBuf>, n: usize) -> anyhow
     let cache = data_dir.join(format!("bench-plugins-{}", uuid::Uuid::new_v4().simple()));
     println!("component: {} ({} bytes)", file.display(), bytes.len());
 
-    let runtime = Runtime::new(Some(cache.clone()), 8).map_err(|e| anyhow!("{e}"))?;
+    let runtime = Runtime::new(Some(cache.clone()), 8, 256).map_err(|e| anyhow!("{e}"))?;
     let started = Instant::now();
     let source = bytes.clone();
     runtime
@@ -90,7 +90,7 @@ pub async fn plugins(data_dir: &Path, file: Option<PathBuf>, n: usize) -> anyhow
     let mut cold = Vec::new();
     let mut runtime = None;
     for _ in 0..5 {
-        let fresh = Runtime::new(Some(cache.clone()), 8).map_err(|e| anyhow!("{e}"))?;
+        let fresh = Runtime::new(Some(cache.clone()), 8, 256).map_err(|e| anyhow!("{e}"))?;
         let started = Instant::now();
         fresh
             .load(&sha, async {
