@@ -42,6 +42,7 @@ fn allowed_response_header(name: &str) -> bool {
             | "transfer-encoding"
             | "connection"
             | "content-security-policy"
+            | "x-content-type-options"
             | "strict-transport-security"
             | "access-control-allow-origin"
             | "access-control-allow-credentials"
@@ -133,7 +134,12 @@ pub async fn call(
         Ok(Ok(r)) => r,
     };
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut out = Response::builder().status(status);
+    // A tenant's plugin answers on the platform's origin: whatever it sends is never run as
+    // a page of that origin (no scripts, no sniffing into HTML).
+    let mut out = Response::builder()
+        .status(status)
+        .header("content-security-policy", "sandbox; default-src 'none'")
+        .header("x-content-type-options", "nosniff");
     for (name, value) in response.headers {
         if !allowed_response_header(&name) {
             continue;

@@ -63,6 +63,19 @@ async fn plugin_endpoints_are_served_documented_and_in_graphql() {
             .and_then(|v| v.to_str().ok()),
         Some(t.admin_id.as_str())
     );
+    // What a plugin answers never runs as a page of the platform's origin.
+    assert_eq!(
+        resp.headers
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok()),
+        Some("sandbox; default-src 'none'")
+    );
+    assert_eq!(
+        resp.headers
+            .get("x-content-type-options")
+            .and_then(|v| v.to_str().ok()),
+        Some("nosniff")
+    );
 
     // (b) The tenant's OpenAPI document lists the endpoint; another tenant's does not.
     let spec = app.get("/api/v1/openapi.json", &t.token).await.expect(200);
