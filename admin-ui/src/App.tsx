@@ -21,6 +21,7 @@ const TicketQueuePage = lazy(() => import("./tickets/TicketQueuePage"));
 const TicketPage = lazy(() => import("./tickets/TicketPage"));
 const ApprovalsPage = lazy(() => import("./approvals/ApprovalsPage"));
 const NotificationsPage = lazy(() => import("./notifications/NotificationsPage"));
+const PluginsPage = lazy(() => import("./plugins/PluginsPage"));
 
 /** One brand colour over Ant Design's default theme (UI.md). */
 const theme = { token: { colorPrimary: "#1d4ed8", borderRadius: 6 } };
@@ -41,6 +42,7 @@ export function App() {
                 <Route path="tickets/:id" element={<TicketPage />} />
                 <Route path="approvals" element={<ApprovalsPage />} />
                 <Route path="notifications" element={<NotificationsPage />} />
+                <Route path="settings/plugins" element={<PluginsPage />} />
                 <Route path="records/:object" element={<RecordListPage />} />
                 <Route path="records/:object/new" element={<RecordFormPage />} />
                 {/* After …/new: a tie in rank goes to the route defined first. */}

@@ -6,7 +6,9 @@
 //! found by search and by a filter, opened and edited; tests/browser/records.mjs) and its
 //! service screens (a ticket replied to, noted, moved with the allowed status buttons, its SLA
 //! countdown; a task due today on Home; an approval approved and another recalled; the
-//! notification bell; tests/browser/tickets.mjs), with screenshots in both languages at laptop and phone width saved under the system temp dir
+//! notification bell; tests/browser/tickets.mjs) and Settings → Plugins (the probe package
+//! installed through the dialog with one grant, then switched off; tests/browser/plugins.mjs),
+//! with screenshots in both languages at laptop and phone width saved under the system temp dir
 //! (`tc-crm-webapp-screenshots/`, or `SCREENSHOTS`).
 
 use crate::helpers::{unique_slug, TestApp, PASSWORD};
@@ -457,6 +459,14 @@ async fn webapp_a_company_signs_up_logs_in_and_switches_language_in_a_real_brows
         assert_eq!(seen[key], false, "{key}: the phone layout scrolls sideways");
     }
 
+    // Settings → Plugins (tests/browser/plugins.mjs).
+    assert_eq!(seen["pluginUpload"], 201, "{seen:#}");
+    assert_eq!(seen["pluginConfigError"], "不是有效的 JSON", "{seen:#}");
+    assert_eq!(seen["pluginGrants"], json!(["customers:read"]), "{seen:#}");
+    assert_eq!(seen["pluginEnabledBefore"], "true", "{seen:#}");
+    assert_eq!(seen["pluginEnabledAfter"], "false", "{seen:#}");
+    assert_eq!(seen["pluginPath"], "/settings/plugins", "{seen:#}");
+
     // The company exists, and the last language chosen is the user's.
     let login = app.login(&slug, &email, PASSWORD).await.expect(200);
     assert_eq!(login["user"]["locale"], "zh-CN", "{login:#}");
@@ -494,4 +504,11 @@ async fn webapp_a_company_signs_up_logs_in_and_switches_language_in_a_real_brows
         .await
         .expect(200);
     assert_eq!(survey, json!({"sent": false}));
+    // The dialog's install: one grant, its config, switched off from the table.
+    let installs = app.get("/api/v1/plugins/installs", token).await.expect(200);
+    let probe = &installs[0];
+    assert_eq!(probe["name"], "probe", "{installs:#}");
+    assert_eq!(probe["grants"], json!(["customers:read"]), "{probe:#}");
+    assert_eq!(probe["config"], json!({"greeting": "您好"}), "{probe:#}");
+    assert_eq!(probe["enabled"], false, "{probe:#}");
 }

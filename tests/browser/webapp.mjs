@@ -7,6 +7,7 @@
 import { chromium } from 'playwright-core';
 import { recordsFlow } from './records.mjs';
 import { ticketsFlow } from './tickets.mjs';
+import { pluginsFlow } from './plugins.mjs';
 
 const [base, slug, company, adminName, email, password, shots] = process.argv.slice(2);
 const STEP_MS = 30_000; // generous: CI runs this beside the whole test suite on two cores
@@ -128,6 +129,8 @@ try {
   await recordsFlow(page, { shot, settle, chooseLanguage }, seen);
   // Tickets, Home's work lists, approvals and notifications (tickets.mjs).
   await ticketsFlow(page, { shot, settle, chooseLanguage }, seen);
+  // Settings → Plugins: upload, install through the dialog, switch off (plugins.mjs).
+  await pluginsFlow(page, { shot, settle }, seen);
   await page.getByRole('menuitem', { name: '工作台' }).click();
   await page.getByTestId('greeting').waitFor();
 

@@ -17,6 +17,7 @@ import {
   LogoutOutlined,
   MenuFoldOutlined,
   MenuUnfoldOutlined,
+  SettingOutlined,
   TeamOutlined,
   UserOutlined,
 } from "@ant-design/icons";
@@ -64,10 +65,22 @@ export function AppFrame({ me }: { me: Me }) {
       icon: <AppstoreOutlined />,
       label: <Link to={`/records/${o.key}`}>{objectLabel(o, i18n.language)}</Link>,
     })),
+    // Settings: only the pages this user may manage; none, no Settings.
+    ...(me.permissions.includes("plugins:manage")
+      ? [
+          {
+            key: "settings",
+            icon: <SettingOutlined />,
+            label: t("nav.settings"),
+            children: [{ key: "/settings/plugins", label: <Link to="/settings/plugins">{t("nav.plugins")}</Link> }],
+          },
+        ]
+      : []),
   ];
   const parts = location.pathname.split("/");
-  // /tickets/… and /approvals select their own item; /records/<object>/… the object's.
-  const selected = (parts[1] === "records" ? parts.slice(0, 3) : parts.slice(0, 2)).join("/") || "/";
+  // /tickets/… and /approvals select their own item; /records/<object>/… the object's and
+  // /settings/<page> its page.
+  const selected = (parts[1] === "records" || parts[1] === "settings" ? parts.slice(0, 3) : parts.slice(0, 2)).join("/") || "/";
 
   const brand = (small: boolean) => (
     <div className="crm-brand">
@@ -85,6 +98,7 @@ export function AppFrame({ me }: { me: Me }) {
     <Menu
       mode="inline"
       selectedKeys={[selected]}
+      defaultOpenKeys={parts[1] === "settings" ? ["settings"] : []}
       items={items}
       onClick={() => setDrawer(false)}
       aria-label={t("nav.label")}

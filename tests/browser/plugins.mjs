@@ -1,0 +1,48 @@
+// Settings → Plugins in the browser, as webapp.mjs's signed-in zh-CN admin uses it: the probe
+// package (plugins/tests/fixtures/probe.wasm) uploaded through the API from the page, installed
+// from its row with the customers:read grant through the dialog, seen in the installs table,
+// switched off. Screenshot plugins.png; everything seen goes into `seen`.
+import { readFileSync } from 'node:fs';
+
+const PROBE = new URL('../../plugins/tests/fixtures/probe.wasm', import.meta.url);
+
+export async function pluginsFlow(page, { shot, settle }, seen) {
+  const wasm = readFileSync(PROBE).toString('base64');
+  seen.pluginUpload = await page.evaluate(async (b64) => {
+    const csrf = document.cookie.split('; ').find((c) => c.startsWith('crm_csrf='))?.slice(9) ?? '';
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const form = new FormData();
+    form.append('file', new Blob([bytes], { type: 'application/wasm' }), 'probe.wasm');
+    const r = await fetch('/api/v1/plugins/packages', { method: 'POST', headers: { 'x-csrf-token': csrf }, body: form });
+    return r.status;
+  }, wasm);
+
+  await page.getByRole('menuitem', { name: '设置' }).click();
+  await page.getByRole('menuitem', { name: '插件' }).click();
+  await page.getByText('还没有安装插件').waitFor();
+  await page.getByRole('tab', { name: '插件包' }).click();
+  const row = page.getByTestId('plugin-packages').getByRole('row').filter({ hasText: 'probe' });
+  await row.getByTestId('package-install').click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('customers:read').check();
+  await dialog.getByTestId('install-config').fill('{bad');
+  await dialog.getByTestId('install-submit').click();
+  seen.pluginConfigError = (await dialog.getByText('不是有效的 JSON').textContent())?.trim();
+  await dialog.getByTestId('install-config').fill('{"greeting": "您好"}');
+  await dialog.getByTestId('install-submit').click();
+  await dialog.waitFor({ state: 'hidden' });
+
+  const install = page.getByTestId('plugin-installs').getByRole('row').filter({ hasText: 'probe' });
+  await install.waitFor();
+  seen.pluginGrants = await install.locator('.ant-tag').allTextContents();
+  const toggle = install.getByTestId('install-enabled');
+  seen.pluginEnabledBefore = await toggle.getAttribute('aria-checked');
+  await toggle.click();
+  await page.getByText('已停用 probe').waitFor();
+  await install.locator('[data-testid=install-enabled][aria-checked=false]').waitFor();
+  seen.pluginEnabledAfter = await toggle.getAttribute('aria-checked');
+  seen.pluginPath = new URL(page.url()).pathname;
+  await page.locator('.ant-message-notice').first().waitFor({ state: 'detached' });
+  await settle(page);
+  await shot(page, 'plugins');
+}
