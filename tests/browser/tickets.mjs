@@ -81,7 +81,13 @@ export async function ticketsFlow(page, { shot, settle, chooseLanguage }, seen) 
   await page.locator('.ant-select-dropdown:visible .ant-select-item-option', { hasText: '张伟' }).click();
   await page.getByTestId('ticket-priority').locator('.ant-select-selection-item', { hasText: '高' }).waitFor();
   await page.getByTestId('ticket-assignee').locator('.ant-select-selection-item', { hasText: '张伟' }).waitFor();
-  const saved = (await apiFromPage(page, 'GET', `/tickets/${ticketId}`)).body;
+  // The selects show a choice before its save lands: read the ticket until both have.
+  let saved = {};
+  for (let i = 0; i < 50; i += 1) {
+    saved = (await apiFromPage(page, 'GET', `/tickets/${ticketId}`)).body;
+    if (saved.priority === 'high' && saved.assignee_id === me) break;
+    await page.waitForTimeout(200);
+  }
   seen.sidePanel = { priority: saved.priority, assignedToMe: saved.assignee_id === me };
   await page.mouse.move(0, 0);
   await quiet(page);
