@@ -24,7 +24,14 @@ export async function pluginsFlow(page, { shot, settle }, seen) {
   const row = page.getByTestId('plugin-packages').getByRole('row').filter({ hasText: 'probe' });
   await row.getByTestId('package-install').click();
   const dialog = page.getByRole('dialog');
-  await dialog.getByLabel('customers:read').check();
+  // The dialog may still be settling (its package list refetched after the upload): click
+  // until the box shows checked, waiting for each click to take before another.
+  const grant = dialog.getByLabel('customers:read');
+  await grant.waitFor();
+  for (let attempt = 0; attempt < 5 && !(await grant.isChecked()); attempt += 1) {
+    await grant.click();
+    for (let i = 0; i < 10 && !(await grant.isChecked()); i += 1) await page.waitForTimeout(100);
+  }
   await dialog.getByTestId('install-config').fill('{bad');
   await dialog.getByTestId('install-submit').click();
   seen.pluginConfigError = (await dialog.getByText('不是有效的 JSON').textContent())?.trim();
