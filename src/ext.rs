@@ -4,12 +4,12 @@
 //! after it. A plugin's failure is a problem+json (`plugin.timeout`, `plugin.trap`, …, or
 //! the plugin's own error code with 502).
 
-use crate::rest::auth::{credential_of, Admit};
+use crate::rest::auth::{bearer, credential_of, missing_credential, Admit};
 use crate::rest::error::{ApiError, Problem};
 use crate::server::AppState;
 use crm_core::Error;
 use crm_plugins::{endpoints, CallError, RequestIn};
-use poem::http::{header, HeaderName, HeaderValue, StatusCode};
+use poem::http::{HeaderName, HeaderValue, StatusCode};
 use poem::web::{Data, Path};
 use poem::{handler, Body, Request, Response};
 use uuid::Uuid;
@@ -66,18 +66,8 @@ pub async fn call(
     body: Body,
     state: Data<&AppState>,
 ) -> Response {
-    let Some(token) = req
-        .header(header::AUTHORIZATION)
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_owned())
-    else {
-        return problem(Error::unauthenticated(
-            "auth.missing_token",
-            "send Authorization: Bearer <session token or API key>",
-        ));
+    let Some(token) = bearer(req) else {
+        return problem(missing_credential());
     };
     let Ok(install) = Uuid::parse_str(&install) else {
         return problem(Error::not_found(

@@ -6,7 +6,7 @@
 //! `Authorization` header or the `connection_init` payload's `Authorization` / `token`.
 
 use crate::config::Config;
-use crate::rest::auth::{credential_of, Admit, Credential};
+use crate::rest::auth::{bearer, credential_of, missing_credential, Admit, Credential};
 use crate::rest::error::ApiError;
 use crate::server::AppState;
 use async_graphql::http::WebSocketProtocols;
@@ -66,24 +66,8 @@ pub fn gateway(
     )
 }
 
-fn bearer(req: &Request) -> Option<String> {
-    req.header(header::AUTHORIZATION)
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_owned())
-}
-
 fn problem(err: Error) -> Response {
     ApiError(err).problem().into_response()
-}
-
-fn missing_credential() -> Error {
-    Error::unauthenticated(
-        "auth.missing_token",
-        "send Authorization: Bearer <session token or API key>; log in at POST /api/v1/auth/login",
-    )
 }
 
 /// `POST /graphql`: `{"query", "variables", "operationName"}` → `{"data", "errors"}`. A

@@ -348,11 +348,9 @@ pub async fn update(
     patch: InstallPatch,
 ) -> Result<Install> {
     caller.require(Permission::PluginsManage)?;
+    // Locked for the change; its sealed secrets come with the lock.
+    let sealed = sealed_secrets(tx, id, true).await?.ok_or_else(not_found)?;
     let current = find(tx, id).await?.ok_or_else(not_found)?;
-    sqlx::query("SELECT 1 FROM plugin_installs WHERE id = $1 FOR UPDATE")
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
     let package = match patch.package_id {
         Some(pid) => {
             let p = package_for(tx, pid).await?;
@@ -384,11 +382,6 @@ pub async fn update(
     let limits = check_limits(host, patch.limits.unwrap_or(current.limits))?;
     if let Some(changes) = &patch.secrets {
         let key = data_key(tx, host.master.as_deref()).await?;
-        let sealed: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT secrets FROM plugin_installs WHERE id = $1")
-                .bind(id)
-                .fetch_one(tx.conn())
-                .await?;
         let mut secrets = match sealed {
             Some(s) => open(&key, id, &s)?,
             None => BTreeMap::new(),
@@ -447,6 +440,24 @@ pub async fn update(
     find(tx, id).await?.ok_or_else(not_found)
 }
 
+/// An install's sealed secrets (`None`: no install; `Some(None)`: no secrets), the row
+/// locked for a change when `lock`.
+async fn sealed_secrets(
+    tx: &mut TenantTx,
+    id: Uuid,
+    lock: bool,
+) -> Result<Option<Option<Vec<u8>>>> {
+    let sql = if lock {
+        "SELECT secrets FROM plugin_installs WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT secrets FROM plugin_installs WHERE id = $1"
+    };
+    Ok(sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?)
+}
+
 /// Uninstalls: the install, its key/value data and its run log.
 pub async fn delete(tx: &mut TenantTx, caller: &Caller, actor: &Actor, id: Uuid) -> Result<()> {
     caller.require(Permission::PluginsManage)?;
@@ -486,11 +497,7 @@ pub(crate) async fn runnable(
         return Ok(None);
     };
     let package = package_for(tx, install.package_id).await?;
-    let sealed: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT secrets FROM plugin_installs WHERE id = $1")
-            .bind(id)
-            .fetch_one(tx.conn())
-            .await?;
+    let sealed = sealed_secrets(tx, id, false).await?.flatten();
     let secrets = match sealed {
         Some(s) => {
             // Not `create`: that would lock the settings row for the whole call.

@@ -81,6 +81,25 @@ pub(super) async fn identify(req: &Request, bearer: Bearer) -> poem::Result<Cred
     Ok(credential(state, req, &bearer.token).await?)
 }
 
+/// The bearer token of a request to an endpoint outside the OpenAPI service (`/graphql`,
+/// `/api/v1/ext`).
+pub(crate) fn bearer(req: &Request) -> Option<String> {
+    req.header(header::AUTHORIZATION)
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_owned())
+}
+
+/// 401 for such a request without one.
+pub(crate) fn missing_credential() -> Error {
+    Error::unauthenticated(
+        "auth.missing_token",
+        "send Authorization: Bearer <session token or API key>; log in at POST /api/v1/auth/login",
+    )
+}
+
 /// A well-formed credential of an active tenant from a bearer token (for endpoints outside
 /// the OpenAPI service, such as `/graphql`); [`AppState::open`] checks it.
 pub(crate) async fn credential_of(
