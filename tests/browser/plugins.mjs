@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 
 const PROBE = new URL('../../plugins/tests/fixtures/probe.wasm', import.meta.url);
 
-export async function pluginsFlow(page, { shot, settle }, seen) {
+export async function pluginsFlow(page, { shot, settle, chooseLanguage }, seen) {
   const wasm = readFileSync(PROBE).toString('base64');
   seen.pluginUpload = await page.evaluate(async (b64) => {
     const csrf = document.cookie.split('; ').find((c) => c.startsWith('crm_csrf='))?.slice(9) ?? '';
@@ -52,4 +52,16 @@ export async function pluginsFlow(page, { shot, settle }, seen) {
   await page.locator('.ant-message-notice').first().waitFor({ state: 'detached' });
   await settle(page);
   await shot(page, 'plugins');
+
+  // The same page in English, at laptop and at phone width; then back to zh-CN.
+  await chooseLanguage(page, 'English');
+  await page.getByTestId('plugin-installs').getByText('Enabled').first().waitFor();
+  await settle(page);
+  await shot(page, 'plugins-en-1366');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await settle(page);
+  await shot(page, 'plugins-en-390');
+  await page.setViewportSize({ width: 1366, height: 768 });
+  await chooseLanguage(page, '中文');
+  await page.getByTestId('plugin-installs').getByText('启用').first().waitFor();
 }

@@ -130,7 +130,7 @@ try {
   // Tickets, Home's work lists, approvals and notifications (tickets.mjs).
   await ticketsFlow(page, { shot, settle, chooseLanguage }, seen);
   // Settings → Plugins: upload, install through the dialog, switch off (plugins.mjs).
-  await pluginsFlow(page, { shot, settle }, seen);
+  await pluginsFlow(page, { shot, settle, chooseLanguage }, seen);
   await page.getByRole('menuitem', { name: '工作台' }).click();
   await page.getByTestId('greeting').waitFor();
 
