@@ -25,14 +25,15 @@ pub fn install_record_hooks() {
 /// What the worker can run, by job kind: mail, task reminders, SLA timers, read-access log
 /// pruning, the workflows'
 /// jobs (rule runs, schedules, actions, webhooks, approval escalations), with a file
-/// store the deletion of stored attachment objects, and with a plugin host the events
-/// delivered to plugin installs.
+/// store the deletion of stored attachment objects, with a plugin host the events
+/// delivered to plugin installs, and with the imports' dependencies the imports and undos.
 pub fn job_handlers(
     config: &Config,
     master_key: Option<Arc<crm_core::crypto::MasterKey>>,
     rules: &crm_workflows::RuleEngine,
     files: Option<Arc<dyn crm_core::files::FileStore>>,
     plugins: Option<crm_plugins::PluginHost>,
+    imports: Option<Arc<crm_imports::Deps>>,
 ) -> anyhow::Result<Handlers> {
     let mut mail = config.mail.clone();
     if mail.base_url.is_none() {
@@ -63,6 +64,9 @@ pub fn job_handlers(
         handlers.register::<crm_workflows::payloads::PluginCall>(Arc::new(crm_plugins::CallJob {
             host,
         }));
+    }
+    if let Some(deps) = imports {
+        crm_imports::register(&mut handlers, deps);
     }
     Ok(handlers)
 }

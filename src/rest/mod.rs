@@ -11,6 +11,7 @@ pub mod calendar;
 pub mod desk;
 pub mod error;
 pub mod fields;
+pub mod imports;
 pub mod jobs;
 pub mod limits;
 pub mod mail_verification;
@@ -118,6 +119,7 @@ pub type Apis = (
         service_report::ServiceReportApi,
         attachments::AttachmentsApi,
         plugins::PluginsApi,
+        imports::ImportsApi,
     ),
 );
 
@@ -167,6 +169,7 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 service_report::ServiceReportApi(s()),
                 attachments::AttachmentsApi(s()),
                 plugins::PluginsApi(s()),
+                imports::ImportsApi(s()),
             ),
         ),
         "TC CRM",

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use uuid::Uuid;
 
+mod large;
+
 /// Where attachments are stored; part of the server configuration.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -443,6 +445,12 @@ pub trait FileStore: Send + Sync {
     async fn get(&self, key: &StoredKey) -> Result<Vec<u8>>;
     /// Deletes the object; deleting an absent one succeeds.
     async fn delete(&self, key: &StoredKey) -> Result<()>;
+    /// Stores the file at `path` under `key`, streamed from disk (large imports), never
+    /// whole in memory; readers never see a partial object.
+    async fn put_file(&self, key: &StoredKey, content_type: &str, path: &Path) -> Result<()>;
+    /// At most `len` bytes of the object from byte `start` (fewer at its end, none past it);
+    /// `file.not_found` when there is no object.
+    async fn get_range(&self, key: &StoredKey, start: u64, len: u64) -> Result<Vec<u8>>;
     /// Backend name for logs and metrics (`local`, `s3`).
     fn kind(&self) -> &'static str;
 }
@@ -536,6 +544,14 @@ impl FileStore for LocalStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io_error("deleting", key, e)),
         }
+    }
+
+    async fn put_file(&self, key: &StoredKey, _content_type: &str, path: &Path) -> Result<()> {
+        self.copy_in(key, path).await
+    }
+
+    async fn get_range(&self, key: &StoredKey, start: u64, len: u64) -> Result<Vec<u8>> {
+        self.read_range(key, start, len).await
     }
 
     fn kind(&self) -> &'static str {
@@ -791,6 +807,14 @@ impl FileStore for S3Store {
             Err(e) if is_missing_object(&e) => Ok(()),
             Err(e) => Err(self.sdk_error("deleting", key, e)),
         }
+    }
+
+    async fn put_file(&self, key: &StoredKey, content_type: &str, path: &Path) -> Result<()> {
+        self.upload_file(key, content_type, path).await
+    }
+
+    async fn get_range(&self, key: &StoredKey, start: u64, len: u64) -> Result<Vec<u8>> {
+        self.download_range(key, start, len).await
     }
 
     fn kind(&self) -> &'static str {
