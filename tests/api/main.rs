@@ -17,6 +17,7 @@ mod cli;
 mod fields;
 mod graphql;
 mod helpers;
+mod imports;
 mod isolation;
 mod mail;
 mod mail_policy;

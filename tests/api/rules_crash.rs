@@ -9,14 +9,14 @@ use std::time::Duration;
 
 const EVENTS: usize = 2_000;
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Server {
     /// Starts `crm serve` on the test's database and data dir, on a free port.
-    async fn start(app: &TestApp) -> Server {
+    pub(crate) async fn start(app: &TestApp) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -57,7 +57,7 @@ impl Server {
         Server { child, base }
     }
 
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.child.id() as i32),
             nix::sys::signal::Signal::SIGKILL,

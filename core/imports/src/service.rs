@@ -104,8 +104,8 @@ pub async fn preview(
     upload: &Upload,
 ) -> Result<Preview> {
     let object = object_named(object)?;
-    require_import(caller, object, None)?;
     let schema = ObjectSchema::load(tx, object).await?;
+    require_import(caller, object, None)?;
     Ok(Preview {
         file_name: upload.file_name.clone(),
         format: upload.found.format.as_str(),
@@ -198,8 +198,8 @@ pub async fn start(
     upload: Upload,
 ) -> Result<Import> {
     let object = object_named(&options.object)?;
-    require_import(caller, object, Some(options.mode))?;
     let schema = ObjectSchema::load(tx, object).await?;
+    require_import(caller, object, Some(options.mode))?;
     options.object = object.as_str().to_owned();
     options.undo_mode = None;
     let headers = upload.found.headers.clone();
