@@ -66,7 +66,7 @@ impl RecordListener for WorkflowListener {
                AND r.version_id IS NOT NULL \
                AND (r.trigger_fields IS NULL OR r.trigger_fields && $4::text[]) \
                AND r.id IS DISTINCT FROM $5 \
-               AND NOT ($7 AND (r.trigger -> 'imports') = 'false'::jsonb) \
+               AND NOT ($7 AND coalesce(r.trigger -> 'imports' = 'false'::jsonb, false)) \
              ON CONFLICT (dedupe_key) DO NOTHING",
         )
         .bind(event.id)

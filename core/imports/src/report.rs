@@ -135,8 +135,8 @@ fn outcome_label(kind: &str, zh: bool) -> &str {
     }
 }
 
-/// One report line's cells.
-pub fn report_cells(e: &RowError, zh: bool) -> Vec<String> {
+/// One report line's cells, `width` of the row's own (empty where a line carries none).
+pub fn report_cells(e: &RowError, zh: bool, width: usize) -> Vec<String> {
     let mut out = vec![
         e.row_no.to_string(),
         outcome_label(&e.kind, zh).to_owned(),
@@ -146,7 +146,9 @@ pub fn report_cells(e: &RowError, zh: bool) -> Vec<String> {
         e.code.clone(),
         e.message.clone(),
     ];
-    out.extend(e.cells.clone().unwrap_or_default());
+    let mut cells = e.cells.clone().unwrap_or_default();
+    cells.resize(width, String::new());
+    out.extend(cells);
     out
 }
 
@@ -157,7 +159,8 @@ pub fn csv_report(headers: &[String], lines: &[RowError], zh: bool) -> Result<Ve
     out.write_record(report_headers(zh, headers))
         .map_err(failed)?;
     for line in lines {
-        out.write_record(report_cells(line, zh)).map_err(failed)?;
+        out.write_record(report_cells(line, zh, headers.len()))
+            .map_err(failed)?;
     }
     out.into_inner()
         .map_err(|e| Error::internal(format!("writing the error report: {e}")))
@@ -177,7 +180,7 @@ pub fn xlsx_report(headers: &[String], lines: &[RowError], zh: bool) -> Result<V
     }
     for (r, line) in lines.iter().enumerate() {
         let row = (r + 1) as u32;
-        for (c, cell) in report_cells(line, zh).iter().enumerate() {
+        for (c, cell) in report_cells(line, zh, headers.len()).iter().enumerate() {
             if c == 0 {
                 sheet
                     .write_number(row, 0, line.row_no as f64)
