@@ -51,6 +51,8 @@ pub struct AppState {
     pub graphql: Arc<crm_graphql::Gateway>,
     /// Runs plugins (one wasmtime engine, compiled packages cached), shared with the worker.
     pub plugins: crm_plugins::PluginHost,
+    /// Takes and restores per-tenant backups, shared with the worker.
+    pub backups: crm_tenants::backup::Backups,
 }
 
 impl AppState {
@@ -68,7 +70,9 @@ impl AppState {
         let plugins = crate::plugins::host(&config, db.clone(), master_key.clone(), rules.clone());
         let graphql =
             crate::graphql::gateway(&config, &schemas, master_key.as_ref(), plugins.clone());
+        let backups = wiring::backups(&config, &db, files.clone(), master_key.clone());
         Self {
+            backups,
             plugins,
             files,
             rules,
@@ -196,6 +200,12 @@ impl FileStore for NoFiles {
     }
     async fn delete(&self, _: &StoredKey) -> crm_core::Result<()> {
         Ok(())
+    }
+    async fn put_file(&self, _: &StoredKey, _: &str, _: &std::path::Path) -> crm_core::Result<()> {
+        Err(crm_core::Error::internal("no file store"))
+    }
+    async fn get_to_file(&self, _: &StoredKey, _: &std::path::Path) -> crm_core::Result<u64> {
+        Err(crm_core::Error::internal("no file store"))
     }
     fn kind(&self) -> &'static str {
         "none"
@@ -524,6 +534,7 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
                 &state.rules,
                 Some(state.files.clone()),
                 Some(state.plugins.clone()),
+                Some(state.backups.clone()),
             )?,
             WorkerSettings {
                 poll: Duration::from_millis(config.jobs_poll_ms),

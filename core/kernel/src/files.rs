@@ -443,6 +443,12 @@ pub trait FileStore: Send + Sync {
     async fn get(&self, key: &StoredKey) -> Result<Vec<u8>>;
     /// Deletes the object; deleting an absent one succeeds.
     async fn delete(&self, key: &StoredKey) -> Result<()>;
+    /// Stores the file at `path` under `key`, streaming it (memory stays bounded whatever the
+    /// file's size: backups); like [`FileStore::put`], readers never see a partial object.
+    async fn put_file(&self, key: &StoredKey, content_type: &str, path: &Path) -> Result<()>;
+    /// Writes the object to a new file at `path`, streaming it; returns its size in bytes.
+    /// `file.not_found` when there is none.
+    async fn get_to_file(&self, key: &StoredKey, path: &Path) -> Result<u64>;
     /// Backend name for logs and metrics (`local`, `s3`).
     fn kind(&self) -> &'static str;
 }
@@ -538,9 +544,51 @@ impl FileStore for LocalStore {
         }
     }
 
+    async fn put_file(&self, key: &StoredKey, _content_type: &str, path: &Path) -> Result<()> {
+        let target = self.path_of(key);
+        let source = path.to_owned();
+        tokio::task::spawn_blocking(move || copy_atomically(&source, &target))
+            .await
+            .map_err(|e| self.io_error("writing", key, e))?
+            .map_err(|e| self.io_error("writing", key, e))
+    }
+
+    async fn get_to_file(&self, key: &StoredKey, path: &Path) -> Result<u64> {
+        match tokio::fs::copy(self.path_of(key), path).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(not_found(key)),
+            Err(e) => Err(self.io_error("reading", key, e)),
+        }
+    }
+
     fn kind(&self) -> &'static str {
         "local"
     }
+}
+
+/// [`write_atomically`] with the bytes of the file at `source`, copied without reading it
+/// whole into memory.
+fn copy_atomically(source: &Path, path: &Path) -> io::Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::other("the target path has no directory"));
+    };
+    create_private_dir(dir)?;
+    let temp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        Uuid::new_v4().simple()
+    ));
+    let written = (|| {
+        let mut file = private_file_options().open(&temp)?;
+        io::copy(&mut fs::File::open(source)?, &mut file)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)?;
+        sync_dir(dir)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written
 }
 
 /// Temp file in the target's directory, fsync, rename, fsync the directory: after a crash the
@@ -791,6 +839,61 @@ impl FileStore for S3Store {
             Err(e) if is_missing_object(&e) => Ok(()),
             Err(e) => Err(self.sdk_error("deleting", key, e)),
         }
+    }
+
+    async fn put_file(&self, key: &StoredKey, content_type: &str, path: &Path) -> Result<()> {
+        // One streamed PUT (S3 takes up to 5 GiB so); the SDK reads the file in chunks.
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| Error::internal(format!("reading {} to store it: {e}", path.display())))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.object_name(key))
+            .content_type(content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.sdk_error("storing", key, e))?;
+        Ok(())
+    }
+
+    async fn get_to_file(&self, key: &StoredKey, path: &Path) -> Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object_name(key))
+            .send()
+            .await
+            .map_err(|e| {
+                let absent = e
+                    .as_service_error()
+                    .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key);
+                if absent || is_missing_object(&e) {
+                    not_found(key)
+                } else {
+                    self.sdk_error("reading", key, e)
+                }
+            })?;
+        let local = |e: io::Error| Error::internal(format!("writing {}: {e}", path.display()));
+        let mut file = tokio::fs::File::create(path).await.map_err(local)?;
+        let mut body = object.body;
+        let mut size = 0u64;
+        while let Some(chunk) = body.try_next().await.map_err(|e| {
+            Error::Unavailable(format!(
+                "the S3 file store at {} (bucket '{}') broke off sending '{key}': {}",
+                self.endpoint,
+                self.bucket,
+                error_chain(&e)
+            ))
+        })? {
+            file.write_all(&chunk).await.map_err(local)?;
+            size += chunk.len() as u64;
+        }
+        file.flush().await.map_err(local)?;
+        Ok(size)
     }
 
     fn kind(&self) -> &'static str {
