@@ -33,6 +33,7 @@ pub fn job_handlers(
     rules: &crm_workflows::RuleEngine,
     files: Option<Arc<dyn crm_core::files::FileStore>>,
     plugins: Option<crm_plugins::PluginHost>,
+    backups: Option<crm_tenants::backup::Backups>,
 ) -> anyhow::Result<Handlers> {
     let mut mail = config.mail.clone();
     if mail.base_url.is_none() {
@@ -64,5 +65,52 @@ pub fn job_handlers(
             host,
         }));
     }
+    if let Some(backups) = backups {
+        crm_tenants::backup::jobs::register(&mut handlers, backups);
+    }
     Ok(handlers)
+}
+
+/// Tenant backups as configured: the crates' columns of stored-file keys (the desk's
+/// attachments), the hooks around a restore (the record engine's metadata version), and a
+/// database handle without the requests' statement timeout.
+pub fn backups(
+    config: &Config,
+    db: &crm_core::db::Db,
+    files: Arc<dyn crm_core::files::FileStore>,
+    master: Option<Arc<crm_core::crypto::MasterKey>>,
+) -> crm_tenants::backup::Backups {
+    crm_tenants::backup::Backups {
+        db: crm_core::db::Db::new(db.pool.clone(), db.isolation),
+        files,
+        master,
+        file_columns: Arc::new(crm_desk::attachments::STORED_FILE_COLUMNS.to_vec()),
+        hooks: Arc::new(vec![Arc::new(MetadataVersion)]),
+        work_dir: config.data_dir.join("tmp"),
+    }
+}
+
+/// Moves the record engine's metadata version past every version the replaced tenant used,
+/// so no schema cached before a restore is taken for the restored metadata.
+struct MetadataVersion;
+
+#[async_trait::async_trait]
+impl crm_tenants::backup::RestoreHook for MetadataVersion {
+    async fn before_replace(
+        &self,
+        tx: &mut crm_core::db::TenantTx,
+    ) -> crm_core::Result<serde_json::Value> {
+        Ok(crm_records::fields::metadata_version(tx).await?.into())
+    }
+
+    async fn after_restore(
+        &self,
+        tx: &mut crm_core::db::TenantTx,
+        replaced: Option<&serde_json::Value>,
+    ) -> crm_core::Result<()> {
+        match replaced.and_then(serde_json::Value::as_i64) {
+            Some(floor) => crm_records::fields::bump_metadata_version_past(tx, floor).await,
+            None => Ok(()),
+        }
+    }
 }
