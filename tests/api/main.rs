@@ -13,6 +13,7 @@ mod approvals;
 mod attachments;
 mod audit;
 mod authz;
+mod backup;
 mod cli;
 mod fields;
 mod graphql;

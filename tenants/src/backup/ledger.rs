@@ -119,7 +119,8 @@ pub async fn get(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<Backup>
     find(tx, id).await
 }
 
-pub(crate) async fn find(tx: &mut TenantTx, id: Uuid) -> Result<Backup> {
+/// One backup, for the operator's command line (no caller: the operator is not a user).
+pub async fn find(tx: &mut TenantTx, id: Uuid) -> Result<Backup> {
     find_optional(tx, id)
         .await?
         .ok_or_else(|| Error::not_found("backup.not_found", format!("no backup {id}")))
@@ -242,6 +243,25 @@ pub struct Taken {
     pub sha256: String,
     pub schema_version: i32,
     pub summary: serde_json::Value,
+}
+
+/// Enters a backup taken outside the job (the operator's command line) as done.
+pub async fn insert_taken(tx: &mut TenantTx, taken: &Taken) -> Result<Backup> {
+    let id = Uuid::now_v7();
+    sqlx::query("INSERT INTO backups (id, status, trigger) VALUES ($1, 'running', 'manual')")
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    finish(tx, id, taken).await?;
+    audit::record(
+        tx,
+        &Actor::system(),
+        "backup.created",
+        Some(("backup", id.to_string())),
+        serde_json::json!({ "trigger": "manual", "by": "command line" }),
+    )
+    .await?;
+    find(tx, id).await
 }
 
 /// Records a finished backup.
