@@ -98,7 +98,10 @@ pub async fn restore(config: &Config, pool: &PgPool, req: RestoreRequest) -> any
             .await?
     } else {
         let id = Uuid::parse_str(&req.from).with_context(|| {
-            format!("--from {}: neither an archive file nor a backup id", req.from)
+            format!(
+                "--from {}: neither an archive file nor a backup id",
+                req.from
+            )
         })?;
         let of = req
             .tenant

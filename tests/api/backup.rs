@@ -92,7 +92,11 @@ async fn backup(app: &TestApp, token: &str) -> Value {
 async fn download(app: &TestApp, token: &str, backup: &Value) -> Vec<u8> {
     let resp = app
         .client
-        .get(format!("{}/api/v1/backups/{}/download", app.base, id(backup)))
+        .get(format!(
+            "{}/api/v1/backups/{}/download",
+            app.base,
+            id(backup)
+        ))
         .bearer_auth(token)
         .send()
         .await
@@ -114,7 +118,7 @@ async fn download(app: &TestApp, token: &str, backup: &Value) -> Vec<u8> {
 /// the API shows them: what must be identical after a restore.
 async fn snapshot(app: &TestApp, token: &str) -> Value {
     let mut customers = app.items("/api/v1/customers?limit=100", token).await;
-    customers.sort_by_key(|c| id(c));
+    customers.sort_by_key(id);
     let mut history = Vec::new();
     for c in &customers {
         history.push(
@@ -124,11 +128,14 @@ async fn snapshot(app: &TestApp, token: &str) -> Value {
         );
     }
     let mut contacts = app.items("/api/v1/contacts?limit=100", token).await;
-    contacts.sort_by_key(|c| id(c));
+    contacts.sort_by_key(id);
     let mut tickets = Vec::new();
     for t in app.items("/api/v1/tickets?limit=100", token).await {
         let path = format!("/api/v1/tickets/{}", id(&t));
-        let comments = app.get(&format!("{path}/comments"), token).await.expect(200);
+        let comments = app
+            .get(&format!("{path}/comments"), token)
+            .await
+            .expect(200);
         let attachments = app
             .get(&format!("{path}/attachments"), token)
             .await
@@ -148,7 +155,9 @@ async fn snapshot(app: &TestApp, token: &str) -> Value {
             assert_eq!(sha256(&bytes), a["sha256"].as_str().expect("sha256"));
             files.push(json!({"name": a["file_name"], "sha256": sha256(&bytes)}));
         }
-        tickets.push(json!({"ticket": t, "comments": comments, "attachments": attachments, "files": files}));
+        tickets.push(
+            json!({"ticket": t, "comments": comments, "attachments": attachments, "files": files}),
+        );
     }
     json!({"customers": customers, "history": history, "contacts": contacts, "tickets": tickets})
 }
@@ -205,15 +214,23 @@ async fn populate(app: &TestApp, t: &Tenant) {
     )
     .await
     .expect(201);
-    upload(app, &id(&ticket), &t.token, &[file("截图.png", "image/png", PNG)])
-        .await
-        .expect(201);
+    upload(
+        app,
+        &id(&ticket),
+        &t.token,
+        &[file("截图.png", "image/png", PNG)],
+    )
+    .await
+    .expect(201);
 }
 
 #[tokio::test]
 async fn a_backup_restores_into_a_new_tenant_with_identical_records_history_and_files() {
     let moto = Moto::start().await;
-    let bucket = format!("crm-backup-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let bucket = format!(
+        "crm-backup-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let store = moto.bucket(&bucket).await;
     let s3 = moto.config(&bucket);
     let app = TestApp::spawn_with(|c| c.files = FileStoreConfig::S3(s3)).await;
@@ -226,7 +243,10 @@ async fn a_backup_restores_into_a_new_tenant_with_identical_records_history_and_
     let backup_time = started.elapsed();
     assert_eq!(taken["summary"]["rows"]["customers"], 2);
     assert_eq!(taken["summary"]["files"], 1);
-    assert!(taken["summary"]["rows"].get("backups").is_none(), "the register is not archived");
+    assert!(
+        taken["summary"]["rows"].get("backups").is_none(),
+        "the register is not archived"
+    );
     let archive = download(&app, &t.token, &taken).await;
     let listed = app.get("/api/v1/backups", &t.token).await.expect(200);
     assert_eq!(listed["items"][0]["id"], taken["id"]);
@@ -240,7 +260,14 @@ async fn a_backup_restores_into_a_new_tenant_with_identical_records_history_and_
     let (ok, out) = crm(
         &app,
         &config,
-        &["tenant", "restore", "--from", file.to_str().expect("path"), "--as", &slug],
+        &[
+            "tenant",
+            "restore",
+            "--from",
+            file.to_str().expect("path"),
+            "--as",
+            &slug,
+        ],
     );
     assert!(ok, "{out}");
     eprintln!(
@@ -287,10 +314,21 @@ async fn a_backup_restores_into_a_new_tenant_with_identical_records_history_and_
     let (ok, out) = crm(
         &app,
         &config,
-        &["tenant", "restore", "--from", &id(&taken), "--tenant", &t.slug, "--as", &again],
+        &[
+            "tenant",
+            "restore",
+            "--from",
+            &id(&taken),
+            "--tenant",
+            &t.slug,
+            "--as",
+            &again,
+        ],
     );
     assert!(ok, "{out}");
-    app.login(&again, &t.admin_email, PASSWORD).await.expect(200);
+    app.login(&again, &t.admin_email, PASSWORD)
+        .await
+        .expect(200);
 }
 
 /// Rewrites the entry `name` of an archive with `edit` (manifest untouched unless asked).
@@ -339,7 +377,14 @@ async fn a_tampered_archive_is_refused() {
     let (ok, out) = crm(
         &app,
         &config,
-        &["tenant", "restore", "--from", path.to_str().expect("path"), "--as", &unique_slug("bad")],
+        &[
+            "tenant",
+            "restore",
+            "--from",
+            path.to_str().expect("path"),
+            "--as",
+            &unique_slug("bad"),
+        ],
     );
     assert!(!ok, "{out}");
     assert!(out.contains("does not match its checksum"), "{out}");
@@ -376,7 +421,11 @@ async fn a_same_tenant_restore_needs_the_token_and_brings_back_a_deleted_record(
     let t = app.signup().await;
     populate(&app, &t).await;
     let kept = app
-        .post("/api/v1/customers", &t.token, json!({"name": "要删除的客户"}))
+        .post(
+            "/api/v1/customers",
+            &t.token,
+            json!({"name": "要删除的客户"}),
+        )
         .await
         .expect(201);
     let taken = backup(&app, &t.token).await;
@@ -384,7 +433,11 @@ async fn a_same_tenant_restore_needs_the_token_and_brings_back_a_deleted_record(
         .await
         .expect(204);
     let later = app
-        .post("/api/v1/customers", &t.token, json!({"name": "备份之后的客户"}))
+        .post(
+            "/api/v1/customers",
+            &t.token,
+            json!({"name": "备份之后的客户"}),
+        )
         .await
         .expect(201);
 
@@ -403,10 +456,17 @@ async fn a_same_tenant_restore_needs_the_token_and_brings_back_a_deleted_record(
 
     // Two steps: a token first, and only that token (once) restores.
     let confirm = app.post(&restore, &t.token, json!({})).await.expect(202);
-    let token = confirm["confirmation_token"].as_str().expect("token").to_owned();
-    app.post(&restore, &t.token, json!({"confirmation_token": "rst_wrong"}))
-        .await
-        .expect_problem(403, "backup.invalid_confirmation");
+    let token = confirm["confirmation_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    app.post(
+        &restore,
+        &t.token,
+        json!({"confirmation_token": "rst_wrong"}),
+    )
+    .await
+    .expect_problem(403, "backup.invalid_confirmation");
     app.get(&format!("/api/v1/customers/{}", id(&kept)), &t.token)
         .await
         .expect(404);
@@ -418,7 +478,10 @@ async fn a_same_tenant_restore_needs_the_token_and_brings_back_a_deleted_record(
 
     // Everyone signs in again; the deleted record is back, the later one gone.
     app.get("/api/v1/customers", &t.token).await.expect(401);
-    let admin = app.login(&t.slug, &t.admin_email, PASSWORD).await.expect(200)["token"]
+    let admin = app
+        .login(&t.slug, &t.admin_email, PASSWORD)
+        .await
+        .expect(200)["token"]
         .as_str()
         .expect("token")
         .to_owned();
@@ -443,7 +506,11 @@ async fn a_same_tenant_restore_needs_the_token_and_brings_back_a_deleted_record(
         .iter()
         .map(|e| e["action"].as_str().unwrap_or_default().to_owned())
         .collect();
-    for a in ["backup.created", "backup.restore_requested", "backup.restored"] {
+    for a in [
+        "backup.created",
+        "backup.restore_requested",
+        "backup.restored",
+    ] {
         assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
     }
     // Work goes on: a new record, a new backup.
@@ -502,9 +569,10 @@ async fn an_archive_of_an_older_schema_version_restores_into_the_current_one() {
         .expect("master key")
         .map(std::sync::Arc::new);
     let backups = crm::wiring::backups(&app.config, &db, files.clone(), master);
-    let taken = crm_tenants::backup::dump::take(&backups, &p.tenant.ctx().expect("ctx"), "老版本公司")
-        .await
-        .expect("backup of the old tenant");
+    let taken =
+        crm_tenants::backup::dump::take(&backups, &p.tenant.ctx().expect("ctx"), "老版本公司")
+            .await
+            .expect("backup of the old tenant");
     assert_eq!(taken.schema_version, old);
     let file = app.config.data_dir.join("old.tar.zst");
     files.get_to_file(&taken.key, &file).await.expect("archive");
@@ -514,11 +582,21 @@ async fn an_archive_of_an_older_schema_version_restores_into_the_current_one() {
     let (ok, out) = crm(
         &app,
         &config,
-        &["tenant", "restore", "--from", file.to_str().expect("path"), "--as", &new_slug],
+        &[
+            "tenant",
+            "restore",
+            "--from",
+            file.to_str().expect("path"),
+            "--as",
+            &new_slug,
+        ],
     );
     assert!(ok, "{out}");
     assert!(
-        out.contains(&format!("schema version {old} -> {}", latest_tenant_version())),
+        out.contains(&format!(
+            "schema version {old} -> {}",
+            latest_tenant_version()
+        )),
         "{out}"
     );
     let version: i32 =
