@@ -185,6 +185,14 @@ pub enum BenchCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// Backup and restore of a tenant of N customers: time to take the backup (snapshot,
+    /// archive, file store), archive size, time to restore it into a new tenant.
+    Backup {
+        #[arg(long, default_value_t = 100_000)]
+        customers: usize,
+        #[arg(long)]
+        keep: bool,
+    },
     /// The server's resident memory, read from outside, with N tenants active within a
     /// minute: N tenants are provisioned, `crm serve` starts as a child process on the same
     /// database (DATABASE_URL is required), and every tenant logs in and works a little.
@@ -330,6 +338,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     keep,
                 } => {
                     crate::bench::rules(&config, &db.pool, tenants, events, concurrency, keep).await
+                }
+                BenchCommand::Backup { customers, keep } => {
+                    crate::bench::backup(&config, &db.pool, customers, keep).await
                 }
                 BenchCommand::Tenants { active, keep } => {
                     crate::bench::tenants(&config, &db.pool, active, keep).await

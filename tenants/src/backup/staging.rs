@@ -60,12 +60,14 @@ pub(crate) async fn build(
     empty_seeded_tables(conn, schema).await?;
     add_described_tables(conn, schema, manifest).await?;
     let dropped = drop_foreign_keys(conn, schema).await?;
+    // Indexes are built once over the loaded rows, not row by row (GIN ones above all).
+    let dropped_indexes = drop_indexes(conn, schema).await?;
     let mut rows = 0;
     for table in &manifest.tables {
         rows += copy_in(conn, table, entries).await?;
     }
     add_constraints(conn, schema, manifest, &dropped).await?;
-    add_indexes(conn, schema, manifest).await?;
+    add_indexes(conn, schema, manifest, &dropped_indexes).await?;
     set_sequences(conn, schema, manifest).await?;
     conn.execute("RESET ROLE").await?;
     let schema_version = upgrade_schema_as(conn, schema, role).await?;
@@ -152,6 +154,24 @@ async fn drop_foreign_keys(
         .await?;
     }
     Ok(keys)
+}
+
+/// Drops the indexes that back no constraint; returns them.
+async fn drop_indexes(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+) -> Result<Vec<super::manifest::IndexDef>> {
+    let indexes: Vec<_> = catalog::indexes(conn, schema.as_str())
+        .await?
+        .into_iter()
+        .filter(|i| !REGISTER_TABLES.contains(&i.table.as_str()))
+        .collect();
+    if !indexes.is_empty() {
+        let names: Vec<String> = indexes.iter().map(|i| quoted(&i.name)).collect();
+        conn.execute(format!("DROP INDEX {}", names.join(", ")).as_str())
+            .await?;
+    }
+    Ok(indexes)
 }
 
 /// Loads one table's entry with `COPY … FROM STDIN`; returns the rows loaded.
@@ -249,24 +269,33 @@ async fn add_constraints(
     Ok(())
 }
 
-/// The archive's indexes the schema lacks.
+/// The archive's indexes the schema lacks, then those dropped for the load.
 async fn add_indexes(
     conn: &mut PgConnection,
     schema: &SchemaName,
     manifest: &Manifest,
+    dropped: &[super::manifest::IndexDef],
 ) -> Result<()> {
-    let present: HashSet<String> = catalog::indexes(conn, schema.as_str())
+    let mut present: HashSet<String> = catalog::indexes(conn, schema.as_str())
         .await?
         .into_iter()
         .map(|i| i.name)
         .collect();
     let old = manifest.tenant.schema.as_str();
-    for index in manifest
+    let wanted = manifest
         .indexes
         .iter()
-        .filter(|i| !present.contains(&i.name))
-    {
-        conn.execute(catalog::unqualified(&index.definition, old).as_str())
+        .map(|i| (i, catalog::unqualified(&i.definition, old)))
+        .chain(
+            dropped
+                .iter()
+                .map(|i| (i, catalog::unqualified(&i.definition, schema.as_str()))),
+        );
+    for (index, definition) in wanted {
+        if !present.insert(index.name.clone()) {
+            continue;
+        }
+        conn.execute(definition.as_str())
             .await
             .map_err(|e| Error::internal(format!("restoring index {}: {e}", index.name)))?;
     }
