@@ -618,3 +618,130 @@ async fn an_archive_of_an_older_schema_version_restores_into_the_current_one() {
     // What the newer version brought works: the administrator may take backups now.
     backup(&app, &token).await;
 }
+
+#[tokio::test]
+async fn the_schedule_takes_daily_backups_and_prunes_by_retention() {
+    let app = TestApp::spawn().await;
+    let t = app.signup().await;
+    let off = app
+        .get("/api/v1/backups/schedule", &t.token)
+        .await
+        .expect(200);
+    assert_eq!(
+        off,
+        json!({"enabled": false, "time_of_day": "02:00", "timezone": "UTC",
+               "keep_daily": 7, "keep_weekly": 4})
+    );
+    app.call(
+        reqwest::Method::PUT,
+        "/api/v1/backups/schedule",
+        Some(&t.token),
+        Some(json!({"timezone": "Mars/Olympus"})),
+    )
+    .await
+    .expect(422);
+    let on = app
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/backups/schedule",
+            Some(&t.token),
+            Some(json!({"enabled": true, "time_of_day": "03:30", "timezone": "Asia/Shanghai"})),
+        )
+        .await
+        .expect(200);
+    assert_eq!(on["enabled"], true);
+    let pending = app
+        .get(
+            "/api/v1/jobs?kind=backup.scheduled&status=pending",
+            &t.token,
+        )
+        .await
+        .expect(200);
+    let due: chrono::DateTime<chrono::Utc> = pending["items"][0]["run_at"]
+        .as_str()
+        .expect("run_at")
+        .parse()
+        .expect("rfc3339");
+    // 03:30 in Shanghai is 19:30 UTC.
+    assert_eq!(due.format("%H:%M").to_string(), "19:30");
+    assert!(due > chrono::Utc::now() && due < chrono::Utc::now() + chrono::Duration::days(1));
+
+    // Thirty days of earlier scheduled backups (one a day), then the job falls due now.
+    let schema = app.schema_of(&t).await;
+    sqlx::query(&format!(
+        "INSERT INTO \"{schema}\".backups (id, status, trigger, created_at) \
+         SELECT gen_random_uuid(), 'done', 'scheduled', now() - make_interval(days => d, hours => 1) \
+         FROM generate_series(1, 30) d"
+    ))
+    .execute(&app.pool)
+    .await
+    .expect("older backups");
+    sqlx::query(&format!(
+        "UPDATE \"{schema}\".jobs SET run_at = now() WHERE kind = 'backup.scheduled' AND status = 'pending'"
+    ))
+    .execute(&app.pool)
+    .await
+    .expect("due now");
+    sqlx::query("UPDATE platform.job_hints SET next_run_at = now() WHERE tenant_id = $1::uuid")
+        .bind(&t.id)
+        .execute(&app.pool)
+        .await
+        .expect("hint");
+    let listed = eventually("the scheduled backup", || async {
+        let l = app
+            .get("/api/v1/backups?limit=100", &t.token)
+            .await
+            .expect(200);
+        let items = l["items"].as_array().expect("items").clone();
+        items
+            .iter()
+            .any(|b| b["status"] == "done" && b["size_bytes"].as_i64().is_some())
+            .then_some(items)
+    })
+    .await;
+    let older: Vec<&Value> = listed
+        .iter()
+        .filter(|b| b["size_bytes"].is_null())
+        .collect();
+    // Kept: the newest of each of 7 days, plus the newest of each of 4 weeks (some of which
+    // are among those days).
+    assert!(
+        (7..=11).contains(&older.len()),
+        "{} kept: {older:#?}",
+        older.len()
+    );
+    let ages: Vec<i64> = older
+        .iter()
+        .map(|b| {
+            let at: chrono::DateTime<chrono::Utc> = b["created_at"]
+                .as_str()
+                .expect("at")
+                .parse()
+                .expect("rfc3339");
+            (chrono::Utc::now() - at).num_days()
+        })
+        .collect();
+    for day in 1..=7 {
+        assert!(ages.contains(&day), "day {day} kept: {ages:?}");
+    }
+    assert!(
+        ages.iter().all(|a| *a <= 28),
+        "nothing older than four weeks: {ages:?}"
+    );
+    // The next one is queued for tomorrow, and the pruning is on record.
+    let next = app
+        .get(
+            "/api/v1/jobs?kind=backup.scheduled&status=pending",
+            &t.token,
+        )
+        .await
+        .expect(200);
+    assert_eq!(next["items"].as_array().map(Vec::len), Some(1), "{next:#}");
+    let audit = app
+        .get("/api/v1/audit?action=backup.pruned", &t.token)
+        .await
+        .expect(200);
+    assert!(audit["items"][0]["detail"]["backups"]
+        .as_array()
+        .is_some_and(|b| !b.is_empty()));
+}
