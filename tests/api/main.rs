@@ -14,6 +14,7 @@ mod attachments;
 mod audit;
 mod authz;
 mod backup;
+mod backup_same_tenant;
 mod cli;
 mod fields;
 mod graphql;
