@@ -85,8 +85,25 @@ pub fn backups(
         files,
         master,
         file_columns: Arc::new(crm_desk::attachments::STORED_FILE_COLUMNS.to_vec()),
-        hooks: Arc::new(vec![Arc::new(MetadataVersion)]),
+        hooks: Arc::new(vec![Arc::new(MetadataVersion), Arc::new(EndCredentials)]),
         work_dir: config.data_dir.join("tmp"),
+    }
+}
+
+/// Ends the restored tenant's portal sessions, sign-in links and calendar feed tokens, as
+/// crm-tenants ends staff sessions: any of them may have been revoked since the backup.
+struct EndCredentials;
+
+#[async_trait::async_trait]
+impl crm_tenants::backup::RestoreHook for EndCredentials {
+    async fn after_restore(
+        &self,
+        tx: &mut crm_core::db::TenantTx,
+        _replaced: Option<&serde_json::Value>,
+    ) -> crm_core::Result<()> {
+        crm_desk::portal::end_all_sessions(tx).await?;
+        crm_records::calendar::revoke_all_tokens(tx).await?;
+        Ok(())
     }
 }
 

@@ -103,7 +103,21 @@ async fn a_same_tenant_restore_needs_the_token_and_brings_back_a_deleted_record(
         )
         .await
         .expect(201);
+    // A calendar feed link from before the backup, replaced after it.
+    let feed_token = format!("/api/v1/users/{}/calendar-token", t.admin_id);
+    let old_feed = app.post(&feed_token, &t.token, json!({})).await.expect(201);
     let taken = backup(&app, &t.token).await;
+    app.post(&feed_token, &t.token, json!({})).await.expect(201);
+    let feed = |token: &Value| {
+        format!(
+            "/api/v1/users/{}/calendar.ics?token={}",
+            t.admin_id,
+            token["token"].as_str().expect("feed token")
+        )
+    };
+    app.call(reqwest::Method::GET, &feed(&old_feed), None, None)
+        .await
+        .expect(401);
     app.delete(&format!("/api/v1/customers/{}", id(&kept)), &t.token)
         .await
         .expect(204);
@@ -169,6 +183,10 @@ async fn a_same_tenant_restore_needs_the_token_and_brings_back_a_deleted_record(
     app.post(&restore, &admin, json!({"confirmation_token": token}))
         .await
         .expect_problem(403, "backup.invalid_confirmation");
+    // The feed link the backup knew does not come back to life.
+    app.call(reqwest::Method::GET, &feed(&old_feed), None, None)
+        .await
+        .expect(401);
     // The register and the audit log were kept, and tell what happened.
     let listed = app.get("/api/v1/backups", &admin).await.expect(200);
     assert_eq!(listed["items"][0]["id"], taken["id"]);
