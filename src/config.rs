@@ -115,6 +115,9 @@ pub struct Config {
     /// `[plugins.max]` (what no install may exceed). Compiled packages are cached under
     /// `data_dir/plugins/compiled`.
     pub plugins: crm_plugins::PlatformLimits,
+    /// Imports: `[imports]` with `max_bytes` (the largest file, 512 MiB) and
+    /// `retention_days` (how long an import's files are kept, 30).
+    pub imports: crm_imports::ImportLimits,
 }
 
 /// `[graphql]` in crm.toml.
@@ -186,6 +189,7 @@ impl Default for Config {
             public_url: None,
             graphql: GraphqlConfig::default(),
             plugins: crm_plugins::PlatformLimits::default(),
+            imports: crm_imports::ImportLimits::default(),
         }
     }
 }
@@ -435,6 +439,7 @@ mod tests {
             assert!(config.jobs_enabled);
             // The example states the plugin defaults as they are.
             assert_eq!(config.plugins, crm_plugins::PlatformLimits::default());
+            assert_eq!(config.imports, crm_imports::ImportLimits::default());
             Ok(())
         });
     }

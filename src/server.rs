@@ -15,6 +15,7 @@ use chrono::Duration as ChronoDuration;
 use crm_core::authz::Authorizer;
 use crm_core::db::Db;
 use crm_core::files::{FileStore, StoredKey};
+use futures::StreamExt;
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::listener::{Acceptor, TcpAcceptor};
 use poem::middleware::CatchPanic;
@@ -51,6 +52,9 @@ pub struct AppState {
     pub graphql: Arc<crm_graphql::Gateway>,
     /// Runs plugins (one wasmtime engine, compiled packages cached), shared with the worker.
     pub plugins: crm_plugins::PluginHost,
+    /// What imports run with (their own database handle, the file store), shared with the
+    /// worker.
+    pub imports: Arc<crm_imports::Deps>,
     /// Takes and restores per-tenant backups, shared with the worker.
     pub backups: crm_tenants::backup::Backups,
 }
@@ -71,8 +75,16 @@ impl AppState {
         let graphql =
             crate::graphql::gateway(&config, &schemas, master_key.as_ref(), plugins.clone());
         let backups = wiring::backups(&config, &db, files.clone(), master_key.clone());
+        let imports = Arc::new(crm_imports::Deps {
+            db: Db::new(db.pool.clone(), config.tenant_isolation)
+                .with_statement_timeout(config.job_statement_timeout_ms),
+            files: files.clone(),
+            master: master_key.clone(),
+            retention: ChronoDuration::days(i64::from(config.imports.retention_days)),
+        });
         Self {
             backups,
+            imports,
             plugins,
             files,
             rules,
@@ -204,6 +216,9 @@ impl FileStore for NoFiles {
     async fn put_file(&self, _: &StoredKey, _: &str, _: &std::path::Path) -> crm_core::Result<()> {
         Err(crm_core::Error::internal("no file store"))
     }
+    async fn get_range(&self, _: &StoredKey, _: u64, _: u64) -> crm_core::Result<Vec<u8>> {
+        Err(crm_core::Error::internal("no file store"))
+    }
     async fn get_to_file(&self, _: &StoredKey, _: &std::path::Path) -> crm_core::Result<u64> {
         Err(crm_core::Error::internal("no file store"))
     }
@@ -283,6 +298,13 @@ const UPLOAD_OVERHEAD_BYTES: usize = 64 * 1024;
 /// upload (`POST /api/v1/tickets/{id}/attachments`) may carry `uploads.max_bytes` plus its
 /// multipart framing instead, and is refused as `file.too_large`.
 async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    if let Some(max) = req
+        .data::<AppState>()
+        .filter(|_| is_import_upload(&req))
+        .map(|s| s.config.imports.max_bytes)
+    {
+        return stream_limited(ep, req, max).await;
+    }
     let (limit, code, detail) = match req.data::<AppState>() {
         Some(s) if is_plugin_upload(&req) => {
             let max = s.config.plugins.package_bytes;
@@ -333,6 +355,49 @@ async fn limit_body<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<R
         }
     }
     ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// An import's file is streamed to disk by its handler, never held here: the body passes
+/// through with its size counted, and stops (the upload fails) past `max` plus framing.
+async fn stream_limited<E: Endpoint>(
+    ep: Arc<E>,
+    mut req: Request,
+    max: u64,
+) -> poem::Result<Response> {
+    let limit = max.saturating_add(UPLOAD_OVERHEAD_BYTES as u64);
+    let declared = req
+        .header(header::CONTENT_LENGTH)
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Ok(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "import.too_large",
+            format!("the file is larger than the limit of {max} bytes; split it"),
+        )
+        .into_response());
+    }
+    let mut seen = 0u64;
+    let stream = req.take_body().into_bytes_stream().map(move |chunk| {
+        let chunk = chunk?;
+        seen += chunk.len() as u64;
+        if seen > limit {
+            return Err(std::io::Error::other(format!(
+                "the upload is larger than the limit of {max} bytes"
+            )));
+        }
+        Ok(chunk)
+    });
+    req.set_body(poem::Body::from_bytes_stream(stream));
+    ep.call(req).await.map(IntoResponse::into_response)
+}
+
+/// Whether `req` uploads a file to import (previews too).
+fn is_import_upload(req: &Request) -> bool {
+    req.method() == poem::http::Method::POST
+        && matches!(
+            req.uri().path().trim_end_matches('/'),
+            "/api/v1/imports" | "/api/v1/imports/preview"
+        )
 }
 
 /// Whether `req` uploads an attachment (the one route with its own body limit).
@@ -534,6 +599,7 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
                 &state.rules,
                 Some(state.files.clone()),
                 Some(state.plugins.clone()),
+                Some(state.imports.clone()),
                 Some(state.backups.clone()),
             )?,
             WorkerSettings {

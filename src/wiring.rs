@@ -25,14 +25,15 @@ pub fn install_record_hooks() {
 /// What the worker can run, by job kind: mail, task reminders, SLA timers, read-access log
 /// pruning, the workflows'
 /// jobs (rule runs, schedules, actions, webhooks, approval escalations), with a file
-/// store the deletion of stored attachment objects, and with a plugin host the events
-/// delivered to plugin installs.
+/// store the deletion of stored attachment objects, with a plugin host the events
+/// delivered to plugin installs, and with the imports' dependencies the imports and undos.
 pub fn job_handlers(
     config: &Config,
     master_key: Option<Arc<crm_core::crypto::MasterKey>>,
     rules: &crm_workflows::RuleEngine,
     files: Option<Arc<dyn crm_core::files::FileStore>>,
     plugins: Option<crm_plugins::PluginHost>,
+    imports: Option<Arc<crm_imports::Deps>>,
     backups: Option<crm_tenants::backup::Backups>,
 ) -> anyhow::Result<Handlers> {
     let mut mail = config.mail.clone();
@@ -65,6 +66,9 @@ pub fn job_handlers(
             host,
         }));
     }
+    if let Some(deps) = imports {
+        crm_imports::register(&mut handlers, deps);
+    }
     if let Some(backups) = backups {
         crm_tenants::backup::jobs::register(&mut handlers, backups);
     }
@@ -84,11 +88,30 @@ pub fn backups(
         db: crm_core::db::Db::new(db.pool.clone(), db.isolation),
         files,
         master,
-        file_columns: Arc::new(crm_desk::attachments::STORED_FILE_COLUMNS.to_vec()),
+        file_columns: Arc::new(
+            crm_desk::attachments::STORED_FILE_COLUMNS
+                .iter()
+                .copied()
+                .chain(IMPORT_FILE_COLUMNS.iter().copied())
+                .collect(),
+        ),
         hooks: Arc::new(vec![Arc::new(MetadataVersion), Arc::new(EndCredentials)]),
         work_dir: config.data_dir.join("tmp"),
     }
 }
+
+/// The imports' uploaded and normalised files (`imports`, crm-imports' table), until that
+/// crate declares them itself as the desk does.
+const IMPORT_FILE_COLUMNS: &[crm_tenants::backup::FileColumn] = &[
+    crm_tenants::backup::FileColumn {
+        table: "imports",
+        column: "original_key",
+    },
+    crm_tenants::backup::FileColumn {
+        table: "imports",
+        column: "data_key",
+    },
+];
 
 /// Ends the restored tenant's portal sessions, sign-in links and calendar feed tokens, as
 /// crm-tenants ends staff sessions: any of them may have been revoked since the backup.

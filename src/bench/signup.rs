@@ -21,6 +21,7 @@ pub async fn signup(db: &Db, count: usize, pool_size: usize, keep: bool) -> anyh
         ip: Some("127.0.0.1".into()),
         user_agent: Some("crm bench signup".into()),
         rule_depth: 0,
+        import_id: None,
     };
     let ttl = chrono::Duration::hours(1);
     let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM platform.tenants")

@@ -120,7 +120,7 @@ fn parse_comment_id(raw: Option<&str>) -> ApiResult<Option<Uuid>> {
 
 /// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266): the ASCII fallback for old
 /// clients, the exact UTF-8 name for everyone else.
-fn content_disposition(name: &str) -> String {
+pub(crate) fn content_disposition(name: &str) -> String {
     let fallback: String = name
         .chars()
         .map(|c| match c {

@@ -70,6 +70,7 @@ pub fn request_meta(req: &Request, state: &AppState) -> RequestMeta {
             .header("user-agent")
             .map(|ua| ua.chars().take(300).collect()),
         rule_depth: 0,
+        import_id: None,
     }
 }
 

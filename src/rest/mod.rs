@@ -12,6 +12,7 @@ pub mod calendar;
 pub mod desk;
 pub mod error;
 pub mod fields;
+pub mod imports;
 pub mod jobs;
 pub mod limits;
 pub mod mail_verification;
@@ -120,6 +121,7 @@ pub type Apis = (
         attachments::AttachmentsApi,
         plugins::PluginsApi,
         backups::BackupsApi,
+        imports::ImportsApi,
     ),
 );
 
@@ -170,6 +172,7 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 attachments::AttachmentsApi(s()),
                 plugins::PluginsApi(s()),
                 backups::BackupsApi(s()),
+                imports::ImportsApi(s()),
             ),
         ),
         "TC CRM",

@@ -89,7 +89,11 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
     },
     TenantMigration {
         version: 17,
-        sql: include_str!("tenant_sql/0017_backups.sql"),
+        sql: include_str!("tenant_sql/0017_imports.sql"),
+    },
+    TenantMigration {
+        version: 18,
+        sql: include_str!("tenant_sql/0018_backups.sql"),
     },
 ];
 

@@ -338,7 +338,8 @@ async fn an_archive_of_an_older_schema_version_restores_into_the_current_one() {
     use crm_tenants::{provision_tenant_at, NewAdmin, NewTenant, TenantSlug};
 
     let app = TestApp::spawn().await;
-    // A tenant as the server before backups (schema 16) left it, with a customer.
+    // A tenant as the server before backups (the version before the latest) left it, with a
+    // customer.
     let old = latest_tenant_version() - 1;
     let slug = unique_slug("old");
     let email = format!("admin@{slug}.example.com");

@@ -66,6 +66,7 @@ impl RecordListener for WorkflowListener {
                AND r.version_id IS NOT NULL \
                AND (r.trigger_fields IS NULL OR r.trigger_fields && $4::text[]) \
                AND r.id IS DISTINCT FROM $5 \
+               AND NOT ($7 AND (r.trigger -> 'imports') = 'false'::jsonb) \
              ON CONFLICT (dedupe_key) DO NOTHING",
         )
         .bind(event.id)
@@ -74,11 +75,41 @@ impl RecordListener for WorkflowListener {
         .bind(event.changed)
         .bind(acting_rule)
         .bind(i32::from(actor.meta.rule_depth))
+        .bind(actor.meta.import_id.is_some())
         .execute(tx.conn())
         .await?
         .rows_affected();
         if queued > 0 {
             crm_core::jobs::wake(tx, chrono::Utc::now()).await?;
+        }
+        Ok(())
+    }
+
+    /// A bulk write's events (an import batch, all of one name): one look for rules that
+    /// listen to that event, and the per-event fan-out only when there is one.
+    async fn on_events(&self, tx: &mut TenantTx, events: &[Event<'_>]) -> Result<()> {
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let listening: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM rules r WHERE r.enabled AND r.deleted_at IS NULL \
+               AND r.trigger_event = ANY($1) AND r.version_id IS NOT NULL)",
+        )
+        .bind(
+            events
+                .iter()
+                .map(|e| e.name)
+                .filter(|n| *n != first.name)
+                .chain([first.name])
+                .collect::<Vec<_>>(),
+        )
+        .fetch_one(tx.conn())
+        .await?;
+        if !listening {
+            return Ok(());
+        }
+        for event in events {
+            self.on_event(tx, event).await?;
         }
         Ok(())
     }

@@ -34,10 +34,12 @@ pub const EVENT_ACTIONS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {
     /// `{"event": "customer.updated", "fields": ["level"]}`: fires on the event; for updates
-    /// with `fields`, only when one of them changed.
+    /// with `fields`, only when one of them changed. `"imports": false` skips the records an
+    /// import writes (a bulk load need not send a welcome mail per row).
     Event {
         event: String,
         fields: Option<Vec<String>>,
+        imports: bool,
     },
     /// `{"schedule": "0 9 * * 1-5", "timezone": "Asia/Shanghai"}`: fires at each matching
     /// minute and runs once for every live record of the object that meets the condition.
@@ -59,7 +61,7 @@ impl Trigger {
             ));
         };
         let allowed: &[&str] = if map.contains_key("event") {
-            &["event", "fields"]
+            &["event", "fields", "imports"]
         } else if map.contains_key("schedule") {
             &["schedule", "timezone"]
         } else if map.contains_key("manual") {
@@ -121,9 +123,19 @@ impl Trigger {
                 }
                 Some(_) => return Err(invalid("\"fields\" is an array of field keys")),
             };
+            let imports = match map.get("imports") {
+                None | Some(Value::Null) => true,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    return Err(invalid(
+                        "\"imports\" is true (the default: imported records fire the rule too) or false",
+                    ))
+                }
+            };
             return Ok(Trigger::Event {
                 event: event.to_owned(),
                 fields,
+                imports,
             });
         }
         if let Some(cron) = map.get("schedule") {
@@ -172,6 +184,7 @@ impl Trigger {
             Some("decided") => Ok(Trigger::Event {
                 event: format!("{}.approval_decided", object.singular()),
                 fields: None,
+                imports: true,
             }),
             _ => Err(invalid(
                 "an approval trigger is {\"approval\": \"decided\"} (fires when an approval of the record is approved or rejected)",
@@ -207,10 +220,20 @@ impl Trigger {
     /// The canonical JSON form (what the API shows and the version stores).
     pub fn to_json(&self) -> Value {
         match self {
-            Trigger::Event { event, fields } => match fields {
-                Some(f) => json!({ "event": event, "fields": f }),
-                None => json!({ "event": event }),
-            },
+            Trigger::Event {
+                event,
+                fields,
+                imports,
+            } => {
+                let mut out = json!({ "event": event });
+                if let Some(f) = fields {
+                    out["fields"] = json!(f);
+                }
+                if !imports {
+                    out["imports"] = json!(false);
+                }
+                out
+            }
             Trigger::Schedule { cron, timezone } => {
                 json!({ "schedule": cron, "timezone": timezone.name() })
             }
@@ -253,8 +276,18 @@ mod tests {
             .expect("ok"),
             Trigger::Event {
                 event: "customer.updated".into(),
-                fields: Some(vec!["level".into()])
+                fields: Some(vec!["level".into()]),
+                imports: true,
             }
+        );
+        let quiet = parse(
+            ObjectKey::Customers,
+            json!({"event": "customer.created", "imports": false}),
+        )
+        .expect("ok");
+        assert_eq!(
+            quiet.to_json(),
+            json!({"event": "customer.created", "imports": false})
         );
         for bad in [
             json!({"event": "ticket.created"}),
@@ -262,6 +295,7 @@ mod tests {
             json!({"event": "customer.created", "fields": ["level"]}),
             json!({"event": "customer.updated", "fields": []}),
             json!({"event": "customer.updated", "colour": 1}),
+            json!({"event": "customer.created", "imports": "no"}),
             json!({"manual": false}),
             json!({"approval": "maybe"}),
             json!({}),

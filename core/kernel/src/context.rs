@@ -22,6 +22,9 @@ pub struct RequestMeta {
     /// of changes made by rules carry it, and rules stop firing past a bound, so two rules
     /// that update each other's triggers cannot loop forever.
     pub rule_depth: u8,
+    /// The import writing these records, if an import is: its events say so (`import_id`),
+    /// and rules whose trigger says `"imports": false` let them pass.
+    pub import_id: Option<uuid::Uuid>,
 }
 
 /// A page of results with an opaque cursor for the next one.

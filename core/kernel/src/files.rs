@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use uuid::Uuid;
 
+mod large;
+
 /// Where attachments are stored; part of the server configuration.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -443,11 +445,14 @@ pub trait FileStore: Send + Sync {
     async fn get(&self, key: &StoredKey) -> Result<Vec<u8>>;
     /// Deletes the object; deleting an absent one succeeds.
     async fn delete(&self, key: &StoredKey) -> Result<()>;
-    /// Stores the file at `path` under `key`, streaming it (memory stays bounded whatever the
-    /// file's size: backups); like [`FileStore::put`], readers never see a partial object.
+    /// Stores the file at `path` under `key`, streamed from disk (large imports), never
+    /// whole in memory; readers never see a partial object.
     async fn put_file(&self, key: &StoredKey, content_type: &str, path: &Path) -> Result<()>;
-    /// Writes the object to a new file at `path`, streaming it; returns its size in bytes.
-    /// `file.not_found` when there is none.
+    /// At most `len` bytes of the object from byte `start` (fewer at its end, none past it);
+    /// `file.not_found` when there is no object.
+    async fn get_range(&self, key: &StoredKey, start: u64, len: u64) -> Result<Vec<u8>>;
+    /// Writes the object to a new file at `path`, streaming it (backups); returns its size in
+    /// bytes. `file.not_found` when there is none.
     async fn get_to_file(&self, key: &StoredKey, path: &Path) -> Result<u64>;
     /// Backend name for logs and metrics (`local`, `s3`).
     fn kind(&self) -> &'static str;
@@ -545,12 +550,11 @@ impl FileStore for LocalStore {
     }
 
     async fn put_file(&self, key: &StoredKey, _content_type: &str, path: &Path) -> Result<()> {
-        let target = self.path_of(key);
-        let source = path.to_owned();
-        tokio::task::spawn_blocking(move || copy_atomically(&source, &target))
-            .await
-            .map_err(|e| self.io_error("writing", key, e))?
-            .map_err(|e| self.io_error("writing", key, e))
+        self.copy_in(key, path).await
+    }
+
+    async fn get_range(&self, key: &StoredKey, start: u64, len: u64) -> Result<Vec<u8>> {
+        self.read_range(key, start, len).await
     }
 
     async fn get_to_file(&self, key: &StoredKey, path: &Path) -> Result<u64> {
@@ -564,31 +568,6 @@ impl FileStore for LocalStore {
     fn kind(&self) -> &'static str {
         "local"
     }
-}
-
-/// [`write_atomically`] with the bytes of the file at `source`, copied without reading it
-/// whole into memory.
-fn copy_atomically(source: &Path, path: &Path) -> io::Result<()> {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(io::Error::other("the target path has no directory"));
-    };
-    create_private_dir(dir)?;
-    let temp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        Uuid::new_v4().simple()
-    ));
-    let written = (|| {
-        let mut file = private_file_options().open(&temp)?;
-        io::copy(&mut fs::File::open(source)?, &mut file)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)?;
-        sync_dir(dir)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written
 }
 
 /// Temp file in the target's directory, fsync, rename, fsync the directory: after a crash the
@@ -842,20 +821,11 @@ impl FileStore for S3Store {
     }
 
     async fn put_file(&self, key: &StoredKey, content_type: &str, path: &Path) -> Result<()> {
-        // One streamed PUT (S3 takes up to 5 GiB so); the SDK reads the file in chunks.
-        let body = ByteStream::from_path(path)
-            .await
-            .map_err(|e| Error::internal(format!("reading {} to store it: {e}", path.display())))?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.object_name(key))
-            .content_type(content_type)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.sdk_error("storing", key, e))?;
-        Ok(())
+        self.upload_file(key, content_type, path).await
+    }
+
+    async fn get_range(&self, key: &StoredKey, start: u64, len: u64) -> Result<Vec<u8>> {
+        self.download_range(key, start, len).await
     }
 
     async fn get_to_file(&self, key: &StoredKey, path: &Path) -> Result<u64> {

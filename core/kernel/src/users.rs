@@ -442,3 +442,13 @@ pub async fn record_login(tx: &mut TenantTx, id: Uuid) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// Every active user's id, e-mail and name: what an import matches a "负责人"/"Owner" column
+/// against (by e-mail, or by a name no other active user has).
+pub async fn directory(tx: &mut TenantTx) -> Result<Vec<(Uuid, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, email, name FROM users WHERE status = 'active' ORDER BY created_at, id",
+    )
+    .fetch_all(tx.conn())
+    .await?)
+}

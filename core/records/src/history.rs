@@ -68,6 +68,9 @@ pub async fn emit(
         if actor.meta.rule_depth > 0 {
             map.insert("rule_depth".into(), actor.meta.rule_depth.into());
         }
+        if let Some(import) = actor.meta.import_id {
+            map.insert("import_id".into(), serde_json::json!(import));
+        }
     }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO outbox (event, object, record_id, payload) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -105,6 +108,108 @@ pub async fn log(
 ) -> Result<()> {
     record(tx, object, record_id, action, actor, changes).await?;
     emit(tx, object, record_id, action, actor, payload).await?;
+    Ok(())
+}
+
+/// One record's change in a bulk write: its id, `changes` for the history row and the
+/// event's payload.
+pub struct Change {
+    pub record_id: Uuid,
+    pub changes: Value,
+    pub payload: Value,
+}
+
+/// [`log`] for many records of one object and action (an import batch): one statement for
+/// the history rows, one for the events, then the listeners hear the events together.
+pub async fn log_many(
+    tx: &mut TenantTx,
+    object: ObjectKey,
+    action: &str,
+    actor: &Actor,
+    changes: Vec<Change>,
+) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let event = format!("{}.{action}", object.singular());
+    let request_id = Some(&actor.meta.request_id).filter(|r| !r.is_empty());
+    let mut ids = Vec::with_capacity(changes.len());
+    let mut diffs = Vec::with_capacity(changes.len());
+    let mut payloads = Vec::with_capacity(changes.len());
+    let mut changed: Vec<Vec<String>> = Vec::with_capacity(changes.len());
+    for Change {
+        record_id,
+        changes,
+        mut payload,
+    } in changes
+    {
+        changed.push(
+            payload
+                .get("changes")
+                .and_then(Value::as_object)
+                .map(|c| c.keys().cloned().collect())
+                .unwrap_or_default(),
+        );
+        if let Value::Object(map) = &mut payload {
+            map.insert(
+                "actor".into(),
+                serde_json::json!({ "kind": actor.kind.as_str(), "id": actor.id }),
+            );
+            map.insert(
+                "request_id".into(),
+                Value::String(actor.meta.request_id.clone()),
+            );
+            if let Some(import) = actor.meta.import_id {
+                map.insert("import_id".into(), serde_json::json!(import));
+            }
+        }
+        ids.push(record_id);
+        diffs.push(changes);
+        payloads.push(payload);
+    }
+    sqlx::query(
+        "INSERT INTO record_history (object, record_id, action, actor_kind, actor_id, request_id, changes) \
+         SELECT $1, r, $3, $4, $5, $6, c FROM unnest($2::uuid[], $7::jsonb[]) AS u(r, c)",
+    )
+    .bind(object.as_str())
+    .bind(&ids)
+    .bind(action)
+    .bind(actor.kind.as_str())
+    .bind(actor.id)
+    .bind(request_id)
+    .bind(&diffs)
+    .execute(tx.conn())
+    .await?;
+    let written: Vec<(i64, Uuid)> = sqlx::query_as(
+        "INSERT INTO outbox (event, object, record_id, payload) \
+         SELECT $1, $2, r, p FROM unnest($3::uuid[], $4::jsonb[]) WITH ORDINALITY AS u(r, p, n) \
+         ORDER BY n RETURNING id, record_id",
+    )
+    .bind(&event)
+    .bind(object.as_str())
+    .bind(&ids)
+    .bind(&payloads)
+    .fetch_all(tx.conn())
+    .await?;
+    let outbox_of: std::collections::HashMap<Uuid, i64> =
+        written.into_iter().map(|(id, r)| (r, id)).collect();
+    let heard: Vec<crate::hooks::Event<'_>> = ids
+        .iter()
+        .zip(&changed)
+        .filter_map(|(record_id, changed)| {
+            Some(crate::hooks::Event {
+                id: *outbox_of.get(record_id)?,
+                name: &event,
+                object,
+                record_id: *record_id,
+                changed,
+                actor,
+            })
+        })
+        .collect();
+    for listener in crate::hooks::listeners() {
+        listener.on_events(tx, &heard).await?;
+    }
     Ok(())
 }
 

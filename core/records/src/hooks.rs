@@ -92,6 +92,15 @@ pub trait RecordListener: Send + Sync {
         Ok(())
     }
 
+    /// Called after many events of one bulk write (an import batch) are written: by default
+    /// [`RecordListener::on_event`] for each; a listener may hear them in fewer statements.
+    async fn on_events(&self, tx: &mut TenantTx, events: &[Event<'_>]) -> Result<()> {
+        for event in events {
+            self.on_event(tx, event).await?;
+        }
+        Ok(())
+    }
+
     /// A custom object was deleted with its records: forget what refers to it (rules, say),
     /// so that a later object with the same key starts clean.
     async fn object_removed(&self, _tx: &mut TenantTx, _object: ObjectKey) -> Result<()> {

@@ -8,6 +8,7 @@
 //! It sits on crm-core (the kernel) and knows nothing of HTTP.
 
 mod access;
+pub mod bulk;
 pub mod calendar;
 pub mod cross;
 pub mod customers;

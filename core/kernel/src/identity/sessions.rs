@@ -206,3 +206,29 @@ pub async fn expires_at(tx: &mut TenantTx, session_id: Uuid) -> Result<Option<Da
         .await?;
     Ok(at)
 }
+
+/// An active user as a principal for work done later on their behalf (an import started by
+/// them): no session, the tenant's current versions. `None` when the user is gone or no
+/// longer active, so such work stops rather than acting for someone who may not act.
+pub async fn background_principal(tx: &mut TenantTx, user_id: Uuid) -> Result<Option<Principal>> {
+    let row = sqlx::query(&format!(
+        "SELECT u.name, st.policy_version, \
+                coalesce((j ->> 'metadata_version')::bigint, 0) AS metadata_version, \
+                {READ_POLICY_SQL} AS reads \
+         FROM users u CROSS JOIN settings st CROSS JOIN LATERAL (SELECT to_jsonb(st) AS j) sj \
+         WHERE u.id = $1 AND u.status = 'active' AND (to_jsonb(u) ->> 'frozen_at') IS NULL"
+    ))
+    .bind(user_id)
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(row.map(|row| Principal {
+        kind: PrincipalKind::User,
+        id: user_id,
+        name: row.get("name"),
+        session_id: None,
+        policy_version: row.get("policy_version"),
+        metadata_version: row.get("metadata_version"),
+        restriction: None,
+        reads: ReadPolicy::from_json(row.get("reads")),
+    }))
+}

@@ -3,6 +3,7 @@
 //! tenant transaction together with its history row and outbox event.
 
 mod input;
+mod many;
 
 pub use super::access::Access;
 use super::history;
@@ -13,6 +14,7 @@ use super::values::{self, SqlValue};
 use crm_core::db::TenantTx;
 use crm_core::error::{foreign_key_violation, unique_violation, Error, Result};
 pub use input::{parse_input, Input};
+pub use many::insert_many;
 use serde_json::{json, Map, Value};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};

@@ -1,4 +1,4 @@
--- Version 17: per-tenant backups. `backups` is the register of this tenant's archives (the
+-- Version 18: per-tenant backups. `backups` is the register of this tenant's archives (the
 -- archives themselves are in the file store) with the one-time confirmation of a restore;
 -- `backup_schedule` says when scheduled backups run and how many are kept. Neither table is
 -- part of an archive, and a restore into this tenant keeps both as they are.
