@@ -83,6 +83,34 @@ pub enum TenantCommand {
     Suspend { slug: String },
     /// Resume a suspended tenant.
     Resume { slug: String },
+    /// Take a backup of a tenant now (as `POST /api/v1/backups` does, without the worker),
+    /// store it in the file store and enter it in the tenant's backup list; with --out, also
+    /// write the archive to a local file.
+    Backup {
+        slug: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Restore a backup into a NEW tenant: a fresh id, schema and role, the data upgraded to
+    /// the current schema version, files copied under the new tenant's keys.
+    Restore {
+        /// An archive file (`.tar.zst`), or the id of a backup of the tenant given by --tenant.
+        #[arg(long)]
+        from: String,
+        /// The tenant whose backup `--from` names by id.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Slug of the new tenant.
+        #[arg(long = "as")]
+        as_slug: String,
+        /// Company name of the new tenant (default: the archive's).
+        #[arg(long)]
+        name: Option<String>,
+        /// The master key of the server the archive came from, when it is not this server's
+        /// (the tenant's data key is re-wrapped under this server's).
+        #[arg(long, env = "CRM_ARCHIVE_MASTER_KEY", hide_env_values = true)]
+        archive_master_key: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -154,6 +182,14 @@ pub enum BenchCommand {
         /// Tenants the worker serves at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Backup and restore of a tenant of N customers: time to take the backup (snapshot,
+    /// archive, file store), archive size, time to restore it into a new tenant.
+    Backup {
+        #[arg(long, default_value_t = 100_000)]
+        customers: usize,
         #[arg(long)]
         keep: bool,
     },
@@ -303,6 +339,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 } => {
                     crate::bench::rules(&config, &db.pool, tenants, events, concurrency, keep).await
                 }
+                BenchCommand::Backup { customers, keep } => {
+                    crate::bench::backup(&config, &db.pool, customers, keep).await
+                }
                 BenchCommand::Tenants { active, keep } => {
                     crate::bench::tenants(&config, &db.pool, active, keep).await
                 }
@@ -420,6 +459,25 @@ async fn tenant_command(
         TenantCommand::Resume { slug } => {
             let t = registry::set_active(pool, &slug, true).await?;
             println!("tenant {} active", t.slug);
+        }
+        TenantCommand::Backup { slug, out } => {
+            crate::backup_cli::backup(config, pool, &slug, out.as_deref()).await?;
+        }
+        TenantCommand::Restore {
+            from,
+            tenant,
+            as_slug,
+            name,
+            archive_master_key,
+        } => {
+            let request = crate::backup_cli::RestoreRequest {
+                from,
+                tenant,
+                as_slug,
+                name,
+                archive_master_key,
+            };
+            crate::backup_cli::restore(config, pool, request).await?;
         }
     }
     Ok(())

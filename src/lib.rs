@@ -3,6 +3,7 @@
 //! assembles the library crates (`wiring`); domain logic lives in crm-core, crm-records,
 //! crm-desk, crm-workflows and crm-tenants.
 
+pub mod backup_cli;
 pub mod bench;
 pub mod cli;
 pub mod config;

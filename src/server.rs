@@ -55,6 +55,8 @@ pub struct AppState {
     /// What imports run with (their own database handle, the file store), shared with the
     /// worker.
     pub imports: Arc<crm_imports::Deps>,
+    /// Takes and restores per-tenant backups, shared with the worker.
+    pub backups: crm_tenants::backup::Backups,
 }
 
 impl AppState {
@@ -72,6 +74,7 @@ impl AppState {
         let plugins = crate::plugins::host(&config, db.clone(), master_key.clone(), rules.clone());
         let graphql =
             crate::graphql::gateway(&config, &schemas, master_key.as_ref(), plugins.clone());
+        let backups = wiring::backups(&config, &db, files.clone(), master_key.clone());
         let imports = Arc::new(crm_imports::Deps {
             db: Db::new(db.pool.clone(), config.tenant_isolation)
                 .with_statement_timeout(config.job_statement_timeout_ms),
@@ -80,6 +83,7 @@ impl AppState {
             retention: ChronoDuration::days(i64::from(config.imports.retention_days)),
         });
         Self {
+            backups,
             imports,
             plugins,
             files,
@@ -213,6 +217,9 @@ impl FileStore for NoFiles {
         Err(crm_core::Error::internal("no file store"))
     }
     async fn get_range(&self, _: &StoredKey, _: u64, _: u64) -> crm_core::Result<Vec<u8>> {
+        Err(crm_core::Error::internal("no file store"))
+    }
+    async fn get_to_file(&self, _: &StoredKey, _: &std::path::Path) -> crm_core::Result<u64> {
         Err(crm_core::Error::internal("no file store"))
     }
     fn kind(&self) -> &'static str {
@@ -593,6 +600,7 @@ pub async fn start(config: Config, pool: PgPool) -> anyhow::Result<Running> {
                 Some(state.files.clone()),
                 Some(state.plugins.clone()),
                 Some(state.imports.clone()),
+                Some(state.backups.clone()),
             )?,
             WorkerSettings {
                 poll: Duration::from_millis(config.jobs_poll_ms),

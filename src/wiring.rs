@@ -34,6 +34,7 @@ pub fn job_handlers(
     files: Option<Arc<dyn crm_core::files::FileStore>>,
     plugins: Option<crm_plugins::PluginHost>,
     imports: Option<Arc<crm_imports::Deps>>,
+    backups: Option<crm_tenants::backup::Backups>,
 ) -> anyhow::Result<Handlers> {
     let mut mail = config.mail.clone();
     if mail.base_url.is_none() {
@@ -68,5 +69,88 @@ pub fn job_handlers(
     if let Some(deps) = imports {
         crm_imports::register(&mut handlers, deps);
     }
+    if let Some(backups) = backups {
+        crm_tenants::backup::jobs::register(&mut handlers, backups);
+    }
     Ok(handlers)
+}
+
+/// Tenant backups as configured: the crates' columns of stored-file keys (the desk's
+/// attachments), the hooks around a restore (the record engine's metadata version), and a
+/// database handle without the requests' statement timeout.
+pub fn backups(
+    config: &Config,
+    db: &crm_core::db::Db,
+    files: Arc<dyn crm_core::files::FileStore>,
+    master: Option<Arc<crm_core::crypto::MasterKey>>,
+) -> crm_tenants::backup::Backups {
+    crm_tenants::backup::Backups {
+        db: crm_core::db::Db::new(db.pool.clone(), db.isolation),
+        files,
+        master,
+        file_columns: Arc::new(
+            crm_desk::attachments::STORED_FILE_COLUMNS
+                .iter()
+                .copied()
+                .chain(IMPORT_FILE_COLUMNS.iter().copied())
+                .collect(),
+        ),
+        hooks: Arc::new(vec![Arc::new(MetadataVersion), Arc::new(EndCredentials)]),
+        work_dir: config.data_dir.join("tmp"),
+    }
+}
+
+/// The imports' uploaded and normalised files (`imports`, crm-imports' table), until that
+/// crate declares them itself as the desk does.
+const IMPORT_FILE_COLUMNS: &[crm_tenants::backup::FileColumn] = &[
+    crm_tenants::backup::FileColumn {
+        table: "imports",
+        column: "original_key",
+    },
+    crm_tenants::backup::FileColumn {
+        table: "imports",
+        column: "data_key",
+    },
+];
+
+/// Ends the restored tenant's portal sessions, sign-in links and calendar feed tokens, as
+/// crm-tenants ends staff sessions: any of them may have been revoked since the backup.
+struct EndCredentials;
+
+#[async_trait::async_trait]
+impl crm_tenants::backup::RestoreHook for EndCredentials {
+    async fn after_restore(
+        &self,
+        tx: &mut crm_core::db::TenantTx,
+        _replaced: Option<&serde_json::Value>,
+    ) -> crm_core::Result<()> {
+        crm_desk::portal::end_all_sessions(tx).await?;
+        crm_records::calendar::revoke_all_tokens(tx).await?;
+        Ok(())
+    }
+}
+
+/// Moves the record engine's metadata version past every version the replaced tenant used,
+/// so no schema cached before a restore is taken for the restored metadata.
+struct MetadataVersion;
+
+#[async_trait::async_trait]
+impl crm_tenants::backup::RestoreHook for MetadataVersion {
+    async fn before_replace(
+        &self,
+        tx: &mut crm_core::db::TenantTx,
+    ) -> crm_core::Result<serde_json::Value> {
+        Ok(crm_records::fields::metadata_version(tx).await?.into())
+    }
+
+    async fn after_restore(
+        &self,
+        tx: &mut crm_core::db::TenantTx,
+        replaced: Option<&serde_json::Value>,
+    ) -> crm_core::Result<()> {
+        match replaced.and_then(serde_json::Value::as_i64) {
+            Some(floor) => crm_records::fields::bump_metadata_version_past(tx, floor).await,
+            None => Ok(()),
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! submodule per benchmark; figures are printed, never asserted.
 
 mod api;
+mod backup;
 mod dataset;
 mod graphql;
 mod load;
@@ -16,6 +17,7 @@ mod tenants;
 mod workload;
 
 pub use api::{api, ApiBench};
+pub use backup::backup;
 pub use graphql::{graphql, GraphqlBench};
 pub use objects::objects;
 pub use plugins::plugins;

@@ -144,7 +144,7 @@ pub async fn rules(
         if let Err(e) = sqlx::query("CHECKPOINT").execute(pool).await {
             println!("  (no checkpoint before the drain: {e})");
         }
-        let handlers = crate::wiring::job_handlers(config, None, &engine, None, None, None)?;
+        let handlers = crate::wiring::job_handlers(config, None, &engine, None, None, None, None)?;
         let started = Instant::now();
         let worker = crate::worker::Worker::spawn(
             db.clone(),
@@ -233,7 +233,7 @@ async fn event_to_effect(
     use crm_records::{service, Access, ObjectKey, ObjectSchema};
     const SAMPLES: usize = 50;
     let poll = Duration::from_millis(config.jobs_poll_ms);
-    let handlers = crate::wiring::job_handlers(config, None, engine, None, None, None)?;
+    let handlers = crate::wiring::job_handlers(config, None, engine, None, None, None, None)?;
     let worker = crate::worker::Worker::spawn(
         db.clone(),
         handlers,

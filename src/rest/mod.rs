@@ -7,6 +7,7 @@ pub mod approvals;
 pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod calendar;
 pub mod desk;
 pub mod error;
@@ -119,6 +120,7 @@ pub type Apis = (
         service_report::ServiceReportApi,
         attachments::AttachmentsApi,
         plugins::PluginsApi,
+        backups::BackupsApi,
         imports::ImportsApi,
     ),
 );
@@ -169,6 +171,7 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 service_report::ServiceReportApi(s()),
                 attachments::AttachmentsApi(s()),
                 plugins::PluginsApi(s()),
+                backups::BackupsApi(s()),
                 imports::ImportsApi(s()),
             ),
         ),

@@ -1,12 +1,13 @@
 //! crm-tenants: the platform side of TC CRM — the tenant registry (`platform.tenants`),
 //! self-service provisioning of a tenant's schema and role in one transaction (or claiming one
 //! provisioned ahead from the warm sign-up pool), versioned per-tenant migrations run in
-//! bounded parallel batches, sign-up, password login (with MFA's second step) and change, and
-//! cross-tenant login throttling.
+//! bounded parallel batches, sign-up, password login (with MFA's second step) and change,
+//! cross-tenant login throttling, and per-tenant backups and restores (`backup`).
 //!
 //! It owns the `platform` schema and the tenant DDL; it reaches tenant data only through
 //! crm-core's services inside a [`crm_core::db::TenantTx`].
 
+pub mod backup;
 pub mod cache;
 pub mod jobs;
 pub mod login;

@@ -91,6 +91,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 17,
         sql: include_str!("tenant_sql/0017_imports.sql"),
     },
+    TenantMigration {
+        version: 18,
+        sql: include_str!("tenant_sql/0018_backups.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.
@@ -98,7 +102,8 @@ pub fn latest_tenant_version() -> i32 {
     TENANT_MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
-/// The SQL that brings a tenant schema from `from` to `to`.
+/// The SQL that brings a tenant schema from `from` to `to`; what it creates is handed to the
+/// tenant role `schema` (run it with `search_path` on the schema to change).
 pub(crate) fn tenant_script(schema: &SchemaName, from: i32, to: i32) -> String {
     let mut script = String::new();
     for m in TENANT_MIGRATIONS
@@ -200,6 +205,16 @@ pub async fn migrate_tenant(pool: &PgPool, tenant: &Tenant) -> Result<()> {
 /// its version row first (a concurrent upgrade waits, then finds nothing to do). Returns the
 /// version the schema is at afterwards. Leaves `search_path` on the schema.
 pub(crate) async fn upgrade_schema(conn: &mut PgConnection, schema: &SchemaName) -> Result<i32> {
+    upgrade_schema_as(conn, schema, schema).await
+}
+
+/// [`upgrade_schema`] of a schema whose owning tenant role has another name (a restore's
+/// staged schema, which becomes the tenant's when it replaces the live one).
+pub(crate) async fn upgrade_schema_as(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+    role: &SchemaName,
+) -> Result<i32> {
     conn.execute(format!("SET LOCAL search_path = \"{schema}\", public").as_str())
         .await?;
     let current: i32 = sqlx::query_scalar("SELECT version FROM _schema_version FOR UPDATE")
@@ -207,7 +222,7 @@ pub(crate) async fn upgrade_schema(conn: &mut PgConnection, schema: &SchemaName)
         .await?;
     let latest = latest_tenant_version();
     if current < latest {
-        conn.execute(sqlx::raw_sql(&tenant_script(schema, current, latest)))
+        conn.execute(sqlx::raw_sql(&tenant_script(role, current, latest)))
             .await?;
         sqlx::query("UPDATE _schema_version SET version = $1")
             .bind(latest)

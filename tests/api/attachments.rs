@@ -17,14 +17,14 @@ const PDF_SHA256: &str = "93e31154c364805a3ef8c904bc257f5ef77600c31b67d392704cd6
 const EXE: &[u8] = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00\xb8\x00";
 
 /// One part of a multipart/form-data body.
-struct Part<'a> {
+pub(crate) struct Part<'a> {
     name: &'a str,
     file_name: Option<&'a str>,
     content_type: Option<&'a str>,
     bytes: &'a [u8],
 }
 
-fn file<'a>(file_name: &'a str, content_type: &'a str, bytes: &'a [u8]) -> Part<'a> {
+pub(crate) fn file<'a>(file_name: &'a str, content_type: &'a str, bytes: &'a [u8]) -> Part<'a> {
     Part {
         name: "file",
         file_name: Some(file_name),
@@ -43,7 +43,7 @@ fn field<'a>(name: &'a str, value: &'a str) -> Part<'a> {
 }
 
 /// POSTs `parts` as multipart/form-data, the way browsers do (raw UTF-8 file names).
-async fn upload(app: &TestApp, ticket: &str, token: &str, parts: &[Part<'_>]) -> Resp {
+pub(crate) async fn upload(app: &TestApp, ticket: &str, token: &str, parts: &[Part<'_>]) -> Resp {
     let boundary = format!("----crm-test-{}", uuid::Uuid::new_v4().simple());
     let mut body = Vec::new();
     for p in parts {

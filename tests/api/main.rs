@@ -13,6 +13,8 @@ mod approvals;
 mod attachments;
 mod audit;
 mod authz;
+mod backup;
+mod backup_same_tenant;
 mod cli;
 mod fields;
 mod graphql;

@@ -42,7 +42,12 @@ try {
   await page.locator('.graphiql-execute-button').click();
   const result = page.locator('.result-window');
   await result.getByText('totalCount').waitFor();
-  const text = await result.innerText();
+  // CodeMirror renders only the lines in view: read the whole result from the editor itself
+  // (the `me.permissions` list alone can push the customers below the fold).
+  const text = await result.evaluate((el) => {
+    const editor = el.querySelector('.CodeMirror');
+    return editor && editor.CodeMirror ? editor.CodeMirror.getValue() : el.innerText;
+  });
   await page.screenshot({ path: `${shots}/graphiql.png` });
   console.log(JSON.stringify({ loaded: true, result: text, problems, outside }));
 } catch (e) {

@@ -42,6 +42,14 @@ impl crm_core::jobs::Payload for DeleteFiles {
 /// Longest file name kept, in characters; longer names are shortened, keeping the extension.
 pub const MAX_FILE_NAME_CHARS: usize = 255;
 
+/// The column holding the stored keys of attachment bytes: tenant backups carry those files
+/// and a restore into a new tenant rewrites it (wired in by the binary).
+pub const STORED_FILE_COLUMNS: &[crm_tenants::backup::FileColumn] =
+    &[crm_tenants::backup::FileColumn {
+        table: "ticket_attachments",
+        column: "storage_key",
+    }];
+
 /// The type assumed for a part sent without `Content-Type` (what browsers send for unknowns).
 const UNKNOWN_TYPE: &str = "application/octet-stream";
 

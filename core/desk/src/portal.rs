@@ -567,6 +567,18 @@ pub async fn rate_by_token(
     csat::rate(tx, survey.ticket_id, None, rating, comment).await
 }
 
+/// Ends every portal session and spends every unused sign-in link of the tenant (after a
+/// restore brought back sessions and links that had ended or been used since the backup).
+pub async fn end_all_sessions(tx: &mut TenantTx) -> Result<u64> {
+    let links = sqlx::query("UPDATE portal_links SET used_at = now() WHERE used_at IS NULL")
+        .execute(tx.conn())
+        .await?;
+    let sessions = sqlx::query("DELETE FROM portal_sessions")
+        .execute(tx.conn())
+        .await?;
+    Ok(links.rows_affected() + sessions.rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,9 @@ use serde::Serialize;
 use sqlx::FromRow;
 use uuid::Uuid;
 
+/// The table of the log: a restore of older data keeps it (what happened stays on record).
+pub const LOG_TABLE: &str = "audit_log";
+
 /// What kind of principal acted (stored as `actor_kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

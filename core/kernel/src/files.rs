@@ -451,6 +451,9 @@ pub trait FileStore: Send + Sync {
     /// At most `len` bytes of the object from byte `start` (fewer at its end, none past it);
     /// `file.not_found` when there is no object.
     async fn get_range(&self, key: &StoredKey, start: u64, len: u64) -> Result<Vec<u8>>;
+    /// Writes the object to a new file at `path`, streaming it (backups); returns its size in
+    /// bytes. `file.not_found` when there is none.
+    async fn get_to_file(&self, key: &StoredKey, path: &Path) -> Result<u64>;
     /// Backend name for logs and metrics (`local`, `s3`).
     fn kind(&self) -> &'static str;
 }
@@ -552,6 +555,14 @@ impl FileStore for LocalStore {
 
     async fn get_range(&self, key: &StoredKey, start: u64, len: u64) -> Result<Vec<u8>> {
         self.read_range(key, start, len).await
+    }
+
+    async fn get_to_file(&self, key: &StoredKey, path: &Path) -> Result<u64> {
+        match tokio::fs::copy(self.path_of(key), path).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(not_found(key)),
+            Err(e) => Err(self.io_error("reading", key, e)),
+        }
     }
 
     fn kind(&self) -> &'static str {
@@ -815,6 +826,44 @@ impl FileStore for S3Store {
 
     async fn get_range(&self, key: &StoredKey, start: u64, len: u64) -> Result<Vec<u8>> {
         self.download_range(key, start, len).await
+    }
+
+    async fn get_to_file(&self, key: &StoredKey, path: &Path) -> Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object_name(key))
+            .send()
+            .await
+            .map_err(|e| {
+                let absent = e
+                    .as_service_error()
+                    .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key);
+                if absent || is_missing_object(&e) {
+                    not_found(key)
+                } else {
+                    self.sdk_error("reading", key, e)
+                }
+            })?;
+        let local = |e: io::Error| Error::internal(format!("writing {}: {e}", path.display()));
+        let mut file = tokio::fs::File::create(path).await.map_err(local)?;
+        let mut body = object.body;
+        let mut size = 0u64;
+        while let Some(chunk) = body.try_next().await.map_err(|e| {
+            Error::Unavailable(format!(
+                "the S3 file store at {} (bucket '{}') broke off sending '{key}': {}",
+                self.endpoint,
+                self.bucket,
+                error_chain(&e)
+            ))
+        })? {
+            file.write_all(&chunk).await.map_err(local)?;
+            size += chunk.len() as u64;
+        }
+        file.flush().await.map_err(local)?;
+        Ok(size)
     }
 
     fn kind(&self) -> &'static str {

@@ -118,6 +118,19 @@ pub async fn wake(tx: &mut TenantTx, at: DateTime<Utc>) -> Result<()> {
     Ok(())
 }
 
+/// Tells the worker about the tenant's earliest pending job, if any (after a restore loaded
+/// jobs without going through [`enqueue`]).
+pub async fn wake_pending(tx: &mut TenantTx) -> Result<()> {
+    let due: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT min(run_at) FROM jobs WHERE status IN ('pending', 'running')")
+            .fetch_one(tx.conn())
+            .await?;
+    if let Some(at) = due {
+        wake(tx, at).await?;
+    }
+    Ok(())
+}
+
 /// Cancels the pending jobs of `kind` about `subject`, except those keyed in `keep`.
 pub async fn cancel_for(
     tx: &mut TenantTx,

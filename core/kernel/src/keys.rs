@@ -44,3 +44,48 @@ pub async fn data_key(
         None => Ok(None),
     }
 }
+
+/// The tenant's data key as stored (wrapped by the master key), if it has one: what a backup
+/// carries so the tenant's encrypted fields stay readable where it is restored.
+pub async fn wrapped_data_key(tx: &mut TenantTx) -> Result<Option<Vec<u8>>> {
+    Ok(sqlx::query_scalar("SELECT data_key FROM settings")
+        .fetch_one(tx.conn())
+        .await?)
+}
+
+/// Checks that the tenant's data key (if any) opens with `master`; when it does not and
+/// `previous` is given (the master key of the server the data came from), re-wraps it under
+/// `master`. 409 `encryption.master_key_mismatch` when neither opens it.
+pub async fn adopt_data_key(
+    tx: &mut TenantTx,
+    master: Option<&MasterKey>,
+    previous: Option<&MasterKey>,
+) -> Result<()> {
+    let Some(wrapped) = wrapped_data_key(tx).await? else {
+        return Ok(());
+    };
+    let mismatch = || {
+        Error::conflict(
+            "encryption.master_key_mismatch",
+            "the tenant's data key was wrapped by another master key; give that server's master \
+             key so it can be re-wrapped under this server's",
+        )
+    };
+    let Some(master) = master else {
+        return Err(mismatch());
+    };
+    if DataKey::unwrap(master, &wrapped).is_ok() {
+        return Ok(());
+    }
+    let key = previous
+        .and_then(|old| DataKey::unwrap(old, &wrapped).ok())
+        .ok_or_else(mismatch)?;
+    let bytes = key
+        .wrap(master)
+        .map_err(|e| Error::internal(format!("wrapping data key: {e}")))?;
+    sqlx::query("UPDATE settings SET data_key = $1")
+        .bind(bytes)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}

@@ -42,6 +42,15 @@ pub async fn issue_token(
     Ok(token)
 }
 
+/// Revokes every feed token of the tenant (after a restore brought back tokens that had been
+/// revoked or replaced since the backup: users issue new feed links).
+pub async fn revoke_all_tokens(tx: &mut TenantTx) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM calendar_tokens")
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Revokes the feed token of `user` (404 `calendar_token.not_found` when there is none).
 /// Audited.
 pub async fn revoke_token(

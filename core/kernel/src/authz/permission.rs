@@ -60,6 +60,7 @@ permissions! {
     AuditRead => "audit:read", "read the security audit log";
     SensitiveRead => "sensitive:read", "see sensitive fields unmasked";
     TenantManage => "tenant:manage", "change the company's settings";
+    BackupsManage => "backups:manage", "take, download and restore the company's backups";
 }
 
 /// What a permission on a custom object's records allows.

@@ -24,6 +24,42 @@ pub async fn bump_version(tx: &mut TenantTx) -> Result<()> {
     Ok(())
 }
 
+/// The tenant's policy version (what cached enforcers are keyed by).
+pub async fn version(tx: &mut TenantTx) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT policy_version FROM settings")
+        .fetch_one(tx.conn())
+        .await?)
+}
+
+/// Sets the policy version above both its own value and `floor`: after a restore brought back
+/// an older version, no enforcer cached for a version in between may be taken for current.
+pub async fn bump_version_past(tx: &mut TenantTx, floor: i64) -> Result<()> {
+    sqlx::query("UPDATE settings SET policy_version = GREATEST(policy_version, $1) + 1")
+        .bind(floor)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Moves the policies of tenant `from` into this transaction's tenant (a restore into a new
+/// tenant brings rows whose domain is the tenant the backup was taken of).
+pub async fn move_domain(tx: &mut TenantTx, from: uuid::Uuid) -> Result<u64> {
+    let to = tx.tenant().id.to_string();
+    let from = from.to_string();
+    let moved = sqlx::query(
+        "UPDATE casbin_rule SET \
+           v1 = CASE WHEN ptype LIKE 'p%' AND v1 = $1 THEN $2 ELSE v1 END, \
+           v2 = CASE WHEN ptype LIKE 'g%' AND v2 = $1 THEN $2 ELSE v2 END \
+         WHERE (ptype LIKE 'p%' AND v1 = $1) OR (ptype LIKE 'g%' AND v2 = $1)",
+    )
+    .bind(&from)
+    .bind(&to)
+    .execute(tx.conn())
+    .await?;
+    bump_version(tx).await?;
+    Ok(moved.rows_affected())
+}
+
 /// Replaces the roles of a subject.
 pub async fn set_subject_roles(tx: &mut TenantTx, subject: &str, roles: &[String]) -> Result<()> {
     let domain = tx.tenant().id.to_string();

@@ -95,6 +95,31 @@ pub async fn revoke(tx: &mut TenantTx, caller: &Caller, id: Uuid) -> Result<ApiK
     Ok(key)
 }
 
+/// The ids of revoked keys, so a restore of older data can revoke them again.
+pub async fn revoked_ids(tx: &mut TenantTx) -> Result<Vec<Uuid>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL")
+            .fetch_all(tx.conn())
+            .await?,
+    )
+}
+
+/// Revokes the keys `ids` that exist and are still active (the system acting, after a
+/// restore: a key revoked once stays revoked). Returns how many were revoked.
+pub async fn revoke_again(tx: &mut TenantTx, ids: &[Uuid]) -> Result<u64> {
+    let revoked: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = ANY($1) AND revoked_at IS NULL \
+         RETURNING id",
+    )
+    .bind(ids)
+    .fetch_all(tx.conn())
+    .await?;
+    for id in &revoked {
+        policy::set_subject_roles(tx, &policy::api_key_subject(*id), &[]).await?;
+    }
+    Ok(revoked.len() as u64)
+}
+
 /// Resolves a key's hash to its principal; `None` for unknown or revoked keys. A key whose
 /// creator has been deactivated stops working with it (401 `auth.api_key_creator_inactive`):
 /// a key must never outlive the account that answers for it.

@@ -189,6 +189,15 @@ pub async fn revoke_all_of_user(
     Ok(done.rows_affected())
 }
 
+/// Ends every session of the tenant (after a restore brought back sessions that had been
+/// revoked since the backup, everyone signs in again).
+pub async fn revoke_everyone(tx: &mut TenantTx) -> Result<u64> {
+    let done = sqlx::query("UPDATE sessions SET revoked_at = now() WHERE revoked_at IS NULL")
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Expiry of a session, for `/me`.
 pub async fn expires_at(tx: &mut TenantTx, session_id: Uuid) -> Result<Option<DateTime<Utc>>> {
     let at = sqlx::query_scalar("SELECT expires_at FROM sessions WHERE id = $1")

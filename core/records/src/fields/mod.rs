@@ -543,6 +543,23 @@ pub(crate) async fn delete(tx: &mut TenantTx, object: ObjectKey, key: &str) -> R
     bump_metadata_version(tx).await
 }
 
+/// The tenant's metadata version (what per-tenant caches key on).
+pub async fn metadata_version(tx: &mut TenantTx) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT metadata_version FROM settings")
+        .fetch_one(tx.conn())
+        .await?)
+}
+
+/// Sets the metadata version above both its own value and `floor`: after a restore brought
+/// back an older version, no schema cached for a version in between may be taken for current.
+pub async fn bump_metadata_version_past(tx: &mut TenantTx, floor: i64) -> Result<()> {
+    sqlx::query("UPDATE settings SET metadata_version = GREATEST(metadata_version, $1) + 1")
+        .bind(floor)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
 /// Marks the tenant's metadata as changed (per-tenant caches key on it).
 pub async fn bump_metadata_version(tx: &mut TenantTx) -> Result<()> {
     sqlx::query("UPDATE settings SET metadata_version = metadata_version + 1")
