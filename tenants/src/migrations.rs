@@ -87,6 +87,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 16,
         sql: include_str!("tenant_sql/0016_plugins.sql"),
     },
+    TenantMigration {
+        version: 17,
+        sql: include_str!("tenant_sql/0017_exports.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.
