@@ -51,6 +51,8 @@ pub struct AppState {
     pub graphql: Arc<crm_graphql::Gateway>,
     /// Runs plugins (one wasmtime engine, compiled packages cached), shared with the worker.
     pub plugins: crm_plugins::PluginHost,
+    /// The CJK font of printed PDFs (`[export] pdf_font`), read on first use.
+    pub pdf_font: Arc<crm_records::export::pdf::PdfFont>,
 }
 
 impl AppState {
@@ -68,8 +70,13 @@ impl AppState {
         let plugins = crate::plugins::host(&config, db.clone(), master_key.clone(), rules.clone());
         let graphql =
             crate::graphql::gateway(&config, &schemas, master_key.as_ref(), plugins.clone());
+        let pdf_font = Arc::new(crm_records::export::pdf::PdfFont::new(
+            config.export.pdf_font.clone(),
+            config.export.pdf_font_index,
+        ));
         Self {
             plugins,
+            pdf_font,
             files,
             rules,
             graphql,

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod calendar;
 pub mod desk;
 pub mod error;
+pub mod exports;
 pub mod fields;
 pub mod jobs;
 pub mod limits;
@@ -118,6 +119,7 @@ pub type Apis = (
         service_report::ServiceReportApi,
         attachments::AttachmentsApi,
         plugins::PluginsApi,
+        exports::ExportsApi,
     ),
 );
 
@@ -167,6 +169,7 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 service_report::ServiceReportApi(s()),
                 attachments::AttachmentsApi(s()),
                 plugins::PluginsApi(s()),
+                exports::ExportsApi(s()),
             ),
         ),
         "TC CRM",
