@@ -3,6 +3,7 @@
 
 mod api;
 mod dataset;
+mod export;
 mod graphql;
 mod load;
 mod objects;
@@ -16,6 +17,7 @@ mod tenants;
 mod workload;
 
 pub use api::{api, ApiBench};
+pub use export::export;
 pub use graphql::{graphql, GraphqlBench};
 pub use objects::objects;
 pub use plugins::plugins;

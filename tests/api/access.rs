@@ -578,8 +578,9 @@ async fn customers_export_needs_customers_export_and_keeps_scope_and_masking() {
         2,
         "header + the exporter's own customer: {mine}"
     );
+    // Headers in the company's language (zh-CN) when neither the user nor the client asks.
     assert!(
-        lines[0].contains("name") && lines[0].contains("phone"),
+        lines[0].contains("名称") && lines[0].contains("电话"),
         "{}",
         lines[0]
     );

@@ -14,6 +14,7 @@ mod attachments;
 mod audit;
 mod authz;
 mod cli;
+mod export;
 mod fields;
 mod graphql;
 mod helpers;

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 /// Words of the printed pages, `(English, Chinese)`.
-fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
+pub fn t(lang: Lang, en: &'static str, zh: &'static str) -> &'static str {
     match lang {
         Lang::En => en,
         Lang::ZhCn => zh,
@@ -37,19 +37,20 @@ pub struct Printing<'a> {
 }
 
 /// The company's time zone, which printed times are shown in.
-async fn zone(tx: &mut TenantTx) -> Result<chrono_tz::Tz> {
+pub async fn zone(tx: &mut TenantTx) -> Result<chrono_tz::Tz> {
     let zone: String = sqlx::query_scalar("SELECT timezone FROM settings")
         .fetch_one(tx.conn())
         .await?;
     Ok(zone.parse().unwrap_or(chrono_tz::Asia::Shanghai))
 }
 
-fn local(at: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
+/// `2025-03-01 09:30` in `zone`.
+pub fn local(at: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
     at.with_timezone(&zone).format("%Y-%m-%d %H:%M").to_string()
 }
 
 /// The subtitle line every printed page has: who printed it and when.
-fn printed_line(p: &Printing<'_>, zone: chrono_tz::Tz) -> String {
+pub fn printed_line(p: &Printing<'_>, zone: chrono_tz::Tz) -> String {
     format!(
         "{} {} · {} ({zone})",
         t(p.lang, "Printed by", "打印人"),
@@ -190,7 +191,8 @@ fn thousands(amount: f64) -> String {
     format!("{sign}{grouped}.{cents}")
 }
 
-fn pct(share: Option<f64>) -> String {
+/// A share (0.25) as `25.0%`; nothing when there is none.
+pub fn pct(share: Option<f64>) -> String {
     share.map_or_else(String::new, |s| format!("{:.1}%", s * 100.0))
 }
 
