@@ -472,32 +472,47 @@ async fn a_customer_and_the_reports_print_as_pdfs_with_chinese_text() {
         "{audit:?}"
     );
 
-    let sales = pdf_text(
-        &file(
-            &app,
-            "/api/v1/reports/sales/pdf",
-            &t.token,
-            None,
-            "application/pdf",
-        )
-        .await,
-    );
+    // The reports, with an opportunity and a ticket in them.
+    app.post(
+        "/api/v1/opportunities",
+        &t.token,
+        json!({"name": "年度软件采购", "customer_id": cid, "amount": 120000, "currency": "CNY"}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        "/api/v1/tickets",
+        &t.token,
+        json!({"subject": "打印机无法连接", "customer_id": cid, "priority": "high"}),
+    )
+    .await
+    .expect(201);
+    let sales_pdf = file(
+        &app,
+        "/api/v1/reports/sales/pdf",
+        &t.token,
+        None,
+        "application/pdf",
+    )
+    .await;
+    let sales = pdf_text(&sales_pdf);
     assert!(
-        sales.contains("销售报表") && sales.contains("销售漏斗"),
+        sales.contains("销售报表")
+            && sales.contains("销售漏斗")
+            && sales.contains("CNY 120,000.00"),
         "{sales}"
     );
-    let service = pdf_text(
-        &file(
-            &app,
-            "/api/v1/reports/service/pdf",
-            &t.token,
-            None,
-            "application/pdf",
-        )
-        .await,
-    );
+    let service_pdf = file(
+        &app,
+        "/api/v1/reports/service/pdf",
+        &t.token,
+        None,
+        "application/pdf",
+    )
+    .await;
+    let service = pdf_text(&service_pdf);
     assert!(
-        service.contains("服务报表") && service.contains("按优先级"),
+        service.contains("服务报表") && service.contains("按优先级") && service.contains("高"),
         "{service}"
     );
 }

@@ -66,14 +66,14 @@ pub async fn service(
         (
             t(lang, "Satisfaction", "满意度").into(),
             format!(
-                "{} {} · {} {} · {}",
+                "{} {} · {} {}{}",
                 o.csat.sent,
                 t(lang, "sent", "已发送"),
                 o.csat.rated,
                 t(lang, "rated", "已评价"),
                 o.csat
                     .average
-                    .map_or_else(String::new, |a| format!("{a:.2} / 5")),
+                    .map_or_else(String::new, |a| format!(" · {a:.2} / 5")),
             ),
         ),
     ]);
@@ -165,16 +165,19 @@ pub async fn service(
 }
 
 fn target_text(target: &reports::Target, lang: Lang) -> String {
-    format!(
-        "{} ({} {} · {} {} · {} {})",
-        compliance(target.compliance_pct),
+    let counts = format!(
+        "{} {} · {} {} · {} {}",
         target.met,
         t(lang, "met", "达成"),
         target.breached,
         t(lang, "breached", "超时"),
         target.pending,
         t(lang, "pending", "进行中"),
-    )
+    );
+    match target.compliance_pct {
+        Some(_) => format!("{} ({counts})", compliance(target.compliance_pct)),
+        None => counts,
+    }
 }
 
 /// One row of metrics per group (team, assignee).

@@ -285,7 +285,8 @@ impl Layout<'_> {
     }
 
     fn heading(&mut self, text: &str) {
-        self.room(40.0);
+        // A heading keeps at least two rows of what follows on its page.
+        self.room(80.0);
         self.y += 22.0;
         self.text(MARGIN, self.y, 12.5, false, text);
         self.y += 6.0;
@@ -328,9 +329,14 @@ impl Layout<'_> {
     }
 
     fn table(&mut self, columns: &[String], rows: &[Vec<String>]) {
+        // An empty table still says so under its header.
+        let nothing = [vec!["—".to_owned()]];
+        let rows = if rows.is_empty() { &nothing[..] } else { rows };
         let widths = self.column_widths(columns, rows);
         let size = SMALL + 0.5;
-        self.room(size * 4.0);
+        // The header never stands alone at the foot of a page.
+        let first = self.row_height(&widths, &rows[0], size);
+        self.room(self.row_height(&widths, columns, size) + first);
         self.row(&widths, columns, size, true);
         for row in rows {
             let height = self.row_height(&widths, row, size);
