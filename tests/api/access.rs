@@ -7,7 +7,8 @@
 use crate::helpers::{eventually, id, Tenant, TestApp, PASSWORD};
 use serde_json::{json, Value};
 
-async fn role(app: &TestApp, t: &Tenant, name: &str, permissions: &[&str], scope: &str) {
+/// A role with `permissions` and `scope` on every built-in record object.
+pub(crate) async fn role(app: &TestApp, t: &Tenant, name: &str, permissions: &[&str], scope: &str) {
     let scopes: serde_json::Map<String, Value> = [
         "customers",
         "contacts",

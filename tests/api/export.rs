@@ -3,21 +3,11 @@
 //! export permission; a large XLSX written by a job and downloaded; PDFs read back with
 //! pdftotext (poppler-utils, which test.sh installs).
 
+use crate::access::role;
 use crate::helpers::{eventually, id, unique_slug, Tenant, TestApp, PASSWORD};
 use calamine::{Data, Reader, Xlsx};
 use reqwest::StatusCode;
 use serde_json::json;
-
-/// A role on customers (and everything else) with `scope`.
-async fn role(app: &TestApp, t: &Tenant, name: &str, permissions: &[&str], scope: &str) {
-    app.post(
-        "/api/v1/roles",
-        &t.token,
-        json!({"name": name, "permissions": permissions, "scopes": {"customers": scope}}),
-    )
-    .await
-    .expect(201);
-}
 
 /// A custom field on customers with labels in both languages.
 async fn vip_field(app: &TestApp, t: &Tenant) {
@@ -386,6 +376,38 @@ async fn a_large_xlsx_export_is_written_by_a_job_and_downloaded_by_whoever_asked
             .any(|e| e["detail"]["format"] == "xlsx" && e["detail"]["rows"] == 3),
         "{audit:?}"
     );
+
+    // The retention period ends (brought forward here): the file goes, the export says so.
+    let schema = app.schema_of(&t).await;
+    let run_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(&format!(
+        "SELECT run_at FROM \"{schema}\".jobs WHERE kind = 'export.expire' AND status = 'pending'"
+    ))
+    .fetch_one(&app.pool)
+    .await
+    .expect("the expiry is armed");
+    assert!(
+        run_at > chrono::Utc::now() + chrono::Duration::hours(23),
+        "{run_at}"
+    );
+    sqlx::query(&format!(
+        "UPDATE \"{schema}\".jobs SET run_at = now() WHERE kind = 'export.expire'"
+    ))
+    .execute(&app.pool)
+    .await
+    .expect("due");
+    sqlx::query("UPDATE platform.job_hints SET next_run_at = now() WHERE tenant_id = $1::uuid")
+        .bind(&t.id)
+        .execute(&app.pool)
+        .await
+        .expect("hint");
+    eventually("the export's expiry", || async {
+        let s = app.get(&status_url, &t.token).await.expect(200);
+        (s["status"] == "expired").then_some(())
+    })
+    .await;
+    app.get(&download, &t.token)
+        .await
+        .expect_problem(404, "export.expired");
 }
 
 /// The text of a PDF, as pdftotext (poppler-utils) reads it.
