@@ -283,3 +283,43 @@ pub fn accept_language(header: Option<&str>) -> Option<Lang> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language_picks_the_best_of_ours() {
+        assert_eq!(accept_language(Some("en-US,en;q=0.9")), Some(Lang::En));
+        assert_eq!(
+            accept_language(Some("zh-CN,zh;q=0.9,en;q=0.8")),
+            Some(Lang::ZhCn)
+        );
+        assert_eq!(
+            accept_language(Some("fr;q=1, en;q=0.3, zh-TW;q=0.5")),
+            Some(Lang::ZhCn)
+        );
+        assert_eq!(accept_language(Some("fr, de")), None);
+        assert_eq!(accept_language(None), None);
+    }
+
+    #[test]
+    fn a_shared_label_names_its_paths() {
+        let column = |path: &str, label: &str| Column {
+            path: path.into(),
+            header: String::new(),
+            label: label.into(),
+            source: Source::Top(path.into()),
+            ty: None,
+            option_labels: HashMap::new(),
+        };
+        let mut items = vec![
+            column("kind", "类型"),
+            column("custom.kind", "类型"),
+            column("name", "名称"),
+        ];
+        disambiguate(&mut items);
+        let labels: Vec<&str> = items.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels, ["类型 (kind)", "类型 (custom.kind)", "名称"]);
+    }
+}

@@ -331,3 +331,47 @@ pub fn record_ids(records: &[Value]) -> Vec<Uuid> {
         .filter_map(|r| r["id"].as_str().and_then(|id| id.parse().ok()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(raw: &[(&str, &str)]) -> Vec<(String, String)> {
+        raw.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn export_parameters_leave_the_list_parameters_alone() {
+        let (params, rest) = ExportParams::split(pairs(&[
+            ("format", "xlsx"),
+            ("filter[level]", "A"),
+            ("fields", "name,phone"),
+            ("headers", "keys"),
+            ("sort", "-created_at"),
+        ]))
+        .expect("valid");
+        assert_eq!(params.format, Format::Xlsx);
+        assert_eq!(params.fields.as_deref(), Some("name,phone"));
+        assert_eq!(params.headers, HeaderStyle::Keys);
+        assert_eq!(
+            rest,
+            pairs(&[("filter[level]", "A"), ("sort", "-created_at")])
+        );
+        let (params, _) = ExportParams::split(Vec::new()).expect("defaults");
+        assert_eq!(
+            (params.format, params.headers),
+            (Format::Csv, HeaderStyle::Labels)
+        );
+    }
+
+    #[test]
+    fn unknown_formats_and_header_styles_say_what_there_is() {
+        for bad in [("format", "pdf"), ("headers", "names")] {
+            let err = ExportParams::split(pairs(&[bad])).expect_err("refused");
+            assert_eq!(err.code(), "validation.failed");
+            assert!(err.to_string().contains(bad.0), "{err}");
+        }
+    }
+}
