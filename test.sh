@@ -7,7 +7,8 @@
 #   - a project-local virtualenv, .venv-test/, with the Python packages icalendar,
 #     moto[server], aiosmtpd and gql (the system Python is left alone); it comes first on PATH for
 #     the tests, so the `python3` they run is the venv's;
-#   - Debian's chromium with fonts-noto-cjk (Chinese glyphs in the screenshots) and
+#   - Debian's chromium with fonts-noto-cjk (Chinese glyphs in the screenshots and in the
+#     server's PDFs), poppler-utils (pdftotext reads the PDFs back) and
 #     `npm ci --prefix tests/browser` (playwright-core, no downloaded browser);
 #   - the web app's packages, `npm ci --prefix admin-ui` (build.rs builds admin-ui/dist with
 #     them; the tests type-check the app and run its unit tests).
@@ -132,9 +133,14 @@ if [ ! -x "$chromium" ]; then
     apt_install chromium
 fi
 "$chromium" --version 2>/dev/null
-# Without a CJK font the web app's screenshots show boxes instead of Chinese.
+# Without a CJK font the web app's screenshots show boxes instead of Chinese, and the server
+# cannot print PDFs (its default `[export] pdf_font` is this package's NotoSansCJK).
 if ! dpkg -s fonts-noto-cjk >/dev/null 2>&1; then
     apt_install fonts-noto-cjk
+fi
+# The export tests read the PDFs back as text with pdftotext.
+if ! command -v pdftotext >/dev/null 2>&1; then
+    apt_install poppler-utils
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)

@@ -161,6 +161,15 @@ pub enum BenchCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// Load N customers into a fresh tenant, serve it, and time their export as CSV and as
+    /// XLSX (rows/s, size, peak memory) and one customer's PDF. The tenant is removed
+    /// afterwards unless --keep.
+    Export {
+        #[arg(long, default_value_t = 100_000)]
+        customers: usize,
+        #[arg(long)]
+        keep: bool,
+    },
     /// The API against the SQL it stands for: get by id, filtered list, search, create and
     /// update, each driven over HTTP with K connections for S seconds, then run as raw SQL
     /// (one transaction per call, what the design needs) on a pool of K connections; prints
@@ -327,6 +336,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         "--object {other}: the benchmark knows customers and policies"
                     )),
                 },
+                BenchCommand::Export { customers, keep } => {
+                    crate::bench::export(&config, &db.pool, customers, keep).await
+                }
                 BenchCommand::Api(bench) => crate::bench::api(&config, &db.pool, &bench).await,
                 BenchCommand::Graphql(bench) => {
                     crate::bench::graphql(&config, &db.pool, &bench).await

@@ -118,6 +118,13 @@ pub struct Config {
     /// Imports: `[imports]` with `max_bytes` (the largest file, 512 MiB) and
     /// `retention_days` (how long an import's files are kept, 30).
     pub imports: crm_imports::ImportLimits,
+    /// Exports: `[export]` with `async_rows` (XLSX exports above this many rows run as a job
+    /// and answer 202, 10000), `max_rows` (1000000), `retention_hours` (how long a job's file
+    /// stays downloadable, 24), `pdf_font` (a font with Chinese glyphs for PDFs, default
+    /// Debian's fonts-noto-cjk `/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc`) and
+    /// `pdf_font_index` (the face of a `.ttc`; default its Simplified Chinese one).
+    #[serde(serialize_with = "serialize_without_nulls")]
+    pub export: crm_records::export::ExportSettings,
 }
 
 /// `[graphql]` in crm.toml.
@@ -190,6 +197,7 @@ impl Default for Config {
             graphql: GraphqlConfig::default(),
             plugins: crm_plugins::PlatformLimits::default(),
             imports: crm_imports::ImportLimits::default(),
+            export: crm_records::export::ExportSettings::default(),
         }
     }
 }
@@ -271,6 +279,15 @@ impl Config {
         anyhow::ensure!(
             self.jobs_concurrency >= 1,
             "jobs_concurrency must be at least 1"
+        );
+        // Excel holds 1,048,576 rows a sheet, the header included.
+        anyhow::ensure!(
+            (1..=1_048_575).contains(&self.export.max_rows),
+            "export.max_rows must be between 1 and 1048575 (a spreadsheet's rows)"
+        );
+        anyhow::ensure!(
+            self.export.retention_hours >= 1,
+            "export.retention_hours must be at least 1"
         );
         // Uploads are held in memory while they are checked and stored.
         anyhow::ensure!(

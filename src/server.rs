@@ -57,6 +57,8 @@ pub struct AppState {
     pub imports: Arc<crm_imports::Deps>,
     /// Takes and restores per-tenant backups, shared with the worker.
     pub backups: crm_tenants::backup::Backups,
+    /// The CJK font of printed PDFs (`[export] pdf_font`), read on first use.
+    pub pdf_font: Arc<crm_records::export::pdf::PdfFont>,
 }
 
 impl AppState {
@@ -82,10 +84,15 @@ impl AppState {
             master: master_key.clone(),
             retention: ChronoDuration::days(i64::from(config.imports.retention_days)),
         });
+        let pdf_font = Arc::new(crm_records::export::pdf::PdfFont::new(
+            config.export.pdf_font.clone(),
+            config.export.pdf_font_index,
+        ));
         Self {
             backups,
             imports,
             plugins,
+            pdf_font,
             files,
             rules,
             graphql,

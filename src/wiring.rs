@@ -25,8 +25,9 @@ pub fn install_record_hooks() {
 /// What the worker can run, by job kind: mail, task reminders, SLA timers, read-access log
 /// pruning, the workflows'
 /// jobs (rule runs, schedules, actions, webhooks, approval escalations), with a file
-/// store the deletion of stored attachment objects, with a plugin host the events
-/// delivered to plugin installs, and with the imports' dependencies the imports and undos.
+/// store the deletion of stored attachment objects and the files of large exports (written,
+/// then deleted when they expire), with a plugin host the events delivered to plugin
+/// installs, and with the imports' dependencies the imports and undos.
 pub fn job_handlers(
     config: &Config,
     master_key: Option<Arc<crm_core::crypto::MasterKey>>,
@@ -40,7 +41,7 @@ pub fn job_handlers(
     if mail.base_url.is_none() {
         mail.base_url = Some(config.public_url());
     }
-    let send = crm_core::mail::SendMailJob::new(mail, &config.data_dir, master_key)
+    let send = crm_core::mail::SendMailJob::new(mail, &config.data_dir, master_key.clone())
         .map_err(|e| anyhow::anyhow!("mail settings: {e}"))?;
     let mut handlers = Handlers::default();
     handlers.register::<crm_core::mail::OutgoingMail>(Arc::new(send));
@@ -54,6 +55,18 @@ pub fn job_handlers(
     let outbound = crm_core::outbound::Outbound::new(config.outbound.clone(), "TC-CRM-Webhook/1");
     crm_workflows::jobs::register(&mut handlers, rules.clone(), outbound);
     if let Some(store) = files {
+        handlers.register::<crm_records::export::files::ExportFile>(Arc::new(
+            crm_records::export::files::ExportFileJob {
+                store: store.clone(),
+                master_key: master_key.clone(),
+                settings: config.export.clone(),
+            },
+        ));
+        handlers.register::<crm_records::export::files::ExpireExport>(Arc::new(
+            crm_records::export::files::ExpireExportJob {
+                store: store.clone(),
+            },
+        ));
         handlers.register::<crm_desk::attachments::DeleteFiles>(Arc::new(
             crm_desk::attachments::DeleteFilesJob { store },
         ));

@@ -4,6 +4,7 @@
 mod api;
 mod backup;
 mod dataset;
+mod export;
 mod graphql;
 mod load;
 mod objects;
@@ -18,6 +19,7 @@ mod workload;
 
 pub use api::{api, ApiBench};
 pub use backup::backup;
+pub use export::export;
 pub use graphql::{graphql, GraphqlBench};
 pub use objects::objects;
 pub use plugins::plugins;

@@ -155,6 +155,11 @@ impl ApiError {
                 code: "file.too_large",
                 ..
             } => StatusCode::PAYLOAD_TOO_LARGE,
+            // The server lacks the CJK font PDFs need (`[export] pdf_font`): its operator's to fix.
+            Error::BadRequest {
+                code: "export.pdf_font_missing",
+                ..
+            } => StatusCode::SERVICE_UNAVAILABLE,
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,

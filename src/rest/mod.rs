@@ -11,6 +11,7 @@ pub mod backups;
 pub mod calendar;
 pub mod desk;
 pub mod error;
+pub mod exports;
 pub mod fields;
 pub mod imports;
 pub mod jobs;
@@ -122,6 +123,7 @@ pub type Apis = (
         plugins::PluginsApi,
         backups::BackupsApi,
         imports::ImportsApi,
+        exports::ExportsApi,
     ),
 );
 
@@ -173,6 +175,7 @@ pub fn service(state: AppState) -> OpenApiService<Apis, ()> {
                 plugins::PluginsApi(s()),
                 backups::BackupsApi(s()),
                 imports::ImportsApi(s()),
+                exports::ExportsApi(s()),
             ),
         ),
         "TC CRM",

@@ -3,11 +3,16 @@
 
 use super::auth::Auth;
 use super::error::ApiResult;
+use super::records::PdfResponse;
 use crate::server::AppState;
 use chrono::{DateTime, Utc};
+use crm_core::audit::Actor;
 use crm_core::Error;
+use crm_desk::report_pdf;
 use crm_desk::reports::{self, Bound};
 use crm_desk::workflow::StateCategory;
+use crm_records::export::print::Printing;
+use poem::Request;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
@@ -291,5 +296,34 @@ impl ServiceReportApi {
         let report = reports::service(&mut tx, &caller, from, to, Utc::now()).await?;
         tx.commit().await?;
         Ok(Json(report.into()))
+    }
+
+    /// The same service report as a printable PDF, in your language (your locale, else
+    /// `Accept-Language`, else the company's). Needs `reports:read`; audited as
+    /// `reports.exported`.
+    #[oai(path = "/reports/service/pdf", method = "get")]
+    async fn service_report_pdf(
+        &self,
+        auth: Auth,
+        /// Start (inclusive), as for the JSON report.
+        from: Query<Option<String>>,
+        /// End (exclusive).
+        to: Query<Option<String>>,
+        req: &Request,
+    ) -> ApiResult<PdfResponse> {
+        let (from, to) = bounds(from.0.as_deref(), to.0.as_deref())?;
+        let (mut tx, caller, ctx) = self.0.begin(&auth).await?;
+        let lang =
+            crm_records::export::caller_lang(&mut tx, &caller, req.header("accept-language"))
+                .await?;
+        let printing = Printing {
+            by: &ctx.principal.name,
+            lang,
+        };
+        let doc =
+            report_pdf::service(&mut tx, &caller, &Actor::of(&ctx), from, to, &printing).await?;
+        let bytes = self.0.pdf_font.render(doc).await?;
+        tx.commit().await?;
+        Ok(PdfResponse::pdf(bytes, "service-report.pdf"))
     }
 }

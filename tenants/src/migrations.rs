@@ -95,6 +95,10 @@ pub const TENANT_MIGRATIONS: &[TenantMigration] = &[
         version: 18,
         sql: include_str!("tenant_sql/0018_backups.sql"),
     },
+    TenantMigration {
+        version: 19,
+        sql: include_str!("tenant_sql/0019_exports.sql"),
+    },
 ];
 
 /// The version a freshly provisioned tenant has.

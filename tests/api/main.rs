@@ -16,6 +16,7 @@ mod authz;
 mod backup;
 mod backup_same_tenant;
 mod cli;
+mod export;
 mod fields;
 mod graphql;
 mod helpers;

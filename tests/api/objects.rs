@@ -780,10 +780,8 @@ async fn a_custom_objects_records_export_under_its_own_permission() {
         .await;
     assert_eq!(resp.status.as_u16(), 200);
     let csv = resp.body.as_str().unwrap_or_default();
-    assert!(
-        csv.contains("policy_no") && csv.contains("张伟寿险"),
-        "{csv}"
-    );
+    // Headers are the fields' labels in the company's language (zh-CN).
+    assert!(csv.contains("保单号") && csv.contains("张伟寿险"), "{csv}");
     let (_, sales) = app.user_with_roles(&t, &["sales"]).await;
     let refused = app
         .get("/api/v1/records/policies/export", &sales)

@@ -10,6 +10,7 @@ pub mod csat;
 pub mod notices;
 pub mod portal;
 pub mod portal_links;
+pub mod report_pdf;
 pub mod reports;
 pub mod sla;
 pub mod staff;

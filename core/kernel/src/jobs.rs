@@ -368,6 +368,18 @@ async fn view(tx: &mut TenantTx, id: i64) -> Result<JobView> {
         .ok_or_else(|| Error::not_found("job.not_found", format!("no job {id}")))
 }
 
+/// A job's status (one of [`STATUSES`]) and last error, for the service that enqueued it and
+/// shows its progress in its own terms (an export's status); `None` once the job is pruned.
+/// No permission check: the caller answers for showing it.
+pub async fn status_of(tx: &mut TenantTx, id: i64) -> Result<Option<(String, Option<String>)>> {
+    Ok(
+        sqlx::query_as("SELECT status, last_error FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(tx.conn())
+            .await?,
+    )
+}
+
 /// Runs a dead (or cancelled) job again now, with a fresh set of attempts.
 pub async fn retry(tx: &mut TenantTx, caller: &crate::authz::Caller, id: i64) -> Result<JobView> {
     caller.require(crate::authz::Permission::TenantManage)?;

@@ -58,6 +58,33 @@ const COLUMNS: &str = "u.id, u.email, u.name, u.status, u.locale, u.created_at, 
 /// UI languages.
 pub const LOCALES: &[&str] = &["zh-CN", "en"];
 
+/// The locale `user` chose for themselves (`None`: none chosen, or no such user).
+pub async fn own_locale(tx: &mut TenantTx, user: Uuid) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar::<_, Option<String>>("SELECT locale FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(tx.conn())
+            .await?
+            .flatten(),
+    )
+}
+
+/// The names of the users among `ids` (deactivated ones too: history and reports name them).
+pub async fn names(tx: &mut TenantTx, ids: &[Uuid]) -> Result<HashMap<Uuid, String>> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, name FROM users WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(tx.conn())
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The company's own locale (`settings.locale`).
+pub async fn tenant_locale(tx: &mut TenantTx) -> Result<String> {
+    Ok(sqlx::query_scalar("SELECT locale FROM settings")
+        .fetch_one(tx.conn())
+        .await?)
+}
+
 /// Checks a locale against [`LOCALES`].
 pub fn parse_locale(field: &str, raw: &str) -> Result<String, FieldError> {
     if LOCALES.contains(&raw) {

@@ -49,6 +49,20 @@ const FIELDS: &[(&str, &str, &str)] = &[
     ("remind_at", "Reminder", "提醒时间"),
     ("done_at", "Done", "完成时间"),
     ("record_type", "Record type", "记录类型"),
+    // Every record's own columns (exports, printed pages).
+    ("id", "ID", "编号"),
+    ("created_at", "Created", "创建时间"),
+    ("updated_at", "Updated", "更新时间"),
+];
+
+/// (object, English, Chinese) names of one record of the built-in objects.
+const OBJECTS: &[(ObjectKey, &str, &str)] = &[
+    (ObjectKey::Customers, "Customer", "客户"),
+    (ObjectKey::Contacts, "Contact", "联系人"),
+    (ObjectKey::Opportunities, "Opportunity", "商机"),
+    (ObjectKey::Activities, "Activity", "活动"),
+    (ObjectKey::Tasks, "Task", "任务"),
+    (ObjectKey::Tickets, "Ticket", "工单"),
 ];
 
 /// (option, English, Chinese) of the built-in selects' options.
@@ -95,6 +109,17 @@ pub fn field_labels(object: ObjectKey, key: &str) -> Map<String, Value> {
     });
     let mut out = Map::new();
     if let Some((en, zh)) = found {
+        out.insert("en".into(), json!(en));
+        out.insert("zh-CN".into(), json!(zh));
+    }
+    out
+}
+
+/// What one record of a built-in object is called, `{"en": …, "zh-CN": …}` (empty for a
+/// custom object, whose names its company gave).
+pub fn object_labels(object: ObjectKey) -> Map<String, Value> {
+    let mut out = Map::new();
+    if let Some((_, en, zh)) = OBJECTS.iter().find(|(o, _, _)| *o == object) {
         out.insert("en".into(), json!(en));
         out.insert("zh-CN".into(), json!(zh));
     }

@@ -1,7 +1,7 @@
 //! crm-records: the record engine and the objects it serves (customers, contacts,
 //! opportunities, activities, tasks, tickets' columns, and each tenant's custom objects): metadata-driven validation,
 //! dynamic SQL over validated identifiers, history, outbox events, scopes, masking and field
-//! encryption, the customer timeline and calendar feed, CSV export.
+//! encryption, the customer timeline and calendar feed, exports (CSV, XLSX, PDF).
 //!
 //! Higher crates plug in through [`hooks`]: per-object hooks (the desk's tickets) and
 //! listeners (workflows' rule fan-out and approval lock). This crate never names their tables.

@@ -1,50 +1,140 @@
-//! What only some objects have: a customer's export, duplicates, merge, timeline and
-//! contacts; the call register for activities.
+//! What only some objects have: a customer's duplicates, merge, timeline and contacts; the
+//! call register for activities. And every object's export and printable PDF, which the
+//! generic `/records/{object}` paths serve too.
 
 use super::super::auth::Auth;
 use super::super::error::ApiResult;
+use super::super::exports::ExportOut;
 use super::super::{Created, Tag};
 use super::{account_reads, etag, list, open, open_list, query_pairs, RecordPage, RecordResponse};
 use crate::server::AppState;
 use crm_core::audit::Actor;
 use crm_core::context::page_size;
 use crm_core::read_limit::{ReadVerdict, Via};
+use crm_records::export::print::{self, Printing};
+use crm_records::export::{self, Columns, ExportParams, Outcome};
 use crm_records::{customers, register, ObjectKey};
-use poem::Request;
+use poem::{Body, Request};
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
-/// A list's records as CSV (all pages, in the caller's scope, masked as they see them),
-/// counted against the read limit for customers and audited as `<object>.exported`.
+/// A list's records as CSV (streamed) or XLSX (built here, or by a job when large): the
+/// caller's scope and masking, headers in their language. The service checks, counts and
+/// audits; this parses and maps.
 pub(super) async fn export(
     state: &AppState,
     auth: Auth,
     object: ObjectKey,
     req: &Request,
-) -> ApiResult<CsvResponse> {
-    let pairs = query_pairs(req);
+) -> ApiResult<ExportResponse> {
+    let (params, pairs) = ExportParams::split(query_pairs(req))?;
     let (mut tx, rc, lq) = open_list(state, &auth, object, &pairs).await?;
-    let (csv, ids) = crm_records::export::csv(&mut tx, &rc.schema, &rc.access(), lq).await?;
-    let verdict = account_reads(&mut tx, &rc, Via::Export, &ids).await?;
-    if verdict == ReadVerdict::Admitted {
-        crm_core::audit::record(
-            &mut tx,
-            &Actor::of(&rc.ctx),
-            &format!("{object}.exported"),
-            None,
-            json!({ "rows": ids.len(), "query": pairs }),
-        )
-        .await?;
+    let lang = export::caller_lang(&mut tx, &rc.caller, req.header("accept-language")).await?;
+    let columns = Columns::resolve(&rc.schema, params.fields.as_deref(), lang, params.headers)?;
+    let tenant = rc.ctx.tenant.clone();
+    let exporter = rc.into_exporter(columns, lang);
+    let day = chrono::Utc::now().format("%Y%m%d");
+    let filename = format!("{object}-{day}.{}", params.format.as_str());
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    let outcome = export::export(
+        tx,
+        &state.db,
+        &tenant,
+        exporter,
+        lq,
+        params.format,
+        &state.config.export,
+    )
+    .await?;
+    Ok(match outcome {
+        Outcome::Csv(stream) => ExportResponse::Ok(
+            Binary(Body::from_bytes_stream(stream.into_stream())),
+            params.format.content_type().to_owned(),
+            disposition,
+        ),
+        Outcome::File(bytes) => ExportResponse::Ok(
+            Binary(Body::from(bytes)),
+            params.format.content_type().to_owned(),
+            disposition,
+        ),
+        Outcome::Queued(view) => {
+            let location = format!("/api/v1/exports/{}", view.id);
+            ExportResponse::Accepted(Json(view.into()), location)
+        }
+    })
+}
+
+/// A printable PDF of one record (its object's read and export permissions), counted
+/// against the read limit for customers and audited as `<object>.exported`.
+pub(super) async fn record_pdf(
+    state: &AppState,
+    auth: Auth,
+    object: ObjectKey,
+    id: Uuid,
+    req: &Request,
+) -> ApiResult<PdfResponse> {
+    let (mut tx, rc) = open(state, &auth, object).await?;
+    let lang = export::caller_lang(&mut tx, &rc.caller, req.header("accept-language")).await?;
+    let printing = Printing {
+        by: &rc.ctx.principal.name,
+        lang,
+    };
+    let doc = print::record(&mut tx, &rc.schema, &rc.access(), id, &printing).await?;
+    let verdict = account_reads(&mut tx, &rc, Via::Export, &[id]).await?;
+    if verdict == ReadVerdict::Frozen {
+        // The freeze must stay: commit, then refuse.
+        tx.commit().await?;
+        return Err(crm_core::read_limit::frozen_error().into());
     }
+    // Rendered before the commit: without the font, nothing is audited as exported.
+    let bytes = state.pdf_font.render(doc).await?;
     tx.commit().await?;
-    verdict.admit()?;
-    Ok(CsvResponse::Ok(
-        PlainText(csv),
-        format!("attachment; filename=\"{object}.csv\""),
-    ))
+    Ok(PdfResponse::pdf(bytes, &format!("{object}-{id}.pdf")))
+}
+
+/// A printable PDF.
+#[derive(ApiResponse)]
+pub enum PdfResponse {
+    #[oai(status = 200, content_type = "application/pdf")]
+    Ok(
+        Binary<Vec<u8>>,
+        /// `attachment; filename="customers-<id>.pdf"`.
+        #[oai(header = "Content-Disposition")]
+        String,
+    ),
+}
+
+impl PdfResponse {
+    /// `bytes` downloaded as `filename` (ASCII).
+    pub fn pdf(bytes: Vec<u8>, filename: &str) -> PdfResponse {
+        PdfResponse::Ok(
+            Binary(bytes),
+            format!("attachment; filename=\"{filename}\""),
+        )
+    }
+}
+
+/// An export: the file, or a job writing it.
+#[derive(ApiResponse)]
+pub enum ExportResponse {
+    /// The file: CSV (UTF-8 with a BOM, streamed) or XLSX.
+    #[oai(status = 200)]
+    Ok(
+        Binary<Body>,
+        /// `text/csv; charset=utf-8` or the XLSX type.
+        #[oai(header = "Content-Type")]
+        String,
+        /// `attachment; filename="customers-20250301.csv"`.
+        #[oai(header = "Content-Disposition")]
+        String,
+    ),
+    /// Too many rows for one request: a job writes the file. Poll `Location`
+    /// (`GET /api/v1/exports/{id}`) until `status` is `done`, then download.
+    #[oai(status = 202)]
+    Accepted(Json<ExportOut>, #[oai(header = "Location")] String),
 }
 
 #[derive(Object)]
@@ -152,29 +242,28 @@ impl ActivityExtrasApi {
     }
 }
 
-/// A CSV download.
-#[derive(ApiResponse)]
-pub enum CsvResponse {
-    #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
-    Ok(
-        PlainText<String>,
-        /// `attachment; filename="customers.csv"`.
-        #[oai(header = "Content-Disposition")]
-        String,
-    ),
-}
-
 /// What only customers have: duplicates, merge, their contacts.
 pub struct CustomerExtrasApi(pub AppState);
 
 #[OpenApi(tag = "Tag::Records")]
 impl CustomerExtrasApi {
     /// Exports the customers a list with the same parameters would return (all pages, in
-    /// your scope, masked as you see them) as CSV, UTF-8 with a BOM. Needs `customers:read`
-    /// and `customers:export`; at most 100,000 rows (400 `export.too_large` beyond). Audited.
+    /// your scope, masked as you see them), as `/records/customers/export` does: `format`
+    /// (csv, xlsx), `fields`, `headers`. Needs `customers:read` and `customers:export`.
     #[oai(path = "/customers/export", method = "get")]
-    async fn customer_export(&self, auth: Auth, req: &Request) -> ApiResult<CsvResponse> {
+    async fn customer_export(&self, auth: Auth, req: &Request) -> ApiResult<ExportResponse> {
         export(&self.0, auth, ObjectKey::Customers, req).await
+    }
+
+    /// A printable PDF of one customer, as `/records/customers/{id}/pdf`.
+    #[oai(path = "/customers/:id/pdf", method = "get")]
+    async fn customer_pdf(
+        &self,
+        auth: Auth,
+        id: Path<Uuid>,
+        req: &Request,
+    ) -> ApiResult<PdfResponse> {
+        record_pdf(&self.0, auth, ObjectKey::Customers, id.0, req).await
     }
 
     /// Pairs of live customers sharing a phone or e-mail.

@@ -98,18 +98,39 @@ impl RecordsApi {
         list(&self.0, auth, object_of(&object.0)?, req, None).await
     }
 
-    /// Export the records a list with the same parameters would return as CSV (UTF-8 with a
-    /// BOM; all pages, in your scope, masked as you see them): the object's read and export
-    /// permissions (`customers:export` for built-in objects, `<key>:export` for yours); at
-    /// most 100,000 rows. Audited as `<object>.exported`.
+    /// Export the records a list with the same parameters would return (all pages, in your
+    /// scope, masked as you see them). `format=csv` (default; UTF-8 with a BOM, streamed) or
+    /// `xlsx`; `fields=name,phone,custom.vip_level` chooses and orders the columns (API paths;
+    /// an unknown one is 422 `export.unknown_field`); `headers=labels` (default: the field
+    /// labels in your language — your locale, else `Accept-Language`, else the company's) or
+    /// `keys` (API paths). Needs the object's read and export permissions (`customers:export`
+    /// for built-in objects, `<key>:export` for yours); at most `[export] max_rows` rows (400
+    /// `export.too_large`). An XLSX of more than `[export] async_rows` rows answers 202: a
+    /// job writes it, `GET /exports/{id}` tells when it can be downloaded. Audited as
+    /// `<object>.exported` with the format and row count.
     #[oai(path = "/records/:object/export", method = "get")]
     async fn export(
         &self,
         auth: Auth,
         object: Path<String>,
         req: &Request,
-    ) -> ApiResult<super::extras::CsvResponse> {
+    ) -> ApiResult<super::extras::ExportResponse> {
         super::extras::export(&self.0, auth, object_of(&object.0)?, req).await
+    }
+
+    /// A printable PDF of one record: its fields by label in your language, users and related
+    /// records by name, masked as you see them, with Chinese text. Needs the object's read
+    /// and export permissions; audited as `<object>.exported`. 503
+    /// `export.pdf_font_missing` when the server has no CJK font (`[export] pdf_font`).
+    #[oai(path = "/records/:object/:id/pdf", method = "get")]
+    async fn pdf(
+        &self,
+        auth: Auth,
+        object: Path<String>,
+        id: Path<Uuid>,
+        req: &Request,
+    ) -> ApiResult<super::extras::PdfResponse> {
+        super::extras::record_pdf(&self.0, auth, object_of(&object.0)?, id.0, req).await
     }
 
     /// Count the records matching the same filters as the list.

@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 mod extras;
 mod generic;
-pub use extras::{ActivityExtrasApi, CustomerExtrasApi};
+pub use extras::{ActivityExtrasApi, CustomerExtrasApi, ExportResponse, PdfResponse};
 pub use generic::RecordsApi;
 
 /// A record with its version as ETag (send it back as If-Match when updating).
@@ -90,6 +90,22 @@ pub struct RecordCtx {
 }
 
 impl RecordCtx {
+    /// The request as an export's reader: owned, so a streamed body can keep it.
+    pub fn into_exporter(
+        self,
+        columns: crm_records::export::Columns,
+        lang: crm_core::mail::Lang,
+    ) -> crm_records::export::Exporter {
+        crm_records::export::Exporter {
+            schema: self.schema,
+            caller: self.caller,
+            actor: self.actor,
+            key: self.key,
+            columns,
+            lang,
+        }
+    }
+
     pub fn access(&self) -> Access<'_> {
         Access::of_caller(
             &self.caller,

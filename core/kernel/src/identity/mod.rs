@@ -2,10 +2,12 @@
 //! SHA-256 hashes), and the [`Principal`] a credential resolves to.
 
 pub mod api_keys;
+mod on_behalf;
 pub mod sessions;
 pub mod tokens;
 pub mod totp;
 
+pub use on_behalf::principal_of;
 pub use tokens::{CredentialKind, ParsedToken};
 
 use crate::error::{Error, Result};
@@ -156,6 +158,17 @@ impl PrincipalKind {
             PrincipalKind::ApiKey => "api_key",
             PrincipalKind::Plugin => "plugin",
         }
+    }
+
+    /// The kind [`PrincipalKind::as_str`] wrote.
+    pub fn parse(raw: &str) -> Option<PrincipalKind> {
+        [
+            PrincipalKind::User,
+            PrincipalKind::ApiKey,
+            PrincipalKind::Plugin,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == raw)
     }
 }
 

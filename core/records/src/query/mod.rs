@@ -21,7 +21,8 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 /// Comparison operators of filters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
     Eq,
     Ne,
@@ -52,15 +53,15 @@ impl Op {
 }
 
 /// One filter as written in the query string.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Filter {
     pub field: String,
     pub op: Op,
     pub value: String,
 }
 
-/// A list request.
-#[derive(Debug, Default, Clone)]
+/// A list request; serializable, so that work done later (an export job) reads exactly what was asked.
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ListQuery {
     pub filters: Vec<Filter>,
     pub tags: Vec<String>,
