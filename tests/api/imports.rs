@@ -793,6 +793,22 @@ async fn refusals_are_clear_and_imports_are_private() {
         app.get("/api/v1/imports", &t.token).await.expect(200)["items"][0]["id"],
         import.as_str()
     );
+    // Nor does another company's administrator, by id or by undo.
+    let other = app.signup().await;
+    app.get(&format!("/api/v1/imports/{import}"), &other.token)
+        .await
+        .expect_problem(404, "import.not_found");
+    app.post(
+        &format!("/api/v1/imports/{import}/undo"),
+        &other.token,
+        json!({}),
+    )
+    .await
+    .expect_problem(404, "import.not_found");
+    assert_eq!(
+        app.get("/api/v1/imports", &other.token).await.expect(200)["items"],
+        json!([])
+    );
 }
 
 #[tokio::test]

@@ -54,13 +54,6 @@ fn at<'v>(record: &'v Value, path: &str) -> &'v Value {
     }
 }
 
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        _ => a == b,
-    }
-}
-
 /// `{path: {"before": …, "after": …}}` for the fields `body` set whose value changed.
 pub fn changes(body: &Value, before: &Value, after: &Value) -> Value {
     let mut paths: Vec<String> = Vec::new();
@@ -78,7 +71,7 @@ pub fn changes(body: &Value, before: &Value, after: &Value) -> Value {
     let mut out = Map::new();
     for path in paths {
         let (b, a) = (at(before, &path), at(after, &path));
-        if !same(a, b) {
+        if !crm_records::bulk::same(a, b) {
             out.insert(path, json!({ "before": b, "after": a }));
         }
     }

@@ -24,7 +24,7 @@ use crm_records::service::CreateOptions;
 use crm_records::values;
 use crm_records::{ObjectKey, ObjectSchema};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -232,6 +232,9 @@ async fn chunk(deps: &Deps, tx: &mut TenantTx, import: &Import) -> Result<Option
     Ok((!finished).then_some(next_row))
 }
 
+/// A row, its body and its match key (as stored).
+type Keyed<'r> = (&'r Row, Value, Option<String>);
+
 /// What to do with one row.
 enum Plan {
     Create(Value),
@@ -279,9 +282,9 @@ impl<'a> Chunk<'a> {
     async fn run(&mut self, tx: &mut TenantTx, rows: &[Row]) -> Result<()> {
         // Rows whose key repeats an earlier row of this chunk wait for a second pass, when the
         // record the earlier row wrote can be matched.
-        let mut first: Vec<(&Row, Value)> = Vec::new();
-        let mut later: Vec<(&Row, Value)> = Vec::new();
-        let mut keys_seen: Vec<String> = Vec::new();
+        let mut first: Vec<Keyed<'_>> = Vec::new();
+        let mut later: Vec<Keyed<'_>> = Vec::new();
+        let mut keys_seen: HashSet<String> = HashSet::new();
         for row in rows {
             let body = match self.converter.body(&row.cells) {
                 Ok(body) => self.decorate(body),
@@ -291,12 +294,12 @@ impl<'a> Chunk<'a> {
                 }
             };
             match self.key_of(row) {
-                Ok(Some(k)) if keys_seen.contains(&k) => later.push((row, body)),
+                Ok(Some(k)) if keys_seen.contains(&k) => later.push((row, body, Some(k))),
                 Ok(Some(k)) => {
-                    keys_seen.push(k);
-                    first.push((row, body));
+                    keys_seen.insert(k.clone());
+                    first.push((row, body, Some(k)));
                 }
-                Ok(None) => first.push((row, body)),
+                Ok(None) => first.push((row, body, None)),
                 Err(e) => self.fail(row, &e),
             }
         }
@@ -365,24 +368,21 @@ impl<'a> Chunk<'a> {
         }
     }
 
-    /// Decides and writes a set of rows whose keys are all different.
-    async fn pass(&mut self, tx: &mut TenantTx, rows: Vec<(&Row, Value)>) -> Result<()> {
+    /// Decides and writes a set of rows, matching their keys against the records as they
+    /// are when the pass starts.
+    async fn pass(&mut self, tx: &mut TenantTx, rows: Vec<Keyed<'_>>) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut keys: Vec<Option<String>> = Vec::with_capacity(rows.len());
-        for (row, _) in &rows {
-            keys.push(self.key_of(row).ok().flatten());
-        }
         let matched = match self.options.match_key.as_deref() {
             Some(path) => {
-                let wanted: Vec<String> = keys.iter().flatten().cloned().collect();
+                let wanted: Vec<String> = rows.iter().filter_map(|(_, _, k)| k.clone()).collect();
                 bulk::match_ids(tx, self.schema, self.access, path, &wanted).await?
             }
             None => HashMap::new(),
         };
         let mut plans: Vec<(&Row, Plan)> = Vec::with_capacity(rows.len());
-        for ((row, body), key) in rows.into_iter().zip(keys) {
+        for (row, body, key) in rows {
             let hits = key
                 .as_ref()
                 .and_then(|k| matched.get(k))

@@ -346,13 +346,7 @@ pub async fn confirm(
         options.mapping = Some(m);
     }
     check_options(tx, &schema, &import.headers, &options).await?;
-    sqlx::query(
-        "UPDATE imports SET options = $2, status = 'queued', updated_at = now() WHERE id = $1",
-    )
-    .bind(id)
-    .bind(sqlx::types::Json(&options))
-    .execute(tx.conn())
-    .await?;
+    store::queue_with(tx, id, &options).await?;
     queue(tx, id).await?;
     store::get(tx, id, false).await
 }

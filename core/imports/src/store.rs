@@ -195,6 +195,18 @@ pub async fn advance(tx: &mut TenantTx, id: Uuid, p: &Progress, done: bool) -> R
     Ok(())
 }
 
+/// A pending import's confirmed options; it is queued.
+pub async fn queue_with(tx: &mut TenantTx, id: Uuid, options: &ImportOptions) -> Result<()> {
+    sqlx::query(
+        "UPDATE imports SET options = $2, status = 'queued', updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(sqlx::types::Json(options))
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
 /// Sets a status (and why it failed).
 pub async fn set_status(
     tx: &mut TenantTx,

@@ -776,31 +776,12 @@ impl FileStore for S3Store {
     }
 
     async fn get(&self, key: &StoredKey) -> Result<Vec<u8>> {
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.object_name(key))
-            .send()
+        let object = self.open_object(key, None).await?;
+        let body = object
+            .body
+            .collect()
             .await
-            .map_err(|e| {
-                let absent = e
-                    .as_service_error()
-                    .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key);
-                if absent || is_missing_object(&e) {
-                    not_found(key)
-                } else {
-                    self.sdk_error("reading", key, e)
-                }
-            })?;
-        let body = object.body.collect().await.map_err(|e| {
-            Error::Unavailable(format!(
-                "the S3 file store at {} (bucket '{}') broke off sending '{key}': {}",
-                self.endpoint,
-                self.bucket,
-                error_chain(&e)
-            ))
-        })?;
+            .map_err(|e| self.broke_off(key, &e))?;
         Ok(body.into_bytes().to_vec())
     }
 
@@ -829,41 +810,7 @@ impl FileStore for S3Store {
     }
 
     async fn get_to_file(&self, key: &StoredKey, path: &Path) -> Result<u64> {
-        use tokio::io::AsyncWriteExt;
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.object_name(key))
-            .send()
-            .await
-            .map_err(|e| {
-                let absent = e
-                    .as_service_error()
-                    .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key);
-                if absent || is_missing_object(&e) {
-                    not_found(key)
-                } else {
-                    self.sdk_error("reading", key, e)
-                }
-            })?;
-        let local = |e: io::Error| Error::internal(format!("writing {}: {e}", path.display()));
-        let mut file = tokio::fs::File::create(path).await.map_err(local)?;
-        let mut body = object.body;
-        let mut size = 0u64;
-        while let Some(chunk) = body.try_next().await.map_err(|e| {
-            Error::Unavailable(format!(
-                "the S3 file store at {} (bucket '{}') broke off sending '{key}': {}",
-                self.endpoint,
-                self.bucket,
-                error_chain(&e)
-            ))
-        })? {
-            file.write_all(&chunk).await.map_err(local)?;
-            size += chunk.len() as u64;
-        }
-        file.flush().await.map_err(local)?;
-        Ok(size)
+        self.download_to_file(key, path).await
     }
 
     fn kind(&self) -> &'static str {

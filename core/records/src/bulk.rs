@@ -72,7 +72,8 @@ pub async fn create_many(
     let mut ready = checked;
     if schema.object == ObjectKey::Customers && !options.allow_duplicate {
         let refused = duplicates(tx, &ready).await?;
-        ready.retain(|(i, _)| !refused.iter().any(|(r, _)| r == i));
+        let gone: std::collections::HashSet<usize> = refused.iter().map(|(i, _)| *i).collect();
+        ready.retain(|(i, _)| !gone.contains(i));
         for (i, e) in refused {
             outcomes[i] = Some(Err(e));
         }
@@ -372,7 +373,8 @@ pub struct Reverted {
     pub left: Vec<(Option<String>, &'static str, String)>,
 }
 
-fn same(a: &Value, b: &Value) -> bool {
+/// Whether two record values are the same (numbers by value: `12` and `12.0`).
+pub fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         _ => a == b,

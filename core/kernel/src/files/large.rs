@@ -7,6 +7,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -93,6 +94,63 @@ impl S3Store {
         Ok(())
     }
 
+    /// The object (a byte range of it), or `file.not_found`.
+    pub(super) async fn open_object(
+        &self,
+        key: &StoredKey,
+        range: Option<String>,
+    ) -> Result<GetObjectOutput> {
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.object_name(key))
+            .set_range(range)
+            .send()
+            .await
+            .map_err(|e| {
+                let absent = e
+                    .as_service_error()
+                    .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key);
+                if absent || is_missing_object(&e) {
+                    not_found(key)
+                } else if e.code() == Some("InvalidRange") {
+                    Error::bad_request("file.past_end", "the range starts past the end")
+                } else {
+                    self.sdk_error("reading", key, e)
+                }
+            })
+    }
+
+    /// The store stopped sending an object half-way.
+    pub(super) fn broke_off(
+        &self,
+        key: &StoredKey,
+        e: &(dyn std::error::Error + 'static),
+    ) -> Error {
+        Error::Unavailable(format!(
+            "the S3 file store at {} (bucket '{}') broke off sending '{key}': {}",
+            self.endpoint,
+            self.bucket,
+            error_chain(e)
+        ))
+    }
+
+    /// Streams the object into a file at `path`; its size.
+    pub(super) async fn download_to_file(&self, key: &StoredKey, path: &Path) -> Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let object = self.open_object(key, None).await?;
+        let local = |e: io::Error| Error::internal(format!("writing {}: {e}", path.display()));
+        let mut file = tokio::fs::File::create(path).await.map_err(local)?;
+        let mut body = object.body;
+        let mut size = 0u64;
+        while let Some(chunk) = body.try_next().await.map_err(|e| self.broke_off(key, &e))? {
+            file.write_all(&chunk).await.map_err(local)?;
+            size += chunk.len() as u64;
+        }
+        file.flush().await.map_err(local)?;
+        Ok(size)
+    }
+
     pub(super) async fn download_range(
         &self,
         key: &StoredKey,
@@ -104,28 +162,22 @@ impl S3Store {
         }
         let last = start.saturating_add(len - 1);
         let object = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.object_name(key))
-            .range(format!("bytes={start}-{last}"))
-            .send()
+            .open_object(key, Some(format!("bytes={start}-{last}")))
             .await
         {
             Ok(object) => object,
             // Past the end: nothing more to read.
-            Err(e) if e.code() == Some("InvalidRange") => return Ok(Vec::new()),
-            Err(e) if is_missing_object(&e) => return Err(not_found(key)),
-            Err(e) => return Err(self.sdk_error("reading", key, e)),
+            Err(Error::BadRequest {
+                code: "file.past_end",
+                ..
+            }) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
         };
-        let body = object.body.collect().await.map_err(|e| {
-            Error::Unavailable(format!(
-                "the S3 file store at {} (bucket '{}') broke off sending '{key}': {}",
-                self.endpoint,
-                self.bucket,
-                error_chain(&e)
-            ))
-        })?;
+        let body = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.broke_off(key, &e))?;
         Ok(body.into_bytes().to_vec())
     }
 }
