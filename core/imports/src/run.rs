@@ -120,11 +120,12 @@ pub async fn run(deps: &Deps, job_tx: &mut TenantTx, id: Uuid) -> Result<()> {
     }
 }
 
-/// Database and storage outages are retried by the job; anything else ends the import.
+/// Database and storage outages (and a full server) are retried by the job; anything else
+/// ends the import.
 fn is_fatal(e: &Error) -> bool {
     matches!(
         e,
-        Error::Internal(_) | Error::Unavailable(_) | Error::Database(_)
+        Error::Internal(_) | Error::Unavailable(_) | Error::Database(_) | Error::Busy { .. }
     )
 }
 
